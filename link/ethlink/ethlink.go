@@ -1,0 +1,369 @@
+// Package ethlink turns a device that moves whole Ethernet frames (a TAP fd,
+// an AF_PACKET socket, a simulated wire) into a netstack LinkEndpoint, with
+// the two openings mediastack's fast paths need:
+//
+//   - a FrameHook that sees every inbound frame as raw bytes, before a
+//     netstack PacketBuffer exists (building one costs about 100 ns; the fast
+//     receive path is done in less), and
+//   - WriteFrames, a raw frame write below netstack's network layer for the
+//     fast send path.
+//
+// Everything the hook passes becomes a PacketBuffer and goes to netstack,
+// which does ARP/NDP, ICMP, TCP and UDP as usual. Each link package (tap,
+// raw, sim) supplies a Device and embeds the Endpoint this package builds.
+//
+// Frames that are neither for this endpoint's MAC nor broadcast or multicast
+// are dropped and counted (a TAP or AF_PACKET socket sees the whole segment).
+package ethlink
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/link/pcap"
+)
+
+// Device moves whole Ethernet frames (destination MAC first, no FCS).
+type Device interface {
+	// WriteFrames writes frames and returns how many were written. It must
+	// be safe for concurrent use and must not retain the frames.
+	WriteFrames(frames [][]byte) (int, error)
+	// Close releases the device and unblocks a pending ReadFrames.
+	Close() error
+}
+
+// BatchReader is a device the endpoint reads on a goroutine of its own.
+// Devices that push frames instead (link/sim) call Endpoint.DeliverFrame.
+type BatchReader interface {
+	// ReadFrames blocks until at least one frame is available, fills
+	// bufs[i][:sizes[i]] for i < n and returns n. After Close it returns an
+	// error that wraps net.ErrClosed or os.ErrClosed or is link.ErrClosed.
+	ReadFrames(bufs [][]byte, sizes []int) (n int, err error)
+}
+
+// Options configure an Endpoint. Device, MAC and MTU are required.
+type Options struct {
+	Device Device
+	// Reader, when set, is read in batches on a goroutine started at
+	// Attach. Leave nil for devices that push frames with DeliverFrame.
+	Reader BatchReader
+	// MAC is the endpoint's own Ethernet address.
+	MAC tcpip.LinkAddress
+	// MTU is the largest IP packet the link carries (1500 on Ethernet).
+	MTU uint32
+	// BatchSize is how many frames one ReadFrames call may return (default 32).
+	BatchSize int
+	// RXChecksumOffload tells netstack and the fast filter that the device
+	// verified inbound checksums already.
+	RXChecksumOffload bool
+	// Capture, when set, records every frame sent or received.
+	Capture *pcap.Writer
+	// OnReadError is called once, from the reader goroutine, when reading
+	// fails for a reason other than Close (a TAP deleted under us). The
+	// endpoint stops reading; the owner decides what to do.
+	OnReadError func(error)
+}
+
+// MaxVLANHeaderLength is the room an 802.1Q tag takes beyond the plain
+// Ethernet header; read buffers leave it so tagged frames are not cut.
+const MaxVLANHeaderLength = header.EthernetMinimumSize + 4
+
+// Stats counts frames at the link. All fields are updated atomically.
+type Stats struct {
+	RxFrames        atomic.Uint64 // frames read from the device
+	RxHooked        atomic.Uint64 // frames the FrameHook reported Handled
+	RxToNetstack    atomic.Uint64 // frames handed to netstack
+	RxDropShort     atomic.Uint64 // shorter than an Ethernet header
+	RxDropOtherHost atomic.Uint64 // unicast to another MAC
+	RxDropDetached  atomic.Uint64 // arrived with no stack attached
+	TxFrames        atomic.Uint64 // frames written (netstack's and raw)
+	TxErrors        atomic.Uint64 // frames the device refused
+}
+
+// Endpoint is a netstack Ethernet LinkEndpoint over a Device.
+type Endpoint struct {
+	opts Options
+	mac  atomic.Pointer[tcpip.LinkAddress]
+	mtu  atomic.Uint32
+
+	dispatcher atomic.Pointer[dispatcherBox]
+	hook       atomic.Pointer[link.FrameHook]
+
+	startReader sync.Once
+	readerDone  sync.WaitGroup
+	closed      atomic.Bool
+
+	txMu      sync.Mutex
+	txFrames  [][]byte // scratch frames reused by WritePackets
+	txScratch [][]byte
+
+	onCloseMu sync.Mutex
+	onClose   func()
+
+	Stats Stats
+}
+
+type dispatcherBox struct{ d stack.NetworkDispatcher }
+
+var (
+	_ stack.LinkEndpoint = (*Endpoint)(nil)
+	_ link.Hookable      = (*Endpoint)(nil)
+	_ link.FrameWriter   = (*Endpoint)(nil)
+)
+
+// New validates opts and returns an Endpoint. Reading starts when netstack
+// attaches the endpoint to a NIC.
+func New(opts Options) (*Endpoint, error) {
+	if opts.Device == nil {
+		return nil, errors.New("ethlink: Options.Device is nil")
+	}
+	if len(opts.MAC) != header.EthernetAddressSize {
+		return nil, fmt.Errorf("ethlink: MAC %q is not a 6-byte Ethernet address", opts.MAC)
+	}
+	if opts.MTU < header.IPv4MinimumProcessableDatagramSize || opts.MTU > 65535 {
+		return nil, fmt.Errorf("ethlink: MTU %d out of range [%d, 65535]", opts.MTU, header.IPv4MinimumProcessableDatagramSize)
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 32
+	}
+	e := &Endpoint{opts: opts}
+	mac := opts.MAC
+	e.mac.Store(&mac)
+	e.mtu.Store(opts.MTU)
+	return e, nil
+}
+
+// SetFrameHook implements link.Hookable.
+func (e *Endpoint) SetFrameHook(h link.FrameHook) {
+	if h == nil {
+		e.hook.Store(nil)
+		return
+	}
+	e.hook.Store(&h)
+}
+
+// DeliverFrame runs one inbound frame through the hook and, unless the hook
+// handled it, hands a copy to netstack. frame is not retained. Devices that
+// push frames (link/sim) and tests call it; BatchReader devices are read by
+// the endpoint itself.
+func (e *Endpoint) DeliverFrame(frame []byte) {
+	e.Stats.RxFrames.Add(1)
+	if c := e.opts.Capture; c != nil {
+		_ = c.WriteFrame(frame)
+	}
+	if h := e.hook.Load(); h != nil && (*h)(frame) == link.Handled {
+		e.Stats.RxHooked.Add(1)
+		return
+	}
+	if len(frame) < header.EthernetMinimumSize {
+		e.Stats.RxDropShort.Add(1)
+		return
+	}
+	eth := header.Ethernet(frame)
+	dst := eth.DestinationAddress()
+	var pktType tcpip.PacketType
+	switch {
+	case dst == header.EthernetBroadcastAddress:
+		pktType = tcpip.PacketBroadcast
+	case header.IsMulticastEthernetAddress(dst):
+		pktType = tcpip.PacketMulticast
+	case dst == e.LinkAddress():
+		pktType = tcpip.PacketHost
+	default:
+		e.Stats.RxDropOtherHost.Add(1)
+		return
+	}
+	box := e.dispatcher.Load()
+	if box == nil {
+		e.Stats.RxDropDetached.Add(1)
+		return
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		Payload: buffer.MakeWithData(frame),
+	})
+	defer pkt.DecRef()
+	if _, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize); !ok {
+		e.Stats.RxDropShort.Add(1)
+		return
+	}
+	pkt.PktType = pktType
+	e.Stats.RxToNetstack.Add(1)
+	box.d.DeliverNetworkPacket(eth.Type(), pkt)
+}
+
+// WriteFrames implements link.FrameWriter: raw frames straight to the device.
+func (e *Endpoint) WriteFrames(frames [][]byte) (int, error) {
+	if e.closed.Load() {
+		return 0, link.ErrClosed
+	}
+	if c := e.opts.Capture; c != nil {
+		for _, f := range frames {
+			_ = c.WriteFrame(f)
+		}
+	}
+	n, err := e.opts.Device.WriteFrames(frames)
+	e.Stats.TxFrames.Add(uint64(n))
+	if err != nil {
+		e.Stats.TxErrors.Add(uint64(len(frames) - n))
+	}
+	return n, err
+}
+
+// WritePackets implements stack.LinkWriter: each packet is flattened into a
+// reused frame buffer and written to the device. Like netstack's own links it
+// leaves the packets' references to the caller.
+func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	e.txMu.Lock()
+	defer e.txMu.Unlock()
+	frames := e.txFrames[:0]
+	for i, pkt := range pkts.AsSlice() {
+		if i == len(e.txScratch) {
+			e.txScratch = append(e.txScratch, nil)
+		}
+		buf := e.txScratch[i][:0]
+		for _, s := range pkt.AsSlices() {
+			buf = append(buf, s...)
+		}
+		e.txScratch[i] = buf
+		frames = append(frames, buf)
+	}
+	e.txFrames = frames[:0]
+	n, err := e.WriteFrames(frames)
+	if err != nil {
+		switch {
+		case n > 0:
+			return n, nil
+		case errors.Is(err, link.ErrQueueFull):
+			return 0, &tcpip.ErrWouldBlock{}
+		case errors.Is(err, link.ErrClosed):
+			return 0, &tcpip.ErrClosedForSend{}
+		default:
+			return 0, &tcpip.ErrAborted{}
+		}
+	}
+	return n, nil
+}
+
+// Attach implements stack.NetworkLinkEndpoint. The first attach starts the
+// reader goroutine for BatchReader devices.
+func (e *Endpoint) Attach(d stack.NetworkDispatcher) {
+	if d == nil {
+		e.dispatcher.Store(nil)
+		return
+	}
+	e.dispatcher.Store(&dispatcherBox{d: d})
+	if e.opts.Reader != nil {
+		e.startReader.Do(func() {
+			e.readerDone.Add(1)
+			go e.readLoop()
+		})
+	}
+}
+
+func (e *Endpoint) readLoop() {
+	defer e.readerDone.Done()
+	size := int(e.opts.MTU) + MaxVLANHeaderLength
+	bufs := make([][]byte, e.opts.BatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	sizes := make([]int, e.opts.BatchSize)
+	for {
+		n, err := e.opts.Reader.ReadFrames(bufs, sizes)
+		for i := 0; i < n; i++ {
+			e.DeliverFrame(bufs[i][:sizes[i]])
+		}
+		if err != nil {
+			if !e.closed.Load() && e.opts.OnReadError != nil {
+				e.opts.OnReadError(err)
+			}
+			return
+		}
+	}
+}
+
+// IsAttached implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) IsAttached() bool { return e.dispatcher.Load() != nil }
+
+// MTU implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) MTU() uint32 { return e.mtu.Load() }
+
+// SetMTU implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) SetMTU(mtu uint32) { e.mtu.Store(mtu) }
+
+// MaxHeaderLength implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) MaxHeaderLength() uint16 { return header.EthernetMinimumSize }
+
+// LinkAddress implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) LinkAddress() tcpip.LinkAddress { return *e.mac.Load() }
+
+// SetLinkAddress implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) SetLinkAddress(addr tcpip.LinkAddress) { e.mac.Store(&addr) }
+
+// Capabilities implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
+	c := stack.CapabilityResolutionRequired
+	if e.opts.RXChecksumOffload {
+		c |= stack.CapabilityRXChecksumOffload
+	}
+	return c
+}
+
+// ARPHardwareType implements stack.NetworkLinkEndpoint.
+func (*Endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
+
+// AddHeader implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) AddHeader(pkt *stack.PacketBuffer) {
+	eth := header.Ethernet(pkt.LinkHeader().Push(header.EthernetMinimumSize))
+	fields := header.EthernetFields{
+		SrcAddr: pkt.EgressRoute.LocalLinkAddress,
+		DstAddr: pkt.EgressRoute.RemoteLinkAddress,
+		Type:    pkt.NetworkProtocolNumber,
+	}
+	if fields.SrcAddr == "" {
+		fields.SrcAddr = e.LinkAddress()
+	}
+	eth.Encode(&fields)
+}
+
+// ParseHeader implements stack.NetworkLinkEndpoint.
+func (*Endpoint) ParseHeader(pkt *stack.PacketBuffer) bool {
+	_, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
+	return ok
+}
+
+// Wait implements stack.NetworkLinkEndpoint: it waits for the reader.
+func (e *Endpoint) Wait() { e.readerDone.Wait() }
+
+// Close implements stack.NetworkLinkEndpoint. It closes the device, which
+// stops the reader; Wait then returns.
+func (e *Endpoint) Close() {
+	if e.closed.Swap(true) {
+		return
+	}
+	e.onCloseMu.Lock()
+	action := e.onClose
+	e.onCloseMu.Unlock()
+	if action != nil {
+		action()
+	}
+	_ = e.opts.Device.Close()
+}
+
+// Closed reports whether Close was called.
+func (e *Endpoint) Closed() bool { return e.closed.Load() }
+
+// SetOnCloseAction implements stack.NetworkLinkEndpoint.
+func (e *Endpoint) SetOnCloseAction(f func()) {
+	e.onCloseMu.Lock()
+	e.onClose = f
+	e.onCloseMu.Unlock()
+}
