@@ -221,7 +221,19 @@ func (s *Stack) Settle() {
 // Close aborts every endpoint, removes the NICs (closing their links) and
 // waits for every goroutine the stack and its links started.
 func (s *Stack) Close() {
-	s.closeOnce.Do(func() { s.ns.Destroy() })
+	s.closeOnce.Do(func() {
+		// netstack's Destroy waits for each link before it closes it, which
+		// never returns for a link whose reader is blocked on its device
+		// (tap, raw). Close the links first (each removes its NIC), then
+		// wait for them.
+		for _, l := range s.links {
+			l.Close()
+		}
+		s.ns.Destroy()
+		for _, l := range s.links {
+			l.Wait()
+		}
+	})
 }
 
 // DialTCP connects to raddr.

@@ -1,0 +1,96 @@
+//go:build linux
+
+package netnstest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// capabilities returns the calling thread's capability sets.
+func capabilities() (unix.CapUserHeader, [2]unix.CapUserData, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData // version 3 uses two 32-bit words
+	err := unix.Capget(&hdr, &data[0])
+	return hdr, data, err
+}
+
+func hasCap(data [2]unix.CapUserData, c int) bool {
+	return data[c/32].Effective&(1<<(uint(c)%32)) != 0
+}
+
+func checkPrivileges() error {
+	_, data, err := capabilities()
+	if err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	var missing []error
+	if !hasCap(data, unix.CAP_NET_ADMIN) {
+		missing = append(missing, errors.New("CAP_NET_ADMIN"))
+	}
+	if !hasCap(data, unix.CAP_NET_RAW) {
+		missing = append(missing, errors.New("CAP_NET_RAW"))
+	}
+	if missing != nil {
+		return fmt.Errorf("missing %v: run the tests as root", errors.Join(missing...))
+	}
+	return nil
+}
+
+// WithoutCapabilities runs f on an OS thread of its own whose effective
+// capability set lacks caps (e.g. unix.CAP_NET_ADMIN), to see what a process
+// without them gets. Capabilities are per thread on Linux; the thread is
+// thrown away afterwards, never reused. f must not call t.Fatal or
+// t.FailNow (it runs on another goroutine): return results through its
+// closure.
+func WithoutCapabilities(t testing.TB, f func(), caps ...int) {
+	t.Helper()
+	done := make(chan error)
+	go func() {
+		// Never unlocked: the runtime ends the thread with the goroutine.
+		runtime.LockOSThread()
+		hdr, data, err := capabilities()
+		if err == nil {
+			for _, c := range caps {
+				data[c/32].Effective &^= 1 << (uint(c) % 32)
+			}
+			err = unix.Capset(&hdr, &data[0])
+		}
+		if err != nil {
+			done <- fmt.Errorf("dropping capabilities: %w", err)
+			return
+		}
+		f()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ownProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return signalGroup(cmd, syscall.SIGKILL) }
+}
+
+func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
+	if cmd.Process == nil {
+		return errors.New("process not started")
+	}
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return cmd.Process.Signal(sig)
+	}
+	// The group's ID is the leader's PID; a negative PID names the group.
+	if err := syscall.Kill(-cmd.Process.Pid, s); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+//go:build linux
+
+package raw
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+
+	"github.com/mediastack/mediastack/link"
+)
+
+// capHint is appended to every permission error.
+const capHint = "needs CAP_NET_RAW (run as root or setcap cap_net_admin,cap_net_raw+ep)"
+
+// socketBufferSize is asked of the kernel for each direction, so a burst
+// from a fast peer waits in the socket instead of being dropped.
+const socketBufferSize = 4 << 20
+
+func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats) (device, tcpip.LinkAddress, uint32, error) {
+	ifindex, err := interfaceIndex(name)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	ifi, err := net.InterfaceByIndex(ifindex)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("raw: interface %q not found: %w", name, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, "", 0, fmt.Errorf("raw: interface %q is not an Ethernet interface (link address %q)", name, ifi.HardwareAddr)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return nil, "", 0, fmt.Errorf("raw: interface %q is down: bring it up first (ip link set dev %s up)", name, name)
+	}
+	ifaceMAC := tcpip.LinkAddress(ifi.HardwareAddr)
+	if mac == "" {
+		mac = ifaceMAC
+	}
+
+	// Protocol 0: nothing arrives until bind picks the interface.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return nil, "", 0, fmt.Errorf("raw: opening an AF_PACKET socket on %s %s: %w", name, capHint, err)
+		}
+		return nil, "", 0, fmt.Errorf("raw: opening an AF_PACKET socket on %s: %w", name, err)
+	}
+	if err := configureSocket(fd, ifindex, mac != ifaceMAC); err != nil {
+		unix.Close(fd)
+		return nil, "", 0, fmt.Errorf("raw %s: %w", name, err)
+	}
+	// The descriptor is non-blocking, so os.NewFile puts it in the poller.
+	f := os.NewFile(uintptr(fd), "packet:"+name)
+	s, err := newPacketSocket(f, name, stats)
+	if err != nil {
+		f.Close()
+		return nil, "", 0, err
+	}
+	return s, mac, uint32(ifi.MTU), nil
+}
+
+// interfaceIndex looks name up with SIOCGIFINDEX, which says precisely
+// whether it exists in the caller's network namespace.
+func interfaceIndex(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("raw: opening a control socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("raw: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return 0, fmt.Errorf("raw: interface %q not found (ip -br link lists the interfaces)", name)
+		}
+		return 0, fmt.Errorf("raw: looking up interface %q: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
+func configureSocket(fd, ifindex int, promisc bool) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fmt.Errorf("PACKET_AUXDATA: %w", err)
+	}
+	// Kernels before 4.20 lack it; the reader also drops PACKET_OUTGOING.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil && !errors.Is(err, unix.ENOPROTOOPT) {
+		return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
+	}
+	for _, opt := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+		// The FORCE variant needs CAP_NET_ADMIN; the plain one is capped
+		// by net.core.[rw]mem_max. Either is fine.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], socketBufferSize); err != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], socketBufferSize)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	if promisc {
+		// Frames for a MAC the interface does not own need promiscuous
+		// mode; the membership ends when the socket closes.
+		mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+			return fmt.Errorf("promiscuous mode for a MAC other than the interface's: %w", err)
+		}
+	}
+	return nil
+}
+
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// packetSocket reads and writes frames on the AF_PACKET socket through the
+// Go poller: a read that would block parks the goroutine, and Close wakes it.
+type packetSocket struct {
+	iface  string
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+	stats  *DeviceStats
+
+	// Reader state, used only by the one goroutine in ReadFrames. The
+	// callbacks are bound once so a batch allocates nothing.
+	rx     *mmsgBatch
+	rbufs  [][]byte
+	rsizes []int
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+
+	wmu     sync.Mutex
+	tx      mmsgBatch
+	wcount  int
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
+}
+
+func newPacketSocket(f *os.File, iface string, stats *DeviceStats) (*packetSocket, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("raw %s: %w", iface, err)
+	}
+	s := &packetSocket{iface: iface, f: f, rc: rc, stats: stats, rx: newRecvBatch(batchSize)}
+	s.readFn = s.readSome
+	s.writeFn = s.writeAll
+	return s, nil
+}
+
+// ReadFrames implements ethlink.BatchReader with one recvmmsg per batch.
+// Dropped frames are skipped by reordering bufs (the buffers are
+// interchangeable), so the n frames returned are bufs[:n].
+func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
+	err := s.rc.Read(s.readFn)
+	n := s.rn
+	if err == nil {
+		err = s.rerr
+	}
+	s.rbufs, s.rsizes = nil, nil
+	if err != nil {
+		return n, s.readError(err)
+	}
+	return n, nil
+}
+
+// readSome is the poller callback: false means "wait until readable".
+func (s *packetSocket) readSome(fd uintptr) bool {
+	for {
+		n := s.rx.prepareRecv(s.rbufs)
+		got, err := recvmmsg(int(fd), s.rx.msgs[:n])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			s.rerr = err
+			return true
+		}
+		kept := 0
+		for i := 0; i < got; i++ {
+			m := &s.rx.msgs[i]
+			if m.hdr.Flags&unix.MSG_TRUNC != 0 {
+				s.stats.RxTruncated.Add(1)
+				continue
+			}
+			if s.rx.names[i].Pkttype == unix.PACKET_OUTGOING {
+				s.stats.RxOutgoing.Add(1)
+				continue
+			}
+			size := int(m.len)
+			if status, ok := s.rx.auxStatus(i); ok && status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+				if completeChecksum(s.rbufs[i][:size]) {
+					s.stats.RxChecksumCompleted.Add(1)
+				}
+			}
+			s.rbufs[kept], s.rbufs[i] = s.rbufs[i], s.rbufs[kept]
+			s.rsizes[kept] = size
+			kept++
+		}
+		if kept > 0 {
+			s.rn = kept
+			return true
+		}
+	}
+}
+
+func (s *packetSocket) readError(err error) error {
+	switch {
+	case s.closed.Load():
+		return link.ErrClosed
+	case errors.Is(err, unix.ENETDOWN):
+		return fmt.Errorf("raw: interface %q went down or was deleted: %w", s.iface, err)
+	default:
+		return fmt.Errorf("raw %s: recvmmsg: %w", s.iface, err)
+	}
+}
+
+// WriteFrames implements ethlink.Device with sendmmsg. It never waits: a
+// full socket buffer or queue is reported as link.ErrQueueFull.
+func (s *packetSocket) WriteFrames(frames [][]byte) (int, error) {
+	if len(frames) == 0 {
+		return 0, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return 0, link.ErrClosed
+	}
+	s.tx.prepareSend(frames)
+	s.wcount, s.wn, s.werr = len(frames), 0, nil
+	err := s.rc.Write(s.writeFn)
+	n := s.wn
+	if err == nil {
+		err = s.werr
+	}
+	switch {
+	case err == nil:
+		return n, nil
+	case s.closed.Load():
+		return n, link.ErrClosed
+	case errors.Is(err, link.ErrQueueFull):
+		return n, err
+	case errors.Is(err, unix.EMSGSIZE):
+		return n, fmt.Errorf("raw %s: %d-byte frame: %w", s.iface, len(frames[n]), link.ErrFrameTooBig)
+	case errors.Is(err, unix.ENETDOWN):
+		return n, fmt.Errorf("raw: interface %q is down: %w", s.iface, err)
+	case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENODEV):
+		return n, fmt.Errorf("raw: interface %q is gone (deleted?): %w", s.iface, err)
+	default:
+		return n, fmt.Errorf("raw %s: sendmmsg: %w", s.iface, err)
+	}
+}
+
+func (s *packetSocket) writeAll(fd uintptr) bool {
+	for s.wn < s.wcount {
+		n, err := sendmmsg(int(fd), s.tx.msgs[s.wn:s.wcount])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN || err == unix.ENOBUFS:
+			s.werr = link.ErrQueueFull
+			return true
+		case err != nil:
+			s.werr = err
+			return true
+		}
+		s.wn += n
+	}
+	return true
+}
+
+// Close implements ethlink.Device. Closing through os.File wakes a
+// ReadFrames parked in the poller.
+func (s *packetSocket) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.f.Close()
+}

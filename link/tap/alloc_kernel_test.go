@@ -1,0 +1,112 @@
+//go:build linux
+
+package tap
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/internal/netnstest"
+)
+
+// TestReadWriteAllocateNothing: writing a frame to the TAP and reading one
+// from it allocates nothing (the fast paths write and read here).
+func TestReadWriteAllocateNothing(t *testing.T) {
+	netnstest.Require(t)
+	netnstest.RequireTUN(t)
+	name := netnstest.UniqueName("mst")
+	dev, _, err := openDevice(name, DefaultMTU, new(DeviceStats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() }) // the kernel deletes the TAP with it
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel sends frames out of the TAP (to us) from an AF_PACKET socket.
+	ifi, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(ifi) })
+	index, err := interfaceIndex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(ifi, &unix.SockaddrLinklayer{Ifindex: index}); err != nil {
+		t.Fatal(err)
+	}
+	// A broadcast frame of the IEEE local experimental EtherType, which the
+	// kernel hands to no protocol.
+	frame := make([]byte, 60)
+	copy(frame, "\xff\xff\xff\xff\xff\xff\x02\x00\x5e\x00\x53\x01\x88\xb5")
+	frames := [][]byte{frame}
+	bufs := make([][]byte, 32)
+	for i := range bufs {
+		bufs[i] = make([]byte, DefaultMTU+18)
+	}
+	sizes := make([]int, len(bufs))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := dev.WriteFrames(frames); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.Write(ifi, frame); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dev.ReadFrames(bufs, sizes); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("WriteFrames+ReadFrames allocated %v times per frame, want 0", allocs)
+	}
+}
+
+func interfaceIndex(name string) (int, error) {
+	fd, err := controlSocket()
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// BenchmarkWriteFrames: batches of 32 frames written to the TAP (one write
+// each), which the kernel receives and drops.
+func BenchmarkWriteFrames(b *testing.B) {
+	netnstest.Require(b)
+	netnstest.RequireTUN(b)
+	name := netnstest.UniqueName("mst")
+	dev, _, err := openDevice(name, DefaultMTU, new(DeviceStats))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dev.Close() })
+	for _, size := range []int{60, 200, 1514} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			frames := make([][]byte, 32)
+			for i := range frames {
+				frames[i] = make([]byte, size)
+				copy(frames[i], "\xff\xff\xff\xff\xff\xff\x02\x00\x5e\x00\x53\x01\x88\xb5")
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(size * len(frames)))
+			for i := 0; i < b.N; i++ {
+				if _, err := dev.WriteFrames(frames); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(frames))/b.Elapsed().Seconds(), "pkts/s")
+		})
+	}
+}

@@ -1,0 +1,152 @@
+// Package tap gives netstack an Ethernet link over a Linux TAP device.
+//
+// New creates the TAP device by name (or attaches to an existing one, e.g. a
+// persistent TAP made with `ip tuntap add`), sets it up with the requested
+// MTU and returns an Endpoint: a link/ethlink Endpoint whose device is the
+// TAP file descriptor. Plug it into a stack as any other link:
+//
+//	ep, err := tap.New(tap.Options{Name: "ms0"})
+//	...
+//	st, err := stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "ms0", Link: ep, Addrs: ...}}})
+//
+// The kernel sees the other end of the TAP as an ordinary interface: address
+// it, route through it, move it into a network namespace. The stack has a MAC
+// of its own (Options.MAC), distinct from the kernel interface's MAC.
+//
+// The descriptor is non-blocking and read through the Go runtime's poller, so
+// the reader goroutine parks without holding a thread and Close wakes it. A
+// TAP deleted while in use makes the reader stop and report the error to
+// Options.OnReadError exactly once.
+//
+// TAP needs Linux; elsewhere New returns an error saying so.
+package tap
+
+import (
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/mediastack/mediastack/link/ethlink"
+	"github.com/mediastack/mediastack/link/pcap"
+)
+
+// Options configure a TAP endpoint.
+type Options struct {
+	// Name is the TAP device's name (at most 15 bytes). An existing TAP of
+	// that name is attached to; an empty name lets the kernel pick tapN.
+	Name string
+	// MAC is the stack's Ethernet address on the link. The default is a
+	// random locally administered unicast address.
+	MAC tcpip.LinkAddress
+	// MTU is the link MTU (default 1500). New sets the device's MTU to it.
+	MTU uint32
+	// Capture, when set, records every frame sent or received.
+	Capture *pcap.Writer
+	// OnReadError is called once, from the reader goroutine, when reading
+	// the TAP fails for a reason other than Close (the device was deleted).
+	OnReadError func(error)
+}
+
+// DefaultMTU is the MTU used when Options.MTU is zero.
+const DefaultMTU = 1500
+
+// maxNameLen is IFNAMSIZ minus the terminating NUL.
+const maxNameLen = 15
+
+// Endpoint is a netstack link endpoint over a TAP device. Everything but
+// Name and DeviceStats comes from the embedded ethlink.Endpoint.
+type Endpoint struct {
+	*ethlink.Endpoint
+	name  string
+	stats *DeviceStats
+}
+
+var _ stack.LinkEndpoint = (*Endpoint)(nil)
+
+// DeviceStats counts what the TAP device layer drops before the frame
+// reaches ethlink. Fields are updated atomically.
+type DeviceStats struct {
+	// RxTooBig counts frames longer than the read buffer (the device's MTU
+	// was raised behind our back); they are dropped, not truncated.
+	RxTooBig atomic.Uint64
+}
+
+// device is what the platform code returns: a frame device read in batches.
+type device interface {
+	ethlink.Device
+	ethlink.BatchReader
+}
+
+// New creates or attaches the TAP device opts.Name, sets it up and returns an
+// endpoint over it. Reading starts when netstack attaches the endpoint.
+func New(opts Options) (*Endpoint, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	stats := new(DeviceStats)
+	dev, name, err := openDevice(opts.Name, opts.MTU, stats)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := ethlink.New(ethlink.Options{
+		Device:      dev,
+		Reader:      dev,
+		MAC:         opts.MAC,
+		MTU:         opts.MTU,
+		Capture:     opts.Capture,
+		OnReadError: opts.OnReadError,
+	})
+	if err != nil {
+		_ = dev.Close()
+		return nil, fmt.Errorf("tap %s: %w", name, err)
+	}
+	return &Endpoint{Endpoint: ep, name: name, stats: stats}, nil
+}
+
+// Name returns the TAP device's name (the kernel's choice when Options.Name
+// was empty).
+func (e *Endpoint) Name() string { return e.name }
+
+// DeviceStats returns the device-level drop counters.
+func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
+
+func (o *Options) setDefaults() error {
+	if len(o.Name) > maxNameLen {
+		return fmt.Errorf("tap: name %q is longer than %d bytes", o.Name, maxNameLen)
+	}
+	if o.Name == "." || o.Name == ".." || strings.ContainsAny(o.Name, "/: \t\n") {
+		return fmt.Errorf("tap: %q is not a valid interface name", o.Name)
+	}
+	if o.MTU == 0 {
+		o.MTU = DefaultMTU
+	}
+	if o.MTU < header.IPv4MinimumProcessableDatagramSize || o.MTU > 65535 {
+		return fmt.Errorf("tap: MTU %d out of range [%d, 65535]", o.MTU, header.IPv4MinimumProcessableDatagramSize)
+	}
+	if o.MAC == "" {
+		mac, err := randomMAC()
+		if err != nil {
+			return err
+		}
+		o.MAC = mac
+	}
+	if len(o.MAC) != header.EthernetAddressSize || o.MAC[0]&1 != 0 {
+		return fmt.Errorf("tap: MAC %q is not a unicast Ethernet address", o.MAC)
+	}
+	return nil
+}
+
+// randomMAC returns a random locally administered unicast MAC.
+func randomMAC() (tcpip.LinkAddress, error) {
+	var b [header.EthernetAddressSize]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("tap: picking a random MAC: %w", err)
+	}
+	b[0] = b[0]&^0x01 | 0x02 // unicast, locally administered
+	return tcpip.LinkAddress(b[:]), nil
+}

@@ -1,0 +1,214 @@
+//go:build linux
+
+package tap_test
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/link/tap"
+	"github.com/mediastack/mediastack/stack"
+)
+
+// hangGuard bounds waits for events that must happen; it only turns a hang
+// into a failure, it does not measure anything.
+const hangGuard = 30 * time.Second
+
+func requireTAP(t *testing.T) {
+	t.Helper()
+	netnstest.Require(t)
+	netnstest.RequireTUN(t)
+}
+
+// newTAP creates a uniquely named TAP and makes sure it is deleted by name
+// when the test ends.
+func newTAP(t *testing.T, opts tap.Options) *tap.Endpoint {
+	t.Helper()
+	if opts.Name == "" {
+		opts.Name = netnstest.UniqueName("mst")
+	}
+	ep, err := tap.New(opts)
+	if err != nil {
+		t.Fatalf("tap.New(%q): %v", opts.Name, err)
+	}
+	t.Cleanup(func() { deleteIfPresent(t, opts.Name) })
+	return ep
+}
+
+func deleteIfPresent(t *testing.T, name string) {
+	if _, err := unix.IoctlGetEthtoolDrvinfo(controlSocket(t), name); err == nil {
+		netnstest.DeleteLink(t, name)
+	}
+}
+
+func controlSocket(t *testing.T) int {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// attach puts ep under a stack with no addresses, which starts its reader.
+func attach(t *testing.T, ep *tap.Endpoint) *stack.Stack {
+	t.Helper()
+	st, err := stack.New(stack.Options{NICs: []stack.NICOptions{{Name: ep.Name(), Link: ep}}})
+	if err != nil {
+		t.Fatalf("stack.New: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// waitClosed fails the test if done is not closed within the hang guard.
+func waitClosed(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(hangGuard):
+		t.Fatalf("%s: still blocked after %v", what, hangGuard)
+	}
+}
+
+func TestNewSetsDeviceUpWithMTU(t *testing.T) {
+	requireTAP(t)
+	ep := newTAP(t, tap.Options{MTU: 1400})
+	defer ep.Close()
+	out := netnstest.MustRun(t, "ip", "-o", "link", "show", "dev", ep.Name())
+	for _, want := range []string{"mtu 1400", ",UP"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ip link show %s = %q, want it to contain %q", ep.Name(), out, want)
+		}
+	}
+	if got := ep.MTU(); got != 1400 {
+		t.Errorf("MTU() = %d, want 1400", got)
+	}
+	mac := ep.LinkAddress()
+	if len(mac) != 6 || mac[0]&0x01 != 0 || mac[0]&0x02 == 0 {
+		t.Errorf("default MAC %s is not locally administered unicast", mac)
+	}
+}
+
+func TestCloseUnblocksReader(t *testing.T) {
+	requireTAP(t)
+	var readErrors atomic.Int32
+	ep := newTAP(t, tap.Options{OnReadError: func(error) { readErrors.Add(1) }})
+	st := attach(t, ep)
+	// Nothing is sent to the TAP, so the reader is parked in a read.
+	done := make(chan struct{})
+	go func() {
+		st.Close() // closes the endpoint and waits for its reader
+		close(done)
+	}()
+	waitClosed(t, done, "stack.Close with a reader blocked on the TAP")
+	if n := readErrors.Load(); n != 0 {
+		t.Errorf("OnReadError called %d times on Close, want 0", n)
+	}
+	if _, err := ep.WriteFrames([][]byte{make([]byte, 60)}); err == nil {
+		t.Error("WriteFrames after Close succeeded, want an error")
+	}
+}
+
+func TestDeletedUnderReaderReportsOnce(t *testing.T) {
+	requireTAP(t)
+	var calls atomic.Int32
+	errs := make(chan error, 4)
+	ep := newTAP(t, tap.Options{OnReadError: func(err error) {
+		calls.Add(1)
+		errs <- err
+	}})
+	attach(t, ep)
+	netnstest.DeleteLink(t, ep.Name())
+
+	var err error
+	select {
+	case err = <-errs:
+	case <-time.After(hangGuard):
+		t.Fatalf("no OnReadError %v after deleting %s", hangGuard, ep.Name())
+	}
+	if !strings.Contains(err.Error(), "device is gone") || !errors.Is(err, unix.EBADFD) {
+		t.Errorf("OnReadError(%q), want the device-gone error wrapping EBADFD", err)
+	}
+	// The reader must have stopped, not spun on the dead descriptor.
+	done := make(chan struct{})
+	go func() { ep.Wait(); close(done) }()
+	waitClosed(t, done, "reader after the TAP was deleted")
+	if n := calls.Load(); n != 1 {
+		t.Errorf("OnReadError called %d times, want 1", n)
+	}
+}
+
+func TestNameTakenByOtherDevice(t *testing.T) {
+	netnstest.Require(t)
+	ns := netnstest.NewNamespace(t)
+	veth := ns.AddVeth()
+	ep, err := tap.New(tap.Options{Name: veth.Outside})
+	if err == nil {
+		ep.Close()
+		t.Fatalf("tap.New on veth %s succeeded, want an error", veth.Outside)
+	}
+	want := `interface "` + veth.Outside + `" already exists and is not a TAP device (it is a veth device)`
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("tap.New = %q, want it to contain %q", err, want)
+	}
+}
+
+func TestNeedsCapNetAdmin(t *testing.T) {
+	requireTAP(t)
+	name := netnstest.UniqueName("mst")
+	t.Cleanup(func() { deleteIfPresent(t, name) })
+	var ep *tap.Endpoint
+	var err error
+	netnstest.WithoutCapabilities(t, func() {
+		ep, err = tap.New(tap.Options{Name: name})
+	}, unix.CAP_NET_ADMIN)
+	if err == nil {
+		ep.Close()
+		t.Fatal("tap.New without CAP_NET_ADMIN succeeded")
+	}
+	want := "needs CAP_NET_ADMIN (run as root or setcap cap_net_admin,cap_net_raw+ep)"
+	if !strings.Contains(err.Error(), want) || !errors.Is(err, unix.EPERM) {
+		t.Errorf("tap.New = %q, want it to contain %q and wrap EPERM", err, want)
+	}
+}
+
+func TestAttachKeepsPersistentTAP(t *testing.T) {
+	requireTAP(t)
+	name := netnstest.UniqueName("mst")
+	netnstest.MustRun(t, "ip", "tuntap", "add", "dev", name, "mode", "tap")
+	t.Cleanup(func() { deleteIfPresent(t, name) })
+
+	ep, err := tap.New(tap.Options{Name: name})
+	if err != nil {
+		t.Fatalf("attaching to persistent TAP %s: %v", name, err)
+	}
+	ep.Close()
+	if _, err := unix.IoctlGetEthtoolDrvinfo(controlSocket(t), name); err != nil {
+		t.Errorf("persistent TAP %s is gone after Close: %v", name, err)
+	}
+}
+
+func TestChildProcessDoesNotKeepTAP(t *testing.T) {
+	requireTAP(t)
+	ep := newTAP(t, tap.Options{})
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		child.Process.Kill()
+		child.Wait()
+	})
+	ep.Close()
+	if _, err := unix.IoctlGetEthtoolDrvinfo(controlSocket(t), ep.Name()); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("TAP %s after Close, with a child process running: %v, want it gone (ENODEV)", ep.Name(), err)
+	}
+}

@@ -1,0 +1,380 @@
+//go:build linux
+
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/songgao/water"
+	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/link"
+)
+
+// tunDevicePath is the TUN/TAP clone device; a variable so tests can point
+// it at a path that does not exist.
+var tunDevicePath = "/dev/net/tun"
+
+// capHint is appended to every permission error.
+const capHint = "needs CAP_NET_ADMIN (run as root or setcap cap_net_admin,cap_net_raw+ep)"
+
+// iffPersist is IFF_PERSIST as the kernel reports it in tun_flags.
+const iffPersist = 0x800
+
+func openDevice(name string, mtu uint32, stats *DeviceStats) (device, string, error) {
+	if _, err := os.Stat(tunDevicePath); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", fmt.Errorf("tap: %s is missing: load the tun module (modprobe tun), or give the container the device (--device /dev/net/tun)", tunDevicePath)
+		}
+		return nil, "", fmt.Errorf("tap: %w", err)
+	}
+	persistent := false
+	if name != "" {
+		kind, err := existingKind(name)
+		switch {
+		case err != nil:
+			return nil, "", err
+		case kind == "tap":
+			// water clears IFF_PERSIST when it attaches; remember it so a
+			// persistent TAP made by the admin outlives us.
+			persistent = tunFlags(name)&iffPersist != 0
+		case kind != "":
+			return nil, "", fmt.Errorf("tap: interface %q already exists and is not a TAP device (it is %s); pick another name or delete it (ip link del %s)", name, kind, name)
+		}
+	}
+	// water leaks its descriptor when TUNSETIFF fails; the checks above
+	// catch the common causes (a name taken by another kind of device)
+	// first, so only a permission failure leaves one behind.
+	f, name, err := openTAP(name)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := newTAPDevice(f, name, stats)
+	if err != nil {
+		_ = f.Close()
+		return nil, "", err
+	}
+	if persistent {
+		if err := d.setPersist(); err != nil {
+			_ = d.Close()
+			return nil, "", err
+		}
+	}
+	if err := bringUp(d.name, mtu); err != nil {
+		_ = d.Close()
+		return nil, "", err
+	}
+	return d, d.name, nil
+}
+
+// openTAP opens the TAP with water and marks the descriptor close-on-exec,
+// which water does not: a child process (a capture tool, a shell) would
+// otherwise inherit it and keep the TAP alive after we close it. Holding
+// ForkLock keeps a concurrent fork from taking it in between.
+func openTAP(name string) (*os.File, string, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	ifce, err := water.New(water.Config{
+		DeviceType:             water.TAP,
+		PlatformSpecificParams: water.PlatformSpecificParams{Name: name},
+	})
+	if err != nil {
+		return nil, "", openError(name, err)
+	}
+	f, ok := ifce.ReadWriteCloser.(*os.File)
+	if !ok {
+		_ = ifce.Close()
+		return nil, "", fmt.Errorf("tap: water returned a %T, want an *os.File", ifce.ReadWriteCloser)
+	}
+	rc, err := f.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { unix.CloseOnExec(int(fd)) })
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, "", fmt.Errorf("tap %s: %w", ifce.Name(), err)
+	}
+	return f, ifce.Name(), nil
+}
+
+// openError turns water's error into one line that says what to fix.
+func openError(name string, err error) error {
+	shown := name
+	if shown == "" {
+		shown = "(any name)"
+	}
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return fmt.Errorf("tap: creating TAP %s %s: %w", shown, capHint, err)
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
+		return fmt.Errorf("tap: %s has no driver: load the tun module (modprobe tun): %w", tunDevicePath, err)
+	case errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("tap: interface %s exists and is not a TAP device; pick another name or delete it: %w", shown, err)
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("tap: TAP %s is in use by another process: %w", shown, err)
+	default:
+		return fmt.Errorf("tap: creating TAP %s: %w", shown, err)
+	}
+}
+
+// existingKind reports what the interface called name is: "" when there is
+// none, "tap" for a TAP device, or a description of anything else. It asks
+// the driver through ethtool, which answers for the caller's own network
+// namespace (sysfs may show another one).
+func existingKind(name string) (string, error) {
+	fd, err := controlSocket()
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
+	switch {
+	case errors.Is(err, unix.ENODEV):
+		return "", nil
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return "a device without a driver name", nil
+	case err != nil:
+		return "", fmt.Errorf("tap: inspecting interface %q: %w", name, err)
+	}
+	driver := unix.ByteSliceToString(info.Driver[:])
+	bus := unix.ByteSliceToString(info.Bus_info[:])
+	switch {
+	case driver == "tun" && bus == "tap":
+		return "tap", nil
+	case driver == "tun":
+		return "a TUN device", nil
+	default:
+		return "a " + driver + " device", nil
+	}
+}
+
+// tunFlags reads the TAP's flags from sysfs; 0 when they cannot be read.
+func tunFlags(name string) uint64 {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/tun_flags")
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(string(b)), "0x"), 16, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+func controlSocket() (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("tap: opening a control socket: %w", err)
+	}
+	return fd, nil
+}
+
+// bringUp sets the device's MTU and sets it up, touching only what differs,
+// so attaching to a prepared persistent TAP needs no privilege.
+func bringUp(name string, mtu uint32) error {
+	fd, err := controlSocket()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	fail := func(what string, err error) error {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("tap: %s of %s %s: %w", what, name, capHint, err)
+		}
+		return fmt.Errorf("tap: %s of %s: %w", what, name, err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("tap: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFMTU, ifr); err != nil {
+		return fail("reading the MTU", err)
+	}
+	if ifr.Uint32() != mtu {
+		ifr.SetUint32(mtu)
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr); err != nil {
+			return fail(fmt.Sprintf("setting MTU %d", mtu), err)
+		}
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fail("reading the flags", err)
+	}
+	if flags := ifr.Uint16(); flags&unix.IFF_UP == 0 {
+		ifr.SetUint16(flags | unix.IFF_UP)
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+			return fail("setting the link up", err)
+		}
+	}
+	return nil
+}
+
+// tapDevice reads and writes frames on the TAP descriptor through the Go
+// poller (water opens it non-blocking, so os.NewFile registers it): a read
+// that would block parks the goroutine, and Close wakes it.
+type tapDevice struct {
+	name   string
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+	stats  *DeviceStats
+
+	// Reader state, used only by the one goroutine in ReadFrames. The
+	// callbacks are bound once so a read allocates nothing.
+	rbufs  [][]byte
+	rsizes []int
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+
+	wmu     sync.Mutex
+	wframes [][]byte
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
+}
+
+func newTAPDevice(f *os.File, name string, stats *DeviceStats) (*tapDevice, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("tap %s: %w", name, err)
+	}
+	d := &tapDevice{name: name, f: f, rc: rc, stats: stats}
+	d.readFn = d.readSome
+	d.writeFn = d.writeAll
+	return d, nil
+}
+
+func (d *tapDevice) setPersist() error {
+	var ioctlErr error
+	err := d.rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetInt(int(fd), unix.TUNSETPERSIST, 1)
+	})
+	if err == nil {
+		err = ioctlErr
+	}
+	if err != nil {
+		return fmt.Errorf("tap %s: keeping the device persistent: %w", d.name, err)
+	}
+	return nil
+}
+
+// ReadFrames implements ethlink.BatchReader: it waits for one frame, then
+// takes whatever else is already queued, up to len(bufs).
+func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
+	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
+	err := d.rc.Read(d.readFn)
+	n := d.rn
+	if err == nil {
+		err = d.rerr
+	}
+	d.rbufs, d.rsizes = nil, nil
+	if err != nil {
+		return n, d.readError(err)
+	}
+	return n, nil
+}
+
+// readSome is the poller callback: false means "wait until readable".
+func (d *tapDevice) readSome(fd uintptr) bool {
+	for d.rn < len(d.rbufs) {
+		buf := d.rbufs[d.rn]
+		n, err := unix.Read(int(fd), buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return d.rn > 0
+		case err != nil:
+			d.rerr = err
+			return true
+		case n > len(buf):
+			// The kernel reports the full length of a frame it cut to
+			// fit: drop it rather than deliver a truncated frame.
+			d.stats.RxTooBig.Add(1)
+			continue
+		case n == 0:
+			continue
+		}
+		d.rsizes[d.rn] = n
+		d.rn++
+	}
+	return true
+}
+
+func (d *tapDevice) readError(err error) error {
+	if d.closed.Load() {
+		return link.ErrClosed
+	}
+	if errors.Is(err, unix.EBADFD) {
+		return fmt.Errorf("tap %s: the device is gone (deleted while in use): %w", d.name, err)
+	}
+	return fmt.Errorf("tap %s: read: %w", d.name, err)
+}
+
+// WriteFrames implements ethlink.Device, one write(2) per frame (a TAP takes
+// exactly one frame per write).
+func (d *tapDevice) WriteFrames(frames [][]byte) (int, error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.closed.Load() {
+		return 0, link.ErrClosed
+	}
+	d.wframes, d.wn, d.werr = frames, 0, nil
+	err := d.rc.Write(d.writeFn)
+	n := d.wn
+	if err == nil {
+		err = d.werr
+	}
+	d.wframes = nil
+	switch {
+	case err == nil:
+		return n, nil
+	case d.closed.Load():
+		return n, link.ErrClosed
+	case errors.Is(err, link.ErrQueueFull):
+		return n, err
+	case errors.Is(err, unix.EBADFD):
+		return n, fmt.Errorf("tap %s: the device is gone (deleted while in use): %w", d.name, err)
+	case errors.Is(err, unix.EIO):
+		return n, fmt.Errorf("tap %s: the device is down: %w", d.name, err)
+	default:
+		return n, fmt.Errorf("tap %s: write: %w", d.name, err)
+	}
+}
+
+// writeAll never waits: a full device is reported as link.ErrQueueFull.
+func (d *tapDevice) writeAll(fd uintptr) bool {
+	for d.wn < len(d.wframes) {
+		_, err := unix.Write(int(fd), d.wframes[d.wn])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN || err == unix.ENOBUFS:
+			d.werr = link.ErrQueueFull
+			return true
+		case err != nil:
+			d.werr = err
+			return true
+		}
+		d.wn++
+	}
+	return true
+}
+
+// Close implements ethlink.Device. Closing the descriptor through os.File
+// wakes a ReadFrames parked in the poller; the kernel deletes the TAP unless
+// it is persistent.
+func (d *tapDevice) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	return d.f.Close()
+}

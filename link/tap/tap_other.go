@@ -1,0 +1,14 @@
+//go:build !linux
+
+package tap
+
+import (
+	"errors"
+	"runtime"
+)
+
+var errNeedsLinux = errors.New("tap: TAP needs Linux (this is " + runtime.GOOS + "); use link/sim, or run on Linux")
+
+func openDevice(string, uint32, *DeviceStats) (device, string, error) {
+	return nil, "", errNeedsLinux
+}
