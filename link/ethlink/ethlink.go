@@ -77,9 +77,15 @@ type Options struct {
 const MaxVLANHeaderLength = header.EthernetMinimumSize + 4
 
 // Stats counts frames at the link. All fields are updated atomically.
+//
+// Frames the FrameHook handles cost no counter here: the fast receive path
+// keeps no per-frame atomics at the link, and the hook counts what it
+// handles (fastfilter.Filter.Counters).
 type Stats struct {
-	RxFrames        atomic.Uint64 // frames read from the device
-	RxHooked        atomic.Uint64 // frames the FrameHook reported Handled
+	// RxFrames counts frames read from a BatchReader device, added once per
+	// batch. Devices that push frames with DeliverFrame (link/sim) are not
+	// counted here: they count their own.
+	RxFrames        atomic.Uint64
 	RxToNetstack    atomic.Uint64 // frames handed to netstack
 	RxDropShort     atomic.Uint64 // shorter than an Ethernet header
 	RxDropOtherHost atomic.Uint64 // unicast to another MAC
@@ -153,14 +159,14 @@ func (e *Endpoint) SetFrameHook(h link.FrameHook) {
 // DeliverFrame runs one inbound frame through the hook and, unless the hook
 // handled it, hands a copy to netstack. frame is not retained. Devices that
 // push frames (link/sim) and tests call it; BatchReader devices are read by
-// the endpoint itself.
+// the endpoint itself. It does not count the frame in Stats.RxFrames (a
+// pushing device counts what it delivers), and a frame the hook handles
+// touches no counter of the link at all.
 func (e *Endpoint) DeliverFrame(frame []byte) {
-	e.Stats.RxFrames.Add(1)
 	if c := e.opts.Capture; c != nil {
 		_ = c.WriteFrame(frame)
 	}
 	if h := e.hook.Load(); h != nil && (*h)(frame) == link.Handled {
-		e.Stats.RxHooked.Add(1)
 		return
 	}
 	if len(frame) < header.EthernetMinimumSize {
@@ -278,6 +284,7 @@ func (e *Endpoint) readLoop() {
 	sizes := make([]int, e.opts.BatchSize)
 	for {
 		n, err := e.opts.Reader.ReadFrames(bufs, sizes)
+		e.Stats.RxFrames.Add(uint64(n)) // once per batch: no atomic per frame
 		for i := 0; i < n; i++ {
 			e.DeliverFrame(bufs[i][:sizes[i]])
 		}

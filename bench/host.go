@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+
+	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/link/ethlink"
+	"github.com/mediastack/mediastack/policyarp"
+	"github.com/mediastack/mediastack/stack"
+	"github.com/mediastack/mediastack/udpfast/udpfasttest"
+)
+
+// Addresses of the in-process workloads and of the real link: the stack
+// under test and its peer (the load generator). Documentation ranges only.
+var (
+	stackMAC = tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x02")
+	peerMAC  = tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x01")
+
+	stackV4 = netip.MustParsePrefix("198.51.100.2/24")
+	peerV4  = netip.MustParsePrefix("198.51.100.1/24")
+	stackV6 = netip.MustParsePrefix("2001:db8::2/64")
+	peerV6  = netip.MustParsePrefix("2001:db8::1/64")
+)
+
+// basePort is the stack's first media port; peerPort the peer's.
+const (
+	basePort = 20000
+	peerPort = 40000
+)
+
+// family is an IP version the workloads run over.
+type family struct {
+	name        string
+	local, peer netip.Addr
+}
+
+var (
+	familyV4 = family{"v4", stackV4.Addr(), peerV4.Addr()}
+	familyV6 = family{"v6", stackV6.Addr(), peerV6.Addr()}
+	families = []family{familyV4, familyV6}
+)
+
+// host is a stack on an in-memory link whose writes land in a
+// udpfasttest.Sink (a copy into a flat buffer, as a write to a descriptor
+// would), with the fast paths' filter and policy ARP table. Frames come in
+// with link.DeliverFrame, on the caller's goroutine: no syscall, no
+// scheduling, only the paths' own work.
+type host struct {
+	st     *stack.Stack
+	link   *ethlink.Endpoint
+	sink   *udpfasttest.Sink
+	filter *fastfilter.Filter // nil unless hostOptions.fast
+	table  *policyarp.Table
+}
+
+type hostOptions struct {
+	// ports is how many media ports (from basePort) the filter and the
+	// policy ARP table cover.
+	ports int
+	// peers get static neighbour entries with peerMAC, so that neither
+	// path resolves anything while measured.
+	peers []netip.Addr
+	// fast installs the fast filter's hook on the link.
+	fast bool
+}
+
+func newHost(o hostOptions) (h *host, err error) {
+	if o.ports < 1 {
+		o.ports = 1
+	}
+	h = &host{sink: udpfasttest.NewSink(2048)}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
+	if h.link, err = ethlink.New(ethlink.Options{Device: h.sink, MAC: stackMAC, MTU: 1500}); err != nil {
+		return nil, err
+	}
+	h.st, err = stack.New(stack.Options{
+		NICs: []stack.NICOptions{{Name: "bench0", Link: h.link, Addrs: []string{stackV4.String(), stackV6.String()}}},
+		Seed: 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ns, nic := h.st.Netstack(), h.st.NICID(0)
+	h.table, err = policyarp.New(policyarp.Options{Stack: ns, NIC: nic, BasePort: basePort, Ports: o.ports})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range o.peers {
+		if err := h.table.SetStatic(stack.AddrFrom(p), peerMAC); err != nil {
+			return nil, err
+		}
+	}
+	if o.fast {
+		h.filter, err = fastfilter.New(fastfilter.Options{Stack: ns, NIC: nic, PortMin: basePort, PortMax: uint16(basePort + o.ports - 1)})
+		if err != nil {
+			return nil, err
+		}
+		h.filter.SubscribeNeighborUpdates(h.table.HandleNeighborUpdate)
+		h.link.SetFrameHook(h.filter.Hook)
+	}
+	return h, nil
+}
+
+// written returns how many frames the link has sent.
+func (h *host) written() uint64 {
+	n, _ := h.sink.Written()
+	return n
+}
+
+// expectWritten checks that want frames were sent since before.
+func (h *host) expectWritten(before uint64, want int) error {
+	if got := h.written() - before; got != uint64(want) {
+		return fmt.Errorf("%d frames sent for %d packets", got, want)
+	}
+	return nil
+}
+
+func (h *host) close() error {
+	if h.filter != nil {
+		h.link.SetFrameHook(nil)
+		h.filter.Close()
+	}
+	if h.table != nil {
+		h.table.Close()
+	}
+	if h.st != nil {
+		h.st.Close()
+	}
+	return nil
+}
+
+// errNotDelivered reports a packet that did not come out of the path.
+var errNotDelivered = errors.New("packet not delivered")

@@ -1,0 +1,71 @@
+// Package bench measures mediastack's fast paths against netstack's own
+// paths and the Linux kernel, in one run, and reports each comparison as a
+// ratio taken within that run. `mediastack bench` is its command line.
+package bench
+
+// Path names the data path a Result measured.
+type Path string
+
+// The paths a workload can run over.
+const (
+	PathFast     Path = "fast"     // mediastack's fast receive/send paths
+	PathNetstack Path = "netstack" // netstack's own path (gonet sockets)
+	PathKernel   Path = "kernel"   // Linux's own UDP/TCP sockets
+	PathVnet     Path = "vnet"     // TCP offload: large packets to a TAP with a virtio-net header
+	PathSoft     Path = "soft"     // TCP offload: software segmentation from header templates
+	PathOff      Path = "off"      // TCP offload off: netstack's per-MSS segments
+)
+
+// Result is one row of a benchmark report: one workload over one path.
+// Figures are medians over the rounds run. Fields that do not apply to a
+// workload are zero and left out of the JSON.
+type Result struct {
+	// Workload is the same string for every path that ran it. It starts
+	// with "receive", "send" or "reflect" for in-process workloads, "link"
+	// for workloads over a real link, "scale" for the stream-count sweep and
+	// "tcp" for TCP transfers.
+	Workload string `json:"workload"`
+	Path     Path   `json:"path"`
+	// Suite is the table the row belongs to ("in-process", "scaling",
+	// "link").
+	Suite string `json:"suite,omitempty"`
+
+	NsPerPacket      float64 `json:"ns_per_packet,omitempty"`
+	PacketsPerSecond float64 `json:"packets_per_second,omitempty"`
+	AllocsPerPacket  float64 `json:"allocs_per_packet"`
+
+	// Over a real link: round-trip latency at a fixed moderate rate, and
+	// whether the load generator, not the path, limited the rate.
+	LatencyP50Micros   float64 `json:"latency_p50_us,omitempty"`
+	LatencyP99Micros   float64 `json:"latency_p99_us,omitempty"`
+	GeneratorLimited   bool    `json:"generator_limited,omitempty"`
+	LossFreeRateTested bool    `json:"loss_free_rate_tested,omitempty"`
+
+	// TCP transfers.
+	MBPerSecond float64 `json:"mb_per_second,omitempty"`
+	CPUMsPerMB  float64 `json:"cpu_ms_per_mb,omitempty"`
+
+	// Rounds is how many rounds the medians are taken over.
+	Rounds int `json:"rounds"`
+}
+
+// Report is what `mediastack bench --json FILE` writes.
+type Report struct {
+	// Machine describes where the run happened (CPU model, cores, Go version).
+	Machine string   `json:"machine"`
+	Results []Result `json:"results"`
+	// Ratios compare paths on the same workload, within this run.
+	Ratios []Ratio `json:"ratios,omitempty"`
+}
+
+// Ratio compares two paths of one workload on one figure, both measured in
+// the same run. Value is how many times better Path is than Baseline:
+// Baseline's cost over Path's for costs (ns_per_packet), Path's rate over
+// Baseline's for rates (packets_per_second).
+type Ratio struct {
+	Workload string  `json:"workload"`
+	Metric   string  `json:"metric"`
+	Path     Path    `json:"path"`
+	Baseline Path    `json:"baseline"`
+	Value    float64 `json:"value"`
+}

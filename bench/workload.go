@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Config is what one run of the benchmark is asked to do.
+type Config struct {
+	// Rounds is how many rounds each path of a workload runs; figures are
+	// medians over them (default DefaultRounds, ShortRounds with Short).
+	Rounds int
+	// RoundTime is how long one round of a packet loop runs (default
+	// DefaultRoundTime, ShortRoundTime with Short).
+	RoundTime time.Duration
+	// Short makes a quick run that keeps the command working (CI): few,
+	// short rounds and smaller stream counts. Its figures are not for
+	// comparison.
+	Short bool
+	// Streams are the stream counts of the scaling suite (default
+	// DefaultStreams, ShortStreams with Short).
+	Streams []int
+	// Link, when "tap" or "raw", adds the suite over a real link with the
+	// Linux kernel as the peer (root only).
+	Link string
+	// Helper is the command line that runs this program's hidden helper
+	// subcommands (the load generator and the kernel reflector) in a
+	// network namespace, e.g. [/proc/self/exe]; the helper's name is
+	// appended (HelperGenerator, HelperKernelReflector). Needed with Link.
+	Helper []string
+	// Log, when set, receives a line per workload as the run progresses.
+	Log io.Writer
+}
+
+// Defaults of Config.
+const (
+	DefaultRounds    = 11
+	DefaultRoundTime = 30 * time.Millisecond
+	ShortRounds      = 3
+	ShortRoundTime   = time.Millisecond
+)
+
+// Stream counts of the scaling suite.
+var (
+	DefaultStreams = []int{1, 100, 1000, 10000}
+	ShortStreams   = []int{1, 100}
+)
+
+func (c Config) withDefaults() Config {
+	if c.Rounds <= 0 {
+		c.Rounds = DefaultRounds
+		if c.Short {
+			c.Rounds = ShortRounds
+		}
+	}
+	if c.RoundTime <= 0 {
+		c.RoundTime = DefaultRoundTime
+		if c.Short {
+			c.RoundTime = ShortRoundTime
+		}
+	}
+	if len(c.Streams) == 0 {
+		c.Streams = DefaultStreams
+		if c.Short {
+			c.Streams = ShortStreams
+		}
+	}
+	return c
+}
+
+func (c Config) logf(format string, args ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format+"\n", args...)
+	}
+}
+
+// Workload is one measurement that runs the same way over one or more
+// paths: the same Name (which becomes Result.Workload) on every path.
+type Workload struct {
+	Name  string
+	Paths []Path
+	// Open prepares the workload on one path. The runner opens every path
+	// of the workload, runs their rounds interleaved (so drift on a shared
+	// machine hits every path alike) and closes them.
+	Open func(ctx context.Context, path Path) (Bench, error)
+}
+
+// Bench is a workload prepared on one path.
+type Bench interface {
+	// Round measures once and returns that round's figures; the runner
+	// fills in Workload, Path and Rounds and takes the medians.
+	Round(ctx context.Context) (Result, error)
+	// Close releases what Open made.
+	Close() error
+}
+
+// Suite is a group of workloads printed as one table: the in-process
+// comparison, the scaling sweep, the real link. A new kind of benchmark
+// (TCP transfers, say) is a new Suite in Suites.
+type Suite struct {
+	// Name identifies the suite ("in-process"); Title heads its table.
+	Name, Title string
+	// Enabled reports whether the suite runs with cfg (nil: always).
+	Enabled func(cfg Config) bool
+	// Workloads lists the suite's workloads for cfg.
+	Workloads func(cfg Config) ([]Workload, error)
+	// Rounds, when set, overrides Config.Rounds (a real-link search is
+	// too long to repeat eleven times).
+	Rounds func(cfg Config) int
+	// Columns are the figures the table shows for each row.
+	Columns []Column
+	// Ratios are the comparisons the table and the report give, each
+	// taken within the run.
+	Ratios []RatioSpec
+	// Note, when set, is printed under the table (e.g. what limited a
+	// generator).
+	Note func(results []Result) string
+}
+
+// Column is one figure of a suite's table.
+type Column struct {
+	Header string
+	Value  func(r Result) string
+}
+
+// RatioSpec compares Path against each of Against on Metric, for every
+// workload that ran on both; a value above 1 means Path is better (cheaper
+// or faster).
+type RatioSpec struct {
+	Metric  Metric
+	Path    Path
+	Against []Path
+}
+
+// Metric is a figure of a Result that a ratio compares.
+type Metric struct {
+	// Name is the figure's JSON name ("ns_per_packet").
+	Name string
+	// Get reads it from a result.
+	Get func(r Result) float64
+	// LowerIsBetter inverts the ratio: costs, latencies.
+	LowerIsBetter bool
+}
+
+// Metrics the suites compare.
+var (
+	MetricNsPerPacket = Metric{Name: "ns_per_packet", Get: func(r Result) float64 { return r.NsPerPacket }, LowerIsBetter: true}
+	MetricPacketRate  = Metric{Name: "packets_per_second", Get: func(r Result) float64 { return r.PacketsPerSecond }}
+	MetricMBPerSecond = Metric{Name: "mb_per_second", Get: func(r Result) float64 { return r.MBPerSecond }}
+	MetricCPUMsPerMB  = Metric{Name: "cpu_ms_per_mb", Get: func(r Result) float64 { return r.CPUMsPerMB }, LowerIsBetter: true}
+)
+
+// Suites returns the benchmark's suites in the order they run and print.
+func Suites() []Suite {
+	return []Suite{inProcessSuite(), scalingSuite(), linkSuite()}
+}

@@ -1,0 +1,134 @@
+package fastfilter
+
+import "sync/atomic"
+
+// counter indexes a counterSet.
+type counter uint8
+
+const (
+	fastDelivered counter = iota
+	netstackDelivered
+
+	passNotIP
+	passNotUDP
+	passNotLocal
+	passNotRegistered
+	passFragment
+	passIPOptions
+	passUnusual
+	passMalformed
+
+	dropNotOurs
+	dropTruncated
+	dropBadLength
+	dropBadChecksum
+	dropBufferFull
+
+	numCounters
+)
+
+// counterSet holds live atomic counters: one set for the filter, one per
+// registered port.
+type counterSet [numCounters]atomic.Uint64
+
+func (cs *counterSet) snapshot() Counters {
+	var v [numCounters]uint64
+	for i := range cs {
+		v[i] = cs[i].Load()
+	}
+	c := Counters{
+		FastDelivered:     v[fastDelivered],
+		NetstackDelivered: v[netstackDelivered],
+		Passed: PassedCounters{
+			NotIP:         v[passNotIP],
+			NotUDP:        v[passNotUDP],
+			NotLocal:      v[passNotLocal],
+			NotRegistered: v[passNotRegistered],
+			Fragment:      v[passFragment],
+			IPOptions:     v[passIPOptions],
+			Unusual:       v[passUnusual],
+			Malformed:     v[passMalformed],
+		},
+		Dropped: DroppedCounters{
+			NotOurs:     v[dropNotOurs],
+			Truncated:   v[dropTruncated],
+			BadLength:   v[dropBadLength],
+			BadChecksum: v[dropBadChecksum],
+			BufferFull:  v[dropBufferFull],
+		},
+	}
+	c.ToNetstack = c.Passed.Total()
+	return c
+}
+
+// Counters is a snapshot of what the filter did, for the whole filter or for
+// one registered port. For a port, the pass reasons that are known before
+// the port is (NotIP, NotUDP, NotLocal, NotRegistered, Malformed) and
+// Dropped.NotOurs are always zero, and Passed counts only frames whose port
+// could be read (an IPv4 first fragment, a datagram with IP options).
+type Counters struct {
+	// FastDelivered counts datagrams handed to a ReceiveFunc by the fast
+	// lane, straight from the link.
+	FastDelivered uint64
+	// NetstackDelivered counts datagrams handed to a ReceiveFunc by the
+	// netstack lane: read from the endpoint bound on a registered port.
+	NetstackDelivered uint64
+	// ToNetstack counts frames passed on to netstack (the sum of Passed).
+	ToNetstack uint64
+	Passed     PassedCounters
+	Dropped    DroppedCounters
+}
+
+// PassedCounters count frames passed on to netstack, by reason.
+type PassedCounters struct {
+	NotIP         uint64 // ARP, other ethertypes, other VLANs
+	NotUDP        uint64 // TCP, ICMP, ...
+	NotLocal      uint64 // destination is not one of the stack's unicast addresses
+	NotRegistered uint64 // UDP to a port with no registration
+	Fragment      uint64 // IPv4 fragments, IPv6 fragment header
+	IPOptions     uint64 // IPv4 options, IPv6 extension headers
+	Unusual       uint64 // legal but odd: multicast or broadcast source, ...
+	Malformed     uint64 // too short or inconsistent to tell whether it is ours
+}
+
+// Total is the sum of all reasons.
+func (p PassedCounters) Total() uint64 {
+	return p.NotIP + p.NotUDP + p.NotLocal + p.NotRegistered + p.Fragment + p.IPOptions + p.Unusual + p.Malformed
+}
+
+// DroppedCounters count frames and datagrams dropped, by reason. Frames for
+// a registered port that fail a soundness check are dropped here, never
+// delivered and never passed on.
+type DroppedCounters struct {
+	NotOurs     uint64 // unicast to another MAC (no NIC would take it)
+	Truncated   uint64 // the frame holds less than the IP or UDP length says
+	BadLength   uint64 // inconsistent length fields (UDP length < 8, ...)
+	BadChecksum uint64 // IPv4 header or UDP checksum wrong
+	BufferFull  uint64 // the ReceiveFunc had no room (Datagram.ReportBufferFull)
+}
+
+// Total is the sum of all reasons.
+func (d DroppedCounters) Total() uint64 {
+	return d.NotOurs + d.Truncated + d.BadLength + d.BadChecksum + d.BufferFull
+}
+
+// Add returns the field-wise sum of c and o.
+func (c Counters) Add(o Counters) Counters {
+	c.FastDelivered += o.FastDelivered
+	c.NetstackDelivered += o.NetstackDelivered
+	c.ToNetstack += o.ToNetstack
+	c.Passed.NotIP += o.Passed.NotIP
+	c.Passed.NotUDP += o.Passed.NotUDP
+	c.Passed.NotLocal += o.Passed.NotLocal
+	c.Passed.NotRegistered += o.Passed.NotRegistered
+	c.Passed.Fragment += o.Passed.Fragment
+	c.Passed.IPOptions += o.Passed.IPOptions
+	c.Passed.Unusual += o.Passed.Unusual
+	c.Passed.Malformed += o.Passed.Malformed
+	c.Dropped.NotOurs += o.Dropped.NotOurs
+	c.Dropped.Truncated += o.Dropped.Truncated
+	c.Dropped.BadLength += o.Dropped.BadLength
+	c.Dropped.BadChecksum += o.Dropped.BadChecksum
+	c.Dropped.BufferFull += o.Dropped.BufferFull
+	return c
+}

@@ -1,0 +1,77 @@
+// Package fastfilter is mediastack's fast receive path: a hook in the link
+// layer, ahead of netstack's network layer, that delivers UDP datagrams for
+// registered ports (RTP/RTCP media) straight to the application, and passes
+// everything else on to netstack untouched.
+//
+// netstack's own receive path costs about 2 µs and 7 to 11 allocations per
+// datagram; the filter parses the raw frame in place, finds the port in an
+// array indexed by port offset, checks the frame, and copies the payload into
+// the application's Ring, from which the application reads it, in about
+// 70 ns for a 172-byte datagram, checksums included, with no allocation
+// (BenchmarkReceive compares the two on the same frames). The receive time
+// is read only when asked for (Datagram.ReceivedAt, RingOptions.Timestamps):
+// a clock read costs about 20 ns here.
+//
+// # Plugging it in
+//
+//	f, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: st.NICID(0)})
+//	st.Link(0).(link.Hookable).SetFrameHook(f.Hook) // tap, raw, sim links
+//	ring, _ := fastfilter.NewRing(fastfilter.RingOptions{})
+//	reg, err := f.RegisterRing(20000, 20001, ring) // RTP and RTCP
+//	n, from, err := ring.Read(buf, deadline)
+//
+// On netstack's own link endpoints (channel, fdbased), which build a
+// PacketBuffer before anyone sees the frame, wrap the endpoint instead:
+// Wrap(child, nil) when creating the NIC, then SetFilter(f).
+//
+// # What the hook checks, in order
+//
+//  1. Ethernet: the destination MAC is the NIC's, broadcast or multicast
+//     (unicast to another MAC is dropped and counted as NotOurs, unless the
+//     NIC is promiscuous); an 802.1Q tag is skipped when it is a priority tag
+//     (VID 0) or Options.VLAN. ARP and IPv6 Neighbor Advertisements are
+//     looked at for neighbour announcements (SubscribeNeighborUpdates) and
+//     passed on.
+//  2. IPv4 or IPv6, protocol UDP, no IPv6 extension header.
+//  3. The destination address is one of the NIC's unicast addresses (read
+//     from netstack into a snapshot, refreshed periodically and at Register).
+//  4. Not a fragment, then the destination port is registered.
+//  5. No IPv4 options; sources netstack refuses (multicast, broadcast,
+//     loopback, the stack's own addresses) are passed on for it to refuse.
+//  6. Soundness: IPv4 total length and IHL, IPv4 header checksum, UDP length
+//     against the IP payload, UDP checksum (IPv4 when non-zero, IPv6
+//     always), checksums skipped when the link reports
+//     CapabilityRXChecksumOffload. A frame for a registered port that fails
+//     is dropped and counted by reason; it never reaches the application.
+//
+// Whatever fails steps 1 to 5 goes on to netstack unchanged. Every registered
+// port also has a netstack UDP endpoint bound on it, which reserves the port
+// in netstack and feeds what netstack receives for it (reassembled
+// fragments, datagrams with IP options) to the same ReceiveFunc, so the
+// application sees every valid datagram whichever lane it took
+// (Datagram.ViaNetstack tells which). That endpoint is also the fallback
+// sender of the fast send path (Registration.NetstackEndpoint).
+//
+// 802.1Q-tagged frames that are passed on reach netstack still tagged, and
+// netstack does not parse VLAN tags: on a tagged link, strip tags in the link
+// (or the kernel) if netstack must see them.
+//
+// # Concurrency
+//
+// The hook takes no lock: the registry is an array of atomic pointers and the
+// NIC's addresses an atomically swapped snapshot, so Register and
+// Registration.Close run while traffic flows and a frame sees the port
+// registered or not, never half. ReceiveFuncs run on the link's receive
+// goroutine and must not block; Ring is the standard one: a bounded,
+// lock-free, packet-preserving buffer that drops (and counts) when full and
+// that the application reads with a deadline, one datagram or a batch at a
+// time. Registration.Close stops the netstack lane at once; a frame the fast
+// lane is classifying at that moment may still be delivered, so a
+// ReceiveFunc must stay callable after Close (Ring.Receive is).
+//
+// Counters (Filter.Counters, Filter.PortCounters, Registration.Counters)
+// count what was delivered by each lane, what was passed on and why, and
+// what was dropped and why. Each event costs one atomic add, in its port's
+// counters when the port is known; the filter's totals are summed when
+// asked, and keep the counts of ports since unregistered.
+package fastfilter

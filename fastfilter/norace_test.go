@@ -1,0 +1,5 @@
+//go:build !race
+
+package fastfilter_test
+
+const raceEnabled = false

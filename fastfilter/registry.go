@@ -1,0 +1,275 @@
+package fastfilter
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// maxDatagram is the largest UDP payload netstack can hand the netstack lane
+// (a reassembled IPv6 datagram), rounded up.
+const maxDatagram = 1 << 16
+
+// portEntry is what the receive path finds in the registry for one port.
+// Entries are immutable once published, apart from their counters.
+type portEntry struct {
+	filter   *Filter
+	port     uint16
+	fn       ReceiveFunc
+	ring     *Ring // set by RegisterRing: fn is ring.Receive
+	counters counterSet
+}
+
+// handOver passes d to the port's receiver. A Ring is called directly, so d
+// can live on the caller's stack; a ReceiveFunc, which the compiler cannot
+// see into, gets a pooled copy (a pointer to the caller's would escape: an
+// allocation per datagram).
+func (e *portEntry) handOver(d *Datagram) {
+	if e.ring != nil {
+		e.ring.Receive(d)
+		return
+	}
+	p := getDatagram()
+	*p = *d
+	e.fn(p)
+	putDatagram(p)
+}
+
+// Registration is a registered port range. Close it to release the ports.
+type Registration struct {
+	f       *Filter
+	lo, hi  uint16
+	entries []*portEntry // indexed by port - lo
+	lanes   []*lane      // indexed by port - lo
+
+	mu      sync.Mutex // serialises the netstack lanes' reads (one scratch buffer) with Close
+	closed  bool
+	scratch tcpip.SliceWriter
+	buf     []byte
+}
+
+// lane is the netstack endpoint bound on one registered port: it reserves
+// the port in netstack, receives what the fast path passes on, and is the
+// fast send path's fallback sender.
+type lane struct {
+	entry  *portEntry
+	ep     tcpip.Endpoint
+	wq     waiter.Queue
+	waiter waiter.Entry
+}
+
+// Register registers the ports lo..hi (inclusive, inside PortRange) with fn:
+// every UDP datagram for one of them on one of the NIC's addresses is
+// delivered to fn, straight from the link when the frame is plain (no
+// fragment, no IP options) and sound, else through netstack.
+//
+// Each port gets a dual-stack netstack UDP endpoint bound to it on every
+// address: no netstack socket can bind the port while it is registered, and
+// what netstack receives on it (reassembled fragments, datagrams with IP
+// options) is fed to the same fn with Datagram.ViaNetstack set. The endpoints
+// are read from waiter callbacks, so a registration costs no goroutine.
+//
+// A port that is registered already, or bound by a netstack socket, is an
+// error wrapping ErrPortInUse; nothing is registered then. Registering while
+// traffic flows is safe: a frame sees the port registered or not, never half.
+func (f *Filter) Register(lo, hi uint16, fn ReceiveFunc) (*Registration, error) {
+	if fn == nil {
+		return nil, ErrNoReceiver
+	}
+	return f.register(lo, hi, fn, nil)
+}
+
+// RegisterRing registers the ports lo..hi as Register does, with the ring as
+// their receiver: the same as Register(lo, hi, ring.Receive), a few
+// nanoseconds cheaper per datagram, as the filter calls the ring directly
+// instead of through a function value and so passes the Datagram on the
+// stack instead of from a pool.
+func (f *Filter) RegisterRing(lo, hi uint16, ring *Ring) (*Registration, error) {
+	if ring == nil {
+		return nil, ErrNoReceiver
+	}
+	return f.register(lo, hi, ring.Receive, ring)
+}
+
+func (f *Filter) register(lo, hi uint16, fn ReceiveFunc, ring *Ring) (*Registration, error) {
+	if lo > hi {
+		return nil, fmt.Errorf("%w: %d-%d is reversed", ErrPortRange, lo, hi)
+	}
+	if first, last := f.PortRange(); lo < first || hi > last {
+		return nil, fmt.Errorf("%w %d-%d: %d-%d", ErrPortRange, first, last, lo, hi)
+	}
+	_ = f.RefreshAddresses()
+
+	f.regMu.Lock()
+	defer f.regMu.Unlock()
+	if f.closed.Load() {
+		return nil, ErrClosed
+	}
+	n := int(hi) - int(lo) + 1
+	r := &Registration{f: f, lo: lo, hi: hi, entries: make([]*portEntry, n), lanes: make([]*lane, n)}
+	for i := range n {
+		port := lo + uint16(i)
+		if f.lookup(port) != nil {
+			return nil, fmt.Errorf("%w: %d is registered already", ErrPortInUse, port)
+		}
+		r.entries[i] = &portEntry{filter: f, port: port, fn: fn, ring: ring}
+	}
+	for i := range n {
+		l, err := r.openLane(r.entries[i])
+		if err != nil {
+			r.closeLanes()
+			return nil, err
+		}
+		r.lanes[i] = l
+	}
+	for i, e := range r.entries {
+		f.ports[int(e.port)-int(f.portMin)].Store(r.entries[i])
+	}
+	f.regs[r] = struct{}{}
+	return r, nil
+}
+
+func (r *Registration) openLane(e *portEntry) (*lane, error) {
+	l := &lane{entry: e}
+	ep, err := r.f.ns.NewEndpoint(header.UDPProtocolNumber, header.IPv6ProtocolNumber, &l.wq)
+	if err != nil {
+		return nil, fmt.Errorf("fastfilter: port %d: creating the netstack UDP endpoint: %s", e.port, err)
+	}
+	ep.SocketOptions().SetV6Only(false) // one endpoint for IPv4 and IPv6
+	ep.SocketOptions().SetReceiveOriginalDstAddress(true)
+	// Listen before binding: the endpoint notifies only when its queue
+	// turns non-empty, so a datagram queued before we listen would block
+	// the lane for good.
+	l.ep = ep
+	l.waiter = waiter.NewFunctionEntry(waiter.ReadableEvents, func(waiter.EventMask) { r.drain(l) })
+	l.wq.EventRegister(&l.waiter)
+	if err := ep.Bind(tcpip.FullAddress{Port: e.port}); err != nil {
+		l.wq.EventUnregister(&l.waiter)
+		ep.Close()
+		if _, inUse := err.(*tcpip.ErrPortInUse); inUse {
+			return nil, fmt.Errorf("%w: a netstack socket is bound to %d", ErrPortInUse, e.port)
+		}
+		return nil, fmt.Errorf("fastfilter: port %d: binding the netstack UDP endpoint: %s", e.port, err)
+	}
+	return l, nil
+}
+
+// drain reads every datagram queued on l's endpoint and feeds it to the
+// port's ReceiveFunc. It runs from netstack's notification, on the goroutine
+// that delivered the packet.
+func (r *Registration) drain(l *lane) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, maxDatagram)
+	}
+	f := r.f
+	for {
+		r.scratch = r.buf
+		res, err := l.ep.Read(&r.scratch, tcpip.ReadOptions{NeedRemoteAddr: true})
+		if err != nil {
+			return // ErrWouldBlock: drained; or the endpoint is closing
+		}
+		src := addrPort(res.RemoteAddr)
+		d := Datagram{
+			Payload:     r.buf[:res.Count],
+			Src:         src,
+			Dst:         netip.AddrPortFrom(addrPort(res.ControlMessages.OriginalDstAddress).Addr(), l.entry.port),
+			Version:     header.IPv6Version,
+			ViaNetstack: true,
+			port:        l.entry,
+		}
+		if src.Addr().Is4() {
+			d.Version = header.IPv4Version
+		}
+		if res.ControlMessages.HasTimestamp {
+			d.at = res.ControlMessages.Timestamp
+		} // else read on demand, like the fast lane's
+		f.count(l.entry, netstackDelivered)
+		l.entry.handOver(&d)
+	}
+}
+
+func addrPort(fa tcpip.FullAddress) netip.AddrPort {
+	var a netip.Addr
+	switch fa.Addr.Len() {
+	case header.IPv4AddressSize:
+		a = netip.AddrFrom4(fa.Addr.As4())
+	case header.IPv6AddressSize:
+		a = netip.AddrFrom16(fa.Addr.As16()).Unmap()
+	}
+	return netip.AddrPortFrom(a, fa.Port)
+}
+
+// Ports returns the registered range, inclusive.
+func (r *Registration) Ports() (lo, hi uint16) { return r.lo, r.hi }
+
+// NetstackEndpoint returns the netstack UDP endpoint bound on port (nil when
+// port is not in the registration). It is dual-stack: write to an IPv4
+// destination with a 4-byte address. The fast send path uses it as its
+// fallback sender; do not Read from it or Close it: the registration does.
+func (r *Registration) NetstackEndpoint(port uint16) tcpip.Endpoint {
+	if port < r.lo || port > r.hi {
+		return nil
+	}
+	return r.lanes[port-r.lo].ep
+}
+
+// Counters returns the sum of the counters of the registration's ports.
+func (r *Registration) Counters() Counters {
+	var c Counters
+	for _, e := range r.entries {
+		c = c.Add(e.counters.snapshot())
+	}
+	return c
+}
+
+// PortCounters returns the counters of one port of the registration.
+func (r *Registration) PortCounters(port uint16) Counters {
+	if port < r.lo || port > r.hi {
+		return Counters{}
+	}
+	return r.entries[port-r.lo].counters.snapshot()
+}
+
+// Close unregisters the ports and releases their netstack endpoints. When it
+// returns, the netstack lane calls the ReceiveFunc no more; a frame the fast
+// lane was classifying at that moment may still be delivered, so the
+// ReceiveFunc must stay safe to call (Ring.Receive is, after Ring.Close
+// too). Do not call Close from the ReceiveFunc. Closing twice is harmless.
+func (r *Registration) Close() error {
+	f := r.f
+	f.regMu.Lock()
+	if _, ok := f.regs[r]; !ok {
+		f.regMu.Unlock()
+		return nil
+	}
+	delete(f.regs, r)
+	for _, e := range r.entries {
+		f.ports[int(e.port)-int(f.portMin)].CompareAndSwap(e, nil)
+		f.retire(e)
+	}
+	f.regMu.Unlock()
+	r.closeLanes()
+	return nil
+}
+
+func (r *Registration) closeLanes() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	for _, l := range r.lanes {
+		if l == nil {
+			continue
+		}
+		l.wq.EventUnregister(&l.waiter)
+		l.ep.Close()
+	}
+}

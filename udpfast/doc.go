@@ -1,0 +1,48 @@
+// Package udpfast is mediastack's fast UDP send path (the "UDP fast sending
+// module" of claims 1 and 7 of the patent behind mediastack): it turns a
+// datagram from a media port into a complete Ethernet frame and writes it
+// straight to the link, below netstack's network layer, in about the time it
+// takes to copy and checksum the payload.
+//
+// A Sender owns one local address and port. For each destination it keeps a
+// prebuilt Ethernet + IPv4/IPv6 + UDP header (claim 7 a1) with every static
+// field filled in and the checksums of those fields summed in advance; per
+// datagram it copies that header and the payload into caller-owned scratch
+// memory and fills in only what varies: the destination MAC when the policy
+// ARP entry changed, the IP total/payload length, the IPv4 header checksum
+// (incrementally, from the precomputed sum), the UDP length and the UDP
+// checksum (always: mandatory for IPv6, and netstack sets it for IPv4 too).
+// The IPv4 ID is 0 with DF set, as netstack sends UDP (RFC 6864 atomic
+// datagrams); with Options.AllowFragmentation it counts per datagram.
+//
+// The next hop's MAC comes from the port's policyarp entry, read without a
+// lock. When there is no usable entry (unknown MAC, aged, invalidated by a
+// gratuitous ARP, destination changed), or the datagram is bigger than the
+// MTU, or the link's queue is full, the datagram goes through netstack's UDP
+// endpoint bound on the same port (Fallback: claims 2, 6d, 12), which
+// resolves the neighbour and fragments where needed; the sender asks the
+// table to resolve the destination at the same time, so the next datagram
+// goes fast. Every such datagram is counted by Reason; nothing is dropped
+// silently: a datagram netstack also refuses is returned as an error.
+//
+// A frame from udpfast equals, field for field, the frame netstack sends for
+// the same datagram with the default options (TTL/hop limit 64, TOS 0, DF
+// with ID 0); TTL and TOS can be set to match a differently configured
+// endpoint.
+//
+// # Plugging it in
+//
+//	table, _ := policyarp.New(policyarp.Options{Stack: st.Netstack(), NIC: st.NICID(0), BasePort: 20000, Ports: 1000})
+//	reg := filter.Register(...)                            // fastfilter: binds netstack's UDP endpoints
+//	snd, err := udpfast.New(udpfast.Options{
+//		Table:    table,
+//		Link:     tapEndpoint,                             // the table NIC's link (ethlink-based)
+//		Fallback: udpfast.EndpointFallback{Endpoint: reg.NetstackEndpoint(20000)},
+//		Local:    netip.MustParseAddrPort("198.51.100.2:20000"),
+//	})
+//	err = snd.Send(rtpPacket, peer)                        // 0 allocations on the fast path
+//	n, err := snd.SendBatch(packets, []netip.AddrPort{peer}) // one link write per batch
+//
+// A Sender is used by one goroutine; senders on the same goroutine may share
+// a Scratch. Stats may be read concurrently.
+package udpfast

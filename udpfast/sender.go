@@ -1,0 +1,391 @@
+package udpfast
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/policyarp"
+	"github.com/mediastack/mediastack/stack"
+)
+
+// Defaults matching netstack's own UDP sends (ipv4.DefaultTTL,
+// ipv6.DefaultTTL; TOS/traffic class 0; PMTUDiscoveryWant, which sets DF).
+const (
+	DefaultTTL   = 64
+	DefaultBatch = 32
+)
+
+// Errors returned without sending anything.
+var (
+	ErrBadDestination = errors.New("udpfast: destination is not a valid address and port of the sender's family")
+	ErrBatchShape     = errors.New("udpfast: SendBatch needs one destination, or one per payload")
+)
+
+// Link is where fast frames go: a link endpoint with a raw frame write, such
+// as link/ethlink (and so tap, raw and sim). It must be the link of the
+// policy ARP table's NIC.
+type Link interface {
+	link.FrameWriter
+	MTU() uint32
+	LinkAddress() tcpip.LinkAddress
+}
+
+// Options configure a Sender.
+type Options struct {
+	// Table is the policy ARP table of the sender's NIC; Local's port must
+	// be inside its range. Required.
+	Table *policyarp.Table
+	// Link is the table NIC's link endpoint. Required.
+	Link Link
+	// Fallback sends through netstack from Local (see EndpointFallback).
+	// Required.
+	Fallback Fallback
+	// Local is the address and port the sender owns; the address must be
+	// assigned to the table's NIC. Required.
+	Local netip.AddrPort
+	// TTL is the IPv4 TTL / IPv6 hop limit (0: DefaultTTL, netstack's).
+	TTL uint8
+	// TOS is the IPv4 TOS / IPv6 traffic class byte: DSCP << 2 | ECN
+	// (default 0, netstack's). Set the fallback endpoint's TOS to match.
+	TOS uint8
+	// AllowFragmentation clears IPv4's don't-fragment bit and gives every
+	// datagram an identification. The default sets DF with ID 0, as
+	// netstack does for UDP (RFC 6864 atomic datagrams).
+	AllowFragmentation bool
+	// Scratch holds the frames being built. Senders used from one goroutine
+	// may share one; nil gives the sender its own of DefaultBatch frames.
+	Scratch *Scratch
+}
+
+// Scratch is the memory frames are built in: caller-owned, reused for every
+// datagram, so sending allocates nothing. Not safe for concurrent use: share
+// one only between senders driven by the same goroutine.
+type Scratch struct {
+	bufs   [][]byte
+	frames [][]byte
+	size   int
+}
+
+// NewScratch returns room for batches of up to n frames (n ≥ 1) of size
+// bytes each (header plus payload; 1514 covers a 1500-byte MTU). Buffers are
+// allocated on first use and grown only if the MTU grows.
+func NewScratch(n, size int) *Scratch {
+	if n < 1 {
+		n = 1
+	}
+	return &Scratch{bufs: make([][]byte, n), frames: make([][]byte, n), size: size}
+}
+
+// buf returns scratch buffer i with room for n bytes.
+func (sc *Scratch) buf(i, n int) []byte {
+	b := sc.bufs[i]
+	if cap(b) < n {
+		b = make([]byte, max(n, sc.size))
+		sc.bufs[i] = b
+	}
+	return b[:cap(b)]
+}
+
+// Sender sends UDP datagrams from one local address and port, as raw frames
+// when the port's policy ARP entry allows and through netstack otherwise.
+//
+// A Sender is driven by one goroutine at a time (like a socket's writer);
+// Stats may be read from any goroutine.
+type Sender struct {
+	table  *policyarp.Table
+	slot   *policyarp.Slot
+	link   Link
+	fb     Fallback
+	local  netip.AddrPort
+	localT tcpip.Address
+	v6     bool
+	ipLen  int // IP + UDP header bytes counted against the MTU
+	ttl    uint8
+	tos    uint8
+	df     bool
+	id     uint16
+	sc     *Scratch
+	one    [1][]byte
+
+	// The template matches tmplEntry (pointer identity: entries are
+	// immutable, so an unchanged pointer means an unchanged MAC) and tmplDst.
+	tmpl      template
+	tmplEntry *policyarp.Entry
+	tmplDst   netip.AddrPort
+
+	c counters
+}
+
+// New validates opts and returns a Sender.
+func New(opts Options) (*Sender, error) {
+	switch {
+	case opts.Table == nil:
+		return nil, errors.New("udpfast: Options.Table is nil")
+	case opts.Link == nil:
+		return nil, errors.New("udpfast: Options.Link is nil")
+	case opts.Fallback == nil:
+		return nil, errors.New("udpfast: Options.Fallback is nil")
+	case !opts.Local.IsValid() || opts.Local.Port() == 0:
+		return nil, fmt.Errorf("udpfast: local address %v needs an IP address and a port", opts.Local)
+	}
+	if len(opts.Link.LinkAddress()) != header.EthernetAddressSize {
+		return nil, errors.New("udpfast: the link has no Ethernet address")
+	}
+	local := netip.AddrPortFrom(opts.Local.Addr().Unmap(), opts.Local.Port())
+	slot := opts.Table.Slot(local.Port())
+	if slot == nil {
+		return nil, fmt.Errorf("udpfast: local port %d is outside the policy ARP table's range", local.Port())
+	}
+	localT := stack.AddrFrom(local.Addr())
+	proto, ipLen := header.IPv4ProtocolNumber, header.IPv4MinimumSize+header.UDPMinimumSize
+	if local.Addr().Is6() {
+		proto, ipLen = header.IPv6ProtocolNumber, header.IPv6MinimumSize+header.UDPMinimumSize
+	}
+	// NIC 0: with a NIC given, netstack answers yes for any IPv4 address.
+	if opts.Table.Stack().CheckLocalAddress(0, proto, localT) != opts.Table.NIC() {
+		return nil, fmt.Errorf("udpfast: %s is not an address of NIC %d", local.Addr(), opts.Table.NIC())
+	}
+	if opts.TTL == 0 {
+		opts.TTL = DefaultTTL
+	}
+	if opts.Scratch == nil {
+		opts.Scratch = NewScratch(DefaultBatch, ethLen+int(opts.Link.MTU()))
+	}
+	return &Sender{
+		table:  opts.Table,
+		slot:   slot,
+		link:   opts.Link,
+		fb:     opts.Fallback,
+		local:  local,
+		localT: localT,
+		v6:     local.Addr().Is6(),
+		ipLen:  ipLen,
+		ttl:    opts.TTL,
+		tos:    opts.TOS,
+		df:     !opts.AllowFragmentation,
+		sc:     opts.Scratch,
+	}, nil
+}
+
+// Local returns the address and port the sender sends from.
+func (s *Sender) Local() netip.AddrPort { return s.local }
+
+// Stats returns a snapshot of the sender's counters.
+func (s *Sender) Stats() Stats { return s.c.snapshot() }
+
+// fastOK is what prepare returns when the datagram can go fast.
+const fastOK = Reason(255)
+
+// errBadDst is what prepare returns for a destination nothing can send to.
+const errBadDst = Reason(254)
+
+// prepare makes the template ready for a datagram of n payload bytes to dst,
+// or says why it cannot go fast. The common case (same entry, same
+// destination) is one atomic load and two comparisons.
+func (s *Sender) prepare(dst netip.AddrPort, n int) Reason {
+	e := s.slot.Load()
+	if e != s.tmplEntry || dst != s.tmplDst || e == nil {
+		if r := s.retemplate(e, dst); r != fastOK {
+			return r
+		}
+	}
+	if n+s.ipLen > int(s.link.MTU()) {
+		return ReasonTooBig
+	}
+	return fastOK
+}
+
+// retemplate checks a changed entry or destination and rebuilds what changed.
+func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
+	if a := dst.Addr(); a.Is4In6() {
+		dst = netip.AddrPortFrom(a.Unmap(), dst.Port())
+	}
+	if !dst.Addr().IsValid() || dst.Port() == 0 || dst.Addr().Is6() != s.v6 {
+		return errBadDst
+	}
+	s.tmplEntry = nil // until the checks below pass
+	switch {
+	case e == nil:
+		return ReasonNoEntry
+	case e.Dst != stack.AddrFrom(dst.Addr()) || e.Local != s.localT:
+		return ReasonDstChanged
+	}
+	switch e.State {
+	case policyarp.Valid, policyarp.Static:
+	case policyarp.Resolving:
+		return ReasonUnresolved
+	case policyarp.Aged:
+		return ReasonAged
+	case policyarp.Invalidated:
+		return ReasonInvalidated
+	case policyarp.Failed:
+		return ReasonUnreachable
+	default:
+		return ReasonUnsupported
+	}
+	if dst != s.tmplDst || s.tmpl.n == 0 || string(s.tmpl.hdr[6:12]) != string(s.link.LinkAddress()) {
+		s.tmpl.build(&templateFields{
+			srcMAC:  s.link.LinkAddress(),
+			dstMAC:  e.MAC,
+			src:     s.localT,
+			dst:     e.Dst,
+			srcPort: s.local.Port(),
+			dstPort: dst.Port(),
+			ttl:     s.ttl,
+			tos:     s.tos,
+			df:      s.df,
+		})
+	} else {
+		s.tmpl.setDstMAC(e.MAC)
+	}
+	s.tmplEntry, s.tmplDst = e, dst
+	return fastOK
+}
+
+func (s *Sender) nextID() uint16 {
+	if s.df {
+		return 0
+	}
+	s.id++
+	if s.id == 0 {
+		s.id = 1
+	}
+	return s.id
+}
+
+// Send sends payload to dst: as a raw frame when the port's entry is valid
+// for dst, else through netstack, which makes the table resolve dst's next
+// hop so that the following datagrams go fast. payload is not retained.
+func (s *Sender) Send(payload []byte, dst netip.AddrPort) error {
+	switch r := s.prepare(dst, len(payload)); r {
+	case fastOK:
+	case errBadDst:
+		return ErrBadDestination
+	default:
+		return s.fallback(r, payload, dst)
+	}
+	s.one[0] = s.tmpl.fill(s.sc.buf(0, s.tmpl.n+len(payload)), payload, s.nextID())
+	n, err := s.link.WriteFrames(s.one[:])
+	s.one[0] = nil
+	add(&s.c.linkWrites, 1)
+	if n == 1 {
+		add(&s.c.fast, 1)
+		return nil
+	}
+	return s.fallback(linkReason(err), payload, dst)
+}
+
+// SendBatch sends payloads[i] to dsts[i] (or all to dsts[0] when dsts has
+// one element), in order. Consecutive datagrams that can go fast are written
+// to the link in one WriteFrames call (up to the scratch's batch size);
+// the others go through netstack in their place in the sequence. It returns
+// how many datagrams were sent; on error, payloads[n:] were not.
+func (s *Sender) SendBatch(payloads [][]byte, dsts []netip.AddrPort) (int, error) {
+	if len(dsts) != 1 && len(dsts) != len(payloads) {
+		return 0, ErrBatchShape
+	}
+	b := batch{s: s, payloads: payloads, dsts: dsts}
+	for i, p := range payloads {
+		dst := b.dst(i)
+		switch r := s.prepare(dst, len(p)); r {
+		case fastOK:
+			if b.pending == len(s.sc.frames) {
+				if n, err := b.flush(); err != nil {
+					return n, err
+				}
+			}
+			if b.pending == 0 {
+				b.first = i
+			}
+			s.sc.frames[b.pending] = s.tmpl.fill(s.sc.buf(b.pending, s.tmpl.n+len(p)), p, s.nextID())
+			b.pending++
+		case errBadDst:
+			if n, err := b.flush(); err != nil {
+				return n, err
+			}
+			return i, ErrBadDestination
+		default:
+			if n, err := b.flush(); err != nil {
+				return n, err
+			}
+			if err := s.fallback(r, p, dst); err != nil {
+				return i, err
+			}
+		}
+	}
+	if n, err := b.flush(); err != nil {
+		return n, err
+	}
+	return len(payloads), nil
+}
+
+// batch tracks the frames of a SendBatch not yet written: datagrams
+// first..first+pending-1 sit in the scratch's frames.
+type batch struct {
+	s              *Sender
+	payloads       [][]byte
+	dsts           []netip.AddrPort
+	first, pending int
+}
+
+func (b *batch) dst(i int) netip.AddrPort {
+	if len(b.dsts) == 1 {
+		return b.dsts[0]
+	}
+	return b.dsts[i]
+}
+
+// flush writes the pending frames in one call; what the link does not take
+// goes through netstack. On error it returns the index of the first datagram
+// not sent.
+func (b *batch) flush() (int, error) {
+	s := b.s
+	k := b.pending
+	if k == 0 {
+		return 0, nil
+	}
+	b.pending = 0
+	frames := s.sc.frames[:k]
+	n, err := s.link.WriteFrames(frames)
+	clear(frames)
+	add(&s.c.linkWrites, 1)
+	add(&s.c.fast, uint64(n))
+	if n >= k {
+		return 0, nil
+	}
+	r := linkReason(err)
+	for j := b.first + n; j < b.first+k; j++ {
+		if err := s.fallback(r, b.payloads[j], b.dst(j)); err != nil {
+			return j, err
+		}
+	}
+	return 0, nil
+}
+
+func linkReason(err error) Reason {
+	if errors.Is(err, link.ErrQueueFull) {
+		return ReasonQueueFull
+	}
+	return ReasonLinkError
+}
+
+// fallback sends one datagram through netstack and, when the entry is
+// missing or stale, asks the table to resolve dst so the next one goes fast.
+func (s *Sender) fallback(r Reason, payload []byte, dst netip.AddrPort) error {
+	add(&s.c.fallbacks[r], 1)
+	if r.resolves() {
+		// Errors here are a bad destination family, which the send below
+		// reports too; the table counts what it does.
+		_, _ = s.table.Resolve(s.local.Port(), s.localT, stack.AddrFrom(dst.Addr()))
+	}
+	if err := s.fb.SendViaNetstack(payload, dst); err != nil {
+		add(&s.c.fallbackErrors, 1)
+		return err
+	}
+	return nil
+}

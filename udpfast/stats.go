@@ -1,0 +1,106 @@
+package udpfast
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// Reason is why a datagram went through netstack instead of the fast path.
+type Reason uint8
+
+const (
+	// ReasonNoEntry: the port had no policy ARP entry yet.
+	ReasonNoEntry Reason = iota
+	// ReasonDstChanged: the entry was for another destination IP.
+	ReasonDstChanged
+	// ReasonUnresolved: netstack is still resolving the next hop's MAC.
+	ReasonUnresolved
+	// ReasonAged: the entry reached the aging time unconfirmed.
+	ReasonAged
+	// ReasonInvalidated: a gratuitous ARP or unsolicited NA named the next hop.
+	ReasonInvalidated
+	// ReasonUnreachable: netstack's last resolution of the next hop failed.
+	ReasonUnreachable
+	// ReasonUnsupported: the destination cannot go fast (multicast,
+	// broadcast, local, or not routed through this NIC).
+	ReasonUnsupported
+	// ReasonTooBig: the datagram does not fit the link MTU unfragmented.
+	ReasonTooBig
+	// ReasonQueueFull: the link's transmit queue was full.
+	ReasonQueueFull
+	// ReasonLinkError: the link refused the frame for another reason.
+	ReasonLinkError
+
+	// NumReasons is the number of reasons (the length of Stats.Fallbacks).
+	NumReasons = int(iota)
+)
+
+var reasonNames = [NumReasons]string{
+	"no-entry", "dst-changed", "unresolved", "aged", "invalidated",
+	"unreachable", "unsupported", "too-big", "queue-full", "link-error",
+}
+
+func (r Reason) String() string {
+	if int(r) < NumReasons {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// resolves reports whether a datagram turned away for r should make the
+// table ask netstack for the next hop (the other reasons leave a good or
+// pending entry behind).
+func (r Reason) resolves() bool {
+	switch r {
+	case ReasonNoEntry, ReasonDstChanged, ReasonAged, ReasonInvalidated, ReasonUnreachable:
+		return true
+	}
+	return false
+}
+
+// Stats is a snapshot of a Sender's counters.
+type Stats struct {
+	// Fast counts datagrams written as raw frames.
+	Fast uint64
+	// LinkWrites counts WriteFrames calls (a batch is one call).
+	LinkWrites uint64
+	// Fallbacks counts datagrams handed to netstack, by Reason.
+	Fallbacks [NumReasons]uint64
+	// FallbackErrors counts datagrams netstack refused too (returned to the
+	// caller as errors).
+	FallbackErrors uint64
+}
+
+// FallbackTotal is the sum of Fallbacks.
+func (s Stats) FallbackTotal() uint64 {
+	var n uint64
+	for _, v := range s.Fallbacks {
+		n += v
+	}
+	return n
+}
+
+// Fallback returns the count for one reason.
+func (s Stats) Fallback(r Reason) uint64 { return s.Fallbacks[r] }
+
+// counters are written by the sender's goroutine only and read by anyone:
+// add is a plain load and store of an atomic (no locked instruction on the
+// send path), which is exact with a single writer.
+type counters struct {
+	fast, linkWrites, fallbackErrors atomic.Uint64
+	fallbacks                        [NumReasons]atomic.Uint64
+}
+
+func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Fast:           c.fast.Load(),
+		LinkWrites:     c.linkWrites.Load(),
+		FallbackErrors: c.fallbackErrors.Load(),
+	}
+	for i := range c.fallbacks {
+		s.Fallbacks[i] = c.fallbacks[i].Load()
+	}
+	return s
+}

@@ -1,0 +1,121 @@
+package udpfast
+
+import (
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+const (
+	ethLen        = header.EthernetMinimumSize
+	maxHeaderLen  = ethLen + header.IPv6MinimumSize + header.UDPMinimumSize
+	ipv4HeaderLen = ethLen + header.IPv4MinimumSize + header.UDPMinimumSize
+	ipv6HeaderLen = maxHeaderLen
+)
+
+// template is the Ethernet + IP + UDP header of one (source, destination)
+// pair with every static field filled in, plus the partial checksums of those
+// fields, so that a datagram costs a header copy, a payload copy, a few
+// stores and one pass of the checksum over the payload.
+type template struct {
+	hdr [maxHeaderLen]byte
+	n   int // header length: ipv4HeaderLen or ipv6HeaderLen
+	v6  bool
+	// ipSum is the one's complement sum of the IPv4 header with total
+	// length, ID and checksum zero: the per-datagram checksum is
+	// ^(ipSum + total length [+ ID]), an incremental update (RFC 1624) from
+	// a header whose variable fields are zero.
+	ipSum uint16
+	// udpSum is the sum of the pseudo-header and the UDP header with both
+	// lengths and the checksum zero (addresses, protocol and ports).
+	udpSum uint16
+}
+
+type templateFields struct {
+	srcMAC, dstMAC tcpip.LinkAddress
+	src, dst       tcpip.Address
+	srcPort        uint16
+	dstPort        uint16
+	ttl, tos       uint8
+	df             bool // IPv4 don't-fragment
+}
+
+// build fills t for f. Addresses must be of one family.
+func (t *template) build(f *templateFields) {
+	*t = template{}
+	var udp header.UDP
+	if f.dst.Len() == header.IPv6AddressSize {
+		t.v6, t.n = true, ipv6HeaderLen
+		header.Ethernet(t.hdr[:]).Encode(&header.EthernetFields{SrcAddr: f.srcMAC, DstAddr: f.dstMAC, Type: header.IPv6ProtocolNumber})
+		header.IPv6(t.hdr[ethLen:]).Encode(&header.IPv6Fields{
+			TrafficClass:      f.tos,
+			TransportProtocol: header.UDPProtocolNumber,
+			HopLimit:          f.ttl,
+			SrcAddr:           f.src,
+			DstAddr:           f.dst,
+		})
+		udp = header.UDP(t.hdr[ethLen+header.IPv6MinimumSize:])
+	} else {
+		t.n = ipv4HeaderLen
+		header.Ethernet(t.hdr[:]).Encode(&header.EthernetFields{SrcAddr: f.srcMAC, DstAddr: f.dstMAC, Type: header.IPv4ProtocolNumber})
+		fields := header.IPv4Fields{
+			TOS:      f.tos,
+			TTL:      f.ttl,
+			Protocol: uint8(header.UDPProtocolNumber),
+			SrcAddr:  f.src,
+			DstAddr:  f.dst,
+		}
+		if f.df {
+			fields.Flags = header.IPv4FlagDontFragment
+		}
+		ip := header.IPv4(t.hdr[ethLen:])
+		ip.Encode(&fields)
+		t.ipSum = ip.CalculateChecksum()
+		udp = header.UDP(t.hdr[ethLen+header.IPv4MinimumSize:])
+	}
+	udp.Encode(&header.UDPFields{SrcPort: f.srcPort, DstPort: f.dstPort})
+	t.udpSum = checksum.Combine(
+		header.PseudoHeaderChecksum(header.UDPProtocolNumber, f.src, f.dst, 0),
+		udp.CalculateChecksum(0))
+}
+
+// setDstMAC changes the destination MAC; nothing else depends on it.
+func (t *template) setDstMAC(mac tcpip.LinkAddress) {
+	copy(t.hdr[:header.EthernetAddressSize], mac)
+}
+
+// fill writes the frame for payload into buf (which must hold t.n +
+// len(payload) bytes) and returns it. id is the IPv4 identification (0
+// when the don't-fragment bit is set, as netstack does).
+func (t *template) fill(buf, payload []byte, id uint16) []byte {
+	n := t.n
+	frame := buf[:n+len(payload)]
+	copy(frame, t.hdr[:n])
+	copy(frame[n:], payload)
+	udpLen := uint16(header.UDPMinimumSize + len(payload))
+	if t.v6 {
+		header.IPv6(frame[ethLen:]).SetPayloadLength(udpLen)
+	} else {
+		ip := header.IPv4(frame[ethLen:])
+		total := udpLen + header.IPv4MinimumSize
+		ip.SetTotalLength(total)
+		sum := checksum.Combine(t.ipSum, total)
+		if id != 0 {
+			ip.SetID(id)
+			sum = checksum.Combine(sum, id)
+		}
+		ip.SetChecksum(^sum)
+	}
+	udp := header.UDP(frame[n-header.UDPMinimumSize:])
+	udp.SetLength(udpLen)
+	// The length counts twice: once in the pseudo-header, once in the UDP
+	// header. The payload is summed from the caller's slice, which is
+	// likelier to be in cache than the copy's destination.
+	sum := checksum.Checksum(payload, checksum.Combine(t.udpSum, checksum.Combine(udpLen, udpLen)))
+	// RFC 768: a computed zero is sent as all ones (zero means "none").
+	if sum != 0xffff {
+		sum = ^sum
+	}
+	udp.SetChecksum(sum)
+	return frame
+}
