@@ -23,6 +23,7 @@ package tap
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -67,6 +68,10 @@ type Endpoint struct {
 }
 
 var _ stack.LinkEndpoint = (*Endpoint)(nil)
+
+// ErrDeviceGone is wrapped by the read and write errors of a TAP that was
+// deleted while in use.
+var ErrDeviceGone = errors.New("the device is gone (deleted while in use)")
 
 // DeviceStats counts what the TAP device layer drops before the frame
 // reaches ethlink. Fields are updated atomically.

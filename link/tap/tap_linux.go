@@ -313,10 +313,17 @@ func (d *tapDevice) readError(err error) error {
 	if d.closed.Load() {
 		return link.ErrClosed
 	}
-	if errors.Is(err, unix.EBADFD) {
-		return fmt.Errorf("tap %s: the device is gone (deleted while in use): %w", d.name, err)
+	if deviceGone(err) {
+		return fmt.Errorf("tap %s: %w: %w", d.name, ErrDeviceGone, err)
 	}
 	return fmt.Errorf("tap %s: read: %w", d.name, err)
+}
+
+// deviceGone reports whether err means the TAP was deleted under us: read and
+// write fail with EBADFD, or Go's poller, seeing EPOLLERR on the descriptor
+// first, fails the wait with its unexported "not pollable" error.
+func deviceGone(err error) bool {
+	return errors.Is(err, unix.EBADFD) || strings.HasSuffix(err.Error(), "not pollable")
 }
 
 // WriteFrames implements ethlink.Device, one write(2) per frame (a TAP takes
@@ -341,8 +348,8 @@ func (d *tapDevice) WriteFrames(frames [][]byte) (int, error) {
 		return n, link.ErrClosed
 	case errors.Is(err, link.ErrQueueFull):
 		return n, err
-	case errors.Is(err, unix.EBADFD):
-		return n, fmt.Errorf("tap %s: the device is gone (deleted while in use): %w", d.name, err)
+	case deviceGone(err):
+		return n, fmt.Errorf("tap %s: %w: %w", d.name, ErrDeviceGone, err)
 	case errors.Is(err, unix.EIO):
 		return n, fmt.Errorf("tap %s: the device is down: %w", d.name, err)
 	default:
