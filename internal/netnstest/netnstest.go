@@ -71,6 +71,11 @@ var debianPackage = map[string]string{
 	"tshark":  "tshark",
 	"iperf3":  "iperf3",
 	"ethtool": "ethtool",
+	"curl":    "curl",
+	"ffmpeg":  "ffmpeg",
+	"nft":     "nftables",
+	"nstat":   "iproute2",
+	"tc":      "iproute2",
 }
 
 // RequireTools skips (fails under CI) unless every tool is on PATH, naming

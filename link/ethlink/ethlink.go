@@ -29,6 +29,7 @@ import (
 
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/pcap"
+	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // Device moves whole Ethernet frames (destination MAC first, no FCS).
@@ -70,6 +71,10 @@ type Options struct {
 	// fails for a reason other than Close (a TAP deleted under us). The
 	// endpoint stops reading; the owner decides what to do.
 	OnReadError func(error)
+	// TCPOffload, when set, makes the endpoint take TCP packets of up to
+	// 64 KB from netstack and send them in the engine's form (gso.go). The
+	// engine serves this endpoint only. Vnet mode needs a VnetDevice.
+	TCPOffload *tcpoffload.Engine
 }
 
 // MaxVLANHeaderLength is the room an 802.1Q tag takes beyond the plain
@@ -110,6 +115,7 @@ type Endpoint struct {
 	txMu      sync.Mutex
 	txFrames  [][]byte // scratch frames reused by WritePackets
 	txScratch [][]byte
+	offload   offloadState // TCP offload transmit scratch (gso.go)
 
 	onCloseMu sync.Mutex
 	onClose   func()
@@ -140,7 +146,12 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 32
 	}
+	vnet, err := checkOffload(&opts)
+	if err != nil {
+		return nil, err
+	}
 	e := &Endpoint{opts: opts}
+	e.offload.vnet = vnet
 	mac := opts.MAC
 	e.mac.Store(&mac)
 	e.mtu.Store(opts.MTU)
@@ -165,6 +176,9 @@ func (e *Endpoint) SetFrameHook(h link.FrameHook) {
 func (e *Endpoint) DeliverFrame(frame []byte) {
 	if c := e.opts.Capture; c != nil {
 		_ = c.WriteFrame(frame)
+	}
+	if o := e.opts.TCPOffload; o != nil {
+		o.ObserveInbound(frame) // the ACK hook: records, never consumes
 	}
 	if h := e.hook.Load(); h != nil && (*h)(frame) == link.Handled {
 		return
@@ -227,6 +241,9 @@ func (e *Endpoint) WriteFrames(frames [][]byte) (int, error) {
 // reused frame buffer and written to the device. Like netstack's own links it
 // leaves the packets' references to the caller.
 func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	if e.opts.TCPOffload != nil {
+		return e.writeOffload(pkts)
+	}
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
 	frames := e.txFrames[:0]
@@ -242,20 +259,7 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 		frames = append(frames, buf)
 	}
 	e.txFrames = frames[:0]
-	n, err := e.WriteFrames(frames)
-	if err != nil {
-		switch {
-		case n > 0:
-			return n, nil
-		case errors.Is(err, link.ErrQueueFull):
-			return 0, &tcpip.ErrWouldBlock{}
-		case errors.Is(err, link.ErrClosed):
-			return 0, &tcpip.ErrClosedForSend{}
-		default:
-			return 0, &tcpip.ErrAborted{}
-		}
-	}
-	return n, nil
+	return writeResult(e.WriteFrames(frames))
 }
 
 // Attach implements stack.NetworkLinkEndpoint. The first attach starts the

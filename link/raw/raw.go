@@ -42,6 +42,10 @@
 // MTU larger than ours) are dropped and counted in DeviceStats.RxTruncated:
 // turn TSO off on a veth peer (ethtool -K PEER tso off).
 //
+// With Options.TCPOffload in mode tcpoffload.Soft, netstack hands the
+// link TCP packets of up to 64 KB, which it cuts into MSS-sized frames from
+// a header template and sends with one sendmmsg per burst.
+//
 // Sends use sendmmsg(2). Close wakes a blocked reader; an interface taken
 // down or deleted under the reader stops it and reports the error to
 // Options.OnReadError once.
@@ -57,6 +61,7 @@ import (
 
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
+	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // Options configure an AF_PACKET endpoint.
@@ -73,6 +78,10 @@ type Options struct {
 	// fails for a reason other than Close (the interface went down or was
 	// deleted).
 	OnReadError func(error)
+	// TCPOffload sends large TCP packets from netstack as frames cut from
+	// a header template, written with one sendmmsg per burst (Mode
+	// tcpoffload.Soft; the default is Off; Vnet needs a TAP).
+	TCPOffload tcpoffload.Options
 }
 
 // batchSize is how many frames one recvmmsg may return.
@@ -125,6 +134,13 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.MTU != 0 && (opts.MTU < header.IPv4MinimumProcessableDatagramSize || opts.MTU > 65535) {
 		return nil, fmt.Errorf("raw: MTU %d out of range [%d, 65535]", opts.MTU, header.IPv4MinimumProcessableDatagramSize)
 	}
+	if opts.TCPOffload.Mode == tcpoffload.Vnet {
+		return nil, fmt.Errorf("raw: TCP offload mode vnet needs a TAP (virtio-net headers); use soft on %s", opts.Interface)
+	}
+	engine, err := tcpoffload.New(opts.TCPOffload)
+	if err != nil {
+		return nil, fmt.Errorf("raw %s: %w", opts.Interface, err)
+	}
 	stats := new(DeviceStats)
 	dev, mac, mtu, err := openSocket(opts.Interface, opts.MAC, stats)
 	if err != nil {
@@ -141,6 +157,7 @@ func New(opts Options) (*Endpoint, error) {
 		BatchSize:   batchSize,
 		Capture:     opts.Capture,
 		OnReadError: opts.OnReadError,
+		TCPOffload:  engine,
 	})
 	if err != nil {
 		_ = dev.Close()

@@ -32,6 +32,7 @@ import (
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
+	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // NetworkOptions configure a Network.
@@ -150,6 +151,10 @@ type EndpointOptions struct {
 	Impairments Impairments
 	// RXChecksumOffload makes the endpoint claim verified checksums.
 	RXChecksumOffload bool
+	// TCPOffload sends large TCP packets from netstack as frames cut from
+	// a header template (Mode tcpoffload.Soft; the default is Off). Its
+	// Clock defaults to the network's.
+	TCPOffload tcpoffload.Options
 }
 
 // Endpoint is one port of the network: a netstack LinkEndpoint.
@@ -190,11 +195,19 @@ func (n *Network) NewEndpoint(opts EndpointOptions) (*Endpoint, error) {
 		impairments: opts.Impairments,
 		rng:         rand.New(rand.NewPCG(n.seed, uint64(len(n.ports))+1)),
 	}
+	if opts.TCPOffload.Clock == nil {
+		opts.TCPOffload.Clock = n.clock
+	}
+	engine, err := tcpoffload.New(opts.TCPOffload)
+	if err != nil {
+		return nil, err
+	}
 	eth, err := ethlink.New(ethlink.Options{
 		Device:            device{ep},
 		MAC:               opts.MAC,
 		MTU:               opts.MTU,
 		RXChecksumOffload: opts.RXChecksumOffload,
+		TCPOffload:        engine,
 	})
 	if err != nil {
 		return nil, err

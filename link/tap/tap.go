@@ -18,6 +18,14 @@
 // TAP deleted while in use makes the reader stop and report the error to
 // Options.OnReadError exactly once.
 //
+// With Options.TCPOffload in mode tcpoffload.Vnet the TAP is opened with
+// IFF_VNET_HDR (by this package; water cannot ask for it): netstack's
+// large TCP packets are written once each with a virtio-net header asking
+// the kernel to segment them, so a local socket receives them whole, and
+// the kernel may hand over frames with checksums left partial, which the
+// reader completes before the hook or netstack sees them. The default
+// opens the TAP with water, as before.
+//
 // TAP needs Linux; elsewhere New returns an error saying so.
 package tap
 
@@ -34,6 +42,7 @@ import (
 
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
+	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // Options configure a TAP endpoint.
@@ -51,6 +60,14 @@ type Options struct {
 	// OnReadError is called once, from the reader goroutine, when reading
 	// the TAP fails for a reason other than Close (the device was deleted).
 	OnReadError func(error)
+	// TCPOffload is how large TCP packets from netstack are sent (default
+	// Off: netstack cuts every segment). Vnet opens the TAP with
+	// IFF_VNET_HDR and writes each large packet once with a virtio-net
+	// header for the kernel to segment (a local socket receives it whole);
+	// it also has the kernel hand over frames with checksums left partial
+	// (TUNSETOFFLOAD TUN_F_CSUM), which the reader completes before the
+	// hook or netstack sees them. Soft cuts large packets into frames here.
+	TCPOffload tcpoffload.Options
 }
 
 // DefaultMTU is the MTU used when Options.MTU is zero.
@@ -79,6 +96,12 @@ type DeviceStats struct {
 	// RxTooBig counts frames longer than the read buffer (the device's MTU
 	// was raised behind our back); they are dropped, not truncated.
 	RxTooBig atomic.Uint64
+	// RxChecksumCompleted counts frames the kernel handed over marked
+	// NEEDS_CSUM (vnet mode) whose checksum the reader completed.
+	RxChecksumCompleted atomic.Uint64
+	// RxBadVnetHdr counts frames dropped for a virtio-net header that does
+	// not fit them (vnet mode).
+	RxBadVnetHdr atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches.
@@ -93,8 +116,12 @@ func New(opts Options) (*Endpoint, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	engine, err := tcpoffload.New(opts.TCPOffload)
+	if err != nil {
+		return nil, fmt.Errorf("tap: %w", err)
+	}
 	stats := new(DeviceStats)
-	dev, name, err := openDevice(opts.Name, opts.MTU, stats)
+	dev, name, err := openDeviceMode(opts.Name, opts.MTU, stats, opts.TCPOffload.Mode == tcpoffload.Vnet)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +132,7 @@ func New(opts Options) (*Endpoint, error) {
 		MTU:         opts.MTU,
 		Capture:     opts.Capture,
 		OnReadError: opts.OnReadError,
+		TCPOffload:  engine,
 	})
 	if err != nil {
 		_ = dev.Close()

@@ -30,6 +30,12 @@ const capHint = "needs CAP_NET_ADMIN (run as root or setcap cap_net_admin,cap_ne
 const iffPersist = 0x800
 
 func openDevice(name string, mtu uint32, stats *DeviceStats) (device, string, error) {
+	return openDeviceMode(name, mtu, stats, false)
+}
+
+// openDeviceMode opens the TAP with water, or, with vnet, itself with
+// IFF_VNET_HDR (water cannot ask for it).
+func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (device, string, error) {
 	if _, err := os.Stat(tunDevicePath); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, "", fmt.Errorf("tap: %s is missing: load the tun module (modprobe tun), or give the container the device (--device /dev/net/tun)", tunDevicePath)
@@ -53,11 +59,15 @@ func openDevice(name string, mtu uint32, stats *DeviceStats) (device, string, er
 	// water leaks its descriptor when TUNSETIFF fails; the checks above
 	// catch the common causes (a name taken by another kind of device)
 	// first, so only a permission failure leaves one behind.
-	f, name, err := openTAP(name)
+	open := openTAP
+	if vnet {
+		open = openVnetTAP
+	}
+	f, name, err := open(name)
 	if err != nil {
 		return nil, "", err
 	}
-	d, err := newTAPDevice(f, name, stats)
+	d, err := newTAPDevice(f, name, stats, vnet)
 	if err != nil {
 		_ = f.Close()
 		return nil, "", err
@@ -239,9 +249,13 @@ type tapDevice struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+
+	// With IFF_VNET_HDR every frame read or written carries a virtio-net
+	// header (vnet_linux.go).
+	vnet vnetState
 }
 
-func newTAPDevice(f *os.File, name string, stats *DeviceStats) (*tapDevice, error) {
+func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapDevice, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", name, err)
@@ -249,6 +263,12 @@ func newTAPDevice(f *os.File, name string, stats *DeviceStats) (*tapDevice, erro
 	d := &tapDevice{name: name, f: f, rc: rc, stats: stats}
 	d.readFn = d.readSome
 	d.writeFn = d.writeAll
+	if vnet {
+		d.vnet.on = true
+		d.readFn = d.readSomeVnet
+		d.writeFn = d.writeAllVnet
+		d.vnet.writePktsFn = d.writeVnetPackets
+	}
 	return d, nil
 }
 
@@ -334,13 +354,21 @@ func (d *tapDevice) WriteFrames(frames [][]byte) (int, error) {
 	if d.closed.Load() {
 		return 0, link.ErrClosed
 	}
-	d.wframes, d.wn, d.werr = frames, 0, nil
-	err := d.rc.Write(d.writeFn)
+	d.wframes = frames
+	n, err := d.runWrite(d.writeFn)
+	d.wframes = nil
+	return n, err
+}
+
+// runWrite runs a write callback through the poller with d.wmu held and
+// turns its outcome into WriteFrames' errors.
+func (d *tapDevice) runWrite(fn func(fd uintptr) bool) (int, error) {
+	d.wn, d.werr = 0, nil
+	err := d.rc.Write(fn)
 	n := d.wn
 	if err == nil {
 		err = d.werr
 	}
-	d.wframes = nil
 	switch {
 	case err == nil:
 		return n, nil

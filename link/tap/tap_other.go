@@ -9,6 +9,6 @@ import (
 
 var errNeedsLinux = errors.New("tap: TAP needs Linux (this is " + runtime.GOOS + "); use link/sim, or run on Linux")
 
-func openDevice(string, uint32, *DeviceStats) (device, string, error) {
+func openDeviceMode(string, uint32, *DeviceStats, bool) (device, string, error) {
 	return nil, "", errNeedsLinux
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mediastack/mediastack/stack"
+	"github.com/mediastack/mediastack/tcpoffload"
+)
+
+// tcpOffloadFlagUsage documents --tcp-offload.
+const tcpOffloadFlagUsage = "how TCP sends large packets: vnet (a TAP takes each once with a virtio-net header; the kernel segments it, " +
+	"or delivers it whole to a local socket), soft (cut into MSS-sized frames from a header template, written in a batch), " +
+	"off (netstack builds every segment), or auto: vnet on tap, soft on raw"
+
+// tcpOffload returns the offload options of the link kind ("tap" or "raw")
+// for --tcp-offload.
+func (cfg *serveConfig) tcpOffload(kind string) (tcpoffload.Options, error) {
+	v := cfg.tcpOffloadMode
+	if v == "" || v == "auto" {
+		v = "vnet"
+		if kind == "raw" {
+			v = "soft"
+		}
+	}
+	mode, err := tcpoffload.ParseMode(v)
+	if err != nil {
+		return tcpoffload.Options{}, usageErrorf("--tcp-offload %q: want off, soft, vnet or auto", cfg.tcpOffloadMode)
+	}
+	if mode == tcpoffload.Vnet && kind != "tap" {
+		return tcpoffload.Options{}, usageErrorf("--tcp-offload vnet needs a tap link (virtio-net headers); use soft on %s", kind)
+	}
+	if cfg.httpRoot != "" && (cfg.httpPort == 0 || cfg.httpPort > 65535) {
+		return tcpoffload.Options{}, usageErrorf("--http-port %d out of range [1, 65535]", cfg.httpPort)
+	}
+	return tcpoffload.Options{Mode: mode}, nil
+}
+
+// startHTTP serves --http-root over HTTP on --http-port of every address
+// of the stack, with Go's net/http on listeners of the user-space stack:
+// files by path, directory listings, Range requests (http.ServeContent),
+// so that a kernel curl or ffmpeg can download or play media from the
+// stack. It returns what closes the servers; wg counts their goroutines.
+func startHTTP(st *stack.Stack, cfg serveConfig, log *slog.Logger, wg *sync.WaitGroup) ([]io.Closer, error) {
+	if cfg.httpRoot == "" {
+		return nil, nil
+	}
+	fi, err := os.Stat(cfg.httpRoot)
+	if err != nil {
+		return nil, fmt.Errorf("--http-root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("--http-root %s is not a directory", cfg.httpRoot)
+	}
+	handler := http.FileServer(http.Dir(cfg.httpRoot))
+	var closers []io.Closer
+	for _, cidr := range cfg.addrs {
+		ap := netip.AddrPortFrom(netip.MustParsePrefix(cidr).Addr(), uint16(cfg.httpPort))
+		l, err := st.ListenTCP(ap)
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+			return nil, fmt.Errorf("http: listening on %s: %w", ap, err)
+		}
+		srv := &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		closers = append(closers, srv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(bigWriteListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("http service stopped", "addr", ap.String(), "err", err)
+			}
+		}()
+		log.Info("http service", "addr", ap.String(), "root", cfg.httpRoot)
+	}
+	return closers, nil
+}
+
+// bigWriteListener hands net/http connections whose ReadFrom copies in
+// large writes: net/http copies a file to a connection without ReadFrom
+// through 32 KB writes, and each write is a pass through netstack's send
+// path; 1 MB writes let netstack fill 64 KB packets back to back.
+type bigWriteListener struct{ net.Listener }
+
+func (l bigWriteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return bigWriteConn{c}, nil
+}
+
+type bigWriteConn struct{ net.Conn }
+
+var copyBufs = sync.Pool{New: func() any { return new([1 << 20]byte) }}
+
+// ReadFrom implements io.ReaderFrom with 1 MB writes.
+func (c bigWriteConn) ReadFrom(r io.Reader) (int64, error) {
+	buf := copyBufs.Get().(*[1 << 20]byte)
+	defer copyBufs.Put(buf)
+	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, buf[:])
+}

@@ -1,0 +1,67 @@
+//go:build linux
+
+package raw_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/link/raw"
+	"github.com/mediastack/mediastack/tcpoffload"
+)
+
+// TestSoftOffloadToKernel: in soft mode the AF_PACKET link cuts netstack's
+// large packets into MSS-sized frames; the kernel's socket at the other end
+// of the veth receives the stream intact, over IPv4 and IPv6.
+func TestSoftOffloadToKernel(t *testing.T) {
+	netnstest.Require(t)
+	netnstest.RequireTools(t, "nc", "sha256sum")
+	ns, veth := newVeth(t)
+	ep := newEndpoint(t, raw.Options{Interface: veth.Outside, TCPOffload: tcpoffload.Options{Mode: tcpoffload.Soft}})
+	st := attach(t, ep)
+	payload := make([]byte, 16<<20)
+	for i := range payload {
+		payload[i] = byte(i*31 + i>>12)
+	}
+	sum := sha256.Sum256(payload)
+	for i, addr := range []netip.Addr{netnstest.KernelV4.Addr(), netnstest.KernelV6.Addr()} {
+		port := uint16(5001 + i)
+		family := "-4"
+		if addr.Is6() {
+			family = "-6"
+		}
+		sink := ns.Start("sh", "-c", "nc "+family+" -l -p "+strconv.Itoa(int(port))+" -N | sha256sum")
+		dst := netip.AddrPortFrom(addr, port)
+		var err error
+		netnstest.Eventually(t, attempts, pause, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			c, derr := st.DialTCP(ctx, dst)
+			if derr != nil {
+				return derr
+			}
+			if _, err = c.Write(payload); err == nil {
+				err = c.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("sending to %v: %v", dst, err)
+		}
+		out, werr := sink.Wait()
+		if werr != nil || !strings.HasPrefix(out, hex.EncodeToString(sum[:])) {
+			t.Errorf("kernel at %v received data with sha256 %q (%v), want %x", dst, out, werr, sum)
+		}
+	}
+	st2 := ep.TCPOffload().Stats()
+	if st2.LargePackets == 0 || st2.Frames < st2.LargePackets*2 || st2.PartialsCompleted == 0 {
+		t.Errorf("soft offload counters: %+v", st2)
+	}
+}

@@ -1,0 +1,161 @@
+//go:build linux
+
+package tap
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/tcpoffload"
+)
+
+// vnetState is the virtio-net side of a TAP opened with IFF_VNET_HDR. The
+// read fields are used by the reader goroutine only, the write fields under
+// tapDevice.wmu.
+type vnetState struct {
+	on   bool
+	rhdr [tcpoffload.VirtioNetHdrSize]byte
+	riov [2]unix.Iovec
+
+	whdr        [tcpoffload.VirtioNetHdrSize]byte
+	wiov        []unix.Iovec
+	wpkts       []tcpoffload.VnetPacket
+	writePktsFn func(fd uintptr) bool
+}
+
+// zeroVnetHdr goes before frames written with WriteFrames: nothing to
+// offload.
+var zeroVnetHdr [tcpoffload.VirtioNetHdrSize]byte
+
+// openVnetTAP opens the TAP itself (water cannot ask for IFF_VNET_HDR),
+// close-on-exec and non-blocking, and lets the kernel hand over frames with
+// checksums left partial (TUN_F_CSUM; no TSO, so frames still fit the MTU).
+func openVnetTAP(name string) (*os.File, string, error) {
+	fd, err := unix.Open(tunDevicePath, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", openError(name, err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("tap: %w", err)
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, "", openError(name, err)
+	}
+	name = ifr.Name()
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM); err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("tap %s: enabling checksum offload (TUNSETOFFLOAD): %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), "tap:"+name), name, nil
+}
+
+// readSomeVnet is readSome for a vnet TAP: each frame comes after its
+// virtio-net header, read in the same readv. A frame marked NEEDS_CSUM has
+// its checksum completed here, before the hook or netstack sees it.
+func (d *tapDevice) readSomeVnet(fd uintptr) bool {
+	v := &d.vnet
+	for d.rn < len(d.rbufs) {
+		buf := d.rbufs[d.rn]
+		n, err := readv(int(fd), v.riov[:], v.rhdr[:], buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return d.rn > 0
+		case err != nil:
+			d.rerr = err
+			return true
+		case n > len(v.rhdr)+len(buf):
+			d.stats.RxTooBig.Add(1)
+			continue
+		case n <= len(v.rhdr):
+			continue
+		}
+		frame := buf[:n-len(v.rhdr)]
+		var h tcpoffload.VirtioNetHdr
+		_ = h.Unmarshal(v.rhdr[:])
+		if h.Flags&tcpoffload.VirtioNetHdrFNeedsCsum != 0 {
+			if tcpoffload.CompletePartial(frame, int(h.CsumStart), int(h.CsumOffset)) != nil {
+				d.stats.RxBadVnetHdr.Add(1)
+				continue
+			}
+			d.stats.RxChecksumCompleted.Add(1)
+		}
+		d.rsizes[d.rn] = len(frame)
+		d.rn++
+	}
+	return true
+}
+
+// writeAllVnet is writeAll for a vnet TAP: each frame goes after an empty
+// virtio-net header, in one writev.
+func (d *tapDevice) writeAllVnet(fd uintptr) bool {
+	v := &d.vnet
+	for d.wn < len(d.wframes) {
+		v.wiov = appendIovec(appendIovec(v.wiov[:0], zeroVnetHdr[:]), d.wframes[d.wn])
+		if !d.writeOne(fd, v.wiov) {
+			return true
+		}
+	}
+	return true
+}
+
+// WriteVnet implements ethlink.VnetDevice: each packet is written with its
+// virtio-net header in one writev, the frame straight from its pieces.
+func (d *tapDevice) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
+	if !d.vnet.on {
+		return 0, fmt.Errorf("tap %s: not opened with IFF_VNET_HDR", d.name)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.closed.Load() {
+		return 0, link.ErrClosed
+	}
+	d.vnet.wpkts = pkts
+	n, err := d.runWrite(d.vnet.writePktsFn)
+	d.vnet.wpkts = nil
+	return n, err
+}
+
+func (d *tapDevice) writeVnetPackets(fd uintptr) bool {
+	v := &d.vnet
+	for d.wn < len(v.wpkts) {
+		p := &v.wpkts[d.wn]
+		p.Hdr.MarshalTo(v.whdr[:])
+		v.wiov = appendIovec(v.wiov[:0], v.whdr[:])
+		for _, part := range p.Parts {
+			v.wiov = appendIovec(v.wiov, part)
+		}
+		if !d.writeOne(fd, v.wiov) {
+			return true
+		}
+	}
+	return true
+}
+
+// writeOne writes one packet with writev and advances d.wn, or records why
+// it could not (a full device is link.ErrQueueFull) and returns false.
+func (d *tapDevice) writeOne(fd uintptr, iov []unix.Iovec) bool {
+	for {
+		_, err := writev(int(fd), iov)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN || err == unix.ENOBUFS:
+			d.werr = link.ErrQueueFull
+			return false
+		case err != nil:
+			d.werr = err
+			return false
+		}
+		d.wn++
+		return true
+	}
+}
