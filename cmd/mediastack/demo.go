@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -22,17 +21,19 @@ type demoConfig struct {
 	loss     float64
 	delay    time.Duration
 	tcpBytes int
+	streams  int
 	pcapFile string
 }
 
 func runDemo(args []string, stdout, _ io.Writer) error {
 	var cfg demoConfig
-	fs := newFlagSet("demo", "demo [--duration D] [--seed N] [--loss P] [--delay D] [--tcp-bytes N] [--pcap FILE]", stdout)
+	fs := newFlagSet("demo", "demo [--duration D] [--seed N] [--loss P] [--delay D] [--tcp-bytes N] [--rtp-streams N] [--pcap FILE]", stdout)
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "simulated time to run")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed for every random choice (same seed, same run)")
 	fs.Float64Var(&cfg.loss, "loss", 0.005, "probability that a frame is lost, each way")
 	fs.DurationVar(&cfg.delay, "delay", 10*time.Millisecond, "one-way delay")
 	fs.IntVar(&cfg.tcpBytes, "tcp-bytes", 8<<20, "size of the TCP transfer")
+	fs.IntVar(&cfg.streams, "rtp-streams", 4, "RTP streams (G.711, 20 ms packets) over the fast paths, 1 to 25")
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "write every frame to this pcap file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -46,6 +47,8 @@ func runDemo(args []string, stdout, _ io.Writer) error {
 		return usageErrorf("--delay must not be negative")
 	case cfg.tcpBytes <= 0:
 		return usageErrorf("--tcp-bytes must be positive")
+	case cfg.streams < 1 || cfg.streams > 25:
+		return usageErrorf("--rtp-streams must be in [1, 25]")
 	case cfg.seed == 0:
 		return usageErrorf("--seed must not be 0")
 	}
@@ -114,30 +117,35 @@ func demo(cfg demoConfig, out io.Writer, capture io.Writer) error {
 		return err
 	}
 	defer tcpXfer.Close()
-	udp, err := simapp.NewUDPStream(a, b, netip.MustParseAddrPort("198.51.100.1:40000"), netip.MustParseAddrPort("198.51.100.2:40000"), 172, 20*time.Millisecond)
+	media, err := newRTPDemo(a, b, cfg.streams)
 	if err != nil {
 		return err
 	}
-	defer udp.Close()
+	defer media.Close()
 
 	fmt.Fprintf(out, "mediastack demo: 2 stacks on a simulated link (delay %v, loss %.2f%%, 100 Mbit/s), seed %d\n",
 		cfg.delay, cfg.loss*100, cfg.seed)
-	fmt.Fprintf(out, "  %-6s %12s %10s %10s %10s\n", "time", "tcp bytes", "tcp Mbit/s", "udp sent", "udp recv")
+	fmt.Fprintf(out, "  %-6s %12s %10s %10s %10s\n", "time", "tcp bytes", "tcp Mbit/s", "rtp sent", "rtp recv")
 	const tick = time.Millisecond
+	// After the last packet is sent, what is in flight gets this long to
+	// arrive, so that the loss counted is the link's.
+	const drain = 200 * time.Millisecond
 	var lastBytes int
 	var tcpDoneAt time.Duration
-	for now := time.Duration(0); now < cfg.duration; {
+	for now := time.Duration(0); now < cfg.duration+drain; {
 		tcpXfer.Step()
-		udp.Step(now)
+		if err := media.step(now, now < cfg.duration); err != nil {
+			return fmt.Errorf("rtp: %w", err)
+		}
 		clock.Settle()
 		network.Run(tick)
 		now = clock.Elapsed()
 		if tcpDoneAt == 0 && tcpXfer.Done() {
 			tcpDoneAt = now
 		}
-		if now%time.Second == 0 {
+		if now%time.Second == 0 && now <= cfg.duration {
 			got := tcpXfer.Received()
-			fmt.Fprintf(out, "  %-6v %12d %10.2f %10d %10d\n", now, got, float64(got-lastBytes)*8/1e6, udp.Sent, udp.Received)
+			fmt.Fprintf(out, "  %-6v %12d %10.2f %10d %10d\n", now, got, float64(got-lastBytes)*8/1e6, media.Sent, media.Received)
 			lastBytes = got
 		}
 	}
@@ -149,10 +157,9 @@ func demo(cfg demoConfig, out io.Writer, capture io.Writer) error {
 		fmt.Fprintf(out, " in %v (%.2f Mbit/s)", tcpDoneAt, float64(cfg.tcpBytes)*8/tcpDoneAt.Seconds()/1e6)
 	}
 	fmt.Fprintf(out, ", %d segments sent, %d retransmitted\n", st.SegmentsSent.Value(), st.SendErrors.Retransmits.Value())
-	fmt.Fprintf(out, "  udp: %d datagrams sent, %d received, %d lost, %d out of order\n",
-		udp.Sent, udp.Received, udp.Sent-udp.Received, udp.OutOfOrder)
+	media.summary(out)
 	fmt.Fprintf(out, "  link: %d frames sent, %d delivered, %d lost\n", ns.Sent.Load(), ns.Delivered.Load(), ns.Lost.Load())
-	if err := errors.Join(tcpXfer.Err, udp.Err); err != nil {
+	if err := tcpXfer.Err; err != nil {
 		return err
 	}
 	if tcpDoneAt > 0 {

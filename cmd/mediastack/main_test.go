@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,10 +22,19 @@ func TestDemoIsReproducible(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"summary:", "tcp: 1048576 of 1048576 bytes delivered", "tcp payload verified", "udp: 150 datagrams sent"} {
+	for _, want := range []string{"summary:", "tcp: 1048576 of 1048576 bytes delivered", "tcp payload verified", "rtp: 4 streams, 600 packets sent"} {
 		if !strings.Contains(first, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, first)
 		}
+	}
+	// The RTP went over the fast paths: most of it fast both ways, nothing
+	// through netstack on the receive side, and every packet is accounted
+	// for (received + lost = sent).
+	if m := regexp.MustCompile(`rtp: 4 streams, 600 packets sent, (\d+) received, (\d+) lost, 0 out of order`).FindStringSubmatch(first); m == nil || atoi(m[1])+atoi(m[2]) != 600 || atoi(m[1]) < 590 {
+		t.Errorf("demo's RTP summary is not 600 packets, nearly all received, in order:\n%s", first)
+	}
+	if m := regexp.MustCompile(`fast path: (\d+) datagrams sent fast, (\d+) through netstack .*; (\d+) received fast, 0 through netstack`).FindStringSubmatch(first); m == nil || atoi(m[1]) < 600 || atoi(m[2]) > 20 || atoi(m[3]) < 590 {
+		t.Errorf("demo's fast path summary does not show the RTP going fast:\n%s", first)
 	}
 	if strings.Count(first, "\n  1s ")+strings.Count(first, "\n  2s ")+strings.Count(first, "\n  3s ") != 3 {
 		t.Errorf("want one line per simulated second:\n%s", first)
@@ -38,6 +49,11 @@ func TestDemoIsReproducible(t *testing.T) {
 	}
 }
 
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -47,6 +63,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"nosuch"}, `unknown command "nosuch"`},
 		{[]string{"demo", "--duration", "-1s"}, "--duration must be positive"},
 		{[]string{"demo", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"demo", "--rtp-streams", "0"}, "--rtp-streams must be in [1, 25]"},
 		{[]string{"serve", "--link", "eth:x", "--addr", "198.51.100.2/24"}, `unknown link kind "eth" (want tap:NAME or raw:IFACE)`},
 		{[]string{"serve", "--addr", "198.51.100.2/24"}, "--link is required"},
 		{[]string{"serve", "--link", "tap:ms0"}, "at least one --addr"},

@@ -31,11 +31,16 @@ type serveConfig struct {
 	mtu      uint
 	echo     bool
 	pcapFile string
+	sidecar  sidecarConfig // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
+
+	tcpOffloadMode string // serve_http.go
+	httpRoot       string
+	httpPort       uint
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	var cfg serveConfig
-	fs := newFlagSet("serve", "serve --link tap:NAME|raw:IFACE --addr CIDR [--addr CIDR ...] [--gateway IP ...] [--mac MAC] [--mtu N] [--echo] [--pcap FILE]", stdout)
+	fs := newFlagSet("serve", "serve --link tap:NAME|raw:IFACE --addr CIDR [--addr CIDR ...] [--gateway IP ...] [--mac MAC] [--mtu N] [--echo] [--pcap FILE] [--tcp-offload auto|off|soft|vnet] [--http-root DIR [--http-port N]]", stdout)
 	fs.StringVar(&cfg.link, "link", "", "link to run on: tap:NAME (create or attach a TAP device) or raw:IFACE (AF_PACKET on an existing interface)")
 	fs.Var(&cfg.addrs, "addr", "an address of the stack in CIDR form, IPv4 or IPv6 (repeatable)")
 	fs.Var(&cfg.gateways, "gateway", "a default gateway, at most one IPv4 and one IPv6 (repeatable)")
@@ -43,6 +48,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.UintVar(&cfg.mtu, "mtu", 0, "link MTU (default: 1500 for tap, the interface's for raw)")
 	fs.BoolVar(&cfg.echo, "echo", false, "run UDP and TCP echo services on port 7 through netstack sockets")
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap file")
+	cfg.sidecar.registerFlags(fs)
+	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
+	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this directory over HTTP (GET, HEAD, Range) from the user-space stack")
+	fs.UintVar(&cfg.httpPort, "http-port", 80, "the port of the --http-root service")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -97,12 +106,19 @@ func (cfg *serveConfig) validate() (linkSpec, tcpip.LinkAddress, error) {
 	if cfg.mtu != 0 && (cfg.mtu < 1280 || cfg.mtu > 65535) {
 		return spec, "", usageErrorf("--mtu %d out of range [1280, 65535]", cfg.mtu)
 	}
+	if err := cfg.sidecar.validate(); err != nil {
+		return spec, "", err
+	}
 	return spec, mac, nil
 }
 
 // serve runs the stack until ctx is done or the link fails.
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	spec, mac, err := cfg.validate()
+	if err != nil {
+		return err
+	}
+	offload, err := cfg.tcpOffload(spec.kind)
 	if err != nil {
 		return err
 	}
@@ -128,9 +144,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	var ep tcpipstack.LinkEndpoint
 	switch spec.kind {
 	case "tap":
-		ep, err = tap.New(tap.Options{Name: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError})
+		ep, err = tap.New(tap.Options{Name: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
 	case "raw":
-		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError})
+		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
 	}
 	if err != nil {
 		return err
@@ -161,6 +177,22 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			}
 		}()
 	}
+
+	httpClosers, err := startHTTP(st, cfg, log, &services)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range httpClosers {
+			c.Close()
+		}
+	}()
+
+	stopSidecar, err := startSidecar(st, cfg.sidecar, log)
+	if err != nil {
+		return err
+	}
+	defer stopSidecar()
 
 	select {
 	case <-ctx.Done():

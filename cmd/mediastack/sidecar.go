@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mediastack/mediastack/mediaport"
+	"github.com/mediastack/mediastack/metrics"
+	"github.com/mediastack/mediastack/policyarp"
+	"github.com/mediastack/mediastack/relay"
+	"github.com/mediastack/mediastack/stack"
+)
+
+// sidecarConfig is serve's media part: the fast paths on a port range, the
+// reflector, relays, their control API and the metrics.
+type sidecarConfig struct {
+	rtpPorts string
+	reflect  bool
+	relays   repeated
+	control  string
+	metrics  string
+	arp      policyarp.Options
+
+	// Set by validate.
+	lo, hi     uint16
+	relayPorts [][2]uint16
+}
+
+func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.rtpPorts, "rtp-ports", "", "register the UDP port range LO-HI (e.g. 20000-20999) on the fast receive and send paths")
+	fs.BoolVar(&c.reflect, "reflect", false, "send every datagram received on a registered port back to its source, from the same port (ports no relay holds)")
+	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as A:B, peers latched from their first datagram (repeatable)")
+	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host address, e.g. 127.0.0.1:8080")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host address, e.g. 127.0.0.1:9090")
+	c.arp.RegisterFlags(fs)
+}
+
+// enabled reports whether serve runs the media fast paths at all.
+func (c *sidecarConfig) enabled() bool { return c.rtpPorts != "" }
+
+func (c *sidecarConfig) validate() error {
+	if !c.enabled() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"--reflect", c.reflect}, {"--relay", len(c.relays) > 0}, {"--control", c.control != ""}, {"--metrics", c.metrics != ""}} {
+			if f.set {
+				return usageErrorf("%s needs --rtp-ports LO-HI (the ports it works on)", f.name)
+			}
+		}
+		return nil
+	}
+	lo, hi, ok := strings.Cut(c.rtpPorts, "-")
+	l, errL := strconv.ParseUint(lo, 10, 16)
+	h, errH := strconv.ParseUint(hi, 10, 16)
+	if !ok || errL != nil || errH != nil || l == 0 || l > h {
+		return usageErrorf("--rtp-ports %q: want LO-HI, two UDP ports with LO <= HI (e.g. 20000-20999)", c.rtpPorts)
+	}
+	c.lo, c.hi = uint16(l), uint16(h)
+	held := map[uint16]string{}
+	for _, r := range c.relays {
+		as, bs, ok := strings.Cut(r, ":")
+		a, errA := strconv.ParseUint(as, 10, 16)
+		b, errB := strconv.ParseUint(bs, 10, 16)
+		switch {
+		case !ok || errA != nil || errB != nil:
+			return usageErrorf("--relay %q: want A:B, two ports of --rtp-ports (e.g. 20000:20002)", r)
+		case a == b:
+			return usageErrorf("--relay %q: A and B must differ", r)
+		}
+		for _, p := range []uint64{a, b} {
+			if p < l || p > h {
+				return usageErrorf("--relay %q: port %d is outside --rtp-ports %s", r, p, c.rtpPorts)
+			}
+			if other, dup := held[uint16(p)]; dup {
+				return usageErrorf("--relay %q: port %d is in --relay %q already", r, p, other)
+			}
+			held[uint16(p)] = r
+		}
+		c.relayPorts = append(c.relayPorts, [2]uint16{uint16(a), uint16(b)})
+	}
+	for _, f := range []struct{ name, addr string }{{"--control", c.control}, {"--metrics", c.metrics}} {
+		if f.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(f.addr); err != nil || port == "" {
+			return usageErrorf("%s %q: want HOST:PORT (e.g. 127.0.0.1:8080)", f.name, f.addr)
+		}
+	}
+	aging, refresh := c.arp.Aging, c.arp.Refresh
+	if aging == 0 {
+		aging = policyarp.DefaultAging
+	}
+	if refresh == 0 {
+		refresh = policyarp.DefaultRefresh
+	}
+	if aging < 0 || refresh < 0 || refresh >= aging {
+		return usageErrorf("--arp-refresh %v must be shorter than --arp-aging %v, both positive", refresh, aging)
+	}
+	return nil
+}
+
+// startSidecar brings up the fast paths on st's NIC and what the flags ask
+// for. stop shuts the HTTP servers down and releases the ports; call it
+// before closing the stack.
+func startSidecar(st *stack.Stack, cfg sidecarConfig, log *slog.Logger) (stop func(), err error) {
+	if !cfg.enabled() {
+		return func() {}, nil
+	}
+	m, err := mediaport.NewManager(st, mediaport.Options{PortMin: cfg.lo, PortMax: cfg.hi, ARP: cfg.arp})
+	if err != nil {
+		return nil, err
+	}
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	stops = append(stops, func() { m.Close() })
+	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, svc.Close)
+	for _, ports := range cfg.relayPorts {
+		if _, err := svc.Create(relay.Spec{Ports: ports}); err != nil {
+			stop()
+			return nil, fmt.Errorf("--relay %d:%d: %w", ports[0], ports[1], err)
+		}
+	}
+	log.Info("media fast paths up", "rtp_ports", cfg.rtpPorts, "reflect", cfg.reflect, "relays", len(cfg.relayPorts),
+		"arp_aging", m.Table().Aging(), "arp_refresh", m.Table().Refresh())
+	for _, srv := range []struct{ name, flag, addr string }{{"control API", "--control", cfg.control}, {"metrics", "--metrics", cfg.metrics}} {
+		if srv.addr == "" {
+			continue
+		}
+		var h http.Handler
+		if srv.flag == "--control" {
+			h = svc.Handler()
+		} else {
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", metrics.Handler(m, svc))
+			h = mux
+		}
+		shutdown, err := serveHTTP(srv.addr, h, log, srv.name)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("%s %s: %w", srv.flag, srv.addr, err)
+		}
+		stops = append(stops, shutdown)
+	}
+	return stop, nil
+}
+
+// serveHTTP serves h on the host network at addr (not through the
+// user-space stack) until the returned function is called.
+func serveHTTP(addr string, h http.Handler, log *slog.Logger, name string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(name+" stopped", "err", err)
+		}
+	}()
+	log.Info(name+" listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}

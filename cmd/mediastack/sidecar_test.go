@@ -1,0 +1,37 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestSidecarUsageErrors: bad media flags are usage errors (exit 2) with a
+// one-line message naming the flag and the fix, before anything is set up.
+func TestSidecarUsageErrors(t *testing.T) {
+	base := []string{"serve", "--link", "tap:ms0", "--addr", "198.51.100.2/24"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--reflect"}, "--reflect needs --rtp-ports LO-HI"},
+		{[]string{"--relay", "20000:20002"}, "--relay needs --rtp-ports LO-HI"},
+		{[]string{"--control", "127.0.0.1:8080"}, "--control needs --rtp-ports LO-HI"},
+		{[]string{"--metrics", "127.0.0.1:9090"}, "--metrics needs --rtp-ports LO-HI"},
+		{[]string{"--rtp-ports", "20000"}, `--rtp-ports "20000": want LO-HI`},
+		{[]string{"--rtp-ports", "20999-20000"}, `--rtp-ports "20999-20000": want LO-HI`},
+		{[]string{"--rtp-ports", "0-10"}, `--rtp-ports "0-10": want LO-HI`},
+		{[]string{"--rtp-ports", "20000-70000"}, `--rtp-ports "20000-70000": want LO-HI`},
+		{[]string{"--rtp-ports", "20000-20999", "--relay", "20000"}, `--relay "20000": want A:B`},
+		{[]string{"--rtp-ports", "20000-20999", "--relay", "20000:20000"}, `--relay "20000:20000": A and B must differ`},
+		{[]string{"--rtp-ports", "20000-20999", "--relay", "20000:30000"}, `--relay "20000:30000": port 30000 is outside --rtp-ports 20000-20999`},
+		{[]string{"--rtp-ports", "20000-20999", "--relay", "20000:20002", "--relay", "20002:20004"}, `--relay "20002:20004": port 20002 is in --relay "20000:20002" already`},
+		{[]string{"--rtp-ports", "20000-20999", "--control", "8080"}, `--control "8080": want HOST:PORT`},
+		{[]string{"--rtp-ports", "20000-20999", "--arp-aging", "1s", "--arp-refresh", "2s"}, "--arp-refresh 2s must be shorter than --arp-aging 1s"},
+		{[]string{"--rtp-ports", "20000-20999", "--arp-aging", "-1s"}, "--arp-refresh 1s must be shorter than --arp-aging -1s"},
+	} {
+		code, _, stderr := runCapture(append(base, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line containing %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}

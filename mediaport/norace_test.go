@@ -1,0 +1,5 @@
+//go:build !race
+
+package mediaport_test
+
+const raceEnabled = false

@@ -1,0 +1,174 @@
+// Package metrics exposes mediastack's fast-path counters to Prometheus:
+// a prometheus.Collector over a mediaport.Manager (and, optionally, the
+// relay.Service running on it), and an http.Handler that serves them in
+// the text exposition format with the Go runtime's and the process's own
+// metrics, as `mediastack serve --metrics ADDR` does.
+//
+// The collector reads the counters when scraped (Manager.Stats and
+// Service.Stats): nothing is counted twice and nothing is added to the
+// packet path.
+//
+// Metrics (all prefixed mediastack_):
+//
+//	fast_rx_packets_total                     datagrams delivered to media ports straight from the link
+//	netstack_lane_rx_packets_total            datagrams for media ports that came through netstack (fragments, IP options)
+//	fast_rx_passed_packets_total{reason}      frames the fast filter passed on to netstack
+//	fast_rx_dropped_packets_total{reason}     frames and datagrams the fast path dropped
+//	netstack_rx_packets_total                 frames netstack received on the NIC
+//	fast_tx_packets_total                     datagrams sent as raw frames
+//	fast_tx_fallback_packets_total{reason}    datagrams sent through netstack instead
+//	fast_tx_fallback_errors_total             datagrams netstack refused too
+//	media_ports_open                          media ports open now
+//	policyarp_entries{state}                  policy ARP entries by state
+//	policyarp_resolutions_total, policyarp_aged_total, policyarp_invalidations_total,
+//	policyarp_neighbor_flushes_total, policyarp_failures_total
+//	relays, relay_packets_total{direction}, relay_bytes_total{direction},
+//	relay_dropped_packets_total{reason}, reflector_ports, reflected_packets_total
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mediastack/mediastack/mediaport"
+	"github.com/mediastack/mediastack/policyarp"
+	"github.com/mediastack/mediastack/relay"
+	"github.com/mediastack/mediastack/udpfast"
+)
+
+// Collector is a prometheus.Collector over a Manager and its relay Service.
+type Collector struct {
+	m *mediaport.Manager
+	s *relay.Service // may be nil
+
+	fastRx, laneRx, passed, dropped, netstackRx    *prometheus.Desc
+	fastTx, fallback, fallbackErrors, portsOpen    *prometheus.Desc
+	arpEntries, arpResolutions, arpAged            *prometheus.Desc
+	arpInvalidations, arpFlushes, arpFailures      *prometheus.Desc
+	relays, relayPackets, relayBytes, relayDropped *prometheus.Desc
+	reflectorPorts, reflected                      *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a collector over m and, when s is not nil, the relay
+// service on it.
+func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("mediastack_"+name, help, labels, nil)
+	}
+	return &Collector{
+		m:                m,
+		s:                s,
+		fastRx:           d("fast_rx_packets_total", "Datagrams delivered to media ports straight from the link (the fast receive path)."),
+		laneRx:           d("netstack_lane_rx_packets_total", "Datagrams for media ports that came through netstack (fragments, IP options) into the same buffers."),
+		passed:           d("fast_rx_passed_packets_total", "Frames the fast filter passed on to netstack, by reason.", "reason"),
+		dropped:          d("fast_rx_dropped_packets_total", "Frames and datagrams the fast receive path dropped, by reason.", "reason"),
+		netstackRx:       d("netstack_rx_packets_total", "Frames netstack received on the NIC (everything the fast filter passed on)."),
+		fastTx:           d("fast_tx_packets_total", "Datagrams media ports sent as raw frames (the fast send path)."),
+		fallback:         d("fast_tx_fallback_packets_total", "Datagrams media ports sent through netstack instead of the fast path, by reason.", "reason"),
+		fallbackErrors:   d("fast_tx_fallback_errors_total", "Datagrams netstack refused on the fallback lane (returned as errors)."),
+		portsOpen:        d("media_ports_open", "Media ports open now."),
+		arpEntries:       d("policyarp_entries", "Policy ARP table entries, by state.", "state"),
+		arpResolutions:   d("policyarp_resolutions_total", "Policy ARP entries made (first use, new destination, after aging or invalidation)."),
+		arpAged:          d("policyarp_aged_total", "Policy ARP entries that reached the aging time unconfirmed."),
+		arpInvalidations: d("policyarp_invalidations_total", "Policy ARP entries invalidated by gratuitous ARP or unsolicited Neighbor Advertisements."),
+		arpFlushes:       d("policyarp_neighbor_flushes_total", "netstack neighbour entries removed because an announcement named another MAC."),
+		arpFailures:      d("policyarp_failures_total", "Neighbour resolutions netstack reported as failed."),
+		relays:           d("relays", "Relays now."),
+		relayPackets:     d("relay_packets_total", "Datagrams relays received from their peers and sent to them.", "direction"),
+		relayBytes:       d("relay_bytes_total", "Payload bytes relays received from their peers and sent to them.", "direction"),
+		relayDropped:     d("relay_dropped_packets_total", "Datagrams relays dropped, by reason.", "reason"),
+		reflectorPorts:   d("reflector_ports", "Ports reflecting now."),
+		reflected:        d("reflected_packets_total", "Datagrams the reflector sent back to their source."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.fastRx, c.laneRx, c.passed, c.dropped, c.netstackRx, c.fastTx, c.fallback, c.fallbackErrors, c.portsOpen,
+		c.arpEntries, c.arpResolutions, c.arpAged, c.arpInvalidations, c.arpFlushes, c.arpFailures,
+	} {
+		ch <- d
+	}
+	if c.s != nil {
+		for _, d := range []*prometheus.Desc{c.relays, c.relayPackets, c.relayBytes, c.relayDropped, c.reflectorPorts, c.reflected} {
+			ch <- d
+		}
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	st := c.m.Stats()
+	rx := st.Receive
+	counter(c.fastRx, rx.FastDelivered)
+	counter(c.laneRx, rx.NetstackDelivered)
+	for _, r := range []struct {
+		reason string
+		v      uint64
+	}{
+		{"not-ip", rx.Passed.NotIP}, {"not-udp", rx.Passed.NotUDP}, {"not-local", rx.Passed.NotLocal},
+		{"not-registered", rx.Passed.NotRegistered}, {"fragment", rx.Passed.Fragment},
+		{"ip-options", rx.Passed.IPOptions}, {"unusual", rx.Passed.Unusual}, {"malformed", rx.Passed.Malformed},
+	} {
+		counter(c.passed, r.v, r.reason)
+	}
+	for _, r := range []struct {
+		reason string
+		v      uint64
+	}{
+		{"not-ours", rx.Dropped.NotOurs}, {"truncated", rx.Dropped.Truncated}, {"bad-length", rx.Dropped.BadLength},
+		{"bad-checksum", rx.Dropped.BadChecksum}, {"buffer-full", rx.Dropped.BufferFull},
+	} {
+		counter(c.dropped, r.v, r.reason)
+	}
+	counter(c.netstackRx, st.NetstackRxPackets)
+	counter(c.fastTx, st.Send.Fast)
+	for r := range udpfast.NumReasons {
+		counter(c.fallback, st.Send.Fallbacks[r], udpfast.Reason(r).String())
+	}
+	counter(c.fallbackErrors, st.Send.FallbackErrors)
+	gauge(c.portsOpen, st.OpenPorts)
+	for s := policyarp.Resolving; s <= policyarp.Unsupported; s++ {
+		gauge(c.arpEntries, st.ARPEntries[s], s.String())
+	}
+	counter(c.arpResolutions, st.ARP.Resolutions)
+	counter(c.arpAged, st.ARP.Aged)
+	counter(c.arpInvalidations, st.ARP.Invalidations)
+	counter(c.arpFlushes, st.ARP.NeighborFlushes)
+	counter(c.arpFailures, st.ARP.Failures)
+
+	if c.s == nil {
+		return
+	}
+	rs := c.s.Stats()
+	gauge(c.relays, rs.Relays)
+	counter(c.relayPackets, rs.Relayed.ReceivedPackets, "received")
+	counter(c.relayPackets, rs.Relayed.SentPackets, "sent")
+	counter(c.relayBytes, rs.Relayed.ReceivedBytes, "received")
+	counter(c.relayBytes, rs.Relayed.SentBytes, "sent")
+	counter(c.relayDropped, rs.Relayed.NoPeer, "no-peer")
+	counter(c.relayDropped, rs.Relayed.ForeignSource, "foreign-source")
+	counter(c.relayDropped, rs.Relayed.SendErrors+rs.ReflectErrors, "send-error")
+	gauge(c.reflectorPorts, rs.Reflecting)
+	counter(c.reflected, rs.Reflected)
+}
+
+// Handler serves the collector's metrics, with the Go runtime's and the
+// process's, in the Prometheus text format (on a registry of its own).
+func Handler(m *mediaport.Manager, s *relay.Service) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(m, s), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
