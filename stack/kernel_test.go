@@ -25,6 +25,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/echo"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
@@ -141,54 +142,15 @@ func TestKernelPingsStack(t *testing.T) {
 // until the test ends.
 func startEcho(t *testing.T, st *stack.Stack) {
 	t.Helper()
-	var wg sync.WaitGroup
-	var closers []io.Closer
+	var addrs []netip.AddrPort
 	for _, addr := range stackAddrs {
-		ap := netip.AddrPortFrom(addr, 7)
-		l, err := st.ListenTCP(ap)
-		if err != nil {
-			t.Fatalf("ListenTCP %s: %v", ap, err)
-		}
-		u, err := st.ListenUDP(ap)
-		if err != nil {
-			l.Close()
-			t.Fatalf("ListenUDP %s: %v", ap, err)
-		}
-		closers = append(closers, l, u)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer c.Close()
-					_, _ = io.Copy(c, c)
-				}()
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 65535)
-			for {
-				n, from, err := u.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				_, _ = u.WriteTo(buf[:n], from)
-			}
-		}()
+		addrs = append(addrs, netip.AddrPortFrom(addr, 7))
 	}
-	t.Cleanup(func() {
-		for _, c := range closers {
-			c.Close()
-		}
-		wg.Wait()
-	})
+	svc, err := echo.Start(st, addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
 }
 
 func TestKernelTCPEcho(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/echo"
 	"github.com/mediastack/mediastack/link/pcap"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
@@ -167,15 +167,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	log.Info("stack up", "link", cfg.link, "mac", net.HardwareAddr(ep.LinkAddress()).String(), "mtu", ep.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
 
 	if cfg.echo {
-		closers, err := startEcho(st, cfg.addrs, log, &services)
+		var addrs []netip.AddrPort
+		for _, cidr := range cfg.addrs {
+			addrs = append(addrs, netip.AddrPortFrom(netip.MustParsePrefix(cidr).Addr(), 7))
+		}
+		svc, err := echo.Start(st, addrs)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			for _, c := range closers {
-				c.Close()
-			}
-		}()
+		defer svc.Close()
+		log.Info("echo service", "addrs", fmt.Sprint(addrs))
 	}
 
 	httpClosers, err := startHTTP(st, cfg, log, &services)
@@ -202,60 +203,4 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		log.Error("link failed", "link", cfg.link, "err", err)
 		return fmt.Errorf("link %s failed: %w", cfg.link, err)
 	}
-}
-
-// startEcho runs UDP and TCP echo services on port 7 of every address.
-func startEcho(st *stack.Stack, addrs []string, log *slog.Logger, wg *sync.WaitGroup) ([]io.Closer, error) {
-	var closers []io.Closer
-	fail := func(err error) ([]io.Closer, error) {
-		for _, c := range closers {
-			c.Close()
-		}
-		return nil, err
-	}
-	for _, cidr := range addrs {
-		ap := netip.AddrPortFrom(netip.MustParsePrefix(cidr).Addr(), 7)
-		l, err := st.ListenTCP(ap)
-		if err != nil {
-			return fail(fmt.Errorf("echo: tcp %s: %w", ap, err))
-		}
-		closers = append(closers, l)
-		u, err := st.ListenUDP(ap)
-		if err != nil {
-			return fail(fmt.Errorf("echo: udp %s: %w", ap, err))
-		}
-		closers = append(closers, u)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer c.Close()
-					_, _ = io.Copy(c, c)
-				}()
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 65536)
-			for {
-				n, from, err := u.ReadFrom(buf)
-				if err != nil {
-					if !errors.Is(err, net.ErrClosed) {
-						log.Debug("udp echo stopped", "err", err)
-					}
-					return
-				}
-				_, _ = u.WriteTo(buf[:n], from)
-			}
-		}()
-		log.Info("echo service", "addr", ap.String())
-	}
-	return closers, nil
 }
