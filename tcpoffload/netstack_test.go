@@ -41,11 +41,12 @@ type transferCase struct {
 	size     int  // bytes the sender writes, then it closes
 	chunk    int  // bytes per application write (0: all at once)
 	loss     float64
+	reorder  float64 // probability the sender's wire holds a frame back 2ms
 	maxLarge int // the sender's cap on large packets (0: the default)
 }
 
 func (c transferCase) String() string {
-	return fmt.Sprintf("v6=%v/dfClear=%v/size=%d/chunk=%d/loss=%v/cap=%d", c.v6, c.dfClear, c.size, c.chunk, c.loss, c.maxLarge)
+	return fmt.Sprintf("v6=%v/dfClear=%v/size=%d/chunk=%d/loss=%v/reorder=%v/cap=%d", c.v6, c.dfClear, c.size, c.chunk, c.loss, c.reorder, c.maxLarge)
 }
 
 // sender is how the sending stack's link takes TCP from netstack.
@@ -93,7 +94,7 @@ func runTransfer(t *testing.T, c transferCase, kind sender) trace {
 	}
 	tx, err := network.NewEndpoint(sim.EndpointOptions{MAC: senderMAC,
 		TCPOffload:  tcpoffload.Options{Mode: mode, MaxLargePacket: c.maxLarge},
-		Impairments: sim.Impairments{Delay: time.Millisecond, Loss: c.loss}})
+		Impairments: sim.Impairments{Delay: time.Millisecond, Loss: c.loss, Reorder: c.reorder, ReorderDelay: 2 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +324,7 @@ func TestSoftSegmentationMatchesNetstack(t *testing.T) {
 		{size: 100*1024 + 3, dfClear: true},
 		{size: 300 * 1024, chunk: 7777, loss: 0.03},
 		{size: 150 * 1024, v6: true, loss: 0.03},
+		{size: 300 * 1024, chunk: 7777, loss: 0.01, reorder: 0.02},
 		{size: 200 * 1024, maxLarge: 8 * 1024},
 	} {
 		t.Run(c.String(), func(t *testing.T) {
@@ -372,6 +374,7 @@ func TestSoftSegmentationCarriesTheStream(t *testing.T) {
 		{size: 256*1024 + 517},
 		{size: 300 * 1024, chunk: 7777, loss: 0.03},
 		{size: 150 * 1024, v6: true, loss: 0.03, maxLarge: 20000},
+		{size: 300 * 1024, v6: true, loss: 0.01, reorder: 0.02},
 	} {
 		t.Run(c.String(), func(t *testing.T) {
 			tr := runTransfer(t, c, softOffload)
