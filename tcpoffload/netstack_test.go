@@ -42,7 +42,7 @@ type transferCase struct {
 	chunk    int  // bytes per application write (0: all at once)
 	loss     float64
 	reorder  float64 // probability the sender's wire holds a frame back 2ms
-	maxLarge int // the sender's cap on large packets (0: the default)
+	maxLarge int     // the sender's cap on large packets (0: the default)
 }
 
 func (c transferCase) String() string {
