@@ -28,7 +28,7 @@ func inProcessSuite() Suite {
 	return Suite{
 		Name:  "in-process",
 		Title: "In-process, no syscalls: per packet, frame in at the link to payload out in the application and back",
-		Workloads: func(cfg Config) ([]Workload, error) {
+		Workloads: func(cfg Config) ([]Workload, func() error, error) {
 			var ws []Workload
 			for _, kind := range []struct {
 				name string
@@ -46,7 +46,7 @@ func inProcessSuite() Suite {
 					}
 				}
 			}
-			return ws, nil
+			return ws, nil, nil
 		},
 		Columns: packetColumns,
 		Ratios:  []RatioSpec{{Metric: MetricNsPerPacket, Path: PathFast, Against: []Path{PathNetstack}}},

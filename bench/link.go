@@ -1,9 +1,138 @@
 package bench
 
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// The real-link suite: a load generator in a network namespace sends UDP
+// to a reflector at rates it steps up, and the table gives, for each path,
+// the highest rate reflected with under 0.1% loss and the round-trip time
+// at a fixed moderate rate:
+//
+//   - fast: the fast reflector (fastfilter → udpfast) in this process, on a
+//     TAP device or an AF_PACKET socket on a veth (Config.Link), the
+//     generator on the kernel's end of it;
+//   - netstack: the same reflector written on gonet sockets, in the same
+//     process on the same link (another port);
+//   - kernel: a reflector on Linux's own UDP sockets, batched with
+//     recvmmsg/sendmmsg, in a namespace of its own, the generator on the
+//     other end of a veth pair.
+
+// Link suite parameters.
+const (
+	// lossFree is the loss below which a rate counts as reflected.
+	lossFree = 0.001
+	// latencyRate is the "fixed moderate rate" of the round-trip times.
+	latencyRate = 10000
+	// Ports of the reflectors under test.
+	linkFastPort     = basePort
+	linkNetstackPort = 30000
+	linkKernelPort   = basePort
+)
+
+// linkWorkloads are the datagrams the real-link suite reflects.
+var linkWorkloads = []struct {
+	fam  family
+	size int
+}{{familyV4, 172}, {familyV6, 172}, {familyV4, 1200}}
+
+// searchParams are the steps of the rate search. The first round steps up
+// from startRate by factor; later rounds from refine × the previous
+// round's rate by refineFactor. Then bisections between the last rate
+// that passed and the first that did not.
+type searchParams struct {
+	stepMs, drainMs    int
+	startRate, maxRate float64
+	factor             float64
+	refine             float64
+	refineFactor       float64
+	bisections         int
+	latencyMs          int
+}
+
+func (cfg Config) search() searchParams {
+	if cfg.Short {
+		return searchParams{stepMs: 100, drainMs: 50, startRate: 5000, maxRate: 20000, factor: 4, refine: 0.5, refineFactor: 4, latencyMs: 100}
+	}
+	return searchParams{stepMs: 250, drainMs: 80, startRate: 10000, maxRate: 4e6, factor: 1.6,
+		refine: 0.6, refineFactor: 1.25, bisections: 3, latencyMs: 500}
+}
+
 func linkSuite() Suite {
 	return Suite{
 		Name:    "link",
+		Title:   "Over a real link, the Linux kernel as the peer: UDP reflected to a load generator in a network namespace",
 		Enabled: func(cfg Config) bool { return cfg.Link != "" },
-		Workloads: func(cfg Config) ([]Workload, error) { return nil, nil },
+		Workloads: func(cfg Config) ([]Workload, func() error, error) {
+			return linkSuiteWorkloads(cfg)
+		},
+		// A round is a whole rate search.
+		Rounds: func(cfg Config) int { return cfg.LinkRounds },
+		Columns: []Column{
+			{"loss-free pkts/s", func(r Result) string {
+				if !r.LossFreeRateTested {
+					return "none"
+				}
+				s := si(r.PacketsPerSecond)
+				if r.GeneratorLimited {
+					s = "≥" + s
+				}
+				return s
+			}},
+			{fmt.Sprintf("RTT p50 µs @%s", si(latencyRate)), func(r Result) string { return fmt.Sprintf("%.0f", r.LatencyP50Micros) }},
+			{"p99 µs", func(r Result) string { return fmt.Sprintf("%.0f", r.LatencyP99Micros) }},
+			{"allocs/pkt", func(r Result) string {
+				if r.Path == PathKernel {
+					return "-"
+				}
+				return allocs(r.AllocsPerPacket)
+			}},
+		},
+		Ratios: []RatioSpec{{Metric: MetricPacketRate, Path: PathFast, Against: []Path{PathNetstack, PathKernel}}},
+		Note: func(rows []Result) string {
+			var limited []string
+			for _, r := range rows {
+				if r.GeneratorLimited {
+					limited = append(limited, r.Workload+" "+string(r.Path))
+				}
+			}
+			sp, short := Config{}.search(), Config{Short: true}.search()
+			note := fmt.Sprintf("loss-free: under %.1f%% of a %d ms step's datagrams lost (%d ms with --short); a step that fails is tried once more\n"+
+				"(the machine may be shared); rates stepped up ×%.1f from %s, then bisected; later rounds search near the first.\n"+
+				"RTT: %s pkt/s for %d ms (%d ms with --short), before the search.",
+				lossFree*100, sp.stepMs, short.stepMs, sp.factor, si(sp.startRate), si(latencyRate), sp.latencyMs, short.latencyMs)
+			if len(limited) > 0 {
+				note += "\n≥: the load generator, not the path, was the limit (it could not send faster, or its own socket dropped replies): " + strings.Join(limited, ", ")
+			}
+			return note
+		},
 	}
+}
+
+// linkName names a real-link workload.
+func linkName(fam family, size int) string {
+	return fmt.Sprintf("link/reflect/%s/%d", fam.name, size)
+}
+
+func linkSuiteWorkloads(cfg Config) ([]Workload, func() error, error) {
+	envs, err := newLinkEnvs(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ws []Workload
+	for _, lw := range linkWorkloads {
+		if cfg.Short && (lw.fam.name != "v4" || lw.size != 172) {
+			continue
+		}
+		ws = append(ws, Workload{
+			Name:  linkName(lw.fam, lw.size),
+			Paths: []Path{PathFast, PathNetstack, PathKernel},
+			Open: func(ctx context.Context, path Path) (Bench, error) {
+				return envs.open(ctx, path, lw.fam, lw.size)
+			},
+		})
+	}
+	return ws, envs.close, nil
 }

@@ -1,10 +1,10 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/policyarp"
@@ -25,7 +25,7 @@ type fastReflector struct {
 	lo      uint16
 	senders [2][]*udpfast.Sender // [IPv4, IPv6], indexed by port - lo
 	ready   atomic.Bool          // senders are set
-	errs    atomic.Uint64        // sends that failed, datagrams not answered
+	errs    atomic.Uint64        // datagrams not answered
 }
 
 // senderLink is what the reflector's Senders write to.
@@ -110,10 +110,111 @@ func (r *fastReflector) stats() (fast, fallbacks uint64) {
 	return fast, fallbacks
 }
 
-func (r *fastReflector) close() error {
-	err := r.reg.Close()
-	if n := r.errs.Load(); n > 0 {
-		err = errors.Join(err, fmt.Errorf("fast reflector: %d datagrams not answered", n))
+// close unregisters the ports. Datagrams not answered (both lanes
+// refused: the link's queue and netstack's buffer full, under overload)
+// are counted in unanswered, not errors: over a real link they are the
+// path's loss, which the generator sees.
+func (r *fastReflector) close() error { return r.reg.Close() }
+
+// unanswered returns how many datagrams the reflector could not answer.
+func (r *fastReflector) unanswered() uint64 { return r.errs.Load() }
+
+// ringReflector is the fast reflector written as a media application
+// usually is: the filter copies datagrams into the port's Ring
+// (RegisterRing), and the application's goroutine takes them a batch at a
+// time (Ring.ReadBatch) and sends each batch back with Sender.SendBatch,
+// one link write per batch. Receiving and sending then run on two
+// goroutines, and the link's write costs one call per batch.
+type ringReflector struct {
+	reg     *fastfilter.Registration
+	ring    *fastfilter.Ring
+	senders [2]*udpfast.Sender // IPv4, IPv6
+	done    chan struct{}
+	errs    atomic.Uint64 // datagrams not answered
+}
+
+// ringReflectorPackets is the ring's depth: as deep as the TAP queue the
+// real-link suite sets up.
+const ringReflectorPackets = 4096
+
+func newRingReflector(filter *fastfilter.Filter, table *policyarp.Table, lnk senderLink, port uint16, locals []netip.Addr) (*ringReflector, error) {
+	ring, err := fastfilter.NewRing(fastfilter.RingOptions{Packets: ringReflectorPackets})
+	if err != nil {
+		return nil, err
 	}
+	r := &ringReflector{ring: ring, done: make(chan struct{})}
+	if r.reg, err = filter.RegisterRing(port, port, ring); err != nil {
+		return nil, err
+	}
+	for _, a := range locals {
+		fam := 0
+		if a.Is6() {
+			fam = 1
+		}
+		r.senders[fam], err = udpfast.New(udpfast.Options{
+			Table:    table,
+			Link:     lnk,
+			Fallback: udpfast.EndpointFallback{Endpoint: r.reg.NetstackEndpoint(port)},
+			Local:    netip.AddrPortFrom(a, port),
+		})
+		if err != nil {
+			_ = r.reg.Close()
+			return nil, fmt.Errorf("sender on %v: %w", netip.AddrPortFrom(a, port), err)
+		}
+	}
+	go r.loop()
+	return r, nil
+}
+
+func (r *ringReflector) loop() {
+	defer close(r.done)
+	const batch = udpfast.DefaultBatch
+	bufs := make([][]byte, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, fastfilter.DefaultRingSlotSize)
+	}
+	sizes := make([]int, batch)
+	srcs := make([]netip.AddrPort, batch)
+	var payloads [2][][]byte
+	var dsts [2][]netip.AddrPort
+	for {
+		n, err := r.ring.ReadBatch(bufs, sizes, srcs, time.Time{})
+		if err != nil {
+			return // the ring is closed
+		}
+		for f := range payloads {
+			payloads[f], dsts[f] = payloads[f][:0], dsts[f][:0]
+		}
+		for i := range n {
+			f := 0
+			if srcs[i].Addr().Is6() {
+				f = 1
+			}
+			payloads[f] = append(payloads[f], bufs[i][:sizes[i]])
+			dsts[f] = append(dsts[f], srcs[i])
+		}
+		for f, s := range r.senders {
+			switch {
+			case len(payloads[f]) == 0:
+			case s == nil:
+				r.errs.Add(uint64(len(payloads[f])))
+			default:
+				if sent, err := s.SendBatch(payloads[f], dsts[f]); err != nil {
+					r.errs.Add(uint64(len(payloads[f]) - sent))
+				}
+			}
+		}
+	}
+}
+
+// close unregisters the port and stops the goroutine; like
+// fastReflector.close, it does not count unanswered datagrams as errors.
+func (r *ringReflector) close() error {
+	err := r.reg.Close()
+	r.ring.Close()
+	<-r.done
 	return err
 }
+
+// unanswered returns how many datagrams the reflector could not answer.
+func (r *ringReflector) unanswered() uint64 { return r.errs.Load() }

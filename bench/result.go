@@ -1,6 +1,3 @@
-// Package bench measures mediastack's fast paths against netstack's own
-// paths and the Linux kernel, in one run, and reports each comparison as a
-// ratio taken within that run. `mediastack bench` is its command line.
 package bench
 
 // Path names the data path a Result measured.
@@ -34,8 +31,13 @@ type Result struct {
 	PacketsPerSecond float64 `json:"packets_per_second,omitempty"`
 	AllocsPerPacket  float64 `json:"allocs_per_packet"`
 
-	// Over a real link: round-trip latency at a fixed moderate rate, and
-	// whether the load generator, not the path, limited the rate.
+	// Over a real link: PacketsPerSecond is the highest rate reflected
+	// with under 0.1% loss (LossFreeRateTested: some rate was; when not,
+	// even the lowest rate lost more), NsPerPacket its inverse, and
+	// AllocsPerPacket this process's heap allocations per datagram
+	// reflected (0 for the kernel path, which runs elsewhere); the
+	// round-trip latency at a fixed moderate rate; and whether the load
+	// generator, not the path, limited the rate.
 	LatencyP50Micros   float64 `json:"latency_p50_us,omitempty"`
 	LatencyP99Micros   float64 `json:"latency_p99_us,omitempty"`
 	GeneratorLimited   bool    `json:"generator_limited,omitempty"`
@@ -52,8 +54,11 @@ type Result struct {
 // Report is what `mediastack bench --json FILE` writes.
 type Report struct {
 	// Machine describes where the run happened (CPU model, cores, Go version).
-	Machine string   `json:"machine"`
-	Results []Result `json:"results"`
+	Machine string `json:"machine"`
+	// Settings are the run's settings that change the figures (rounds,
+	// link, fast reflector), as one line.
+	Settings string   `json:"settings,omitempty"`
+	Results  []Result `json:"results"`
 	// Ratios compare paths on the same workload, within this run.
 	Ratios []Ratio `json:"ratios,omitempty"`
 }

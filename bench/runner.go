@@ -14,7 +14,7 @@ import (
 // median over the rounds, each ratio taken between rows of this run.
 func Run(ctx context.Context, cfg Config, suites []Suite) (*Report, error) {
 	cfg = cfg.withDefaults()
-	rep := &Report{Machine: Machine()}
+	rep := &Report{Machine: Machine(), Settings: cfg.settings()}
 	for _, s := range suites {
 		if s.Enabled != nil && !s.Enabled(cfg) {
 			continue
@@ -30,17 +30,19 @@ func Run(ctx context.Context, cfg Config, suites []Suite) (*Report, error) {
 }
 
 // RunSuite runs the workloads of one suite.
-func RunSuite(ctx context.Context, cfg Config, s Suite) ([]Result, error) {
+func RunSuite(ctx context.Context, cfg Config, s Suite) (results []Result, err error) {
 	cfg = cfg.withDefaults()
-	workloads, err := s.Workloads(cfg)
+	workloads, done, err := s.Workloads(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if done != nil {
+		defer func() { err = errors.Join(err, done()) }()
 	}
 	rounds := cfg.Rounds
 	if s.Rounds != nil {
 		rounds = s.Rounds(cfg)
 	}
-	var results []Result
 	for _, w := range workloads {
 		if err := ctx.Err(); err != nil {
 			return results, err
@@ -62,6 +64,8 @@ func summary(rs []Result) string {
 	var b strings.Builder
 	for _, r := range rs {
 		switch {
+		case strings.HasPrefix(r.Workload, "link") && r.PacketsPerSecond > 0:
+			fmt.Fprintf(&b, " %s %s pkt/s", r.Path, si(r.PacketsPerSecond))
 		case r.NsPerPacket > 0:
 			fmt.Fprintf(&b, " %s %.0f ns", r.Path, r.NsPerPacket)
 		case r.PacketsPerSecond > 0:
@@ -194,6 +198,18 @@ func find(results []Result, workload string, p Path) (Result, bool) {
 		}
 	}
 	return Result{}, false
+}
+
+// settings describes cfg in one line.
+func (c Config) settings() string {
+	s := fmt.Sprintf("%d rounds of %v", c.Rounds, c.RoundTime)
+	if c.Short {
+		s += ", short"
+	}
+	if c.Link != "" {
+		s += fmt.Sprintf("; link %s, %d rate searches, fast reflector %s", c.Link, c.LinkRounds, c.FastReflector)
+	}
+	return s
 }
 
 // Machine describes the machine the run happens on: CPU model, cores, Go.

@@ -26,11 +26,11 @@ func scalingSuite() Suite {
 	return Suite{
 		Name:  "scaling",
 		Title: "Scaling: fast reflector, per packet, packets round-robin over N concurrent streams (distinct local ports and peers)",
-		Workloads: func(cfg Config) ([]Workload, error) {
+		Workloads: func(cfg Config) ([]Workload, func() error, error) {
 			var ws []Workload
 			for _, n := range cfg.Streams {
 				if n < 1 || n > 40000 {
-					return nil, fmt.Errorf("stream count %d out of range [1, 40000]", n)
+					return nil, nil, fmt.Errorf("stream count %d out of range [1, 40000]", n)
 				}
 				ws = append(ws, Workload{
 					Name:  ScaleWorkload(n),
@@ -40,7 +40,7 @@ func scalingSuite() Suite {
 					},
 				})
 			}
-			return ws, nil
+			return ws, nil, nil
 		},
 		Columns: packetColumns,
 	}

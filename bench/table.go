@@ -5,7 +5,7 @@ import (
 	"io"
 	"math"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // packetColumns are the columns of per-packet workloads.
@@ -19,6 +19,9 @@ var packetColumns = []Column{
 // suite's ratios beside the rows they compare.
 func Print(w io.Writer, rep *Report, suites []Suite) {
 	fmt.Fprintf(w, "machine: %s\n", rep.Machine)
+	if rep.Settings != "" {
+		fmt.Fprintf(w, "settings: %s\n", rep.Settings)
+	}
 	for _, s := range suites {
 		var rows []Result
 		for _, r := range rep.Results {
@@ -30,7 +33,7 @@ func Print(w io.Writer, rep *Report, suites []Suite) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s (median of %d rounds)\n", s.Title, rows[0].Rounds)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		var table [][]string
 		head := []string{"workload", "path"}
 		for _, c := range s.Columns {
 			head = append(head, c.Header)
@@ -40,13 +43,22 @@ func Print(w io.Writer, rep *Report, suites []Suite) {
 			against Path
 		}
 		var ratioCols []ratioCol
+		metrics := map[string]bool{}
+		for _, spec := range s.Ratios {
+			metrics[spec.Metric.Name] = true
+		}
 		for _, spec := range s.Ratios {
 			for _, a := range spec.Against {
 				ratioCols = append(ratioCols, ratioCol{spec, a})
-				head = append(head, fmt.Sprintf("%s vs %s", spec.Path, a))
+				h := fmt.Sprintf("%s vs %s", spec.Path, a)
+				if len(metrics) > 1 {
+					// Several figures compared: say which.
+					h += " " + spec.Metric.Label
+				}
+				head = append(head, h)
 			}
 		}
-		writeRow(tw, head)
+		table = append(table, head)
 		ratios := Ratios(s, rows)
 		for _, r := range rows {
 			cells := []string{r.Workload, string(r.Path)}
@@ -62,9 +74,9 @@ func Print(w io.Writer, rep *Report, suites []Suite) {
 				}
 				cells = append(cells, cell)
 			}
-			writeRow(tw, cells)
+			table = append(table, cells)
 		}
-		tw.Flush()
+		writeTable(w, table)
 		if s.Note != nil {
 			if note := s.Note(rows); note != "" {
 				fmt.Fprintln(w, note)
@@ -73,25 +85,34 @@ func Print(w io.Writer, rep *Report, suites []Suite) {
 	}
 }
 
-// writeRow writes cells left-aligned in the first two columns (names) and
-// right-aligned after (figures).
-func writeRow(w io.Writer, cells []string) {
-	var b strings.Builder
-	for i, c := range cells {
-		if i < 2 {
-			// tabwriter aligns every column right: pad names on the right
-			// so they read left-aligned.
-			c = fmt.Sprintf("%-*s", nameWidth[i], c)
+// writeTable writes rows in aligned columns: the first two (names) to the
+// left, the figures to the right, two spaces apart.
+func writeTable(w io.Writer, rows [][]string) {
+	var width []int
+	for _, row := range rows {
+		for i, c := range row {
+			if i == len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
 		}
-		b.WriteString(c)
-		b.WriteByte('\t')
 	}
-	b.WriteByte('\n')
-	io.WriteString(w, b.String())
+	for _, row := range rows {
+		var b strings.Builder
+		for i, c := range row {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i < 2 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString(pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
 }
-
-// nameWidth is the width of the workload and path columns.
-var nameWidth = [2]int{34, 8}
 
 // si formats a rate with an SI suffix: 950, 12.3k, 4.56M.
 func si(v float64) string {

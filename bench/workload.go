@@ -25,6 +25,12 @@ type Config struct {
 	// Link, when "tap" or "raw", adds the suite over a real link with the
 	// Linux kernel as the peer (root only).
 	Link string
+	// LinkRounds is how many rate searches each path of the real-link
+	// suite runs (default DefaultLinkRounds, 1 with Short).
+	LinkRounds int
+	// FastReflector is how the real-link suite's fast path reflects:
+	// ReflectorRing (the default) or ReflectorInline.
+	FastReflector string
 	// Helper is the command line that runs this program's hidden helper
 	// subcommands (the load generator and the kernel reflector) in a
 	// network namespace, e.g. [/proc/self/exe]; the helper's name is
@@ -40,6 +46,22 @@ const (
 	DefaultRoundTime = 30 * time.Millisecond
 	ShortRounds      = 3
 	ShortRoundTime   = time.Millisecond
+	// A real-link round is a whole rate search: a few seconds.
+	DefaultLinkRounds = 3
+)
+
+// The fast reflectors of the real-link suite.
+const (
+	// ReflectorRing has the filter fill a Ring that the application's
+	// goroutine reads a batch at a time and answers with Sender.SendBatch:
+	// built like the gonet reflector it is compared with (the link's
+	// goroutine queues, the application's goroutine reads and writes),
+	// and like a media application.
+	ReflectorRing = "ring"
+	// ReflectorInline answers each datagram from the filter's ReceiveFunc,
+	// on the link's receive goroutine, with Sender.Send: the in-process
+	// suite's reflector.
+	ReflectorInline = "inline"
 )
 
 // Stream counts of the scaling suite.
@@ -59,6 +81,15 @@ func (c Config) withDefaults() Config {
 		c.RoundTime = DefaultRoundTime
 		if c.Short {
 			c.RoundTime = ShortRoundTime
+		}
+	}
+	if c.FastReflector == "" {
+		c.FastReflector = ReflectorRing
+	}
+	if c.LinkRounds <= 0 {
+		c.LinkRounds = DefaultLinkRounds
+		if c.Short {
+			c.LinkRounds = 1
 		}
 	}
 	if len(c.Streams) == 0 {
@@ -104,8 +135,10 @@ type Suite struct {
 	Name, Title string
 	// Enabled reports whether the suite runs with cfg (nil: always).
 	Enabled func(cfg Config) bool
-	// Workloads lists the suite's workloads for cfg.
-	Workloads func(cfg Config) ([]Workload, error)
+	// Workloads lists the suite's workloads for cfg; done, when not nil,
+	// is called after the last one ran, to release what they share (a
+	// namespace, a generator process).
+	Workloads func(cfg Config) (ws []Workload, done func() error, err error)
 	// Rounds, when set, overrides Config.Rounds (a real-link search is
 	// too long to repeat eleven times).
 	Rounds func(cfg Config) int
@@ -136,8 +169,9 @@ type RatioSpec struct {
 
 // Metric is a figure of a Result that a ratio compares.
 type Metric struct {
-	// Name is the figure's JSON name ("ns_per_packet").
-	Name string
+	// Name is the figure's JSON name ("ns_per_packet"); Label names it in
+	// a table heading ("ns/pkt").
+	Name, Label string
 	// Get reads it from a result.
 	Get func(r Result) float64
 	// LowerIsBetter inverts the ratio: costs, latencies.
@@ -146,13 +180,13 @@ type Metric struct {
 
 // Metrics the suites compare.
 var (
-	MetricNsPerPacket = Metric{Name: "ns_per_packet", Get: func(r Result) float64 { return r.NsPerPacket }, LowerIsBetter: true}
-	MetricPacketRate  = Metric{Name: "packets_per_second", Get: func(r Result) float64 { return r.PacketsPerSecond }}
-	MetricMBPerSecond = Metric{Name: "mb_per_second", Get: func(r Result) float64 { return r.MBPerSecond }}
-	MetricCPUMsPerMB  = Metric{Name: "cpu_ms_per_mb", Get: func(r Result) float64 { return r.CPUMsPerMB }, LowerIsBetter: true}
+	MetricNsPerPacket = Metric{Name: "ns_per_packet", Label: "ns/pkt", Get: func(r Result) float64 { return r.NsPerPacket }, LowerIsBetter: true}
+	MetricPacketRate  = Metric{Name: "packets_per_second", Label: "pkts/s", Get: func(r Result) float64 { return r.PacketsPerSecond }}
+	MetricMBPerSecond = Metric{Name: "mb_per_second", Label: "MB/s", Get: func(r Result) float64 { return r.MBPerSecond }}
+	MetricCPUMsPerMB  = Metric{Name: "cpu_ms_per_mb", Label: "CPU/MB", Get: func(r Result) float64 { return r.CPUMsPerMB }, LowerIsBetter: true}
 )
 
 // Suites returns the benchmark's suites in the order they run and print.
 func Suites() []Suite {
-	return []Suite{inProcessSuite(), scalingSuite(), linkSuite()}
+	return []Suite{inProcessSuite(), scalingSuite(), linkSuite(), tcpSuite()}
 }

@@ -1,7 +1,8 @@
 // Command mediastack runs the mediastack user-space TCP/IP stack.
 //
-//	mediastack demo      two simulated stacks: a TCP transfer and a UDP stream (no root needed)
-//	mediastack serve     the stack on a TAP device or a raw AF_PACKET socket
+//	mediastack demo      two simulated stacks: a TCP transfer and RTP streams over the fast paths (no root needed)
+//	mediastack serve     the stack on a TAP device or a raw AF_PACKET socket; with --rtp-ports, a media sidecar
+//	mediastack bench     the fast paths against netstack (and the kernel, with --link)
 //	mediastack version   print the version
 //
 // Each subcommand takes --help.
@@ -22,9 +23,18 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run two stacks on a simulated network: a TCP transfer and a UDP stream", runDemo},
+		{"demo", "run two stacks on a simulated network: a TCP transfer and RTP streams over the fast paths", runDemo},
 		{"serve", "run the stack on a TAP device or an existing interface until SIGINT/SIGTERM", runServe},
+		{"bench", "measure the fast paths against netstack (and the kernel: --link)", runBench},
 		{"version", "print the version", runVersion},
+	}
+}
+
+// hiddenCommands are run by mediastack itself (in a network namespace it
+// made) and not listed in the usage.
+func hiddenCommands() []command {
+	return []command{
+		{"bench-helper", "bench's load generator and kernel reflector", runBenchHelper},
 	}
 }
 
@@ -53,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
-	for _, c := range commands() {
+	for _, c := range append(commands(), hiddenCommands()...) {
 		if c.name != args[0] {
 			continue
 		}

@@ -1,0 +1,484 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// The load generator runs inside the peer's network namespace as
+// `mediastack bench-helper generator`. It reads one genRequest per line on
+// stdin, sends UDP at the requested rate to the reflector under test,
+// counts what comes back, and writes one genReply per line on stdout.
+//
+// It sends whole frames, built once per batch slot, through an AF_PACKET
+// socket on its interface, a batch per sendmmsg and no qdisc, so its kernel
+// does no IP or UDP work on the way out; it paces with nanosleep (the Go
+// runtime's timers wake about a millisecond late here). Replies come back
+// to an ordinary UDP socket bound to the frames' source, read in batches
+// with recvmmsg (golang.org/x/net's ReadBatch): the kernel is the peer. When
+// it cannot send at the rate asked for, or its own socket dropped replies,
+// it says so: genReply.Limited.
+
+// genRequest asks the generator for one step.
+type genRequest struct {
+	// Iface is the generator's interface, SrcMAC its MAC and Src the
+	// address and port the replies come back to; DstMAC and Dst are the
+	// reflector's.
+	Iface      string         `json:"iface"`
+	SrcMAC     string         `json:"src_mac"`
+	DstMAC     string         `json:"dst_mac"`
+	Src        netip.AddrPort `json:"src"`
+	Dst        netip.AddrPort `json:"dst"`
+	Rate       float64        `json:"rate"`        // packets per second
+	DurationMs int            `json:"duration_ms"` // how long to send
+	DrainMs    int            `json:"drain_ms"`    // how long to wait for late replies
+	Size       int            `json:"size"`        // UDP payload bytes
+	Latency    bool           `json:"latency"`     // one datagram per send, record every round trip
+}
+
+// genReply is what one step measured.
+type genReply struct {
+	Sent     uint64  `json:"sent"`
+	Received uint64  `json:"received"`
+	SendRate float64 `json:"send_rate"` // achieved, packets per second
+	// Limited: the generator sent under 97% of the rate asked for, or its
+	// own socket dropped replies (RcvbufErrors).
+	Limited      bool   `json:"limited"`
+	RcvbufErrors uint64 `json:"rcvbuf_errors"`
+	// Refused counts frames the link towards the reflector dropped at once
+	// (its queue was full); they count as sent and lost.
+	Refused   uint64  `json:"refused"`
+	P50Micros float64 `json:"p50_us"`
+	P99Micros float64 `json:"p99_us"`
+	Err       string  `json:"err,omitempty"`
+}
+
+// Loss is the fraction of the datagrams sent that did not come back.
+func (r genReply) Loss() float64 {
+	if r.Sent == 0 {
+		return 1
+	}
+	if r.Received >= r.Sent {
+		return 0
+	}
+	return 1 - float64(r.Received)/float64(r.Sent)
+}
+
+// probeHeader is what every generated payload starts with: a magic, the
+// step it belongs to, its sequence number and its send time.
+const (
+	probeMagic     = 0x4d534247 // "MSBG"
+	probeHeaderLen = 24
+)
+
+// batchConn is ipv4.PacketConn or ipv6.PacketConn: their Message types are
+// both socket.Message.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// genBatch is the most frames one sendmmsg sends.
+const genBatch = 64
+
+type generator struct {
+	start   time.Time
+	sockets map[netip.AddrPort]*genSocket // by the address replies come to
+	senders map[string]*frameSender       // by interface
+	epoch   uint32
+}
+
+// genSocket is the generator's socket of one IP version, with the
+// goroutine that reads the replies.
+type genSocket struct {
+	conn *net.UDPConn
+	pc   batchConn
+	g    *generator
+
+	mu       sync.Mutex
+	epoch    uint32
+	received uint64
+	latency  bool
+	rtts     []time.Duration
+}
+
+func runGenerator(stdin io.Reader, stdout io.Writer) error {
+	g := &generator{start: time.Now(), sockets: map[netip.AddrPort]*genSocket{}, senders: map[string]*frameSender{}}
+	defer func() {
+		for _, s := range g.sockets {
+			s.conn.Close()
+		}
+		for _, s := range g.senders {
+			s.close()
+		}
+	}()
+	sc := bufio.NewScanner(stdin)
+	enc := json.NewEncoder(stdout)
+	for sc.Scan() {
+		var req genRequest
+		var rep genReply
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			rep.Err = fmt.Sprintf("bad request: %v", err)
+		} else if rep, err = g.step(req); err != nil {
+			rep.Err = err.Error()
+		}
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func (g *generator) now() int64 { return int64(time.Since(g.start)) }
+
+func (g *generator) socket(src netip.AddrPort) (*genSocket, error) {
+	if s := g.sockets[src]; s != nil {
+		return s, nil
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(src))
+	if err != nil {
+		return nil, err
+	}
+	// Room for every reply of a step: a drop here is the generator's, not
+	// the path's, and is reported as such.
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 8<<20)
+		})
+	}
+	s := &genSocket{conn: conn, g: g}
+	if src.Addr().Is6() {
+		s.pc = ipv6.NewPacketConn(conn)
+	} else {
+		s.pc = ipv4.NewPacketConn(conn)
+	}
+	g.sockets[src] = s
+	go s.receive()
+	return s, nil
+}
+
+func (s *genSocket) receive() {
+	msgs := make([]ipv4.Message, 64)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+	}
+	for {
+		n, err := s.pc.ReadBatch(msgs, 0)
+		if err != nil {
+			return // closed
+		}
+		now := s.g.now()
+		s.mu.Lock()
+		for _, m := range msgs[:n] {
+			b := m.Buffers[0][:m.N]
+			if len(b) < probeHeaderLen || binary.BigEndian.Uint32(b) != probeMagic || binary.BigEndian.Uint32(b[4:]) != s.epoch {
+				continue // not ours, or a late reply of an earlier step
+			}
+			s.received++
+			if s.latency {
+				s.rtts = append(s.rtts, time.Duration(now-int64(binary.BigEndian.Uint64(b[16:]))))
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// step sends at req.Rate for req.DurationMs and counts the replies.
+func (g *generator) step(req genRequest) (genReply, error) {
+	switch {
+	case !req.Dst.IsValid() || !req.Src.IsValid() || req.Dst.Addr().Is6() != req.Src.Addr().Is6():
+		return genReply{}, errors.New("no source and destination of one IP version")
+	case req.Rate <= 0 || req.DurationMs <= 0:
+		return genReply{}, errors.New("rate and duration must be positive")
+	case req.Size < probeHeaderLen || req.Size > 65000:
+		return genReply{}, fmt.Errorf("size %d out of range [%d, 65000]", req.Size, probeHeaderLen)
+	}
+	s, err := g.socket(req.Src)
+	if err != nil {
+		return genReply{}, err
+	}
+	fs := g.senders[req.Iface]
+	if fs == nil {
+		if fs, err = newFrameSender(req.Iface, genBatch); err != nil {
+			return genReply{}, err
+		}
+		g.senders[req.Iface] = fs
+	}
+	frames, err := newProbeFrames(req, g.epoch+1)
+	if err != nil {
+		return genReply{}, err
+	}
+	g.epoch++
+	s.mu.Lock()
+	s.epoch, s.received, s.latency, s.rtts = g.epoch, 0, req.Latency, s.rtts[:0]
+	s.mu.Unlock()
+	drops0 := udpRcvbufErrors(req.Dst.Addr().Is6())
+
+	sent, refused, elapsed, err := g.send(fs, frames, req)
+	if err != nil {
+		return genReply{}, err
+	}
+	time.Sleep(time.Duration(req.DrainMs) * time.Millisecond)
+
+	s.mu.Lock()
+	rep := genReply{Sent: sent, Received: s.received, Refused: refused}
+	rtts := slices.Clone(s.rtts)
+	s.epoch = 0 // later replies are late
+	s.mu.Unlock()
+	rep.SendRate = float64(sent) / elapsed.Seconds()
+	rep.RcvbufErrors = udpRcvbufErrors(req.Dst.Addr().Is6()) - drops0
+	rep.Limited = rep.SendRate < 0.97*req.Rate || rep.RcvbufErrors > 0
+	if len(rtts) > 0 {
+		slices.Sort(rtts)
+		rep.P50Micros = float64(rtts[len(rtts)/2].Nanoseconds()) / 1e3
+		rep.P99Micros = float64(rtts[min(len(rtts)*99/100, len(rtts)-1)].Nanoseconds()) / 1e3
+	}
+	return rep, nil
+}
+
+// probeFrames are the frames of one step, a batch of them, and the sums
+// that let each one's UDP checksum be finished after its sequence number
+// and send time are written.
+type probeFrames struct {
+	frames   [][]byte
+	payload  int    // offset of the UDP payload in a frame
+	udpSum   int    // offset of the UDP checksum
+	baseSums uint16 // partial checksum of everything but the sequence and time
+}
+
+func newProbeFrames(req genRequest, epoch uint32) (*probeFrames, error) {
+	src, err := net.ParseMAC(req.SrcMAC)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := net.ParseMAC(req.DstMAC)
+	if err != nil {
+		return nil, err
+	}
+	payload := make([]byte, req.Size)
+	binary.BigEndian.PutUint32(payload, probeMagic)
+	binary.BigEndian.PutUint32(payload[4:], epoch)
+	pf := &probeFrames{frames: make([][]byte, genBatch)}
+	for i := range pf.frames {
+		pf.frames[i] = udpFrame(tcpip.LinkAddress(src), tcpip.LinkAddress(dst), req.Src, req.Dst, payload)
+	}
+	f := pf.frames[0]
+	pf.payload = len(f) - req.Size
+	pf.udpSum = pf.payload - header.UDPMinimumSize + 6
+	// The checksum in the frame covers the zero sequence and time: undo
+	// its complement to get the partial sum the per-packet fields add to.
+	pf.baseSums = ^binary.BigEndian.Uint16(f[pf.udpSum:])
+	return pf, nil
+}
+
+// stamp writes the sequence number and send time into frame i and
+// finishes its UDP checksum.
+func (pf *probeFrames) stamp(i int, seq, now uint64) {
+	f := pf.frames[i]
+	fields := f[pf.payload+8 : pf.payload+probeHeaderLen]
+	binary.BigEndian.PutUint64(fields, seq)
+	binary.BigEndian.PutUint64(fields[8:], now)
+	c := ^checksum.Combine(pf.baseSums, checksum.Checksum(fields, 0))
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(f[pf.udpSum:], c)
+}
+
+// send paces frames at req.Rate: it sends whatever is due in one sendmmsg
+// (at least 100 µs worth of packets, at most a batch; one at a time in
+// latency mode) and nanosleeps until the next is due.
+func (g *generator) send(fs *frameSender, pf *probeFrames, req genRequest) (sent, refused uint64, elapsed time.Duration, err error) {
+	// The pacing sleeps are syscalls on this thread; keep the goroutine
+	// on it so no other goroutine waits behind them.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	batch := genBatch
+	minBatch := max(1, min(batch, int(req.Rate*100e-6)))
+	if req.Latency {
+		batch, minBatch = 1, 1
+	}
+	dur := time.Duration(req.DurationMs) * time.Millisecond
+	start := time.Now()
+	for {
+		el := time.Since(start)
+		if el >= dur {
+			return sent, refused, el, nil
+		}
+		due := int64(req.Rate*el.Seconds()) + 1 - int64(sent)
+		if due < int64(minBatch) {
+			next := time.Duration(float64(sent+uint64(minBatch)) / req.Rate * 1e9)
+			if wait := next - el; wait > 0 {
+				ts := unix.NsecToTimespec(int64(wait))
+				_ = unix.Nanosleep(&ts, nil)
+			}
+			continue
+		}
+		k := int(min(due, int64(batch)))
+		now := uint64(g.now())
+		for i := range k {
+			pf.stamp(i, sent+uint64(i), now)
+		}
+		n, err := fs.send(pf.frames[:k])
+		if err != nil {
+			if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
+				// The device's queue towards the reflector is full (a TAP
+				// whose reader lags, a veth peer's backlog): the first
+				// frame is dropped there. It counts as sent and lost, as
+				// a frame a slow receiver misses on a wire.
+				sent++
+				refused++
+				continue
+			}
+			return sent, refused, time.Since(start), err
+		}
+		sent += uint64(n)
+	}
+}
+
+// udpRcvbufErrors reads the namespace's UDP (or UDP6) receive-buffer
+// drops from /proc/net/snmp (snmp6): the generator's own losses.
+func udpRcvbufErrors(v6 bool) uint64 {
+	if v6 {
+		b, err := os.ReadFile("/proc/net/snmp6")
+		if err != nil {
+			return 0
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "Udp6RcvbufErrors" {
+				v, _ := strconv.ParseUint(f[1], 10, 64)
+				return v
+			}
+		}
+		return 0
+	}
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseUint(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+// runKernelReflector answers every datagram on the given addresses with
+// Linux's own UDP sockets, batched: recvmmsg up to 64 datagrams, then
+// sendmmsg them back to their sources. It prints "ready" once bound and
+// exits when stdin closes (the bench that started it is done or gone).
+func runKernelReflector(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("kernel-reflector: no address to listen on")
+	}
+	var conns []*net.UDPConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	errc := make(chan error, len(args))
+	for _, a := range args {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			return fmt.Errorf("kernel-reflector: %w", err)
+		}
+		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		if err != nil {
+			return fmt.Errorf("kernel-reflector: %w", err)
+		}
+		conns = append(conns, conn)
+		if rc, err := conn.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+			})
+		}
+		var pc batchConn = ipv4.NewPacketConn(conn)
+		if ap.Addr().Is6() {
+			pc = ipv6.NewPacketConn(conn)
+		}
+		go func() { errc <- reflectBatches(pc) }()
+	}
+	fmt.Fprintln(stdout, "ready")
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin)
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func reflectBatches(pc batchConn) error {
+	msgs := make([]ipv4.Message, 64)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+	}
+	out := make([]ipv4.Message, 64)
+	for i := range out {
+		out[i].Buffers = make([][]byte, 1)
+	}
+	for {
+		n, err := pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		for i, m := range msgs[:n] {
+			out[i].Buffers[0], out[i].Addr = m.Buffers[0][:m.N], m.Addr
+		}
+		for k := 0; k < n; {
+			w, err := pc.WriteBatch(out[k:n], 0)
+			if err != nil {
+				if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
+					k++ // drop one: a full queue loses datagrams, as a socket does
+					continue
+				}
+				return err
+			}
+			k += w
+		}
+	}
+}

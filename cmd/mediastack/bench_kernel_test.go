@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mediastack/mediastack/bench"
+	"github.com/mediastack/mediastack/internal/netnstest"
+)
+
+// TestBenchLinkShort runs the real-link suite briefly over a TAP, the
+// kernel as the peer: every path reflects something, and the namespaces
+// and links the bench made are gone afterwards. It asserts no timing.
+func TestBenchLinkShort(t *testing.T) {
+	netnstest.Require(t)
+	netnstest.RequireTUN(t)
+	jsonFile := filepath.Join(t.TempDir(), "link.json")
+	out, err := exec.Command(binary(t), "bench", "--short", "--link", "tap", "--only", "link", "--json", jsonFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench --link tap: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	paths := map[bench.Path]bool{}
+	for _, r := range rep.Results {
+		if r.Workload != "link/reflect/v4/172" {
+			t.Errorf("unexpected row %+v", r)
+			continue
+		}
+		paths[r.Path] = true
+		if !r.LossFreeRateTested || r.PacketsPerSecond <= 0 || r.LatencyP50Micros <= 0 {
+			t.Errorf("%s: nothing reflected loss-free: %+v\n%s", r.Path, r, out)
+		}
+	}
+	for _, p := range []bench.Path{bench.PathFast, bench.PathNetstack, bench.PathKernel} {
+		if !paths[p] {
+			t.Errorf("no row for path %s:\n%s", p, out)
+		}
+	}
+
+	// The bench names what it makes ("link: made namespace msb-… with TAP
+	// msbt…"); all of it must be gone.
+	made := regexp.MustCompile(`msbt?[-0-9a-f]{8,9}[a-z]?`).FindAllString(strings.Join(regexp.MustCompile(`(?m)^link: made .*$`).FindAllString(string(out), -1), " "), -1)
+	if len(made) < 4 {
+		t.Fatalf("the bench did not say what it made:\n%s", out)
+	}
+	namespaces := netnstest.MustRun(t, "ip", "netns", "list")
+	for _, name := range made {
+		if strings.HasPrefix(name, "msb-") {
+			if strings.Contains(namespaces, name) {
+				t.Errorf("namespace %s is still there", name)
+			}
+		} else if _, err := exec.Command("ip", "link", "show", "dev", name).CombinedOutput(); err == nil {
+			t.Errorf("link %s is still there", name)
+		}
+	}
+}
