@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -152,25 +151,8 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		// A veth pair: the AF_PACKET socket on the end left here (no
 		// addresses, the kernel's IP kept off it), the generator on the
 		// other.
-		base := uniqueName("msb")
-		outside, inside := base+"o", base+"i"
-		env.clean.add(func() error { return deleteLink("", outside) })
-		if err := ip("link", "add", "dev", outside, "address", net.HardwareAddr(stackMAC).String(), "type", "veth", "peer", "name", inside, "netns", env.ns); err != nil {
-			return nil, err
-		}
-		for _, s := range []struct{ path, value string }{
-			{"/proc/sys/net/ipv6/conf/" + outside + "/disable_ipv6", "1"},
-			{"/proc/sys/net/ipv4/conf/" + outside + "/forwarding", "0"},
-			{"/proc/sys/net/ipv4/conf/" + outside + "/arp_ignore", "8"},
-		} {
-			if err := os.WriteFile(s.path, []byte(s.value), 0o644); err != nil {
-				return nil, fmt.Errorf("keeping the kernel off %s: %w", outside, err)
-			}
-		}
-		if err := ip("link", "set", "dev", outside, "up"); err != nil {
-			return nil, err
-		}
-		if err := address(env.ns, inside, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
+		outside, inside, err := addPeerVeth(&env.clean, env.ns, "msb")
+		if err != nil {
 			return nil, err
 		}
 		env.genIface = inside

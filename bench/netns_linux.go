@@ -100,6 +100,36 @@ func address(netns, dev string, mac net.HardwareAddr, v4, v6 string) error {
 	)
 }
 
+// addPeerVeth makes a veth pair for a raw link: the end left in this
+// namespace (returned first, named from prefix) carries the stack's MAC with
+// the kernel's IP kept off it, so only the AF_PACKET socket answers there;
+// the other end, in netns, is the peer's, addressed with address. Deleting
+// the outside end (registered with clean) deletes both.
+func addPeerVeth(clean *cleanup, netns, prefix string) (outside, inside string, err error) {
+	base := uniqueName(prefix)
+	outside, inside = base+"o", base+"i"
+	clean.add(func() error { return deleteLink("", outside) })
+	if err := ip("link", "add", "dev", outside, "address", net.HardwareAddr(stackMAC).String(), "type", "veth", "peer", "name", inside, "netns", netns); err != nil {
+		return "", "", err
+	}
+	for _, s := range []struct{ path, value string }{
+		{"/proc/sys/net/ipv6/conf/" + outside + "/disable_ipv6", "1"},
+		{"/proc/sys/net/ipv4/conf/" + outside + "/forwarding", "0"},
+		{"/proc/sys/net/ipv4/conf/" + outside + "/arp_ignore", "8"},
+	} {
+		if err := os.WriteFile(s.path, []byte(s.value), 0o644); err != nil {
+			return "", "", fmt.Errorf("keeping the kernel off %s: %w", outside, err)
+		}
+	}
+	if err := ip("link", "set", "dev", outside, "up"); err != nil {
+		return "", "", err
+	}
+	if err := address(netns, inside, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
+		return "", "", err
+	}
+	return outside, inside, nil
+}
+
 // helperProc is a bench helper running in a namespace; it talks JSON
 // lines over stdin and stdout, and stops when its stdin closes.
 type helperProc struct {

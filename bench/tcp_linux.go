@@ -105,25 +105,8 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 			return nil, err
 		}
 	case "raw":
-		base := uniqueName("mst")
-		outside, inside := base+"o", base+"i"
-		b.clean.add(func() error { return deleteLink("", outside) })
-		if err := ip("link", "add", "dev", outside, "address", net.HardwareAddr(stackMAC).String(), "type", "veth", "peer", "name", inside, "netns", b.ns); err != nil {
-			return nil, err
-		}
-		for _, s := range []struct{ path, value string }{
-			{"/proc/sys/net/ipv6/conf/" + outside + "/disable_ipv6", "1"},
-			{"/proc/sys/net/ipv4/conf/" + outside + "/forwarding", "0"},
-			{"/proc/sys/net/ipv4/conf/" + outside + "/arp_ignore", "8"},
-		} {
-			if err := os.WriteFile(s.path, []byte(s.value), 0o644); err != nil {
-				return nil, fmt.Errorf("keeping the kernel off %s: %w", outside, err)
-			}
-		}
-		if err := ip("link", "set", "dev", outside, "up"); err != nil {
-			return nil, err
-		}
-		if err := address(b.ns, inside, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
+		outside, _, err := addPeerVeth(&b.clean, b.ns, "mst")
+		if err != nil {
 			return nil, err
 		}
 		r, err := raw.New(raw.Options{Interface: outside, TCPOffload: offload})
