@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/mediastack/mediastack/internal/csum"
 )
 
 // ReceiveFunc is called with every datagram that arrives for a registered
@@ -33,6 +35,25 @@ type Datagram struct {
 
 	at   time.Time  // the receive time when known without a clock read
 	port *portEntry // counters (and filter) of the port it arrived on
+
+	// verify is set while the UDP checksum is still to be verified over
+	// Payload, from partialSum (the pseudo-header and UDP header). The
+	// filter hands such a datagram to a Ring, which verifies while it
+	// copies, and verifies it itself for any other ReceiveFunc.
+	verify     bool
+	partialSum uint16
+}
+
+// verifyFrom marks d's checksum as still to be verified, from the sum of its
+// pseudo-header and header.
+func (d *Datagram) verifyFrom(partialSum uint16) {
+	d.verify = true
+	d.partialSum = partialSum
+}
+
+// checksumValid reports whether d needs no verification or passes it.
+func (d *Datagram) checksumValid() bool {
+	return !d.verify || csum.Checksum(d.Payload, d.partialSum) == 0xffff
 }
 
 // ReceivedAt returns when the datagram arrived, on the filter's clock

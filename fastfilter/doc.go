@@ -7,8 +7,11 @@
 // datagram; the filter parses the raw frame in place, finds the port in an
 // array indexed by port offset, checks the frame, and copies the payload into
 // the application's Ring, from which the application reads it, in about
-// 70 ns for a 172-byte datagram, checksums included, with no allocation
-// (BenchmarkReceive compares the two on the same frames). The receive time
+// 60 ns for a 172-byte datagram and 80 ns for 1200 bytes, checksums
+// included, with no allocation (BenchmarkReceive compares the two on the
+// same frames). The UDP checksum over the payload is verified in the pass
+// that copies it into the Ring, with AVX2 where the CPU has it
+// (internal/csum). The receive time
 // is read only when asked for (Datagram.ReceivedAt, RingOptions.Timestamps):
 // a clock read costs about 20 ns here.
 //
@@ -43,6 +46,8 @@
 //     always), checksums skipped when the link reports
 //     CapabilityRXChecksumOffload. A frame for a registered port that fails
 //     is dropped and counted by reason; it never reaches the application.
+//     (A Ring checks the UDP checksum while it copies the payload in; a
+//     ReceiveFunc of the application's own is called only once it passed.)
 //
 // Whatever fails steps 1 to 5 goes on to netstack unchanged. Every registered
 // port also has a netstack UDP endpoint bound on it, which reserves the port

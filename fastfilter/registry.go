@@ -24,19 +24,25 @@ type portEntry struct {
 	counters counterSet
 }
 
-// handOver passes d to the port's receiver. A Ring is called directly, so d
-// can live on the caller's stack; a ReceiveFunc, which the compiler cannot
-// see into, gets a pooled copy (a pointer to the caller's would escape: an
+// handOver passes d to the port's receiver, or reports false when d's
+// payload fails the checksum still to be verified (Datagram.verifyFrom). A
+// Ring is called directly, so d can live on the caller's stack, and verifies
+// while it copies; a ReceiveFunc, which the compiler cannot see into, gets d
+// verified, in a pooled copy (a pointer to the caller's would escape: an
 // allocation per datagram).
-func (e *portEntry) handOver(d *Datagram) {
+func (e *portEntry) handOver(d *Datagram) bool {
 	if e.ring != nil {
-		e.ring.Receive(d)
-		return
+		return e.ring.receive(d)
+	}
+	if !d.checksumValid() {
+		return false
 	}
 	p := getDatagram()
 	*p = *d
+	p.verify = false
 	e.fn(p)
 	putDatagram(p)
+	return true
 }
 
 // Registration is a registered port range. Close it to release the ports.

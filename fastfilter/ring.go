@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mediastack/mediastack/internal/csum"
 )
 
 // Default Ring sizes.
@@ -57,7 +59,11 @@ type RingStats struct {
 	Read          uint64 // datagrams read by the application
 	DroppedFull   uint64 // no room: the ring held Packets datagrams
 	DroppedClosed uint64 // arrived after Close
-	Len           int    // datagrams held now
+	// DroppedBadChecksum counts datagrams whose UDP checksum, verified
+	// while they were copied in, was wrong. They are never read, and not
+	// counted in Enqueued or Read; the filter counts them too.
+	DroppedBadChecksum uint64
+	Len                int // datagrams held now
 }
 
 // Ring is the standard application buffer of the fast receive path: a
@@ -69,8 +75,13 @@ type RingStats struct {
 // The ring is lock-free (a bounded queue with a sequence number per slot,
 // after Dmitry Vyukov's): Receive never waits for a reader or another
 // receiver, and several receivers (links, the netstack lane) and several
-// readers may use it at once. A datagram costs two atomic operations on
-// each side, a batch read one claim for the whole batch. When the ring is
+// readers may use it at once. A datagram costs one compare-and-swap on
+// each side to claim its slot and a plain release store to hand it over
+// (publish.go), a batch read one claim for the whole batch. A datagram whose
+// UDP checksum is still to be verified (the filter's fast lane) is verified
+// in the same pass that copies it in, as Linux does for sockets
+// (skb_copy_and_csum_datagram); one that fails keeps its slot, marked,
+// until a reader skips it, and is never returned. When the ring is
 // full the new datagram is dropped and counted (in RingStats and in the
 // filter's Dropped.BufferFull). Payloads are copied into memory allocated at
 // NewRing, so nothing is allocated per datagram on either side.
@@ -99,6 +110,9 @@ type Ring struct {
 	_    [cacheLineSize - 8]byte
 
 	droppedFull, droppedClosed atomic.Uint64
+	// Datagrams that failed the checksum verified during their copy (and
+	// keep a slot until a reader skips it), and those readers skipped.
+	discarded, skipped atomic.Uint64
 }
 
 // cacheLineSize is the distance that keeps two variables off each other's
@@ -110,6 +124,7 @@ type ringSlot struct {
 	// of receivers, one more once filled for the k-th lap of readers.
 	seq  atomic.Uint64
 	size int
+	bad  bool    // failed its checksum: readers skip the slot
 	big  *[]byte // the payload when larger than slotSize
 	info PacketInfo
 }
@@ -149,29 +164,55 @@ func NewRing(opts RingOptions) (*Ring, error) {
 
 // Receive is the ReceiveFunc that copies d into the ring:
 // f.RegisterRing(lo, hi, ring) registers it. It never blocks.
-func (r *Ring) Receive(d *Datagram) {
+func (r *Ring) Receive(d *Datagram) { r.receive(d) }
+
+// receive is Receive that reports false when d's checksum, still to be
+// verified (Datagram.verifyFrom), is wrong; d is then not queued.
+func (r *Ring) receive(d *Datagram) bool {
 	if r.closed.Load() {
+		if !d.checksumValid() {
+			return false
+		}
 		r.droppedClosed.Add(1)
-		return
+		return true
 	}
-	if !r.push(d) {
+	switch r.push(d) {
+	case pushBadChecksum:
+		return false
+	case pushFull:
+		if !d.checksumValid() {
+			return false
+		}
 		r.droppedFull.Add(1)
 		d.ReportBufferFull()
-		return
+		return true
 	}
 	if r.waiters.Load() > 0 {
 		r.signal()
 	}
+	return true
 }
 
-func (r *Ring) push(d *Datagram) bool {
+type pushResult uint8
+
+const (
+	pushed pushResult = iota
+	pushFull
+	pushBadChecksum
+)
+
+func (r *Ring) push(d *Datagram) pushResult {
+	n := len(d.Payload)
+	if n > r.slotSize && !d.checksumValid() {
+		return pushBadChecksum // verified before a slot is taken: no copy to verify in
+	}
 	t := r.tail.Load()
 	var s *ringSlot
 	for {
 		s = &r.slots[t&r.mask]
 		if seq := s.seq.Load(); seq != t {
 			if int64(seq-t) < 0 {
-				return false // the slot a lap back is still held: full
+				return pushFull // the slot a lap back is still held
 			}
 			t = r.tail.Load() // another receiver claimed t
 			continue
@@ -181,10 +222,18 @@ func (r *Ring) push(d *Datagram) bool {
 		}
 		t = r.tail.Load()
 	}
-	n := len(d.Payload)
 	if n <= r.slotSize {
 		i := int(t&r.mask) * r.slotSize
-		copy(r.data[i:i+n], d.Payload)
+		if !d.verify {
+			copy(r.data[i:i+n], d.Payload)
+		} else if csum.Copy(r.data[i:i+n], d.Payload, d.partialSum) != 0xffff {
+			// The slot is ours and the ones after it may be taken
+			// already: hand it over marked, for readers to skip.
+			s.bad = true
+			r.discarded.Add(1)
+			storeRelease(&s.seq, t+1)
+			return pushBadChecksum
+		}
 	} else {
 		b := bigPool.Get().(*[]byte)
 		*b = append((*b)[:0], d.Payload...)
@@ -199,8 +248,8 @@ func (r *Ring) push(d *Datagram) bool {
 	if r.stamp {
 		s.info.ReceivedAt = d.ReceivedAt()
 	}
-	s.seq.Store(t + 1) // hands the slot to readers
-	return true
+	storeRelease(&s.seq, t+1) // hands the slot to readers
+	return pushed
 }
 
 // claim takes up to max (at least 1) consecutive filled slots, oldest first,
@@ -245,7 +294,20 @@ func (r *Ring) take(pos uint64, buf []byte) (int, *ringSlot) {
 }
 
 // release hands the slot at position pos to the receivers' next lap.
-func (r *Ring) release(s *ringSlot, pos uint64) { s.seq.Store(pos + r.mask + 1) }
+func (r *Ring) release(s *ringSlot, pos uint64) { storeRelease(&s.seq, pos+r.mask+1) }
+
+// skipBad releases the claimed slot at pos and reports true when it holds a
+// datagram that failed its checksum.
+func (r *Ring) skipBad(pos uint64) bool {
+	s := &r.slots[pos&r.mask]
+	if !s.bad {
+		return false
+	}
+	s.bad = false
+	r.skipped.Add(1)
+	r.release(s, pos)
+	return true
+}
 
 // available reports whether the oldest slot is filled.
 func (r *Ring) available() bool {
@@ -294,6 +356,9 @@ func (r *Ring) ReadPacket(buf []byte, deadline time.Time) (int, PacketInfo, erro
 func (r *Ring) claimOne(deadline time.Time) (uint64, error) {
 	for {
 		if pos, k := r.claim(1); k == 1 {
+			if r.skipBad(pos) {
+				continue
+			}
 			return pos, nil
 		}
 		if err := r.wait(deadline); err != nil {
@@ -321,18 +386,25 @@ func (r *Ring) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, dea
 			}
 			continue
 		}
-		sizes, bufs := sizes[:k], bufs[:k]
-		for i := range bufs {
+		got := 0
+		for i := range k {
 			pos := first + uint64(i)
-			n, s := r.take(pos, bufs[i])
-			sizes[i] = n
+			if r.skipBad(pos) {
+				continue
+			}
+			n, s := r.take(pos, bufs[got])
+			sizes[got] = n
 			if addrs != nil {
-				addrs[i] = s.info.Src
+				addrs[got] = s.info.Src
 			}
 			r.release(s, pos) // at once: receivers need not wait for the batch
+			got++
+		}
+		if got == 0 {
+			continue // only datagrams that failed their checksum
 		}
 		r.passOn()
-		return k, nil
+		return got, nil
 	}
 }
 
@@ -401,20 +473,25 @@ func (r *Ring) Close() error {
 }
 
 // Len returns how many datagrams the ring holds.
-func (r *Ring) Len() int {
-	h := r.head.Load() // first: head never passes tail
-	return int(r.tail.Load() - h)
-}
+func (r *Ring) Len() int { return r.Stats().Len }
 
 // Stats returns the ring's counters.
 func (r *Ring) Stats() RingStats {
+	// Readers skip a discarded slot after the receiver counted it, and
+	// head never passes tail: load in the order that keeps both
+	// differences from going negative.
+	skipped := r.skipped.Load()
 	h := r.head.Load()
 	t := r.tail.Load()
+	discarded := r.discarded.Load()
+	read := h - min(h, skipped)
+	enqueued := t - min(t, discarded)
 	return RingStats{
-		Enqueued:      t,
-		Read:          h,
-		DroppedFull:   r.droppedFull.Load(),
-		DroppedClosed: r.droppedClosed.Load(),
-		Len:           int(t - h),
+		Enqueued:           enqueued,
+		Read:               read,
+		DroppedFull:        r.droppedFull.Load(),
+		DroppedClosed:      r.droppedClosed.Load(),
+		DroppedBadChecksum: discarded,
+		Len:                int(enqueued - min(enqueued, read)),
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/internal/csum"
 )
 
 // ErrBadCsumOffsets is returned by CompletePartial when the checksum start
@@ -27,7 +29,7 @@ func CompletePartial(frame []byte, start, offset int) error {
 	if start < 0 || offset < 0 || start+offset+2 > len(frame) {
 		return ErrBadCsumOffsets
 	}
-	sum := ^checksum.Checksum(frame[start:], 0)
+	sum := ^csum.Checksum(frame[start:], 0)
 	if sum == 0 && offset == udpCsumOffset {
 		sum = 0xffff
 	}
@@ -83,7 +85,7 @@ func completeTransport(proto tcpip.TransportProtocolNumber, src, dst tcpip.Addre
 		tcp := header.TCP(seg)
 		tcp.SetChecksum(0)
 		xsum := header.PseudoHeaderChecksum(proto, src, dst, uint16(len(seg)))
-		tcp.SetChecksum(^checksum.Checksum(seg, xsum))
+		tcp.SetChecksum(^csum.Checksum(seg, xsum))
 		return true
 	case header.UDPProtocolNumber:
 		if len(seg) < header.UDPMinimumSize || int(header.UDP(seg).Length()) != len(seg) {
@@ -92,7 +94,7 @@ func completeTransport(proto tcpip.TransportProtocolNumber, src, dst tcpip.Addre
 		udp := header.UDP(seg)
 		udp.SetChecksum(0)
 		xsum := header.PseudoHeaderChecksum(proto, src, dst, uint16(len(seg)))
-		sum := ^checksum.Checksum(seg, xsum)
+		sum := ^csum.Checksum(seg, xsum)
 		if sum == 0 {
 			sum = 0xffff // zero means "no checksum" in UDP
 		}

@@ -8,6 +8,8 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/internal/csum"
 )
 
 // Errors from Template.Load (wrapped with details).
@@ -238,7 +240,7 @@ func (t *Template) PutHeader(dst []byte, off, n, index int, first, last bool) {
 // wrote and whose payload follows them.
 func (t *Template) PutChecksum(frame []byte) {
 	seg := frame[t.tcpOff:]
-	sum := checksum.Checksum(seg, checksum.Combine(t.pseudo, uint16(len(seg))))
+	sum := csum.Checksum(seg, checksum.Combine(t.pseudo, uint16(len(seg))))
 	header.TCP(seg).SetChecksum(^sum)
 }
 

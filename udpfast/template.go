@@ -4,6 +4,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/internal/csum"
 )
 
 const (
@@ -111,7 +113,7 @@ func (t *template) fill(buf, payload []byte, id uint16) []byte {
 	// The length counts twice: once in the pseudo-header, once in the UDP
 	// header. The payload is summed from the caller's slice, which is
 	// likelier to be in cache than the copy's destination.
-	sum := checksum.Checksum(payload, checksum.Combine(t.udpSum, checksum.Combine(udpLen, udpLen)))
+	sum := csum.Checksum(payload, checksum.Combine(t.udpSum, checksum.Combine(udpLen, udpLen)))
 	// RFC 768: a computed zero is sent as all ones (zero means "none").
 	if sum != 0xffff {
 		sum = ^sum
