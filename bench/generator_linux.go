@@ -426,7 +426,7 @@ func runKernelReflector(ctx context.Context, args []string, stdin io.Reader, std
 		conns = append(conns, conn)
 		if rc, err := conn.SyscallConn(); err == nil {
 			_ = rc.Control(func(fd uintptr) {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, linkSocketBuffer)
 				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
 			})
 		}

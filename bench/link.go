@@ -30,6 +30,18 @@ const (
 	linkFastPort     = basePort
 	linkNetstackPort = 30000
 	linkKernelPort   = basePort
+
+	// Every reflector gets the same room to absorb a burst, for it is
+	// bursts (the reflector's goroutine or thread off the CPU for a few
+	// milliseconds on a shared machine), not the mean rate, that decide
+	// where loss starts: at 300k pkt/s a ring of 4,096 fills in 14 ms.
+	// linkQueueDatagrams is the fast path's Ring depth; linkSocketBuffer
+	// holds as many 1200-byte datagrams in gonet's receive buffer (which
+	// counts payload bytes; netstack's default, 212 KiB, holds 180) and
+	// more in the kernel reflector's (which counts about 2.3 KiB of
+	// buffer per such datagram, doubled from what is asked).
+	linkQueueDatagrams = 16384
+	linkSocketBuffer   = 32 << 20
 )
 
 // linkWorkloads are the datagrams the real-link suite reflects.
@@ -101,8 +113,10 @@ func linkSuite() Suite {
 			sp, short := Config{}.search(), Config{Short: true}.search()
 			note := fmt.Sprintf("loss-free: under %.1f%% of a %d ms step's datagrams lost (%d ms with --short); a step that fails is tried once more\n"+
 				"(the machine may be shared); rates stepped up ×%.1f from %s, then bisected; later rounds search near the first.\n"+
-				"RTT: %s pkt/s for %d ms (%d ms with --short), before the search.",
-				lossFree*100, sp.stepMs, short.stepMs, sp.factor, si(sp.startRate), si(latencyRate), sp.latencyMs, short.latencyMs)
+				"RTT: %s pkt/s for %d ms (%d ms with --short), before the search.\n"+
+				"Room for bursts: the fast path's Ring holds %d datagrams; gonet's and the kernel socket's receive buffers are %d MiB.",
+				lossFree*100, sp.stepMs, short.stepMs, sp.factor, si(sp.startRate), si(latencyRate), sp.latencyMs, short.latencyMs,
+				linkQueueDatagrams, linkSocketBuffer>>20)
 			if len(limited) > 0 {
 				note += "\n≥: the load generator, not the path, was the limit (it could not send faster, or its own socket dropped replies): " + strings.Join(limited, ", ")
 			}

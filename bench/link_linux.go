@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
@@ -172,6 +173,11 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 	}
 	env.clean.add(func() error { env.st.Close(); return nil })
 	ns, nic := env.st.Netstack(), env.st.NICID(0)
+	// UDP endpoints take the default as their receive buffer: the gonet
+	// reflector's room for bursts (linkSocketBuffer).
+	if err := ns.SetOption(tcpip.ReceiveBufferSizeOption{Min: 4 << 10, Default: linkSocketBuffer, Max: linkSocketBuffer}); err != nil {
+		return nil, fmt.Errorf("netstack receive buffer: %v", err)
+	}
 	if env.table, err = policyarp.New(policyarp.Options{Stack: ns, NIC: nic, BasePort: linkFastPort, Ports: 1}); err != nil {
 		return nil, err
 	}

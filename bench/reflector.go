@@ -133,12 +133,8 @@ type ringReflector struct {
 	errs    atomic.Uint64 // datagrams not answered
 }
 
-// ringReflectorPackets is the ring's depth: as deep as the TAP queue the
-// real-link suite sets up.
-const ringReflectorPackets = 4096
-
 func newRingReflector(filter *fastfilter.Filter, table *policyarp.Table, lnk senderLink, port uint16, locals []netip.Addr) (*ringReflector, error) {
-	ring, err := fastfilter.NewRing(fastfilter.RingOptions{Packets: ringReflectorPackets})
+	ring, err := fastfilter.NewRing(fastfilter.RingOptions{Packets: linkQueueDatagrams})
 	if err != nil {
 		return nil, err
 	}
