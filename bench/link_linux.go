@@ -132,7 +132,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		// this process keeps its descriptor.
 		name := uniqueName("msbt")
 		env.clean.add(func() error { return deleteLink(env.ns, name) })
-		t, err := tap.New(tap.Options{Name: name, MAC: stackMAC})
+		t, err := tap.New(tap.Options{Name: name, MAC: stackMAC, UDPSegmentation: true})
 		if err != nil {
 			return nil, err
 		}

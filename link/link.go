@@ -54,6 +54,25 @@ type FrameWriter interface {
 	WriteFrames(frames [][]byte) (int, error)
 }
 
+// UDPSegmenter is a link that can write a train of UDP datagrams from one
+// source to one destination as a single packet that the kernel cuts into
+// the datagrams (UDP generic segmentation offload, as Linux's UDP_SEGMENT
+// socket option does): one write for the train instead of one per datagram.
+type UDPSegmenter interface {
+	// MaxUDPSegments returns how many datagrams one WriteUDPSegments may
+	// carry: 0 when the link cannot segment now.
+	MaxUDPSegments() int
+	// WriteUDPSegments writes hdr, the Ethernet, IP and UDP headers of
+	// the whole train (IP and UDP lengths counting every payload, the
+	// IPv4 header checksum complete, the UDP checksum field holding the
+	// pseudo-header sum for the whole UDP length, not complemented, as
+	// for a partial checksum), followed by the payloads: each becomes one
+	// datagram. Every payload but the last has the length of the first,
+	// and the last is no longer. It does not retain hdr or payloads; a
+	// link that cannot take the train now returns ErrQueueFull.
+	WriteUDPSegments(hdr []byte, payloads [][]byte) error
+}
+
 // Error is a link error with a constant text.
 type Error string
 

@@ -33,6 +33,11 @@ const (
 	VirtioNetHdrGSOTCPv4 = 1
 	VirtioNetHdrGSOUDP   = 3
 	VirtioNetHdrGSOTCPv6 = 4
+	// VirtioNetHdrGSOUDPL4 is UDP segmentation (Linux's UDP GSO, USO):
+	// one UDP header and a payload the receiver cuts into datagrams of
+	// GSOSize bytes (the last may be shorter), each with its own IP and
+	// UDP header.
+	VirtioNetHdrGSOUDPL4 = 5
 	VirtioNetHdrGSOECN   = 0x80
 )
 

@@ -3,9 +3,11 @@
 package udpfast_test
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,14 +44,19 @@ type kernelPeer struct {
 	seq   uint64
 }
 
-func newKernelPeer(t *testing.T) *kernelPeer {
+func newKernelPeer(t *testing.T) *kernelPeer { return newKernelPeerOpts(t, tap.Options{}) }
+
+// newKernelPeerOpts is newKernelPeer with the TAP's options (Name and MAC
+// are set here).
+func newKernelPeerOpts(t *testing.T, opts tap.Options) *kernelPeer {
 	t.Helper()
 	netnstest.Require(t)
 	netnstest.RequireTUN(t)
 	netnstest.RequireTools(t, "tshark", "arping", "socat")
 	ns := netnstest.NewNamespace(t)
 	ifc := netnstest.UniqueName("mst")
-	ep, err := tap.New(tap.Options{Name: ifc, MAC: macA})
+	opts.Name, opts.MAC = ifc, macA
+	ep, err := tap.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,4 +370,111 @@ func (kp *kernelPeer) neighborState(addr netip.Addr) string {
 		}
 	}
 	return "absent"
+}
+
+// udpInDatagrams reads the namespace's Udp (or Udp6) InDatagrams counter.
+func udpInDatagrams(t *testing.T, ns *netnstest.Namespace, v6 bool) uint64 {
+	t.Helper()
+	file, field := "/proc/net/snmp", "InDatagrams"
+	if v6 {
+		file, field = "/proc/net/snmp6", "Udp6InDatagrams"
+	}
+	out, err := ns.Exec("cat", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		f := strings.Fields(l)
+		switch {
+		case v6 && len(f) == 2 && f[0] == field:
+			var n uint64
+			fmt.Sscan(f[1], &n)
+			return n
+		case !v6 && len(f) > 1 && f[0] == "Udp:" && i+1 < len(lines):
+			vals := strings.Fields(lines[i+1])
+			for j, name := range f {
+				if name == field && j < len(vals) {
+					var n uint64
+					fmt.Sscan(vals[j], &n)
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s in %s:\n%s", field, file, out)
+	return 0
+}
+
+// TestKernelCutsTrains: over a TAP with UDPSegmentation, a batch to the
+// kernel goes as UDP trains, and a socket there receives every datagram,
+// one by one (the kernel's UDP counter moves by the number of datagrams),
+// with its own content, in order.
+func TestKernelCutsTrains(t *testing.T) {
+	kp := newKernelPeerOpts(t, tap.Options{UDPSegmentation: true})
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
+			// A port of its own per family: a dual-stack IPv6 socket
+			// cannot share one with the IPv4 socket still open.
+			snd, dst := kp.snd4, netip.AddrPortFrom(kp.dst(false).Addr(), sink+2)
+			proto := "UDP4-RECV"
+			if v6 {
+				snd, dst, proto = kp.snd6, netip.AddrPortFrom(kp.dst(true).Addr(), sink+3), "UDP6-RECV"
+			}
+			out := filepath.Join(t.TempDir(), "received")
+			kp.ns.Start("socat", "-u", fmt.Sprintf("%s:%d", proto, dst.Port()), "CREATE:"+out)
+			// The first datagram resolves the next hop through netstack.
+			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+				if err := snd.Send([]byte("hello"), dst); err != nil {
+					return err
+				}
+				if snd.Stats().Fast == 0 {
+					return netnstest.ErrNotYet
+				}
+				return nil
+			})
+			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+				if data, _ := os.ReadFile(out); len(data) < len("hello") {
+					return fmt.Errorf("received %q, sender %+v: %w", data, snd.Stats(), netnstest.ErrNotYet)
+				}
+				return nil
+			})
+			before := udpInDatagrams(t, kp.ns, v6)
+			trainsBefore := snd.Stats().Trains
+			const n = 100 // two trains: 64 and 36
+			var payloads [][]byte
+			var want []byte
+			for i := range n {
+				p := policyarptest.Seq(make([]byte, 172), uint64(i))
+				payloads = append(payloads, p)
+				want = append(want, p...)
+			}
+			if k, err := snd.SendBatch(payloads, []netip.AddrPort{dst}); k != n || err != nil {
+				t.Fatalf("SendBatch = %d, %v", k, err)
+			}
+			if got := snd.Stats().Trains - trainsBefore; got != 2 {
+				t.Errorf("%d trains written, want 2", got)
+			}
+			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+				if got := udpInDatagrams(t, kp.ns, v6) - before; got < n {
+					return fmt.Errorf("the kernel received %d of %d datagrams: %w", got, n, netnstest.ErrNotYet)
+				}
+				return nil
+			})
+			if got := udpInDatagrams(t, kp.ns, v6) - before; got != n {
+				t.Errorf("the kernel counted %d datagrams, want %d (one per datagram of the trains)", got, n)
+			}
+			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+				data, err := os.ReadFile(out)
+				if err != nil || len(data) < len(want) {
+					return netnstest.ErrNotYet
+				}
+				// After the hellos that found the next hop.
+				if !bytes.Equal(data[len(data)-len(want):], want) || len(bytes.ReplaceAll(data[:len(data)-len(want)], []byte("hello"), nil)) != 0 {
+					return fmt.Errorf("the socket received other bytes than were sent (%d bytes)", len(data))
+				}
+				return nil
+			})
+		})
+	}
 }

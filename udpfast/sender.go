@@ -66,9 +66,10 @@ type Options struct {
 // datagram, so sending allocates nothing. Not safe for concurrent use: share
 // one only between senders driven by the same goroutine.
 type Scratch struct {
-	bufs   [][]byte
-	frames [][]byte
-	size   int
+	bufs     [][]byte
+	frames   [][]byte
+	size     int
+	trainHdr [maxHeaderLen]byte
 }
 
 // NewScratch returns room for batches of up to n frames (n ≥ 1) of size
@@ -283,27 +284,40 @@ func (s *Sender) Send(payload []byte, dst netip.AddrPort) error {
 // SendBatch sends payloads[i] to dsts[i] (or all to dsts[0] when dsts has
 // one element), in order. Consecutive datagrams that can go fast are written
 // to the link in one WriteFrames call (up to the scratch's batch size);
-// the others go through netstack in their place in the sequence. It returns
-// how many datagrams were sent; on error, payloads[n:] were not.
+// the others go through netstack in their place in the sequence. On a link
+// that segments UDP (link.UDPSegmenter: a TAP with UDPSegmentation), a run
+// of datagrams to one destination, all of one size but the last, which may
+// be shorter, is written as one train the kernel cuts: one write for the
+// run. It returns how many datagrams were sent; on error, payloads[n:] were
+// not.
 func (s *Sender) SendBatch(payloads [][]byte, dsts []netip.AddrPort) (int, error) {
 	if len(dsts) != 1 && len(dsts) != len(payloads) {
 		return 0, ErrBatchShape
 	}
 	b := batch{s: s, payloads: payloads, dsts: dsts}
+	if seg, ok := s.link.(link.UDPSegmenter); ok {
+		if max := seg.MaxUDPSegments(); max >= 2 {
+			b.seg, b.maxTrain = seg, max
+		}
+	}
 	for i, p := range payloads {
 		dst := b.dst(i)
+		if b.trainLen > 0 && dst != b.trainDst {
+			if n, err := b.flushTrain(); err != nil {
+				return n, err
+			}
+		}
 		switch r := s.prepare(dst, len(p)); r {
 		case fastOK:
-			if b.pending == len(s.sc.frames) {
-				if n, err := b.flush(); err != nil {
+			if b.seg != nil {
+				if n, err := b.addToTrain(i, p, dst); err != nil {
 					return n, err
 				}
+				continue
 			}
-			if b.pending == 0 {
-				b.first = i
+			if n, err := b.addFrame(i, p); err != nil {
+				return n, err
 			}
-			s.sc.frames[b.pending] = s.tmpl.fill(s.sc.buf(b.pending, s.tmpl.n+len(p)), p, s.nextID())
-			b.pending++
 		case errBadDst:
 			if n, err := b.flush(); err != nil {
 				return n, err
@@ -324,13 +338,25 @@ func (s *Sender) SendBatch(payloads [][]byte, dsts []netip.AddrPort) (int, error
 	return len(payloads), nil
 }
 
-// batch tracks the frames of a SendBatch not yet written: datagrams
-// first..first+pending-1 sit in the scratch's frames.
+// batch tracks the datagrams of a SendBatch not yet written: frames
+// first..first+pending-1 sit in the scratch's frames, and on a segmenting
+// link datagrams trainFirst..trainFirst+trainLen-1 wait to be written as one
+// train, behind those frames.
 type batch struct {
 	s              *Sender
 	payloads       [][]byte
 	dsts           []netip.AddrPort
 	first, pending int
+
+	seg        link.UDPSegmenter // nil: the link does not segment
+	maxTrain   int
+	trainFirst int
+	trainLen   int
+	trainBytes int
+	trainDst   netip.AddrPort
+	trainEntry *policyarp.Entry
+	trainTmpl  template // as it was for the train's first datagram
+	trainID    uint16
 }
 
 func (b *batch) dst(i int) netip.AddrPort {
@@ -340,10 +366,120 @@ func (b *batch) dst(i int) netip.AddrPort {
 	return b.dsts[i]
 }
 
-// flush writes the pending frames in one call; what the link does not take
-// goes through netstack. On error it returns the index of the first datagram
-// not sent.
+// addFrame builds datagram i's frame in the scratch, behind the pending
+// ones, writing those first when the scratch is full.
+func (b *batch) addFrame(i int, p []byte) (int, error) {
+	s := b.s
+	if b.pending == len(s.sc.frames) {
+		if n, err := b.flushFrames(); err != nil {
+			return n, err
+		}
+	}
+	if b.pending == 0 {
+		b.first = i
+	}
+	s.sc.frames[b.pending] = s.tmpl.fill(s.sc.buf(b.pending, s.tmpl.n+len(p)), p, s.nextID())
+	b.pending++
+	return 0, nil
+}
+
+// addToTrain appends datagram i (which prepare cleared for dst) to the
+// train, or starts a new one when it cannot join: another entry (the next
+// hop's MAC changed), a payload longer than the train's segments or after a
+// shorter one, a full train.
+func (b *batch) addToTrain(i int, p []byte, dst netip.AddrPort) (int, error) {
+	s := b.s
+	if b.trainLen > 0 {
+		seg := len(b.payloads[b.trainFirst])
+		last := len(b.payloads[b.trainFirst+b.trainLen-1])
+		if s.tmplEntry != b.trainEntry || len(p) > seg || last < seg ||
+			b.trainLen == b.maxTrain || b.trainBytes+len(p) > maxTrainPayload {
+			if n, err := b.flushTrain(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if len(p) == 0 { // a train's segments cannot be empty
+		if n, err := b.flushTrain(); err != nil {
+			return n, err
+		}
+		return b.addFrame(i, p)
+	}
+	if b.trainLen == 0 {
+		b.trainFirst, b.trainBytes = i, 0
+		b.trainDst, b.trainEntry = dst, s.tmplEntry
+		b.trainTmpl = s.tmpl
+		b.trainID = s.nextID()
+	} else {
+		// The kernel numbers the datagrams it cuts up from the first
+		// one's ID: keep ours in step. (With DF it stays 0 here and counts
+		// up there, which RFC 6864 allows for atomic datagrams.)
+		s.nextID()
+	}
+	b.trainLen++
+	b.trainBytes += len(p)
+	return 0, nil
+}
+
+// flushTrain writes the waiting train: a lone datagram joins the frames,
+// which keeps one write for a batch spread over many destinations; a longer
+// train goes out after the frames, in one write. What the link refuses goes
+// through netstack. On error it returns the index of the first datagram not
+// sent.
+func (b *batch) flushTrain() (int, error) {
+	k := b.trainLen
+	if k == 0 {
+		return 0, nil
+	}
+	b.trainLen = 0
+	s := b.s
+	first := b.trainFirst
+	if k == 1 {
+		p := b.payloads[first]
+		if b.pending == len(s.sc.frames) {
+			if n, err := b.flushFrames(); err != nil {
+				return n, err
+			}
+		}
+		if b.pending == 0 {
+			b.first = first
+		}
+		s.sc.frames[b.pending] = b.trainTmpl.fill(s.sc.buf(b.pending, b.trainTmpl.n+len(p)), p, b.trainID)
+		b.pending++
+		return 0, nil
+	}
+	if n, err := b.flushFrames(); err != nil {
+		return n, err
+	}
+	hdr := b.trainTmpl.trainHeader(s.sc.trainHdr[:], b.trainBytes, b.trainID)
+	err := b.seg.WriteUDPSegments(hdr, b.payloads[first:first+k])
+	add(&s.c.linkWrites, 1)
+	if err == nil {
+		add(&s.c.fast, uint64(k))
+		add(&s.c.trains, 1)
+		return 0, nil
+	}
+	r := linkReason(err)
+	for j := first; j < first+k; j++ {
+		if err := s.fallback(r, b.payloads[j], b.dst(j)); err != nil {
+			return j, err
+		}
+	}
+	return 0, nil
+}
+
+// flush writes everything waiting, in order.
 func (b *batch) flush() (int, error) {
+	if n, err := b.flushTrain(); err != nil {
+		return n, err
+	}
+	return b.flushFrames()
+}
+
+// flushFrames writes the pending frames in one call; what the link does not
+// take goes through netstack. On error it returns the index of the first
+// datagram not sent.
+func (b *batch) flushFrames() (int, error) {
 	s := b.s
 	k := b.pending
 	if k == 0 {

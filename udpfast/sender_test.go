@@ -563,14 +563,26 @@ func TestNewValidatesOptions(t *testing.T) {
 type sinkStack struct {
 	st    *stack.Stack
 	sink  *udpfasttest.Sink
+	vsink *udpfasttest.VnetSink // sink is its Sink
 	link  *ethlink.Endpoint
 	table *policyarp.Table
 }
 
 func newSinkStack(tb testing.TB, clock tcpip.Clock) *sinkStack {
+	return newSinkStackSegmenting(tb, clock, false)
+}
+
+// newSinkStackSegmenting is newSinkStack whose link, with segment, takes UDP
+// trains and cuts them as Linux would (udpfasttest.VnetSink).
+func newSinkStackSegmenting(tb testing.TB, clock tcpip.Clock, segment bool) *sinkStack {
 	tb.Helper()
-	sk := udpfasttest.NewSink(2048)
-	ep, err := ethlink.New(ethlink.Options{Device: sk, MAC: macA, MTU: 1500})
+	vs := udpfasttest.NewVnetSink(2048)
+	sk := &vs.Sink
+	var dev ethlink.Device = sk
+	if segment {
+		dev = vs
+	}
+	ep, err := ethlink.New(ethlink.Options{Device: dev, MAC: macA, MTU: 1500, UDPSegmentation: segment})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -593,7 +605,7 @@ func newSinkStack(tb testing.TB, clock tcpip.Clock) *sinkStack {
 			tb.Fatal(err)
 		}
 	}
-	return &sinkStack{st: st, sink: sk, link: ep, table: table}
+	return &sinkStack{st: st, sink: sk, vsink: vs, link: ep, table: table}
 }
 
 func (s *sinkStack) sender(tb testing.TB, local netip.AddrPort, fb udpfast.Fallback, opts udpfast.Options) *udpfast.Sender {

@@ -62,8 +62,12 @@ func (r Reason) resolves() bool {
 type Stats struct {
 	// Fast counts datagrams written as raw frames.
 	Fast uint64
-	// LinkWrites counts WriteFrames calls (a batch is one call).
+	// LinkWrites counts WriteFrames calls (a batch is one call) and UDP
+	// trains written.
 	LinkWrites uint64
+	// Trains counts the UDP trains written for the link to cut into
+	// datagrams (link.UDPSegmenter); their datagrams count in Fast.
+	Trains uint64
 	// Fallbacks counts datagrams handed to netstack, by Reason.
 	Fallbacks [NumReasons]uint64
 	// FallbackErrors counts datagrams netstack refused too (returned to the
@@ -87,8 +91,8 @@ func (s Stats) Fallback(r Reason) uint64 { return s.Fallbacks[r] }
 // add is a plain load and store of an atomic (no locked instruction on the
 // send path), which is exact with a single writer.
 type counters struct {
-	fast, linkWrites, fallbackErrors atomic.Uint64
-	fallbacks                        [NumReasons]atomic.Uint64
+	fast, linkWrites, trains, fallbackErrors atomic.Uint64
+	fallbacks                                [NumReasons]atomic.Uint64
 }
 
 func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
@@ -97,6 +101,7 @@ func (c *counters) snapshot() Stats {
 	s := Stats{
 		Fast:           c.fast.Load(),
 		LinkWrites:     c.linkWrites.Load(),
+		Trains:         c.trains.Load(),
 		FallbackErrors: c.fallbackErrors.Load(),
 	}
 	for i := range c.fallbacks {

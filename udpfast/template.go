@@ -31,6 +31,9 @@ type template struct {
 	// udpSum is the sum of the pseudo-header and the UDP header with both
 	// lengths and the checksum zero (addresses, protocol and ports).
 	udpSum uint16
+	// pseudoSum is the pseudo-header's sum with the length zero: what a
+	// partial checksum starts from (trainHeader).
+	pseudoSum uint16
 }
 
 type templateFields struct {
@@ -76,14 +79,53 @@ func (t *template) build(f *templateFields) {
 		udp = header.UDP(t.hdr[ethLen+header.IPv4MinimumSize:])
 	}
 	udp.Encode(&header.UDPFields{SrcPort: f.srcPort, DstPort: f.dstPort})
-	t.udpSum = checksum.Combine(
-		header.PseudoHeaderChecksum(header.UDPProtocolNumber, f.src, f.dst, 0),
-		udp.CalculateChecksum(0))
+	t.pseudoSum = header.PseudoHeaderChecksum(header.UDPProtocolNumber, f.src, f.dst, 0)
+	t.udpSum = checksum.Combine(t.pseudoSum, udp.CalculateChecksum(0))
 }
 
 // setDstMAC changes the destination MAC; nothing else depends on it.
 func (t *template) setDstMAC(mac tcpip.LinkAddress) {
 	copy(t.hdr[:header.EthernetAddressSize], mac)
+}
+
+// setLengths writes the IP and UDP lengths of a datagram (or train) of
+// payloadLen bytes into hdr, a copy of t.hdr, and the IPv4 header checksum
+// with identification id; it returns the UDP length.
+func (t *template) setLengths(hdr []byte, payloadLen int, id uint16) uint16 {
+	udpLen := uint16(header.UDPMinimumSize + payloadLen)
+	if t.v6 {
+		header.IPv6(hdr[ethLen:]).SetPayloadLength(udpLen)
+	} else {
+		ip := header.IPv4(hdr[ethLen:])
+		total := udpLen + header.IPv4MinimumSize
+		ip.SetTotalLength(total)
+		sum := checksum.Combine(t.ipSum, total)
+		if id != 0 {
+			ip.SetID(id)
+			sum = checksum.Combine(sum, id)
+		}
+		ip.SetChecksum(^sum)
+	}
+	header.UDP(hdr[t.n-header.UDPMinimumSize:]).SetLength(udpLen)
+	return udpLen
+}
+
+// maxTrainPayload is the most payload one UDP train may carry: the IPv4
+// total length (IPv6 payload length) is 16 bits.
+const maxTrainPayload = 65535 - header.IPv4MinimumSize - header.UDPMinimumSize
+
+// trainHeader writes into buf (t.n bytes) the headers of a UDP train of
+// payloadLen bytes for link.UDPSegmenter: lengths for the whole train and
+// the UDP checksum left partial, the pseudo-header's sum over the whole
+// length, which the kernel adjusts for each datagram it cuts and completes
+// over that datagram's bytes (Linux __udp_gso_segment). id is the first
+// datagram's IPv4 identification; the kernel counts up from it.
+func (t *template) trainHeader(buf []byte, payloadLen int, id uint16) []byte {
+	hdr := buf[:t.n]
+	copy(hdr, t.hdr[:t.n])
+	udpLen := t.setLengths(hdr, payloadLen, id)
+	header.UDP(hdr[t.n-header.UDPMinimumSize:]).SetChecksum(checksum.Combine(t.pseudoSum, udpLen))
+	return hdr
 }
 
 // fill writes the frame for payload into buf (which must hold t.n +
@@ -94,22 +136,8 @@ func (t *template) fill(buf, payload []byte, id uint16) []byte {
 	frame := buf[:n+len(payload)]
 	copy(frame, t.hdr[:n])
 	copy(frame[n:], payload)
-	udpLen := uint16(header.UDPMinimumSize + len(payload))
-	if t.v6 {
-		header.IPv6(frame[ethLen:]).SetPayloadLength(udpLen)
-	} else {
-		ip := header.IPv4(frame[ethLen:])
-		total := udpLen + header.IPv4MinimumSize
-		ip.SetTotalLength(total)
-		sum := checksum.Combine(t.ipSum, total)
-		if id != 0 {
-			ip.SetID(id)
-			sum = checksum.Combine(sum, id)
-		}
-		ip.SetChecksum(^sum)
-	}
+	udpLen := t.setLengths(frame, len(payload), id)
 	udp := header.UDP(frame[n-header.UDPMinimumSize:])
-	udp.SetLength(udpLen)
 	// The length counts twice: once in the pseudo-header, once in the UDP
 	// header. The payload is summed from the caller's slice, which is
 	// likelier to be in cache than the copy's destination.

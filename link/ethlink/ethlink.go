@@ -75,6 +75,10 @@ type Options struct {
 	// 64 KB from netstack and send them in the engine's form (gso.go). The
 	// engine serves this endpoint only. Vnet mode needs a VnetDevice.
 	TCPOffload *tcpoffload.Engine
+	// UDPSegmentation lets fast senders (udpfast) write a train of
+	// datagrams to one peer in one write, for the kernel to cut
+	// (link.UDPSegmenter, udpgso.go). It needs a VnetDevice.
+	UDPSegmentation bool
 }
 
 // MaxVLANHeaderLength is the room an 802.1Q tag takes beyond the plain
@@ -97,6 +101,7 @@ type Stats struct {
 	RxDropDetached  atomic.Uint64 // arrived with no stack attached
 	TxFrames        atomic.Uint64 // frames written (netstack's and raw)
 	TxErrors        atomic.Uint64 // frames the device refused
+	TxUDPTrains     atomic.Uint64 // UDP trains written for the kernel to cut (their datagrams count in TxFrames)
 }
 
 // Endpoint is a netstack Ethernet LinkEndpoint over a Device.
@@ -116,6 +121,7 @@ type Endpoint struct {
 	txFrames  [][]byte // scratch frames reused by WritePackets
 	txScratch [][]byte
 	offload   offloadState // TCP offload transmit scratch (gso.go)
+	udpGSO    udpGSOState  // UDP segmentation (udpgso.go)
 
 	onCloseMu sync.Mutex
 	onClose   func()
@@ -150,8 +156,13 @@ func New(opts Options) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	udpDev, err := checkUDPSegmentation(&opts)
+	if err != nil {
+		return nil, err
+	}
 	e := &Endpoint{opts: opts}
 	e.offload.vnet = vnet
+	e.udpGSO.dev = udpDev
 	mac := opts.MAC
 	e.mac.Store(&mac)
 	e.mtu.Store(opts.MTU)
