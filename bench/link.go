@@ -115,9 +115,9 @@ func linkSuite() Suite {
 				"(the machine may be shared); rates stepped up ×%.1f from %s, then bisected; later rounds search near the first.\n"+
 				"RTT: %s pkt/s for %d ms (%d ms with --short), before the search.\n"+
 				"Room for bursts: the fast path's Ring holds %d datagrams; gonet's and the kernel socket's receive buffers are %d MiB.\n"+
-				"Over a TAP, the fast reflector writes each run of answers to one peer as one UDP train that the kernel cuts into\n"+
-				"the datagrams (tap.Options.UDPSegmentation, virtio-net UDP GSO); gonet and the kernel reflector (sendmmsg) write\n"+
-				"datagram by datagram. Over AF_PACKET every path writes datagram by datagram.",
+				"The fast reflector writes each run of answers to one peer as one UDP train that the kernel cuts into the\n"+
+				"datagrams (UDPSegmentation on the TAP or AF_PACKET link: virtio-net UDP GSO); gonet and the kernel reflector\n"+
+				"(sendmmsg) write datagram by datagram.",
 				lossFree*100, sp.stepMs, short.stepMs, sp.factor, si(sp.startRate), si(latencyRate), sp.latencyMs, short.latencyMs,
 				linkQueueDatagrams, linkSocketBuffer>>20)
 			if len(limited) > 0 {

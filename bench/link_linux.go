@@ -158,7 +158,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		}
 		env.genIface = inside
 		cfg.logf("link: made namespace %s with veth %s and %s", env.ns, inside, outside)
-		r, err := raw.New(raw.Options{Interface: outside})
+		r, err := raw.New(raw.Options{Interface: outside, UDPSegmentation: true})
 		if err != nil {
 			return nil, err
 		}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/policyarp/policyarptest"
@@ -44,23 +46,39 @@ type kernelPeer struct {
 	seq   uint64
 }
 
-func newKernelPeer(t *testing.T) *kernelPeer { return newKernelPeerOpts(t, tap.Options{}) }
+func newKernelPeer(t *testing.T) *kernelPeer { return newKernelPeerOn(t, "tap", false) }
 
-// newKernelPeerOpts is newKernelPeer with the TAP's options (Name and MAC
-// are set here).
-func newKernelPeerOpts(t *testing.T, opts tap.Options) *kernelPeer {
+// newKernelPeerOn is newKernelPeer on a TAP or, with kind "raw", an
+// AF_PACKET socket on a veth pair, with or without UDP segmentation.
+func newKernelPeerOn(t *testing.T, kind string, segment bool) *kernelPeer {
 	t.Helper()
 	netnstest.Require(t)
 	netnstest.RequireTUN(t)
 	netnstest.RequireTools(t, "tshark", "arping", "socat")
 	ns := netnstest.NewNamespace(t)
-	ifc := netnstest.UniqueName("mst")
-	opts.Name, opts.MAC = ifc, macA
-	ep, err := tap.New(opts)
-	if err != nil {
-		t.Fatal(err)
+	var ep interface {
+		nsstack.LinkEndpoint
+		udpfast.Link
+		SetFrameHook(link.FrameHook)
 	}
-	ns.AdoptLink(ifc)
+	var ifc string
+	switch kind {
+	case "tap":
+		ifc = netnstest.UniqueName("mst")
+		tp, err := tap.New(tap.Options{Name: ifc, MAC: macA, UDPSegmentation: segment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.AdoptLink(ifc)
+		ep = tp
+	case "raw":
+		veth := ns.AddVeth()
+		r, err := raw.New(raw.Options{Interface: veth.Outside, MAC: macA, UDPSegmentation: segment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ifc, ep = veth.Inside, r
+	}
 	st, err := stack.New(stack.Options{
 		NICs: []stack.NICOptions{{Name: ifc, Link: ep, Addrs: []string{netnstest.StackV4.String(), netnstest.StackV6.String()}}},
 		Seed: 1,
@@ -406,12 +424,18 @@ func udpInDatagrams(t *testing.T, ns *netnstest.Namespace, v6 bool) uint64 {
 	return 0
 }
 
-// TestKernelCutsTrains: over a TAP with UDPSegmentation, a batch to the
-// kernel goes as UDP trains, and a socket there receives every datagram,
-// one by one (the kernel's UDP counter moves by the number of datagrams),
-// with its own content, in order.
+// TestKernelCutsTrains: over a TAP or an AF_PACKET socket on a veth, with
+// UDPSegmentation, a batch to the kernel goes as UDP trains, and a socket
+// there receives every datagram, one by one (the kernel's UDP counter moves
+// by the number of datagrams), with its own content, in order.
 func TestKernelCutsTrains(t *testing.T) {
-	kp := newKernelPeerOpts(t, tap.Options{UDPSegmentation: true})
+	for _, kind := range []string{"tap", "raw"} {
+		t.Run(kind, func(t *testing.T) { testKernelCutsTrains(t, kind) })
+	}
+}
+
+func testKernelCutsTrains(t *testing.T, kind string) {
+	kp := newKernelPeerOn(t, kind, true)
 	for _, v6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("v6=%v", v6), func(t *testing.T) {
 			// A port of its own per family: a dual-stack IPv6 socket

@@ -51,7 +51,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap file")
 	cfg.sidecar.registerFlags(fs)
 	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
-	fs.BoolVar(&cfg.udpGSO, "udp-gso", false, "tap only: write runs of fast-path datagrams to one peer as one UDP train the kernel cuts into the datagrams (virtio-net UDP GSO), one write(2) per run; --pcap turns it off, as the capture records frames")
+	fs.BoolVar(&cfg.udpGSO, "udp-gso", false, "write runs of fast-path datagrams to one peer as one UDP train the kernel cuts into the datagrams (virtio-net UDP GSO): one system call per run; --pcap turns it off, as the capture records frames")
 	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this directory over HTTP (GET, HEAD, Range) from the user-space stack")
 	fs.UintVar(&cfg.httpPort, "http-port", 80, "the port of the --http-root service")
 	if err := parseFlags(fs, args); err != nil {
@@ -86,9 +86,6 @@ func (cfg *serveConfig) validate() (linkSpec, tcpip.LinkAddress, error) {
 	}
 	if len(cfg.addrs) == 0 {
 		return spec, "", usageErrorf("at least one --addr CIDR is required (e.g. --addr 198.51.100.2/24)")
-	}
-	if cfg.udpGSO && spec.kind != "tap" {
-		return spec, "", usageErrorf("--udp-gso needs a tap link (virtio-net headers), not %s", spec.kind)
 	}
 	for _, a := range cfg.addrs {
 		if _, err := netip.ParsePrefix(a); err != nil {
@@ -151,7 +148,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	case "tap":
 		ep, err = tap.New(tap.Options{Name: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload, UDPSegmentation: cfg.udpGSO})
 	case "raw":
-		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
+		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload, UDPSegmentation: cfg.udpGSO})
 	}
 	if err != nil {
 		return err

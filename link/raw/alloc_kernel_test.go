@@ -25,7 +25,7 @@ func testFrames(n, size int) [][]byte {
 func wire(t testing.TB) (tx, rx *packetSocket) {
 	pair := netnstest.NewVethPair(t)
 	open := func(name string) *packetSocket {
-		dev, _, _, err := openSocket(name, "", new(DeviceStats))
+		dev, _, _, err := openSocket(name, "", new(DeviceStats), false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,6 +82,11 @@ type Options struct {
 	// a header template, written with one sendmmsg per burst (Mode
 	// tcpoffload.Soft; the default is Off; Vnet needs a TAP).
 	TCPOffload tcpoffload.Options
+	// UDPSegmentation lets fast senders (udpfast) write a train of
+	// datagrams to one peer in one system call, for the kernel to cut
+	// into the datagrams (virtio-net UDP GSO through a second, send-only
+	// socket with PACKET_VNET_HDR).
+	UDPSegmentation bool
 }
 
 // batchSize is how many frames one recvmmsg may return.
@@ -142,7 +147,7 @@ func New(opts Options) (*Endpoint, error) {
 		return nil, fmt.Errorf("raw %s: %w", opts.Interface, err)
 	}
 	stats := new(DeviceStats)
-	dev, mac, mtu, err := openSocket(opts.Interface, opts.MAC, stats)
+	dev, mac, mtu, err := openSocket(opts.Interface, opts.MAC, stats, opts.UDPSegmentation)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +163,8 @@ func New(opts Options) (*Endpoint, error) {
 		Capture:     opts.Capture,
 		OnReadError: opts.OnReadError,
 		TCPOffload:  engine,
+
+		UDPSegmentation: opts.UDPSegmentation,
 	})
 	if err != nil {
 		_ = dev.Close()

@@ -25,7 +25,7 @@ const capHint = "needs CAP_NET_RAW (run as root or setcap cap_net_admin,cap_net_
 // from a fast peer waits in the socket instead of being dropped.
 const socketBufferSize = 4 << 20
 
-func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats) (device, tcpip.LinkAddress, uint32, error) {
+func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats, segment bool) (device, tcpip.LinkAddress, uint32, error) {
 	ifindex, err := interfaceIndex(name)
 	if err != nil {
 		return nil, "", 0, err
@@ -63,6 +63,14 @@ func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats) (device,
 	if err != nil {
 		f.Close()
 		return nil, "", 0, err
+	}
+	if segment {
+		seg, err := openSegmentingSocket(s, ifindex)
+		if err != nil {
+			s.Close()
+			return nil, "", 0, fmt.Errorf("raw %s: %w", name, err)
+		}
+		return seg, mac, uint32(ifi.MTU), nil
 	}
 	return s, mac, uint32(ifi.MTU), nil
 }

@@ -11,6 +11,6 @@ import (
 
 var errNeedsLinux = errors.New("raw: AF_PACKET needs Linux (this is " + runtime.GOOS + "); use link/sim, or run on Linux")
 
-func openSocket(string, tcpip.LinkAddress, *DeviceStats) (device, tcpip.LinkAddress, uint32, error) {
+func openSocket(string, tcpip.LinkAddress, *DeviceStats, bool) (device, tcpip.LinkAddress, uint32, error) {
 	return nil, "", 0, errNeedsLinux
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/tcpoffload"
 )
@@ -63,7 +64,7 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 	v := &d.vnet
 	for d.rn < len(d.rbufs) {
 		buf := d.rbufs[d.rn]
-		n, err := readv(int(fd), v.riov[:], v.rhdr[:], buf)
+		n, err := iovec.Readv(int(fd), v.riov[:], v.rhdr[:], buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -99,7 +100,7 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 func (d *tapDevice) writeAllVnet(fd uintptr) bool {
 	v := &d.vnet
 	for d.wn < len(d.wframes) {
-		v.wiov = appendIovec(appendIovec(v.wiov[:0], zeroVnetHdr[:]), d.wframes[d.wn])
+		v.wiov = iovec.Append(iovec.Append(v.wiov[:0], zeroVnetHdr[:]), d.wframes[d.wn])
 		if !d.writeOne(fd, v.wiov) {
 			return true
 		}
@@ -129,9 +130,9 @@ func (d *tapDevice) writeVnetPackets(fd uintptr) bool {
 	for d.wn < len(v.wpkts) {
 		p := &v.wpkts[d.wn]
 		p.Hdr.MarshalTo(v.whdr[:])
-		v.wiov = appendIovec(v.wiov[:0], v.whdr[:])
+		v.wiov = iovec.Append(v.wiov[:0], v.whdr[:])
 		for _, part := range p.Parts {
-			v.wiov = appendIovec(v.wiov, part)
+			v.wiov = iovec.Append(v.wiov, part)
 		}
 		if !d.writeOne(fd, v.wiov) {
 			return true
@@ -144,7 +145,7 @@ func (d *tapDevice) writeVnetPackets(fd uintptr) bool {
 // it could not (a full device is link.ErrQueueFull) and returns false.
 func (d *tapDevice) writeOne(fd uintptr, iov []unix.Iovec) bool {
 	for {
-		_, err := writev(int(fd), iov)
+		_, err := iovec.Writev(int(fd), iov)
 		switch {
 		case err == unix.EINTR:
 			continue

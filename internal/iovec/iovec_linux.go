@@ -1,6 +1,4 @@
-//go:build linux
-
-package tap
+package iovec
 
 import (
 	"unsafe"
@@ -8,8 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// appendIovec appends an iovec for b (skipped when empty).
-func appendIovec(iov []unix.Iovec, b []byte) []unix.Iovec {
+// Append appends an iovec for b to iov (nothing when b is empty).
+func Append(iov []unix.Iovec, b []byte) []unix.Iovec {
 	if len(b) == 0 {
 		return iov
 	}
@@ -18,9 +16,9 @@ func appendIovec(iov []unix.Iovec, b []byte) []unix.Iovec {
 	return append(iov, v)
 }
 
-// readv reads one frame into hdr then buf, with iov as scratch, without
-// allocating (unix.Readv allocates its iovecs).
-func readv(fd int, iov []unix.Iovec, hdr, buf []byte) (int, error) {
+// Readv reads into hdr then buf with one readv(2), using iov (at least two
+// elements) as scratch.
+func Readv(fd int, iov []unix.Iovec, hdr, buf []byte) (int, error) {
 	iov[0].Base, iov[1].Base = unsafe.SliceData(hdr), unsafe.SliceData(buf)
 	iov[0].SetLen(len(hdr))
 	iov[1].SetLen(len(buf))
@@ -31,8 +29,9 @@ func readv(fd int, iov []unix.Iovec, hdr, buf []byte) (int, error) {
 	return int(n), nil
 }
 
-// writev writes one packet from its pieces.
-func writev(fd int, iov []unix.Iovec) (int, error) {
+// Writev writes the pieces iov points at with one writev(2): one packet on a
+// TAP or a bound packet socket.
+func Writev(fd int, iov []unix.Iovec) (int, error) {
 	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	if errno != 0 {
 		return 0, errno
