@@ -43,6 +43,22 @@
 //	err = snd.Send(rtpPacket, peer)                        // 0 allocations on the fast path
 //	n, err := snd.SendBatch(packets, []netip.AddrPort{peer}) // one link write per batch
 //
+// # UDP trains
+//
+// On a link that segments UDP (link.UDPSegmenter: a TAP or AF_PACKET link
+// with Options.UDPSegmentation), SendBatch writes each run of datagrams to
+// one destination, all of one size but a shorter last, as one train: the
+// header of the whole run (lengths for all of it, the UDP checksum left
+// partial from the pseudo-header) followed by the payloads, straight from
+// the caller's slices, which the kernel cuts into the datagrams, each with
+// its own lengths, IPv4 ID and checksum, as for a socket with UDP_SEGMENT.
+// One system call then carries up to 64 datagrams (64 KB): over a TAP, where
+// each write(2) runs the kernel's receive path, that is most of the cost of a
+// reflector under load (mediastack bench). A lone datagram still goes in
+// the batch's one WriteFrames. What the kernel sends equals what SendBatch
+// sends without trains (udpfasttest.CutUDPTrain emulates the kernel in the
+// tests), except that with DF the IPv4 IDs of a train count up from 0.
+//
 // A Sender is used by one goroutine; senders on the same goroutine may share
 // a Scratch. Stats may be read concurrently.
 package udpfast
