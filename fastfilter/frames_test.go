@@ -176,11 +176,15 @@ type fixture struct {
 	f     *fastfilter.Filter
 	reg   *fastfilter.Registration
 	rec   *recorder
+	ring  *fastfilter.Ring // with fixtureOptions.ring
 }
 
 type fixtureOptions struct {
 	offload bool
 	noHook  bool
+	// ring registers the ports to a Ring (fixture.ring) instead of the
+	// recorder: the path that verifies the UDP checksum while copying.
+	ring bool
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -212,11 +216,30 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if !o.noHook {
 		fx.ep.SetFrameHook(fx.f.Hook)
 	}
-	fx.reg, err = fx.f.Register(rtpPort, rtpPort+1, fx.rec.receive)
+	if o.ring {
+		fx.ring = newRing(t, fastfilter.RingOptions{Packets: 4})
+		fx.reg, err = fx.f.RegisterRing(rtpPort, rtpPort+1, fx.ring)
+	} else {
+		fx.reg, err = fx.f.Register(rtpPort, rtpPort+1, fx.rec.receive)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return fx
+}
+
+// takeRing reads what the fixture's Ring holds, as the recorder keeps it
+// (without receive times).
+func (fx *fixture) takeRing() []received {
+	var got []received
+	buf := make([]byte, 1<<16)
+	for {
+		n, info, err := fx.ring.ReadPacket(buf, past)
+		if err != nil {
+			return got
+		}
+		got = append(got, received{string(buf[:n]), info.Src, info.Dst, info.Version, time.Time{}, info.ViaNetstack})
+	}
 }
 
 // recorder is a ReceiveFunc that keeps copies of what it is given.

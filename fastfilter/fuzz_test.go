@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/sim"
@@ -146,6 +150,7 @@ func FuzzClassify(f *testing.F) {
 	f.Add(v6Frame(testPayload).build())
 
 	fx := newFixture(f, fixtureOptions{})
+	fxRing := newFixture(f, fixtureOptions{ring: true})
 	ref := newReference(f)
 	fx.f.SubscribeNeighborUpdates(func(ip tcpip.Address, mac tcpip.LinkAddress) {
 		if ip.Len() != 4 && ip.Len() != 16 {
@@ -158,6 +163,7 @@ func FuzzClassify(f *testing.F) {
 		// timeouts) run now and then, or they pile up for ever.
 		if runs++; runs%1024 == 0 {
 			fx.clock.Advance(time.Second)
+			fxRing.clock.Advance(time.Second)
 			ref.clock.Advance(time.Second)
 		}
 		orig := bytes.Clone(frame)
@@ -167,6 +173,23 @@ func FuzzClassify(f *testing.F) {
 		got := fx.rec.take()
 		if !bytes.Equal(frame, orig) {
 			t.Fatal("the hook modified the frame")
+		}
+		// A Ring, which verifies the UDP checksum while it copies, does
+		// with the frame what a ReceiveFunc is given: the same datagram,
+		// the same counters.
+		ringBefore := fxRing.f.Counters()
+		fxRing.f.Hook(frame)
+		ringAfter := fxRing.f.Counters()
+		ringGot := fxRing.takeRing()
+		recGot := slices.Clone(got)
+		for i := range recGot {
+			recGot[i].ReceivedAt = time.Time{}
+		}
+		if diff := cmp.Diff(recGot, ringGot, cmpopts.EquateEmpty(), cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
+			t.Fatalf("a Ring got other datagrams than a ReceiveFunc (-func +ring):\n%s", diff)
+		}
+		if diff := cmp.Diff(countersDelta(before, after), countersDelta(ringBefore, ringAfter)); diff != "" {
+			t.Fatalf("a Ring moved other counters than a ReceiveFunc (-func +ring):\n%s", diff)
 		}
 		moved := countersSum(after) - countersSum(before)
 		if moved != 1 {
@@ -200,6 +223,28 @@ func FuzzClassify(f *testing.F) {
 			t.Fatalf("one frame delivered %d datagrams", len(got))
 		}
 	})
+}
+
+// countersDelta names the counters that moved between two snapshots, and by
+// how much.
+func countersDelta(before, after fastfilter.Counters) map[string]uint64 {
+	moved := map[string]uint64{}
+	var walk func(prefix string, b, a reflect.Value)
+	walk = func(prefix string, b, a reflect.Value) {
+		for i := range b.NumField() {
+			name := prefix + b.Type().Field(i).Name
+			switch fb, fa := b.Field(i), a.Field(i); fb.Kind() {
+			case reflect.Struct:
+				walk(name+".", fb, fa)
+			case reflect.Uint64:
+				if d := fa.Uint() - fb.Uint(); d != 0 {
+					moved[name] = d
+				}
+			}
+		}
+	}
+	walk("", reflect.ValueOf(before), reflect.ValueOf(after))
+	return moved
 }
 
 func want0(w []received) received {
