@@ -370,7 +370,7 @@ func (m *Manager) release(p *Port) {
 		m.ports[p.port-m.lo] = nil
 		m.open--
 	}
-	m.retired = addSendStats(m.retired, p.sendStats())
+	m.retired = m.retired.Add(p.sendStats())
 }
 
 // primaryAddrPort is what a port reports as its local address: the NIC's

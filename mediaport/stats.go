@@ -35,20 +35,10 @@ func (p *Port) sendStats() udpfast.Stats {
 	var st udpfast.Stats
 	if senders := p.senders.Load(); senders != nil {
 		for _, s := range *senders {
-			st = addSendStats(st, s.Stats())
+			st = st.Add(s.Stats())
 		}
 	}
 	return st
-}
-
-func addSendStats(a, b udpfast.Stats) udpfast.Stats {
-	a.Fast += b.Fast
-	a.LinkWrites += b.LinkWrites
-	a.FallbackErrors += b.FallbackErrors
-	for i := range a.Fallbacks {
-		a.Fallbacks[i] += b.Fallbacks[i]
-	}
-	return a
 }
 
 // Stats is a snapshot of what a Manager's fast paths did since it was
@@ -79,7 +69,7 @@ func (m *Manager) Stats() Stats {
 	st := Stats{OpenPorts: m.open, Send: m.retired}
 	for _, p := range m.ports {
 		if p != nil {
-			st.Send = addSendStats(st.Send, p.sendStats())
+			st.Send = st.Send.Add(p.sendStats())
 		}
 	}
 	m.mu.Unlock()

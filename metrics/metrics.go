@@ -46,6 +46,7 @@ type Collector struct {
 
 	fastRx, laneRx, passed, dropped, netstackRx    *prometheus.Desc
 	fastTx, fallback, fallbackErrors, portsOpen    *prometheus.Desc
+	fastTxTrains                                   *prometheus.Desc
 	arpEntries, arpResolutions, arpAged            *prometheus.Desc
 	arpInvalidations, arpFlushes, arpFailures      *prometheus.Desc
 	relays, relayPackets, relayBytes, relayDropped *prometheus.Desc
@@ -69,6 +70,7 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 		dropped:          d("fast_rx_dropped_packets_total", "Frames and datagrams the fast receive path dropped, by reason.", "reason"),
 		netstackRx:       d("netstack_rx_packets_total", "Frames netstack received on the NIC (everything the fast filter passed on)."),
 		fastTx:           d("fast_tx_packets_total", "Datagrams media ports sent as raw frames (the fast send path)."),
+		fastTxTrains:     d("fast_tx_udp_trains_total", "UDP trains media ports wrote for the kernel to cut into datagrams (a link with UDPSegmentation); their datagrams count in fast_tx_packets_total."),
 		fallback:         d("fast_tx_fallback_packets_total", "Datagrams media ports sent through netstack instead of the fast path, by reason.", "reason"),
 		fallbackErrors:   d("fast_tx_fallback_errors_total", "Datagrams netstack refused on the fallback lane (returned as errors)."),
 		portsOpen:        d("media_ports_open", "Media ports open now."),
@@ -90,7 +92,7 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.fastRx, c.laneRx, c.passed, c.dropped, c.netstackRx, c.fastTx, c.fallback, c.fallbackErrors, c.portsOpen,
+		c.fastRx, c.laneRx, c.passed, c.dropped, c.netstackRx, c.fastTx, c.fastTxTrains, c.fallback, c.fallbackErrors, c.portsOpen,
 		c.arpEntries, c.arpResolutions, c.arpAged, c.arpInvalidations, c.arpFlushes, c.arpFailures,
 	} {
 		ch <- d
@@ -135,6 +137,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.netstackRx, st.NetstackRxPackets)
 	counter(c.fastTx, st.Send.Fast)
+	counter(c.fastTxTrains, st.Send.Trains)
 	for r := range udpfast.NumReasons {
 		counter(c.fallback, st.Send.Fallbacks[r], udpfast.Reason(r).String())
 	}

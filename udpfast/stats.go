@@ -75,6 +75,19 @@ type Stats struct {
 	FallbackErrors uint64
 }
 
+// Add returns the sum of s and o, field by field (for totals over many
+// senders).
+func (s Stats) Add(o Stats) Stats {
+	s.Fast += o.Fast
+	s.LinkWrites += o.LinkWrites
+	s.Trains += o.Trains
+	s.FallbackErrors += o.FallbackErrors
+	for i := range s.Fallbacks {
+		s.Fallbacks[i] += o.Fallbacks[i]
+	}
+	return s
+}
+
 // FallbackTotal is the sum of Fallbacks.
 func (s Stats) FallbackTotal() uint64 {
 	var n uint64

@@ -36,12 +36,11 @@ type serveConfig struct {
 	tcpOffloadMode string // serve_http.go
 	httpRoot       string
 	httpPort       uint
-	udpGSO         bool
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	var cfg serveConfig
-	fs := newFlagSet("serve", "serve --link tap:NAME|raw:IFACE --addr CIDR [--addr CIDR ...] [--gateway IP ...] [--mac MAC] [--mtu N] [--echo] [--pcap FILE] [--tcp-offload auto|off|soft|vnet] [--udp-gso] [--http-root DIR [--http-port N]]", stdout)
+	fs := newFlagSet("serve", "serve --link tap:NAME|raw:IFACE --addr CIDR [--addr CIDR ...] [--gateway IP ...] [--mac MAC] [--mtu N] [--echo] [--pcap FILE] [--tcp-offload auto|off|soft|vnet] [--http-root DIR [--http-port N]]", stdout)
 	fs.StringVar(&cfg.link, "link", "", "link to run on: tap:NAME (create or attach a TAP device) or raw:IFACE (AF_PACKET on an existing interface)")
 	fs.Var(&cfg.addrs, "addr", "an address of the stack in CIDR form, IPv4 or IPv6 (repeatable)")
 	fs.Var(&cfg.gateways, "gateway", "a default gateway, at most one IPv4 and one IPv6 (repeatable)")
@@ -51,7 +50,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap file")
 	cfg.sidecar.registerFlags(fs)
 	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
-	fs.BoolVar(&cfg.udpGSO, "udp-gso", false, "write runs of fast-path datagrams to one peer as one UDP train the kernel cuts into the datagrams (virtio-net UDP GSO): one system call per run; --pcap turns it off, as the capture records frames")
 	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this directory over HTTP (GET, HEAD, Range) from the user-space stack")
 	fs.UintVar(&cfg.httpPort, "http-port", 80, "the port of the --http-root service")
 	if err := parseFlags(fs, args); err != nil {
@@ -146,9 +144,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	var ep tcpipstack.LinkEndpoint
 	switch spec.kind {
 	case "tap":
-		ep, err = tap.New(tap.Options{Name: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload, UDPSegmentation: cfg.udpGSO})
+		ep, err = tap.New(tap.Options{Name: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
 	case "raw":
-		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload, UDPSegmentation: cfg.udpGSO})
+		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
 	}
 	if err != nil {
 		return err
