@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mediastack/mediastack/internal/csum"
+	"github.com/mediastack/mediastack/internal/relaxed"
 )
 
 // Default Ring sizes.
@@ -231,7 +232,7 @@ func (r *Ring) push(d *Datagram) pushResult {
 			// already: hand it over marked, for readers to skip.
 			s.bad = true
 			r.discarded.Add(1)
-			storeRelease(&s.seq, t+1)
+			relaxed.StoreRelease(&s.seq, t+1)
 			return pushBadChecksum
 		}
 	} else {
@@ -248,7 +249,7 @@ func (r *Ring) push(d *Datagram) pushResult {
 	if r.stamp {
 		s.info.ReceivedAt = d.ReceivedAt()
 	}
-	storeRelease(&s.seq, t+1) // hands the slot to readers
+	relaxed.StoreRelease(&s.seq, t+1) // hands the slot to readers
 	return pushed
 }
 
@@ -294,7 +295,7 @@ func (r *Ring) take(pos uint64, buf []byte) (int, *ringSlot) {
 }
 
 // release hands the slot at position pos to the receivers' next lap.
-func (r *Ring) release(s *ringSlot, pos uint64) { storeRelease(&s.seq, pos+r.mask+1) }
+func (r *Ring) release(s *ringSlot, pos uint64) { relaxed.StoreRelease(&s.seq, pos+r.mask+1) }
 
 // skipBad releases the claimed slot at pos and reports true when it holds a
 // datagram that failed its checksum.

@@ -3,6 +3,8 @@ package udpfast
 import (
 	"fmt"
 	"sync/atomic"
+
+	"github.com/mediastack/mediastack/internal/relaxed"
 )
 
 // Reason is why a datagram went through netstack instead of the fast path.
@@ -101,14 +103,14 @@ func (s Stats) FallbackTotal() uint64 {
 func (s Stats) Fallback(r Reason) uint64 { return s.Fallbacks[r] }
 
 // counters are written by the sender's goroutine only and read by anyone:
-// add is a plain load and store of an atomic (no locked instruction on the
-// send path), which is exact with a single writer.
+// add is a load and a release store (relaxed.AddSingleWriter: no locked
+// instruction on amd64), which is exact with a single writer.
 type counters struct {
 	fast, linkWrites, trains, fallbackErrors atomic.Uint64
 	fallbacks                                [NumReasons]atomic.Uint64
 }
 
-func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
+func add(c *atomic.Uint64, n uint64) { relaxed.AddSingleWriter(c, n) }
 
 func (c *counters) snapshot() Stats {
 	s := Stats{

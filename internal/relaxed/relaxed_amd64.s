@@ -2,9 +2,9 @@
 
 #include "textflag.h"
 
-// func storeRelease(w *atomic.Uint64, v uint64)
+// func StoreRelease(w *atomic.Uint64, v uint64)
 // atomic.Uint64's value is its only non-empty field, at offset 0.
-TEXT ·storeRelease(SB), NOSPLIT, $0-16
+TEXT ·StoreRelease(SB), NOSPLIT, $0-16
 	MOVQ w+0(FP), AX
 	MOVQ v+8(FP), BX
 	MOVQ BX, (AX)
