@@ -7,6 +7,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/mediastack/mediastack/internal/csum"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -219,14 +220,14 @@ const (
 // checksum calls (about 15 ns more per datagram, measured by BenchmarkHook).
 func udpHeaderSum(addrs, udp []byte) uint16 {
 	acc := addWords(addrs, uint64(header.UDPProtocolNumber)+uint64(len(udp)))
-	return fold(addWords(udp[:header.UDPMinimumSize], acc))
+	return csum.Fold(addWords(udp[:header.UDPMinimumSize], acc))
 }
 
 // wordSum returns the ones' complement sum of b, whose length is a multiple
 // of 4 (an IPv4 header without options, IP addresses), and initial. For such
 // short inputs checksum.Checksum spends more on alignment and tails than on
 // the sum: about 5 ns for 8 bytes, against 1 here.
-func wordSum(b []byte, initial uint64) uint16 { return fold(addWords(b, initial)) }
+func wordSum(b []byte, initial uint64) uint16 { return csum.Fold(addWords(b, initial)) }
 
 // addWords adds b's big-endian 32-bit words to acc, 8 bytes per load; len(b)
 // is a multiple of 4 and far below 2^33, so acc cannot overflow.
@@ -240,16 +241,6 @@ func addWords(b []byte, acc uint64) uint64 {
 		acc += uint64(binary.BigEndian.Uint32(b))
 	}
 	return acc
-}
-
-// fold reduces a ones' complement accumulator to 16 bits, adding the
-// carries back in (end-around carry).
-func fold(acc uint64) uint16 {
-	acc = acc>>32 + acc&0xffffffff // at most 33 bits
-	acc = acc>>16 + acc&0xffff     // at most 18 bits
-	acc = acc>>16 + acc&0xffff     // at most 17 bits
-	acc = acc>>16 + acc&0xffff
-	return uint16(acc)
 }
 
 // unusualV4Source reports source addresses a host must not receive from
@@ -280,10 +271,8 @@ func unusualV6Source(a []byte, s *snapshot) bool {
 // datagram that fails is dropped and counted as a bad checksum, never
 // delivered.
 func (f *Filter) deliver(e *portEntry, d *Datagram) {
-	e.counters[fastDelivered].Add(1) // first: a reader may see d before handOver returns
 	d.port = e
-	if !e.handOver(d) {
-		e.counters[fastDelivered].Add(^uint64(0)) // rare: undo the count
+	if !e.handOver(d, fastDelivered) {
 		f.count(e, dropBadChecksum)
 	}
 }

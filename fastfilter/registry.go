@@ -24,19 +24,23 @@ type portEntry struct {
 	counters counterSet
 }
 
-// handOver passes d to the port's receiver, or reports false when d's
-// payload fails the checksum still to be verified (Datagram.verifyFrom). A
-// Ring is called directly, so d can live on the caller's stack, and verifies
-// while it copies; a ReceiveFunc, which the compiler cannot see into, gets d
-// verified, in a pooled copy (a pointer to the caller's would escape: an
-// allocation per datagram).
-func (e *portEntry) handOver(d *Datagram) bool {
+// handOver passes d to the port's receiver and counts it in c (the lane it
+// came by), or reports false when d's payload fails the checksum still to
+// be verified (Datagram.verifyFrom), counting nothing. The count comes
+// before the receiver has d, so a reader never sees a datagram the counters
+// do not show yet, and never after a bad one, so counters only grow. A
+// Ring is called directly, so d can live on the caller's stack, and
+// verifies while it copies; a ReceiveFunc, which the compiler cannot see
+// into, gets d verified, in a pooled copy (a pointer to the caller's would
+// escape: an allocation per datagram).
+func (e *portEntry) handOver(d *Datagram, c counter) bool {
 	if e.ring != nil {
-		return e.ring.receive(d)
+		return e.ring.receive(d, &e.counters[c])
 	}
 	if !d.checksumValid() {
 		return false
 	}
+	e.counters[c].Add(1)
 	p := getDatagram()
 	*p = *d
 	p.verify = false
@@ -176,7 +180,6 @@ func (r *Registration) drain(l *lane) {
 	if r.buf == nil {
 		r.buf = make([]byte, maxDatagram)
 	}
-	f := r.f
 	for {
 		r.scratch = r.buf
 		res, err := l.ep.Read(&r.scratch, tcpip.ReadOptions{NeedRemoteAddr: true})
@@ -198,8 +201,7 @@ func (r *Registration) drain(l *lane) {
 		if res.ControlMessages.HasTimestamp {
 			d.at = res.ControlMessages.Timestamp
 		} // else read on demand, like the fast lane's
-		f.count(l.entry, netstackDelivered)
-		l.entry.handOver(&d)
+		l.entry.handOver(&d, netstackDelivered)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,7 +79,7 @@ type RingStats struct {
 // receiver, and several receivers (links, the netstack lane) and several
 // readers may use it at once. A datagram costs one compare-and-swap on
 // each side to claim its slot and a plain release store to hand it over
-// (publish.go), a batch read one claim for the whole batch. A datagram whose
+// (internal/relaxed), a batch read one claim for the whole batch. A datagram whose
 // UDP checksum is still to be verified (the filter's fast lane) is verified
 // in the same pass that copies it in, as Linux does for sockets
 // (skb_copy_and_csum_datagram); one that fails keeps its slot, marked,
@@ -165,33 +166,45 @@ func NewRing(opts RingOptions) (*Ring, error) {
 
 // Receive is the ReceiveFunc that copies d into the ring:
 // f.RegisterRing(lo, hi, ring) registers it. It never blocks.
-func (r *Ring) Receive(d *Datagram) { r.receive(d) }
+func (r *Ring) Receive(d *Datagram) { r.receive(d, nil) }
 
 // receive is Receive that reports false when d's checksum, still to be
-// verified (Datagram.verifyFrom), is wrong; d is then not queued.
-func (r *Ring) receive(d *Datagram) bool {
+// verified (Datagram.verifyFrom), is wrong; d is then not queued. Once d
+// passed, it adds one to delivered (when not nil), before a reader can see
+// d: the filter's counter of the lane d came by, which so never counts a
+// datagram that turns out bad.
+func (r *Ring) receive(d *Datagram, delivered *atomic.Uint64) bool {
 	if r.closed.Load() {
 		if !d.checksumValid() {
 			return false
 		}
+		addCount(delivered)
 		r.droppedClosed.Add(1)
 		return true
 	}
-	switch r.push(d) {
-	case pushBadChecksum:
-		return false
+	res := r.push(d, delivered)
+	switch res {
 	case pushFull:
 		if !d.checksumValid() {
 			return false
 		}
+		addCount(delivered)
 		r.droppedFull.Add(1)
 		d.ReportBufferFull()
 		return true
 	}
+	// A failed datagram's slot is handed over too: a reader that woke for
+	// a later slot and found this one still being copied waits for it.
 	if r.waiters.Load() > 0 {
 		r.signal()
 	}
-	return true
+	return res == pushed
+}
+
+func addCount(c *atomic.Uint64) {
+	if c != nil {
+		c.Add(1)
+	}
 }
 
 type pushResult uint8
@@ -202,7 +215,7 @@ const (
 	pushBadChecksum
 )
 
-func (r *Ring) push(d *Datagram) pushResult {
+func (r *Ring) push(d *Datagram, delivered *atomic.Uint64) pushResult {
 	n := len(d.Payload)
 	if n > r.slotSize && !d.checksumValid() {
 		return pushBadChecksum // verified before a slot is taken: no copy to verify in
@@ -249,6 +262,7 @@ func (r *Ring) push(d *Datagram) pushResult {
 	if r.stamp {
 		s.info.ReceivedAt = d.ReceivedAt()
 	}
+	addCount(delivered)
 	relaxed.StoreRelease(&s.seq, t+1) // hands the slot to readers
 	return pushed
 }
@@ -426,10 +440,25 @@ var timerPool = sync.Pool{New: func() any {
 
 // wait blocks until a datagram may be there. It returns an error when the
 // deadline passed or the ring is closed and empty.
+//
+// Receivers hand a slot over with a release store and then look for
+// waiters, and a plain store may still sit in the store buffer when that
+// load runs: both sides could miss each other. What cannot be missed is
+// the receiver's claim, a compare-and-swap on tail, which comes before its
+// look for waiters: a reader that registered first is seen, and a reader
+// that registered later sees tail ahead of head, a datagram on its way, and
+// yields until the slot is handed over instead of sleeping.
 func (r *Ring) wait(deadline time.Time) error {
 	r.waiters.Add(1)
 	defer r.waiters.Add(-1)
 	if r.available() { // a producer may have missed our waiter count
+		return nil
+	}
+	if r.tail.Load() != r.head.Load() { // claimed by a receiver, not handed over yet
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return os.ErrDeadlineExceeded
+		}
+		runtime.Gosched()
 		return nil
 	}
 	if r.closed.Load() {
@@ -478,13 +507,14 @@ func (r *Ring) Len() int { return r.Stats().Len }
 
 // Stats returns the ring's counters.
 func (r *Ring) Stats() RingStats {
-	// Readers skip a discarded slot after the receiver counted it, and
-	// head never passes tail: load in the order that keeps both
-	// differences from going negative.
+	// Each counter is loaded before the position it is subtracted from,
+	// so neither difference goes negative (a slot is claimed before it is
+	// counted as discarded or skipped); while one is being verified or
+	// skipped, Enqueued and Read may count it for a moment.
 	skipped := r.skipped.Load()
 	h := r.head.Load()
-	t := r.tail.Load()
 	discarded := r.discarded.Load()
+	t := r.tail.Load()
 	read := h - min(h, skipped)
 	enqueued := t - min(t, discarded)
 	return RingStats{

@@ -36,10 +36,10 @@ func Checksum(b []byte, initial uint16) uint16 {
 	// The vector loop loads native (little-endian) words. The ones'
 	// complement sum is byte-order independent (RFC 1071 1.2.B): fold it
 	// to 16 bits and swap the bytes to get the big-endian sum.
-	le := fold(sumVector(b[:n]))
+	le := Fold(sumVector(b[:n]))
 	// n is a multiple of vectorBlock, so the tail (under 4 bytes) starts on
 	// a word boundary.
-	return checksum.Combine(bits.ReverseBytes16(le), fold(tailSum(b[n:], uint64(initial))))
+	return checksum.Combine(bits.ReverseBytes16(le), Fold(tailSum(b[n:], uint64(initial))))
 }
 
 // Copy copies src into dst, which must be at least as long, and returns
@@ -56,11 +56,11 @@ func Copy(dst, src []byte, initial uint16) uint16 {
 		return checksum.Checksum(src, initial)
 	}
 	n := len(src) &^ (vectorBlock - 1)
-	le := fold(copySumVector(dst[:n], src[:n]))
+	le := Fold(copySumVector(dst[:n], src[:n]))
 	for i := n; i < len(src); i++ { // at most 3 bytes: no memmove call
 		dst[i] = src[i]
 	}
-	return checksum.Combine(bits.ReverseBytes16(le), fold(tailSum(src[n:], uint64(initial))))
+	return checksum.Combine(bits.ReverseBytes16(le), Fold(tailSum(src[n:], uint64(initial))))
 }
 
 // tailSum adds the big-endian words of a short tail to acc; an odd last
@@ -81,9 +81,9 @@ func tailSum(b []byte, acc uint64) uint64 {
 	return acc
 }
 
-// fold reduces a 64-bit ones' complement accumulator to 16 bits, adding the
+// Fold reduces a 64-bit ones' complement accumulator to 16 bits, adding the
 // carries back in (end-around carry).
-func fold(acc uint64) uint16 {
+func Fold(acc uint64) uint16 {
 	acc = acc>>32 + acc&0xffffffff // at most 33 bits
 	acc = acc>>16 + acc&0xffff     // at most 18 bits
 	acc = acc>>16 + acc&0xffff     // at most 17 bits

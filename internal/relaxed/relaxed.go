@@ -14,7 +14,13 @@
 //
 // Use it where one goroutine at a time writes the word (a ring slot's
 // sequence number handed between owners, a counter with a single writer),
-// never for a read-modify-write that others race with.
+// never for a read-modify-write that others race with. It is not a fence: a
+// load after it may be served before the store is visible to others (x86
+// lets loads pass older stores), so "store, then look for sleepers" against
+// "announce sleeping, then look at the word" can miss both ways. A
+// hand-over that must also wake a sleeper needs a locked instruction on
+// each side of that handshake (fastfilter's Ring has one in its tail
+// compare-and-swap; see Ring.wait).
 package relaxed
 
 import "sync/atomic"

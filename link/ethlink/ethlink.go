@@ -102,6 +102,9 @@ type Stats struct {
 	TxFrames        atomic.Uint64 // frames written (netstack's and raw)
 	TxErrors        atomic.Uint64 // frames the device refused
 	TxUDPTrains     atomic.Uint64 // UDP trains written for the kernel to cut (their datagrams count in TxFrames)
+	// TxUDPTrainsRefused counts trains the kernel refused as invalid (one:
+	// UDP segmentation is then off; the kernel is older than 6.2).
+	TxUDPTrainsRefused atomic.Uint64
 }
 
 // Endpoint is a netstack Ethernet LinkEndpoint over a Device.

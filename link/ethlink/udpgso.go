@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
@@ -22,9 +24,8 @@ import (
 // checksum (as for a socket with UDP_SEGMENT): one system call for the
 // train.
 
-// MaxUDPSegmentsPerWrite caps a train. Linux refuses a UDP GSO packet of more
-// than UDP_MAX_SEGMENTS segments (64 before 6.2, 128 since) from a virtio-net
-// header.
+// MaxUDPSegmentsPerWrite caps a train at Linux's UDP_MAX_SEGMENTS as it has
+// been since UDP GSO came (64; later kernels allow more).
 const MaxUDPSegmentsPerWrite = 64
 
 // udpChecksumOffset is where the checksum sits in a UDP header.
@@ -38,6 +39,11 @@ type udpGSOState struct {
 	mu   sync.Mutex
 	dev  VnetDevice
 	pkts [1]tcpoffload.VnetPacket
+	// refused is set when the kernel refused a train as invalid: Linux
+	// takes virtio-net's GSO_UDP_L4 from a TAP or a packet socket since
+	// 6.2 only. Trains stay off from then on (MaxUDPSegments is 0), so
+	// an older kernel costs one refused train, not every one.
+	refused atomic.Bool
 }
 
 // errNoUDPSegmentation is returned by WriteUDPSegments on an endpoint that
@@ -59,7 +65,7 @@ func checkUDPSegmentation(opts *Options) (VnetDevice, error) {
 // MaxUDPSegments implements link.UDPSegmenter. With a capture it is 0: the
 // capture records frames as they go on the wire, one per datagram.
 func (e *Endpoint) MaxUDPSegments() int {
-	if e.udpGSO.dev == nil || e.opts.Capture != nil {
+	if e.udpGSO.dev == nil || e.opts.Capture != nil || e.udpGSO.refused.Load() {
 		return 0
 	}
 	return MaxUDPSegmentsPerWrite
@@ -106,6 +112,10 @@ func (e *Endpoint) WriteUDPSegments(hdr []byte, payloads [][]byte) error {
 	e.Stats.TxErrors.Add(uint64(len(payloads)))
 	if err == nil {
 		err = link.ErrQueueFull
+	}
+	if errors.Is(err, syscall.EINVAL) {
+		g.refused.Store(true)
+		e.Stats.TxUDPTrainsRefused.Add(1)
 	}
 	return err
 }

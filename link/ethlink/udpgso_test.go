@@ -3,6 +3,7 @@ package ethlink_test
 import (
 	"bytes"
 	"errors"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -107,5 +108,29 @@ func TestWriteUDPSegmentsRefuses(t *testing.T) {
 	ep.Close()
 	if err := ep.WriteUDPSegments(trainHeader, [][]byte{p, p}); !errors.Is(err, link.ErrClosed) {
 		t.Errorf("after Close: %v, want link.ErrClosed", err)
+	}
+}
+
+// refusingDevice refuses every virtio-net packet as invalid, as a kernel
+// older than 6.2 refuses GSO_UDP_L4.
+type refusingDevice struct{ countingDevice }
+
+func (d *refusingDevice) WriteVnet([]tcpoffload.VnetPacket) (int, error) {
+	return 0, syscall.EINVAL
+}
+
+// TestUDPSegmentsOffAfterKernelRefuses: a train the kernel refuses as invalid
+// turns trains off, so an older kernel costs one refused train, not all.
+func TestUDPSegmentsOffAfterKernelRefuses(t *testing.T) {
+	ep := newEndpoint(t, ethlink.Options{Device: &refusingDevice{}, UDPSegmentation: true})
+	p := make([]byte, 100)
+	if err := ep.WriteUDPSegments(trainHeader, [][]byte{p, p}); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("WriteUDPSegments = %v, want EINVAL", err)
+	}
+	if got := ep.MaxUDPSegments(); got != 0 {
+		t.Errorf("after a refused train, MaxUDPSegments() = %d, want 0", got)
+	}
+	if got := ep.Stats.TxUDPTrainsRefused.Load(); got != 1 {
+		t.Errorf("TxUDPTrainsRefused = %d, want 1", got)
 	}
 }

@@ -76,6 +76,10 @@ func (s *segmentingSocket) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) 
 				return i, link.ErrQueueFull
 			case errors.Is(err, unix.ENETDOWN):
 				return i, fmt.Errorf("raw: interface %q is down: %w", s.iface, err)
+			case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENODEV):
+				return i, fmt.Errorf("raw: interface %q is gone (deleted?): %w", s.iface, err)
+			case errors.Is(err, unix.EMSGSIZE):
+				return i, fmt.Errorf("raw %s: UDP train: %w", s.iface, link.ErrFrameTooBig)
 			default:
 				return i, fmt.Errorf("raw %s: writing a UDP train: %w", s.iface, err)
 			}

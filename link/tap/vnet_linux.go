@@ -134,7 +134,9 @@ func (d *tapDevice) writeVnetPackets(fd uintptr) bool {
 		for _, part := range p.Parts {
 			v.wiov = iovec.Append(v.wiov, part)
 		}
-		if !d.writeOne(fd, v.wiov) {
+		ok := d.writeOne(fd, v.wiov)
+		clear(v.wiov) // keep no references to the caller's buffers
+		if !ok {
 			return true
 		}
 	}
