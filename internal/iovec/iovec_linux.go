@@ -4,6 +4,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/link"
 )
 
 // Append appends an iovec for b to iov (nothing when b is empty).
@@ -37,4 +39,33 @@ func Writev(fd int, iov []unix.Iovec) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
+}
+
+// AppendPacket appends iovecs for hdr, then for each of parts: one packet
+// (a virtio-net header and a frame in pieces, say) for WritePacket.
+func AppendPacket(iov []unix.Iovec, hdr []byte, parts [][]byte) []unix.Iovec {
+	iov = Append(iov, hdr)
+	for _, p := range parts {
+		iov = Append(iov, p)
+	}
+	return iov
+}
+
+// WritePacket writes one packet from its pieces with writev, again when a
+// signal interrupted it. A descriptor that cannot take it now (EAGAIN,
+// ENOBUFS) gives link.ErrQueueFull; other errors come back as the errno.
+// It clears iov after the write, so the scratch keeps no references to the
+// caller's buffers.
+func WritePacket(fd int, iov []unix.Iovec) error {
+	defer clear(iov)
+	for {
+		_, err := Writev(fd, iov)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN, unix.ENOBUFS:
+			return link.ErrQueueFull
+		}
+		return err
+	}
 }

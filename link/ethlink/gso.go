@@ -3,6 +3,7 @@ package ethlink
 import (
 	"errors"
 	"fmt"
+	"iter"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -121,16 +122,8 @@ func partialChecksum(pkt *stack.PacketBuffer) (start int, ok bool) {
 func (o *offloadState) split(pkt *stack.PacketBuffer, hdrLen int) {
 	o.hdr = o.hdr[:0]
 	o.payload = o.payload[:0]
-	vl, skip := pkt.AsViewList()
 	need := hdrLen
-	for v := vl.Front(); v != nil; v = v.Next() {
-		s := v.AsSlice()
-		if skip >= len(s) {
-			skip -= len(s)
-			continue
-		}
-		s = s[skip:]
-		skip = 0
+	for s := range packetBytes(pkt) {
 		if need > 0 {
 			n := min(need, len(s))
 			o.hdr = append(o.hdr, s[:n]...)
@@ -150,15 +143,8 @@ func appendFlat(frames [][]byte, pkt *stack.PacketBuffer) ([][]byte, []byte) {
 	if n < cap(frames) {
 		buf = frames[:n+1][n][:0]
 	}
-	vl, skip := pkt.AsViewList()
-	for v := vl.Front(); v != nil; v = v.Next() {
-		s := v.AsSlice()
-		if skip >= len(s) {
-			skip -= len(s)
-			continue
-		}
-		buf = append(buf, s[skip:]...)
-		skip = 0
+	for s := range packetBytes(pkt) {
+		buf = append(buf, s...)
 	}
 	return append(frames, buf), buf
 }
@@ -355,17 +341,29 @@ func (o *offloadState) queue(owner int, vh tcpoffload.VirtioNetHdr, parts [][]by
 
 // appendViews appends pkt's bytes, as the slices of its views, to parts.
 func appendViews(parts [][]byte, pkt *stack.PacketBuffer) [][]byte {
-	vl, skip := pkt.AsViewList()
-	for v := vl.Front(); v != nil; v = v.Next() {
-		s := v.AsSlice()
-		if skip >= len(s) {
-			skip -= len(s)
-			continue
-		}
-		parts = append(parts, s[skip:])
-		skip = 0
+	for s := range packetBytes(pkt) {
+		parts = append(parts, s)
 	}
 	return parts
+}
+
+// packetBytes yields pkt's bytes from its start, as the slices of its views
+// (none empty), without copying.
+func packetBytes(pkt *stack.PacketBuffer) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		vl, skip := pkt.AsViewList()
+		for v := vl.Front(); v != nil; v = v.Next() {
+			s := v.AsSlice()
+			if skip >= len(s) {
+				skip -= len(s)
+				continue
+			}
+			if !yield(s[skip:]) {
+				return
+			}
+			skip = 0
+		}
+	}
 }
 
 // writeResult turns a device write's outcome into WritePackets' result: a

@@ -259,21 +259,27 @@ func (s *packetSocket) WriteFrames(frames [][]byte) (int, error) {
 	if err == nil {
 		err = s.werr
 	}
+	if err != nil {
+		return n, s.writeError(err, fmt.Sprintf("sendmmsg of a %d-byte frame", len(frames[n])))
+	}
+	return n, nil
+}
+
+// writeError turns a failed write of what into the link's errors.
+func (s *packetSocket) writeError(err error, what string) error {
 	switch {
-	case err == nil:
-		return n, nil
 	case s.closed.Load():
-		return n, link.ErrClosed
+		return link.ErrClosed
 	case errors.Is(err, link.ErrQueueFull):
-		return n, err
+		return err
 	case errors.Is(err, unix.EMSGSIZE):
-		return n, fmt.Errorf("raw %s: %d-byte frame: %w", s.iface, len(frames[n]), link.ErrFrameTooBig)
+		return fmt.Errorf("raw %s: %s: %w", s.iface, what, link.ErrFrameTooBig)
 	case errors.Is(err, unix.ENETDOWN):
-		return n, fmt.Errorf("raw: interface %q is down: %w", s.iface, err)
+		return fmt.Errorf("raw: interface %q is down: %w", s.iface, err)
 	case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENODEV):
-		return n, fmt.Errorf("raw: interface %q is gone (deleted?): %w", s.iface, err)
+		return fmt.Errorf("raw: interface %q is gone (deleted?): %w", s.iface, err)
 	default:
-		return n, fmt.Errorf("raw %s: sendmmsg: %w", s.iface, err)
+		return fmt.Errorf("raw %s: %s: %w", s.iface, what, err)
 	}
 }
 

@@ -3,7 +3,6 @@
 package raw
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
@@ -60,30 +59,9 @@ func (s *segmentingSocket) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) 
 		}
 		p := &pkts[i]
 		p.Hdr.MarshalTo(s.vhdr[:])
-		s.viov = iovec.Append(s.viov[:0], s.vhdr[:])
-		for _, part := range p.Parts {
-			s.viov = iovec.Append(s.viov, part)
-		}
-		for {
-			_, err := iovec.Writev(s.vfd, s.viov)
-			if err == unix.EINTR {
-				continue
-			}
-			clear(s.viov) // no references to the caller's buffers
-			switch {
-			case err == nil:
-			case err == unix.EAGAIN || err == unix.ENOBUFS:
-				return i, link.ErrQueueFull
-			case errors.Is(err, unix.ENETDOWN):
-				return i, fmt.Errorf("raw: interface %q is down: %w", s.iface, err)
-			case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENODEV):
-				return i, fmt.Errorf("raw: interface %q is gone (deleted?): %w", s.iface, err)
-			case errors.Is(err, unix.EMSGSIZE):
-				return i, fmt.Errorf("raw %s: UDP train: %w", s.iface, link.ErrFrameTooBig)
-			default:
-				return i, fmt.Errorf("raw %s: writing a UDP train: %w", s.iface, err)
-			}
-			break
+		s.viov = iovec.AppendPacket(s.viov[:0], s.vhdr[:], p.Parts)
+		if err := iovec.WritePacket(s.vfd, s.viov); err != nil {
+			return i, s.writeError(err, "writing a UDP train")
 		}
 	}
 	return len(pkts), nil

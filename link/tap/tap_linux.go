@@ -16,6 +16,7 @@ import (
 	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
 
+	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -246,6 +247,7 @@ type tapDevice struct {
 
 	wmu     sync.Mutex
 	wframes [][]byte
+	wiov    []unix.Iovec // the packet being written
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
@@ -266,7 +268,6 @@ func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapD
 	if vnet {
 		d.vnet.on = true
 		d.readFn = d.readSomeVnet
-		d.writeFn = d.writeAllVnet
 		d.vnet.writePktsFn = d.writeVnetPackets
 	}
 	return d, nil
@@ -386,21 +387,29 @@ func (d *tapDevice) runWrite(fn func(fd uintptr) bool) (int, error) {
 }
 
 // writeAll never waits: a full device is reported as link.ErrQueueFull.
+// On a vnet TAP each frame goes after an empty virtio-net header.
 func (d *tapDevice) writeAll(fd uintptr) bool {
 	for d.wn < len(d.wframes) {
-		_, err := unix.Write(int(fd), d.wframes[d.wn])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN || err == unix.ENOBUFS:
-			d.werr = link.ErrQueueFull
-			return true
-		case err != nil:
-			d.werr = err
+		d.wiov = d.wiov[:0]
+		if d.vnet.on {
+			d.wiov = iovec.Append(d.wiov, zeroVnetHdr[:])
+		}
+		d.wiov = iovec.Append(d.wiov, d.wframes[d.wn])
+		if !d.writeOne(fd) {
 			return true
 		}
-		d.wn++
 	}
+	return true
+}
+
+// writeOne writes the packet d.wiov points at and advances d.wn, or records
+// why it could not (a full device is link.ErrQueueFull) and returns false.
+func (d *tapDevice) writeOne(fd uintptr) bool {
+	if err := iovec.WritePacket(int(fd), d.wiov); err != nil {
+		d.werr = err
+		return false
+	}
+	d.wn++
 	return true
 }
 

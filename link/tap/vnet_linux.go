@@ -22,7 +22,6 @@ type vnetState struct {
 	riov [2]unix.Iovec
 
 	whdr        [tcpoffload.VirtioNetHdrSize]byte
-	wiov        []unix.Iovec
 	wpkts       []tcpoffload.VnetPacket
 	writePktsFn func(fd uintptr) bool
 }
@@ -95,19 +94,6 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 	return true
 }
 
-// writeAllVnet is writeAll for a vnet TAP: each frame goes after an empty
-// virtio-net header, in one writev.
-func (d *tapDevice) writeAllVnet(fd uintptr) bool {
-	v := &d.vnet
-	for d.wn < len(d.wframes) {
-		v.wiov = iovec.Append(iovec.Append(v.wiov[:0], zeroVnetHdr[:]), d.wframes[d.wn])
-		if !d.writeOne(fd, v.wiov) {
-			return true
-		}
-	}
-	return true
-}
-
 // WriteVnet implements ethlink.VnetDevice: each packet is written with its
 // virtio-net header in one writev, the frame straight from its pieces.
 func (d *tapDevice) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
@@ -130,35 +116,10 @@ func (d *tapDevice) writeVnetPackets(fd uintptr) bool {
 	for d.wn < len(v.wpkts) {
 		p := &v.wpkts[d.wn]
 		p.Hdr.MarshalTo(v.whdr[:])
-		v.wiov = iovec.Append(v.wiov[:0], v.whdr[:])
-		for _, part := range p.Parts {
-			v.wiov = iovec.Append(v.wiov, part)
-		}
-		ok := d.writeOne(fd, v.wiov)
-		clear(v.wiov) // keep no references to the caller's buffers
-		if !ok {
+		d.wiov = iovec.AppendPacket(d.wiov[:0], v.whdr[:], p.Parts)
+		if !d.writeOne(fd) {
 			return true
 		}
 	}
 	return true
-}
-
-// writeOne writes one packet with writev and advances d.wn, or records why
-// it could not (a full device is link.ErrQueueFull) and returns false.
-func (d *tapDevice) writeOne(fd uintptr, iov []unix.Iovec) bool {
-	for {
-		_, err := iovec.Writev(int(fd), iov)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN || err == unix.ENOBUFS:
-			d.werr = link.ErrQueueFull
-			return false
-		case err != nil:
-			d.werr = err
-			return false
-		}
-		d.wn++
-		return true
-	}
 }
