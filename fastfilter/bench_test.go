@@ -11,7 +11,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
-	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/link/sim"
@@ -197,7 +197,7 @@ func wrapSteps(tb testing.TB, frame []byte) steps {
 	buf := make([]byte, 2048)
 	return func(n int) {
 		for range n {
-			pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+			pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
 			ch.InjectInbound(0, pkt)
 			pkt.DecRef()
 			if _, _, err := ring.Read(buf, past); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/link"
@@ -298,7 +298,7 @@ func TestClassifyNewAddress(t *testing.T) {
 	if err := fx.st.Netstack().AddProtocolAddress(fx.st.NICID(0), tcpip.ProtocolAddress{
 		Protocol:          header.IPv4ProtocolNumber,
 		AddressWithPrefix: tcpip.AddrFrom4(added.As4()).WithPrefix(),
-	}, gstack.AddressProperties{}); err != nil {
+	}, tcpipstack.AddressProperties{}); err != nil {
 		t.Fatal(err)
 	}
 	u := v4Frame(testPayload)

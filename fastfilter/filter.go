@@ -10,7 +10,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // Default bounds of the registrable port range.
@@ -36,7 +36,7 @@ type Options struct {
 	// Stack is the netstack stack the filtered link belongs to. The filter
 	// reads the NIC's addresses and MAC from it (into a snapshot, never per
 	// packet) and binds a UDP endpoint on every registered port.
-	Stack *stack.Stack
+	Stack *tcpipstack.Stack
 	// NIC is the NIC whose link the filter hooks.
 	NIC tcpip.NICID
 	// Clock is what Datagram.ReceivedAt reads (default: Stack.Clock()).
@@ -59,7 +59,7 @@ type Options struct {
 // Filter is the fast receive path of one NIC: install Hook on the NIC's link
 // (or Wrap the link), Register ports, and datagrams for them skip netstack.
 type Filter struct {
-	ns        *stack.Stack
+	ns        *tcpipstack.Stack
 	nic       tcpip.NICID
 	clock     tcpip.Clock
 	realClock bool // clock is netstack's real clock: see now
@@ -228,7 +228,7 @@ func (f *Filter) RefreshAddresses() error {
 		}
 	}
 	if nic, err := f.ns.GetNICByID(f.nic); err == nil {
-		s.rxOffload = nic.Capabilities()&stack.CapabilityRXChecksumOffload != 0
+		s.rxOffload = nic.Capabilities()&tcpipstack.CapabilityRXChecksumOffload != 0
 	}
 	f.snap.Store(s)
 	return nil

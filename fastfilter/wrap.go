@@ -7,7 +7,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
 )
@@ -27,14 +27,14 @@ type Endpoint struct {
 }
 
 var (
-	_ stack.LinkEndpoint      = (*Endpoint)(nil)
-	_ stack.NetworkDispatcher = (*Endpoint)(nil)
+	_ tcpipstack.LinkEndpoint      = (*Endpoint)(nil)
+	_ tcpipstack.NetworkDispatcher = (*Endpoint)(nil)
 )
 
 // Wrap returns child wrapped by the filter f. f may be nil and set later with
 // SetFilter: a Filter needs the stack and the NIC, which need the wrapped
 // endpoint first.
-func Wrap(child stack.LinkEndpoint, f *Filter) *Endpoint {
+func Wrap(child tcpipstack.LinkEndpoint, f *Filter) *Endpoint {
 	e := &Endpoint{}
 	e.Endpoint.Init(child, e)
 	e.filter.Store(f)
@@ -47,9 +47,9 @@ func (e *Endpoint) SetFilter(f *Filter) { e.filter.Store(f) }
 
 // DeliverNetworkPacket implements stack.NetworkDispatcher: the filter
 // classifies the packet, and netstack gets it unless the filter handled it.
-func (e *Endpoint) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+func (e *Endpoint) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *tcpipstack.PacketBuffer) {
 	if f := e.filter.Load(); f != nil {
-		offload := e.Child().Capabilities()&stack.CapabilityRXChecksumOffload != 0
+		offload := e.Child().Capabilities()&tcpipstack.CapabilityRXChecksumOffload != 0
 		if f.classifyPacket(protocol, pkt, offload) == link.Handled {
 			return
 		}
@@ -61,7 +61,7 @@ func (e *Endpoint) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pk
 var flatPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // classifyPacket classifies a packet a netstack link endpoint delivered.
-func (f *Filter) classifyPacket(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer, offload bool) link.Verdict {
+func (f *Filter) classifyPacket(protocol tcpip.NetworkProtocolNumber, pkt *tcpipstack.PacketBuffer, offload bool) link.Verdict {
 	vl, skip := pkt.AsViewList()
 	size := pkt.Size()
 	var flat []byte

@@ -9,7 +9,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
-	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/stack"
@@ -26,7 +26,7 @@ type wrapped struct {
 func newWrapped(t *testing.T, withEthernet bool) *wrapped {
 	t.Helper()
 	w := &wrapped{ch: channel.New(16, 1500, ourMAC), rec: &recorder{}}
-	var child gstack.LinkEndpoint = w.ch
+	var child tcpipstack.LinkEndpoint = w.ch
 	if withEthernet {
 		child = ethernet.New(w.ch)
 	}
@@ -68,7 +68,7 @@ func (w *wrapped) inject(frame []byte, withEthernet, split bool) {
 	} else {
 		buf = buffer.MakeWithData(append([]byte(nil), frame...))
 	}
-	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buf})
+	pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{Payload: buf})
 	w.ch.InjectInbound(proto, pkt)
 	pkt.DecRef()
 }

@@ -10,7 +10,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 const (
@@ -86,7 +86,7 @@ func (e *Entry) String() string {
 type Options struct {
 	// Stack is the netstack stack whose routes and neighbour cache the table
 	// uses. Required.
-	Stack *stack.Stack
+	Stack *tcpipstack.Stack
 	// NIC is the interface the fast path sends on. Required.
 	NIC tcpip.NICID
 	// BasePort is the first local port of the range; Ports its size (≥ 1).
@@ -128,7 +128,7 @@ type counters struct {
 
 // Table is the policy ARP table of one port range on one NIC.
 type Table struct {
-	ns      *stack.Stack
+	ns      *tcpipstack.Stack
 	nic     tcpip.NICID
 	clock   tcpip.Clock
 	base    uint16
@@ -250,7 +250,7 @@ func (t *Table) Close() {
 func (t *Table) NIC() tcpip.NICID { return t.nic }
 
 // Stack returns the netstack stack the table uses.
-func (t *Table) Stack() *stack.Stack { return t.ns }
+func (t *Table) Stack() *tcpipstack.Stack { return t.ns }
 
 // Aging and Refresh return the intervals in use.
 func (t *Table) Aging() time.Duration   { return t.aging }
@@ -359,7 +359,7 @@ func (t *Table) nextHop(local, dst tcpip.Address, proto tcpip.NetworkProtocolNum
 		return tcpip.Address{}, false
 	}
 	defer r.Release()
-	if r.NICID() != t.nic || r.Loop() != stack.PacketOut || r.LocalAddress() != local {
+	if r.NICID() != t.nic || r.Loop() != tcpipstack.PacketOut || r.LocalAddress() != local {
 		return tcpip.Address{}, false
 	}
 	if nh := r.NextHop(); nh.BitLen() != 0 {
@@ -376,8 +376,8 @@ func (t *Table) nextHop(local, dst tcpip.Address, proto tcpip.NetworkProtocolNum
 // onResolved returns netstack's on-resolve callback for entry generation gen
 // of slot s. netstack may call it from under its neighbour-entry lock, so it
 // must only touch the slot.
-func (t *Table) onResolved(s *Slot, gen uint64) func(stack.LinkResolutionResult) {
-	return func(res stack.LinkResolutionResult) {
+func (t *Table) onResolved(s *Slot, gen uint64) func(tcpipstack.LinkResolutionResult) {
+	return func(res tcpipstack.LinkResolutionResult) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		cur := s.entry.Load()
@@ -559,7 +559,7 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 			if n.Addr != ip {
 				continue
 			}
-			if n.State != stack.Static && (mac == "" || n.LinkAddr != mac) {
+			if n.State != tcpipstack.Static && (mac == "" || n.LinkAddr != mac) {
 				if t.ns.RemoveNeighbor(t.nic, proto, ip) == nil {
 					t.c.flushes.Add(1)
 				}

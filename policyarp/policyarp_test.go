@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	nsstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/policyarp"
@@ -379,7 +379,7 @@ func TestStaticEntries(t *testing.T) {
 	nbrs, _ := lan.Hosts[0].Stack.Netstack().Neighbors(1, header.IPv4ProtocolNumber)
 	found := false
 	for _, n := range nbrs {
-		found = found || (n.Addr == b4 && n.State == nsstack.Static && n.LinkAddr == fixed)
+		found = found || (n.Addr == b4 && n.State == tcpipstack.Static && n.LinkAddr == fixed)
 	}
 	if !found {
 		t.Fatal("netstack has no matching static neighbour: the two lanes would disagree")

@@ -28,7 +28,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -39,7 +39,7 @@ type NICOptions struct {
 	// Name appears in netstack's NIC info and in errors.
 	Name string
 	// Link is the link endpoint (tap, raw, sim, or any netstack endpoint).
-	Link stack.LinkEndpoint
+	Link tcpipstack.LinkEndpoint
 	// Addrs are the interface's addresses in CIDR form, IPv4 or IPv6
 	// ("198.51.100.2/24", "2001:db8::2/64"). Each adds an on-link route.
 	Addrs []string
@@ -61,9 +61,9 @@ type Options struct {
 
 // Stack is a netstack stack with its NICs.
 type Stack struct {
-	ns    *stack.Stack
+	ns    *tcpipstack.Stack
 	nics  []tcpip.NICID
-	links []stack.LinkEndpoint
+	links []tcpipstack.LinkEndpoint
 	seed  int64
 	clock tcpip.Clock
 
@@ -89,13 +89,13 @@ func New(opts Options) (*Stack, error) {
 	}
 	var chachaSeed [32]byte
 	binary.LittleEndian.PutUint64(chachaSeed[:], uint64(seed))
-	ns := stack.New(stack.Options{
-		NetworkProtocols: []stack.NetworkProtocolFactory{
+	ns := tcpipstack.New(tcpipstack.Options{
+		NetworkProtocols: []tcpipstack.NetworkProtocolFactory{
 			ipv4.NewProtocol,
 			ipv6.NewProtocolWithOptions(ipv6.Options{AutoGenLinkLocal: true}),
 			arp.NewProtocol,
 		},
-		TransportProtocols: []stack.TransportProtocolFactory{
+		TransportProtocols: []tcpipstack.TransportProtocolFactory{
 			tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6,
 		},
 		Clock:      clock,
@@ -126,7 +126,7 @@ func (s *Stack) addNICs(nics []NICOptions) error {
 			return fmt.Errorf("stack: NIC %d (%q) has no link", i, n.Name)
 		}
 		id := tcpip.NICID(i + 1)
-		if err := s.ns.CreateNICWithOptions(id, n.Link, stack.NICOptions{Name: n.Name}); err != nil {
+		if err := s.ns.CreateNICWithOptions(id, n.Link, tcpipstack.NICOptions{Name: n.Name}); err != nil {
 			return fmt.Errorf("stack: creating NIC %q: %s", n.Name, err)
 		}
 		s.nics = append(s.nics, id)
@@ -147,7 +147,7 @@ func (s *Stack) addNICs(nics []NICOptions) error {
 					PrefixLen: p.Bits(),
 				},
 			}
-			if err := s.ns.AddProtocolAddress(id, pa, stack.AddressProperties{}); err != nil {
+			if err := s.ns.AddProtocolAddress(id, pa, tcpipstack.AddressProperties{}); err != nil {
 				return fmt.Errorf("stack: NIC %q: adding %s: %s", n.Name, cidr, err)
 			}
 			routes = append(routes, tcpip.Route{Destination: pa.AddressWithPrefix.Subnet(), NIC: id})
@@ -197,13 +197,13 @@ func (s *Stack) onLinkNIC(addr tcpip.Address) (tcpip.NICID, bool) {
 }
 
 // Netstack returns the underlying netstack stack.
-func (s *Stack) Netstack() *stack.Stack { return s.ns }
+func (s *Stack) Netstack() *tcpipstack.Stack { return s.ns }
 
 // NICID returns the netstack NIC ID of the i-th NIC given in Options.
 func (s *Stack) NICID(i int) tcpip.NICID { return s.nics[i] }
 
 // Link returns the link endpoint of the i-th NIC.
-func (s *Stack) Link(i int) stack.LinkEndpoint { return s.links[i] }
+func (s *Stack) Link(i int) tcpipstack.LinkEndpoint { return s.links[i] }
 
 // Seed returns the seed in use (the one picked when Options.Seed was zero).
 func (s *Stack) Seed() int64 { return s.seed }

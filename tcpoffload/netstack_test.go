@@ -12,7 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -69,7 +69,7 @@ type gvisorGSOLink struct {
 	maxSize uint32
 }
 
-func (l *gvisorGSOLink) SupportedGSO() stack.SupportedGSO { return stack.GVisorGSOSupported }
+func (l *gvisorGSOLink) SupportedGSO() tcpipstack.SupportedGSO { return tcpipstack.GVisorGSOSupported }
 func (l *gvisorGSOLink) GSOMaxSize() uint32               { return l.maxSize }
 
 // trace is what a transfer put on the wire.
@@ -98,7 +98,7 @@ func runTransfer(t *testing.T, c transferCase, kind sender) trace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var txLink stack.LinkEndpoint = tx
+	var txLink tcpipstack.LinkEndpoint = tx
 	if kind == gvisorBatch {
 		g := &gvisorGSOLink{maxSize: uint32(c.maxLarge)}
 		if g.maxSize == 0 {

@@ -16,7 +16,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	nsstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/netnstest"
@@ -57,7 +57,7 @@ func newKernelPeerOn(t *testing.T, kind string, segment bool) *kernelPeer {
 	netnstest.RequireTools(t, "tshark", "arping", "socat")
 	ns := netnstest.NewNamespace(t)
 	var ep interface {
-		nsstack.LinkEndpoint
+		tcpipstack.LinkEndpoint
 		udpfast.Link
 		SetFrameHook(link.FrameHook)
 	}
@@ -381,7 +381,7 @@ func (kp *kernelPeer) neighborState(addr netip.Addr) string {
 	}
 	for _, n := range nbrs {
 		if n.Addr == stack.AddrFrom(addr) {
-			if n.State == nsstack.Unknown {
+			if n.State == tcpipstack.Unknown {
 				return "unknown"
 			}
 			return fmt.Sprintf("%s(%s)", n.State, n.LinkAddr)

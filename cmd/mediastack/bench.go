@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/mediastack/mediastack/bench"
+	"github.com/mediastack/mediastack/internal/bench"
 )
 
 type benchConfig struct {

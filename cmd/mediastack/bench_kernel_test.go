@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mediastack/mediastack/bench"
+	"github.com/mediastack/mediastack/internal/bench"
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
 

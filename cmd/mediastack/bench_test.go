@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mediastack/mediastack/bench"
+	"github.com/mediastack/mediastack/internal/bench"
 )
 
 // TestBenchShort keeps `mediastack bench` working: a short in-process run

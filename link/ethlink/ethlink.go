@@ -25,7 +25,7 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -132,10 +132,10 @@ type Endpoint struct {
 	Stats Stats
 }
 
-type dispatcherBox struct{ d stack.NetworkDispatcher }
+type dispatcherBox struct{ d tcpipstack.NetworkDispatcher }
 
 var (
-	_ stack.LinkEndpoint = (*Endpoint)(nil)
+	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
 	_ link.Hookable      = (*Endpoint)(nil)
 	_ link.FrameWriter   = (*Endpoint)(nil)
 )
@@ -220,7 +220,7 @@ func (e *Endpoint) DeliverFrame(frame []byte) {
 		e.Stats.RxDropDetached.Add(1)
 		return
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+	pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{
 		Payload: buffer.MakeWithData(frame),
 	})
 	defer pkt.DecRef()
@@ -254,7 +254,7 @@ func (e *Endpoint) WriteFrames(frames [][]byte) (int, error) {
 // WritePackets implements stack.LinkWriter: each packet is flattened into a
 // reused frame buffer and written to the device. Like netstack's own links it
 // leaves the packets' references to the caller.
-func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+func (e *Endpoint) WritePackets(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
 	if e.opts.TCPOffload != nil {
 		return e.writeOffload(pkts)
 	}
@@ -278,7 +278,7 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 
 // Attach implements stack.NetworkLinkEndpoint. The first attach starts the
 // reader goroutine for BatchReader devices.
-func (e *Endpoint) Attach(d stack.NetworkDispatcher) {
+func (e *Endpoint) Attach(d tcpipstack.NetworkDispatcher) {
 	if d == nil {
 		e.dispatcher.Store(nil)
 		return
@@ -334,10 +334,10 @@ func (e *Endpoint) LinkAddress() tcpip.LinkAddress { return *e.mac.Load() }
 func (e *Endpoint) SetLinkAddress(addr tcpip.LinkAddress) { e.mac.Store(&addr) }
 
 // Capabilities implements stack.NetworkLinkEndpoint.
-func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
-	c := stack.CapabilityResolutionRequired
+func (e *Endpoint) Capabilities() tcpipstack.LinkEndpointCapabilities {
+	c := tcpipstack.CapabilityResolutionRequired
 	if e.opts.RXChecksumOffload {
-		c |= stack.CapabilityRXChecksumOffload
+		c |= tcpipstack.CapabilityRXChecksumOffload
 	}
 	return c
 }
@@ -346,7 +346,7 @@ func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
 func (*Endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
 
 // AddHeader implements stack.NetworkLinkEndpoint.
-func (e *Endpoint) AddHeader(pkt *stack.PacketBuffer) {
+func (e *Endpoint) AddHeader(pkt *tcpipstack.PacketBuffer) {
 	eth := header.Ethernet(pkt.LinkHeader().Push(header.EthernetMinimumSize))
 	fields := header.EthernetFields{
 		SrcAddr: pkt.EgressRoute.LocalLinkAddress,
@@ -360,7 +360,7 @@ func (e *Endpoint) AddHeader(pkt *stack.PacketBuffer) {
 }
 
 // ParseHeader implements stack.NetworkLinkEndpoint.
-func (*Endpoint) ParseHeader(pkt *stack.PacketBuffer) bool {
+func (*Endpoint) ParseHeader(pkt *tcpipstack.PacketBuffer) bool {
 	_, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
 	return ok
 }

@@ -9,7 +9,7 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
@@ -77,7 +77,7 @@ type delivered struct {
 	Payload string
 }
 
-func (d *dispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+func (d *dispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *tcpipstack.PacketBuffer) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// The link header is consumed; the rest is the network packet.
@@ -88,7 +88,7 @@ func (d *dispatcher) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt
 	}
 }
 
-func (*dispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
+func (*dispatcher) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *tcpipstack.PacketBuffer) {}
 
 func frame(dst tcpip.LinkAddress, proto tcpip.NetworkProtocolNumber, payload string) []byte {
 	b := make([]byte, header.EthernetMinimumSize+len(payload))
@@ -179,9 +179,9 @@ func TestDeliverFrame(t *testing.T) {
 func TestWritePacketsFlattensEachPacket(t *testing.T) {
 	dev := newDevice()
 	ep := newEndpoint(t, ethlink.Options{Device: dev})
-	var pkts stack.PacketBufferList
+	var pkts tcpipstack.PacketBufferList
 	for _, payload := range []string{"first packet", "second"} {
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+		pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{
 			ReserveHeaderBytes: int(ep.MaxHeaderLength()) + 4,
 			Payload:            buffer.MakeWithData([]byte(payload)),
 		})

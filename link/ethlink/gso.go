@@ -7,7 +7,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/tcpoffload"
@@ -44,7 +44,7 @@ type VnetDevice interface {
 	WriteVnet(pkts []tcpoffload.VnetPacket) (int, error)
 }
 
-var _ stack.GSOEndpoint = (*Endpoint)(nil)
+var _ tcpipstack.GSOEndpoint = (*Endpoint)(nil)
 
 // offloadState is the transmit scratch of the offload paths, guarded by
 // Endpoint.txMu and reused so that a steady stream allocates nothing.
@@ -100,18 +100,18 @@ func (e *Endpoint) GSOMaxSize() uint32 {
 }
 
 // SupportedGSO implements stack.GSOEndpoint: host GSO when offload is on.
-func (e *Endpoint) SupportedGSO() stack.SupportedGSO {
+func (e *Endpoint) SupportedGSO() tcpipstack.SupportedGSO {
 	if e.opts.TCPOffload != nil {
-		return stack.HostGSOSupported
+		return tcpipstack.HostGSOSupported
 	}
-	return stack.GSONotSupported
+	return tcpipstack.GSONotSupported
 }
 
 // partialChecksum reports whether netstack left pkt's TCP checksum partial,
 // and where the sum starts (the transport header's offset in the frame).
-func partialChecksum(pkt *stack.PacketBuffer) (start int, ok bool) {
+func partialChecksum(pkt *tcpipstack.PacketBuffer) (start int, ok bool) {
 	g := &pkt.GSOOptions
-	if (g.Type != stack.GSOTCPv4 && g.Type != stack.GSOTCPv6) || !g.NeedsCsum {
+	if (g.Type != tcpipstack.GSOTCPv4 && g.Type != tcpipstack.GSOTCPv6) || !g.NeedsCsum {
 		return 0, false
 	}
 	return len(pkt.LinkHeader().Slice()) + len(pkt.NetworkHeader().Slice()), true
@@ -119,7 +119,7 @@ func partialChecksum(pkt *stack.PacketBuffer) (start int, ok bool) {
 
 // split copies pkt's headers (the first hdrLen bytes) into o.hdr and points
 // o.payload at the rest, without copying or allocating.
-func (o *offloadState) split(pkt *stack.PacketBuffer, hdrLen int) {
+func (o *offloadState) split(pkt *tcpipstack.PacketBuffer, hdrLen int) {
 	o.hdr = o.hdr[:0]
 	o.payload = o.payload[:0]
 	need := hdrLen
@@ -137,7 +137,7 @@ func (o *offloadState) split(pkt *stack.PacketBuffer, hdrLen int) {
 }
 
 // appendFlat appends pkt's bytes, flattened, as one frame to frames.
-func appendFlat(frames [][]byte, pkt *stack.PacketBuffer) ([][]byte, []byte) {
+func appendFlat(frames [][]byte, pkt *tcpipstack.PacketBuffer) ([][]byte, []byte) {
 	n := len(frames)
 	var buf []byte
 	if n < cap(frames) {
@@ -150,7 +150,7 @@ func appendFlat(frames [][]byte, pkt *stack.PacketBuffer) ([][]byte, []byte) {
 }
 
 // writeOffload is WritePackets with TCP offload on.
-func (e *Endpoint) writeOffload(pkts stack.PacketBufferList) (int, tcpip.Error) {
+func (e *Endpoint) writeOffload(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
 	e.txMu.Lock()
 	defer e.txMu.Unlock()
 	if e.offload.vnet != nil {
@@ -160,7 +160,7 @@ func (e *Endpoint) writeOffload(pkts stack.PacketBufferList) (int, tcpip.Error) 
 }
 
 // writeSoft cuts large packets into frames and completes partial checksums.
-func (e *Endpoint) writeSoft(pkts stack.PacketBufferList) (int, tcpip.Error) {
+func (e *Endpoint) writeSoft(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
 	o := &e.offload
 	eng := e.opts.TCPOffload
 	o.frames, o.starts, o.breaks = o.frames[:0], o.starts[:0], o.breaks[:0]
@@ -229,7 +229,7 @@ func (e *Endpoint) writeSoft(pkts stack.PacketBufferList) (int, tcpip.Error) {
 }
 
 // writeVnet writes every packet once with a virtio-net header.
-func (e *Endpoint) writeVnet(pkts stack.PacketBufferList) (int, tcpip.Error) {
+func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
 	o := &e.offload
 	eng := e.opts.TCPOffload
 	o.vpkts, o.owner, o.spans, o.parts = o.vpkts[:0], o.owner[:0], o.spans[:0], o.parts[:0]
@@ -253,7 +253,7 @@ func (e *Endpoint) writeVnet(pkts stack.PacketBufferList) (int, tcpip.Error) {
 		}
 		vh.GSOSize = uint16(mss)
 		vh.GSOType = tcpoffload.VirtioNetHdrGSOTCPv4
-		if pkt.GSOOptions.Type == stack.GSOTCPv6 {
+		if pkt.GSOOptions.Type == tcpipstack.GSOTCPv6 {
 			vh.GSOType = tcpoffload.VirtioNetHdrGSOTCPv6
 		}
 		o.split(pkt, hdrLen)
@@ -340,7 +340,7 @@ func (o *offloadState) queue(owner int, vh tcpoffload.VirtioNetHdr, parts [][]by
 }
 
 // appendViews appends pkt's bytes, as the slices of its views, to parts.
-func appendViews(parts [][]byte, pkt *stack.PacketBuffer) [][]byte {
+func appendViews(parts [][]byte, pkt *tcpipstack.PacketBuffer) [][]byte {
 	for s := range packetBytes(pkt) {
 		parts = append(parts, s)
 	}
@@ -349,7 +349,7 @@ func appendViews(parts [][]byte, pkt *stack.PacketBuffer) [][]byte {
 
 // packetBytes yields pkt's bytes from its start, as the slices of its views
 // (none empty), without copying.
-func packetBytes(pkt *stack.PacketBuffer) iter.Seq[[]byte] {
+func packetBytes(pkt *tcpipstack.PacketBuffer) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
 		vl, skip := pkt.AsViewList()
 		for v := vl.Front(); v != nil; v = v.Next() {

@@ -14,7 +14,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link/ethlink"
 	mstack "github.com/mediastack/mediastack/stack"
@@ -314,9 +314,9 @@ func TestSoftCompletesPureACKs(t *testing.T) {
 // largePacketBuffer builds, as netstack does with host GSO, a TCP packet of
 // payloadLen bytes with one IPv4 and TCP header, a partial checksum and
 // GSO options for mss.
-func largePacketBuffer(payloadLen, mss int) *stack.PacketBuffer {
+func largePacketBuffer(payloadLen, mss int) *tcpipstack.PacketBuffer {
 	payload := make([]byte, payloadLen)
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
+	pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{
 		ReserveHeaderBytes: 14 + 20 + 32,
 		Payload:            buffer.MakeWithData(payload),
 	})
@@ -330,7 +330,7 @@ func largePacketBuffer(payloadLen, mss int) *stack.PacketBuffer {
 	header.Ethernet(pkt.LinkHeader().Push(14)).Encode(&header.EthernetFields{SrcAddr: ourMAC, DstAddr: peerMAC, Type: header.IPv4ProtocolNumber})
 	pkt.NetworkProtocolNumber = header.IPv4ProtocolNumber
 	pkt.TransportProtocolNumber = header.TCPProtocolNumber
-	pkt.GSOOptions = stack.GSO{Type: stack.GSOTCPv4, NeedsCsum: true, CsumOffset: 16, MSS: uint16(mss), L3HdrLen: 20, MaxSize: 65536}
+	pkt.GSOOptions = tcpipstack.GSO{Type: tcpipstack.GSOTCPv4, NeedsCsum: true, CsumOffset: 16, MSS: uint16(mss), L3HdrLen: 20, MaxSize: 65536}
 	return pkt
 }
 
@@ -378,7 +378,7 @@ func TestOffloadWritesAllocateNothing(t *testing.T) {
 			}
 			pkt := largePacketBuffer(45*1448, 1448)
 			defer pkt.DecRef()
-			var list stack.PacketBufferList
+			var list tcpipstack.PacketBufferList
 			list.PushBack(pkt)
 			write := func() {
 				if n, err := ep.WritePackets(list); n != 1 || err != nil {
@@ -407,7 +407,7 @@ func TestVnetNeedsAVnetDevice(t *testing.T) {
 		t.Error("vnet mode accepted a device without virtio-net headers")
 	}
 	ep := newEndpoint(t, ethlink.Options{Device: newDevice(), MAC: ourMAC, MTU: 1500})
-	if ep.SupportedGSO() != stack.GSONotSupported || ep.GSOMaxSize() != 0 {
+	if ep.SupportedGSO() != tcpipstack.GSONotSupported || ep.GSOMaxSize() != 0 {
 		t.Errorf("with offload off: SupportedGSO %v, GSOMaxSize %d", ep.SupportedGSO(), ep.GSOMaxSize())
 	}
 }

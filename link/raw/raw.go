@@ -57,7 +57,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -104,7 +104,7 @@ type Endpoint struct {
 	stats *DeviceStats
 }
 
-var _ stack.LinkEndpoint = (*Endpoint)(nil)
+var _ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
 
 // DeviceStats counts what the socket layer handles before ethlink sees a
 // frame. Fields are updated atomically.

@@ -27,7 +27,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
@@ -171,7 +171,7 @@ type Endpoint struct {
 }
 
 var (
-	_ stack.LinkEndpoint = (*Endpoint)(nil)
+	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
 	_ link.FrameWriter   = (*Endpoint)(nil)
 	_ link.Hookable      = (*Endpoint)(nil)
 )

@@ -38,7 +38,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -91,7 +91,7 @@ type Endpoint struct {
 	stats *DeviceStats
 }
 
-var _ stack.LinkEndpoint = (*Endpoint)(nil)
+var _ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
 
 // ErrDeviceGone is wrapped by the read and write errors of a TAP that was
 // deleted while in use.
