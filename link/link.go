@@ -1,6 +1,7 @@
 // Package link holds the small types every mediastack link shares: the
 // verdict a receive hook returns, the hook itself, and the raw-frame write
 // that the fast send path uses beside netstack's WritePackets.
+// docs/design.md shows the data path through them.
 //
 // The links themselves live in sub-packages: link/tap (a Linux TAP device),
 // link/raw (an AF_PACKET socket on an existing interface) and link/sim (an

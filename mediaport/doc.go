@@ -3,7 +3,7 @@
 // the fast receive path (fastfilter) and whose writes go through the fast
 // send path (udpfast with its policy ARP table), falling back to netstack
 // whenever the fast path cannot take a datagram, with nothing lost either
-// way.
+// way. docs/design.md shows the data path under a port.
 //
 // A Manager owns the fast paths of one NIC of a stack: it builds the
 // fastfilter.Filter, installs its hook on the NIC's link, builds the

@@ -1,17 +1,16 @@
 // Package policyarp is the ARP table keyed by local UDP port that the fast
-// send path (udpfast) reads on every datagram (claims 1, 3 and 6 of the
-// patent behind mediastack). It answers one question without a lock or an
-// allocation: "may the datagram this port is about to send to dst go out as a
-// raw frame, and to which MAC?"
+// send path (udpfast) reads on every datagram. It answers one question
+// without a lock or an allocation: "may the datagram this port is about to
+// send to dst go out as a raw frame, and to which MAC?" docs/design.md shows
+// where it sits in the data path.
 //
 // # Layout: one entry per local port
 //
 // A Table covers a contiguous range of local ports on one netstack NIC (the
 // RTP/RTCP range the application registered with fastfilter). Entry i belongs
-// to port BasePort+i, so a lookup is an array index (claim 6a: "an ARP table
-// with a port mapping value being suffix"). An entry holds the destination IP,
-// the next hop, the next hop's MAC, the time netstack last confirmed that MAC
-// and a State (claim 3).
+// to port BasePort+i, so a lookup is an array index. An entry holds the
+// destination IP, the next hop, the next hop's MAC, the time netstack last
+// confirmed that MAC and a State.
 //
 // There is one entry per port, not one per RTP/RTCP pair, because:
 //   - the RTCP port of a session need not send to the RTP peer's address
@@ -28,13 +27,13 @@
 //
 // # Where MACs come from
 //
-// Only from netstack's own neighbour resolution (DESIGN decision 5):
+// Only from netstack's own neighbour resolution (docs/design.md, decision 5):
 // Stack.GetLinkAddress with its on-resolve callback. Resolve finds the next
 // hop once, when the entry is made: the destination itself when it is on-link,
 // else the gateway of netstack's route, via Stack.FindRoute. A gratuitous ARP
 // or unsolicited NA (reported by fastfilter through HandleNeighborUpdate) can
 // only invalidate entries; the next datagram goes through netstack, which
-// decides (claims 5 and 9). gVisor ignores gratuitous ARP requests and will
+// decides. gVisor ignores gratuitous ARP requests and will
 // not let a gratuitous reply override a cached MAC, so when the announced MAC
 // differs from the one netstack holds, HandleNeighborUpdate also removes
 // netstack's dynamic neighbour entry: netstack then resolves the address
@@ -52,8 +51,8 @@
 // (GetLinkAddress), which also drives netstack's NUD state machine for
 // traffic netstack never sees: a STALE neighbour moves to DELAY and then
 // PROBE exactly as if netstack had sent the datagram itself. So an active
-// stream never ages out (claim 10), while an idle entry ages and its next
-// datagram goes through netstack again (claim 6c/6d).
+// stream never ages out, while an idle entry ages and its next datagram goes
+// through netstack again.
 //
 // The defaults follow netstack's NUD defaults (RFC 4861 section 10):
 // BaseReachableTime 30s drawn with a random factor in [0.5, 1.5], so a

@@ -311,7 +311,7 @@ func TestNeighborUpdateInvalidates(t *testing.T) {
 		t.Fatalf("update for an unused address changed the entry: %v", got)
 	}
 
-	// Same MAC: invalidated (claim 9) but netstack's neighbour stays.
+	// Same MAC: invalidated but netstack's neighbour stays.
 	tab.HandleNeighborUpdate(b4, macB)
 	for port, want := range map[uint16]policyarp.State{rtp: policyarp.Invalidated, rtp + 1: policyarp.Invalidated, rtp + 2: policyarp.Valid} {
 		if got := state(tab, port); got != want {

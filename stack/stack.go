@@ -4,7 +4,8 @@
 // every random choice the stack makes.
 //
 // The fast paths (fastfilter, udpfast, policyarp) plug in beside the stack:
-// fastfilter as the FrameHook of the links, udpfast writing raw frames to them.
+// fastfilter as the FrameHook of the links, udpfast writing raw frames to them
+// (docs/design.md).
 //
 // With a link/sim network, a sim.Clock and a fixed Seed, a run is
 // reproducible: register Settle with the clock (sim.Clock.AddSettler) so each

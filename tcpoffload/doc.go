@@ -2,7 +2,8 @@
 // TCP (progressive HTTP downloads, HLS/DASH segments, RTSP-interleaved
 // streams): netstack hands the link one large TCP packet instead of one
 // packet per MSS, and the link sends it in the cheapest form the medium
-// takes, from a per-session header template.
+// takes, from a per-session header template. docs/design.md shows where it
+// sits in the data path.
 //
 // netstack keeps all of TCP: sequence numbers, ACKs, windows, SACK,
 // retransmission, congestion control. The offload only changes how a packet
@@ -52,10 +53,8 @@
 // length, the IPv4 ID where DF is clear, the IPv4 header checksum, the TCP
 // sequence number, FIN and PSH on the last frame only, CWR on the first
 // only, and the TCP checksum, computed from sums over the static fields kept
-// per session. This is the "packet header template ... static fields ...
-// variable fields" of claim 1 of the software TCP offload engine (US
-// 8,170,023, ../shared/seeds/001_*.txt), with netstack in the role of the
-// protocol stack that the per-frame path no longer walks.
+// per session, so the per-frame path no longer walks netstack's IP, NIC,
+// neighbour and link code.
 //
 // # The session table and the ACK hook
 //
@@ -64,8 +63,8 @@
 // Engine.Stats take snapshots for metrics. The links call ObserveInbound for
 // every inbound frame before the FrameHook (fastfilter) and netstack see it:
 // an ACK of an offloaded session has its acknowledgement number, window and
-// timestamp option recorded in the session entry (claim 1's "receive hook"),
-// and goes on to netstack unchanged. Idle sessions, and closed ones after a
+// timestamp option recorded in the session entry, and goes on to netstack
+// unchanged. Idle sessions, and closed ones after a
 // short linger, are forgotten; their counts stay in the totals.
 //
 // # Media pacing: the cap on large packets

@@ -1,11 +1,11 @@
-// Package udpfast is mediastack's fast UDP send path (the "UDP fast sending
-// module" of claims 1 and 7 of the patent behind mediastack): it turns a
-// datagram from a media port into a complete Ethernet frame and writes it
-// straight to the link, below netstack's network layer, in about the time it
-// takes to copy and checksum the payload.
+// Package udpfast is mediastack's fast UDP send path: it turns a datagram
+// from a media port into a complete Ethernet frame and writes it straight to
+// the link, below netstack's network layer, in about the time it takes to
+// copy and checksum the payload. docs/design.md shows where it sits in the
+// data path.
 //
 // A Sender owns one local address and port. For each destination it keeps a
-// prebuilt Ethernet + IPv4/IPv6 + UDP header (claim 7 a1) with every static
+// prebuilt Ethernet + IPv4/IPv6 + UDP header with every static
 // field filled in and the checksums of those fields summed in advance; per
 // datagram it copies that header and the payload into caller-owned scratch
 // memory and fills in only what varies: the destination MAC when the policy
@@ -19,7 +19,7 @@
 // lock. When there is no usable entry (unknown MAC, aged, invalidated by a
 // gratuitous ARP, destination changed), or the datagram is bigger than the
 // MTU, or the link's queue is full, the datagram goes through netstack's UDP
-// endpoint bound on the same port (Fallback: claims 2, 6d, 12), which
+// endpoint bound on the same port (Fallback), which
 // resolves the neighbour and fragments where needed; the sender asks the
 // table to resolve the destination at the same time, so the next datagram
 // goes fast. Every such datagram is counted by Reason; nothing is dropped

@@ -10,9 +10,10 @@ import (
 )
 
 // Fallback sends a datagram through netstack's ordinary UDP path, from the
-// sender's local port. It is the slow lane of the port (DESIGN decision 3):
-// netstack routes, resolves the neighbour (queueing the datagram meanwhile)
-// and fragments what is too big. It must not retain payload.
+// sender's local port. It is the slow lane of the port (docs/design.md,
+// decision 3): netstack routes, resolves the neighbour (queueing the
+// datagram meanwhile) and fragments what is too big. It must not retain
+// payload.
 type Fallback interface {
 	SendViaNetstack(payload []byte, dst netip.AddrPort) error
 }

@@ -8,6 +8,8 @@
 //   - WriteFrames, a raw frame write below netstack's network layer for the
 //     fast send path.
 //
+// docs/design.md shows the data path through it.
+//
 // Everything the hook passes becomes a PacketBuffer and goes to netstack,
 // which does ARP/NDP, ICMP, TCP and UDP as usual. Each link package (tap,
 // raw, sim) supplies a Device and embeds the Endpoint this package builds.
