@@ -70,7 +70,7 @@ type gvisorGSOLink struct {
 }
 
 func (l *gvisorGSOLink) SupportedGSO() tcpipstack.SupportedGSO { return tcpipstack.GVisorGSOSupported }
-func (l *gvisorGSOLink) GSOMaxSize() uint32               { return l.maxSize }
+func (l *gvisorGSOLink) GSOMaxSize() uint32                    { return l.maxSize }
 
 // trace is what a transfer put on the wire.
 type trace struct {

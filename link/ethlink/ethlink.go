@@ -138,8 +138,8 @@ type dispatcherBox struct{ d tcpipstack.NetworkDispatcher }
 
 var (
 	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
-	_ link.Hookable      = (*Endpoint)(nil)
-	_ link.FrameWriter   = (*Endpoint)(nil)
+	_ link.Hookable           = (*Endpoint)(nil)
+	_ link.FrameWriter        = (*Endpoint)(nil)
 )
 
 // New validates opts and returns an Endpoint. Reading starts when netstack

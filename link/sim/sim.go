@@ -172,8 +172,8 @@ type Endpoint struct {
 
 var (
 	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
-	_ link.FrameWriter   = (*Endpoint)(nil)
-	_ link.Hookable      = (*Endpoint)(nil)
+	_ link.FrameWriter        = (*Endpoint)(nil)
+	_ link.Hookable           = (*Endpoint)(nil)
 )
 
 // NewEndpoint adds an endpoint to the network.
