@@ -6,7 +6,8 @@
 //
 // A Sender owns one local address and port. For its current destination it
 // keeps a prebuilt Ethernet + IPv4/IPv6 + UDP header (rebuilt when the
-// destination changes) with every static field filled in and the checksums of those fields summed in advance; per
+// destination changes) with every static field filled in and the
+// checksums of those fields summed in advance; per
 // datagram it copies that header and the payload into caller-owned scratch
 // memory and fills in only what varies: the destination MAC when the policy
 // ARP entry changed, the IP total/payload length, the IPv4 header checksum
