@@ -8,7 +8,7 @@
 // Forwarding runs to completion on the link's receive goroutine: the ports
 // are opened with mediaport.Manager.OpenFunc, so a datagram goes from the
 // receive hook straight into the other port's fast send, with no buffer, no
-// goroutine hop and no allocation.
+// goroutine hop and no allocation (docs/design.md shows that path).
 //
 // # Peers
 //
