@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -64,7 +63,7 @@ func startHTTP(st *stack.Stack, cfg serveConfig, log *slog.Logger, wg *sync.Wait
 	var closers []io.Closer
 	for _, cidr := range cfg.addrs {
 		ap := netip.AddrPortFrom(netip.MustParsePrefix(cidr).Addr(), uint16(cfg.httpPort))
-		l, err := st.ListenTCP(ap)
+		l, err := st.Listen(ap)
 		if err != nil {
 			for _, c := range closers {
 				c.Close()
@@ -81,36 +80,11 @@ func startHTTP(st *stack.Stack, cfg serveConfig, log *slog.Logger, wg *sync.Wait
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(bigWriteListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Warn("http service stopped", "addr", ap.String(), "err", err)
 			}
 		}()
 		log.Info("http service", "addr", ap.String(), "root", cfg.httpRoot)
 	}
 	return closers, nil
-}
-
-// bigWriteListener hands net/http connections whose ReadFrom copies in
-// large writes: net/http copies a file to a connection without ReadFrom
-// through 32 KB writes, and each write is a pass through netstack's send
-// path; 1 MB writes let netstack fill 64 KB packets back to back.
-type bigWriteListener struct{ net.Listener }
-
-func (l bigWriteListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return bigWriteConn{c}, nil
-}
-
-type bigWriteConn struct{ net.Conn }
-
-var copyBufs = sync.Pool{New: func() any { return new([1 << 20]byte) }}
-
-// ReadFrom implements io.ReaderFrom with 1 MB writes.
-func (c bigWriteConn) ReadFrom(r io.Reader) (int64, error) {
-	buf := copyBufs.Get().(*[1 << 20]byte)
-	defer copyBufs.Put(buf)
-	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, buf[:])
 }
