@@ -44,8 +44,7 @@ type Options struct {
 	PortMin, PortMax uint16
 	// ARP configures the policy ARP table: Aging, Refresh and Clock are
 	// used (zero: policyarp's defaults); Stack, NIC, BasePort and Ports are
-	// set by the Manager. ARP.RegisterFlags adds --arp-aging and
-	// --arp-refresh to a command line.
+	// set by the Manager.
 	ARP policyarp.Options
 	// Ring sizes each port's receive buffer (fastfilter.RingOptions).
 	// Default: DefaultRingPackets datagrams, in slots of the link's MTU.

@@ -40,7 +40,16 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as A:B, peers latched from their first datagram (repeatable)")
 	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host address, e.g. 127.0.0.1:8080")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host address, e.g. 127.0.0.1:9090")
-	c.arp.RegisterFlags(fs)
+	registerARPFlags(fs, &c.arp)
+}
+
+// registerARPFlags registers --arp-aging and --arp-refresh on fs, writing
+// into o.
+func registerARPFlags(fs *flag.FlagSet, o *policyarp.Options) {
+	fs.DurationVar(&o.Aging, "arp-aging", policyarp.DefaultAging,
+		"fast-send ARP entries unconfirmed by netstack for this long go through netstack once and are re-learnt")
+	fs.DurationVar(&o.Refresh, "arp-refresh", policyarp.DefaultRefresh,
+		"interval at which fast-send ARP entries in use are re-validated against netstack's neighbour cache (< --arp-aging)")
 }
 
 // enabled reports whether serve runs the media fast paths at all.
