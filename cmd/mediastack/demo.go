@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -14,7 +13,6 @@ import (
 	"github.com/mediastack/mediastack/link/pcap"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
-	"github.com/mediastack/mediastack/udpfast"
 )
 
 type demoConfig struct {
@@ -178,20 +176,10 @@ func rtpSummary(out io.Writer, media *simapp.RTPStreams) {
 	fmt.Fprintf(out, "  rtp: %d streams, %d packets sent, %d received, %d lost, %d out of order; rtcp: %d sender reports, %d receiver reports\n",
 		media.Streams(), media.Sent, media.Received, media.Sent-media.Received, media.OutOfOrder, media.SenderReports, media.ReceiverReports)
 	sa, sb := media.Stats()
-	var fallbacks []string
-	send := sa.Send
-	for r, n := range sb.Send.Fallbacks {
-		send.Fallbacks[r] += n
-	}
-	send.Fast += sb.Send.Fast
-	for r, n := range send.Fallbacks {
-		if n != 0 {
-			fallbacks = append(fallbacks, fmt.Sprintf("%s %d", udpfast.Reason(r), n))
-		}
-	}
+	send := sa.Send.Add(sb.Send)
 	detail := ""
-	if len(fallbacks) > 0 {
-		detail = " (" + strings.Join(fallbacks, ", ") + ")"
+	if send.FallbackTotal() > 0 {
+		detail = fmt.Sprintf(" (%v)", send.Fallbacks)
 	}
 	fmt.Fprintf(out, "  fast path: %d datagrams sent fast, %d through netstack%s; %d received fast, %d through netstack\n",
 		send.Fast, send.FallbackTotal(), detail,
