@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mediastack/mediastack/mediahost"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/tcpoffload"
 )
@@ -20,27 +21,28 @@ const tcpOffloadFlagUsage = "how TCP sends large packets: vnet (a TAP takes each
 	"or delivers it whole to a local socket), soft (cut into MSS-sized frames from a header template, written in a batch), " +
 	"off (netstack builds every segment), or auto: vnet on tap, soft on raw"
 
-// tcpOffload returns the offload options of the link kind ("tap" or "raw")
-// for --tcp-offload.
-func (cfg *serveConfig) tcpOffload(kind string) (tcpoffload.Options, error) {
-	v := cfg.tcpOffloadMode
-	if v == "" || v == "auto" {
-		v = "vnet"
-		if kind == "raw" {
-			v = "soft"
-		}
+// tcpOffload returns the TCP offload --tcp-offload asks of a link of kind:
+// nil for auto (the host's choice for the kind: vnet on tap, soft on raw).
+func (cfg *serveConfig) tcpOffload(kind mediahost.LinkKind) (*tcpoffload.Mode, error) {
+	if cfg.tcpOffloadMode == "" || cfg.tcpOffloadMode == "auto" {
+		return nil, nil
 	}
-	mode, err := tcpoffload.ParseMode(v)
+	mode, err := tcpoffload.ParseMode(cfg.tcpOffloadMode)
 	if err != nil {
-		return tcpoffload.Options{}, usageErrorf("--tcp-offload %q: want off, soft, vnet or auto", cfg.tcpOffloadMode)
+		return nil, usageErrorf("--tcp-offload %q: want off, soft, vnet or auto", cfg.tcpOffloadMode)
 	}
-	if mode == tcpoffload.Vnet && kind != "tap" {
-		return tcpoffload.Options{}, usageErrorf("--tcp-offload vnet needs a tap link (virtio-net headers); use soft on %s", kind)
+	if mode == tcpoffload.Vnet && kind != mediahost.TAP {
+		return nil, usageErrorf("--tcp-offload vnet needs a tap link (virtio-net headers); use soft on %s", kind)
 	}
+	return &mode, nil
+}
+
+// validateHTTP checks --http-port.
+func (cfg *serveConfig) validateHTTP() error {
 	if cfg.httpRoot != "" && (cfg.httpPort == 0 || cfg.httpPort > 65535) {
-		return tcpoffload.Options{}, usageErrorf("--http-port %d out of range [1, 65535]", cfg.httpPort)
+		return usageErrorf("--http-port %d out of range [1, 65535]", cfg.httpPort)
 	}
-	return tcpoffload.Options{Mode: mode}, nil
+	return nil
 }
 
 // startHTTP serves --http-root over HTTP on --http-port of every address

@@ -16,7 +16,6 @@ import (
 	"github.com/mediastack/mediastack/metrics"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/relay"
-	"github.com/mediastack/mediastack/stack"
 )
 
 // sidecarConfig is serve's media part: the fast paths on a port range, the
@@ -117,16 +116,12 @@ func (c *sidecarConfig) validate() error {
 	return nil
 }
 
-// startSidecar brings up the fast paths on st's NIC and what the flags ask
-// for. stop shuts the HTTP servers down and releases the ports; call it
-// before closing the stack.
-func startSidecar(st *stack.Stack, cfg sidecarConfig, log *slog.Logger) (stop func(), err error) {
+// startSidecar runs what the flags ask for on the media ports m (the
+// host's, on --rtp-ports). stop shuts the relays and the HTTP servers down;
+// call it before closing the host.
+func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (stop func(), err error) {
 	if !cfg.enabled() {
 		return func() {}, nil
-	}
-	m, err := mediaport.NewManager(st, mediaport.Options{PortMin: cfg.lo, PortMax: cfg.hi, ARP: cfg.arp})
-	if err != nil {
-		return nil, err
 	}
 	var stops []func()
 	stop = func() {
@@ -134,7 +129,6 @@ func startSidecar(st *stack.Stack, cfg sidecarConfig, log *slog.Logger) (stop fu
 			stops[i]()
 		}
 	}
-	stops = append(stops, func() { m.Close() })
 	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log})
 	if err != nil {
 		stop()
