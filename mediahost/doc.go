@@ -19,6 +19,9 @@
 // host down in order: the media ports and their hook, then the stack,
 // which closes the link and waits for its goroutines.
 //
+// docs/design.md shows the data path under the media ports and where this
+// package sits among the others.
+//
 // A TAP or AF_PACKET link needs Linux and CAP_NET_ADMIN (CAP_NET_RAW for
 // raw); elsewhere New returns the link's error.
 package mediahost
