@@ -1,6 +1,11 @@
 package fastfilter
 
-import "sync/atomic"
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/mediastack/mediastack/internal/counts"
+)
 
 // counter indexes a counterSet.
 type counter uint8
@@ -131,4 +136,26 @@ func (c Counters) Add(o Counters) Counters {
 	c.Dropped.BadChecksum += o.Dropped.BadChecksum
 	c.Dropped.BufferFull += o.Dropped.BufferFull
 	return c
+}
+
+// String lists the counts by name and the reasons with a count, e.g.
+// "fast 2060, via netstack 0, passed to netstack 12 (not-ip 8, not-udp 4),
+// dropped 0 (none)".
+func (c Counters) String() string {
+	return fmt.Sprintf("fast %d, via netstack %d, passed to netstack %d (%v), dropped %d (%v)",
+		c.FastDelivered, c.NetstackDelivered, c.ToNetstack, c.Passed, c.Dropped.Total(), c.Dropped)
+}
+
+// String lists the reasons with a count, e.g. "not-ip 8, not-udp 4";
+// "none" when every count is zero.
+func (p PassedCounters) String() string {
+	return counts.Named([]string{"not-ip", "not-udp", "not-local", "not-registered", "fragment", "ip-options", "unusual", "malformed"},
+		[]uint64{p.NotIP, p.NotUDP, p.NotLocal, p.NotRegistered, p.Fragment, p.IPOptions, p.Unusual, p.Malformed})
+}
+
+// String lists the reasons with a count, e.g. "buffer-full 3"; "none" when
+// every count is zero.
+func (d DroppedCounters) String() string {
+	return counts.Named([]string{"not-ours", "truncated", "bad-length", "bad-checksum", "buffer-full"},
+		[]uint64{d.NotOurs, d.Truncated, d.BadLength, d.BadChecksum, d.BufferFull})
 }

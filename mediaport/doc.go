@@ -18,6 +18,9 @@
 //	n, from, err := pair.RTP.ReadFrom(buf) // straight from the link's receive hook
 //	_, err = pair.RTP.WriteTo(pkt, from)   // a raw frame when the peer's MAC is known
 //
+// mediahost builds a stack on a TAP or raw link with its Manager in one
+// call, the common case.
+//
 // The NIC's link must be a mediastack link (link/tap, link/raw, link/sim or
 // anything built on link/ethlink): one that runs a link.FrameHook on the raw
 // bytes it receives and writes raw frames (udpfast.Link).

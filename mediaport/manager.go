@@ -44,11 +44,10 @@ type Options struct {
 	PortMin, PortMax uint16
 	// ARP configures the policy ARP table: Aging, Refresh and Clock are
 	// used (zero: policyarp's defaults); Stack, NIC, BasePort and Ports are
-	// set by the Manager. ARP.RegisterFlags adds --arp-aging and
-	// --arp-refresh to a command line.
+	// set by the Manager.
 	ARP policyarp.Options
 	// Ring sizes each port's receive buffer (fastfilter.RingOptions).
-	// Default: DefaultRingPackets datagrams, in slots of the link's MTU.
+	// Default: DefaultPortBufferPackets datagrams, in slots of the link's MTU.
 	Ring fastfilter.RingOptions
 	// InstallHook installs the filter's receive hook on the link, and is
 	// called with nil at Close. Default: the link's own SetFrameHook (the
@@ -57,9 +56,11 @@ type Options struct {
 	InstallHook func(link.FrameHook)
 }
 
-// DefaultRingPackets is the default depth of a port's receive buffer: at
-// 50 packets/s, five seconds of an RTP stream.
-const DefaultRingPackets = 256
+// DefaultPortBufferPackets is the default depth of a port's receive buffer
+// (its Options.Ring.Packets): at 50 packets/s, five seconds of an RTP
+// stream. A port holds one stream; fastfilter.DefaultRingPackets, the
+// default of a bare Ring, is deeper, for rings shared by many ports.
+const DefaultPortBufferPackets = 256
 
 // Manager owns the fast paths of one NIC and the media ports opened on it.
 type Manager struct {
@@ -108,7 +109,7 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 	}
 	ring := opts.Ring
 	if ring.Packets == 0 {
-		ring.Packets = DefaultRingPackets
+		ring.Packets = DefaultPortBufferPackets
 	}
 	if ring.SlotSize == 0 {
 		// Room for the largest datagram of an unfragmented frame, rounded

@@ -1,6 +1,8 @@
 package mediaport
 
 import (
+	"fmt"
+
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/udpfast"
@@ -19,6 +21,14 @@ type PortStats struct {
 	// Send counts datagrams sent fast and through netstack, by reason,
 	// over every source address the port sent from.
 	Send udpfast.Stats
+}
+
+// String prints every count by name, reasons too, e.g. "port 20000:
+// receive fast 5, via netstack 0, passed to netstack 0 (none), dropped 0
+// (none); buffered 5, read 5; send fast 4 in 4 link writes (0 trains),
+// through netstack 1 (no-entry 1), refused by netstack 0".
+func (s PortStats) String() string {
+	return fmt.Sprintf("port %d: receive %v; buffered %d, read %d; send %v", s.Port, s.Receive, s.Buffered, s.Read, s.Send)
 }
 
 // Stats returns the port's counters. It takes no lock.
@@ -59,6 +69,14 @@ type Stats struct {
 	// entries by state now.
 	ARP        policyarp.Stats
 	ARPEntries map[policyarp.State]int
+}
+
+// String prints every count by name, reasons and ARP entry states too, in
+// the order of the fields: "open ports 2; receive ...; send ...; netstack
+// received 12 frames; arp {Resolutions:2 ...}, entries map[valid:2]".
+func (s Stats) String() string {
+	return fmt.Sprintf("open ports %d; receive %v; send %v; netstack received %d frames; arp %+v, entries %v",
+		s.OpenPorts, s.Receive, s.Send, s.NetstackRxPackets, s.ARP, s.ARPEntries)
 }
 
 // Stats returns the manager's counters. It takes the manager's lock and

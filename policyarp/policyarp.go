@@ -2,7 +2,6 @@ package policyarp
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -100,14 +99,6 @@ type Options struct {
 	// Refresh is how often entries in use are re-validated against
 	// netstack's neighbour cache (default DefaultRefresh). Must be < Aging.
 	Refresh time.Duration
-}
-
-// RegisterFlags registers --arp-aging and --arp-refresh on fs, writing into o.
-func (o *Options) RegisterFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&o.Aging, "arp-aging", DefaultAging,
-		"fast-send ARP entries unconfirmed by netstack for this long go through netstack once and are re-learnt")
-	fs.DurationVar(&o.Refresh, "arp-refresh", DefaultRefresh,
-		"interval at which fast-send ARP entries in use are re-validated against netstack's neighbour cache (< --arp-aging)")
 }
 
 // Stats count what the table did. Snapshot with Table.Stats.

@@ -2,7 +2,6 @@ package policyarp_test
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -106,21 +105,6 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 	if tab.Slot(65535) == nil || tab.Slot(65435) != nil {
 		t.Error("Slot bounds wrong at the top of the port space")
-	}
-}
-
-func TestRegisterFlags(t *testing.T) {
-	var o policyarp.Options
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	o.RegisterFlags(fs)
-	if o.Aging != policyarp.DefaultAging || o.Refresh != policyarp.DefaultRefresh {
-		t.Fatalf("flag defaults not applied: %+v", o)
-	}
-	if err := fs.Parse([]string{"--arp-aging=7s", "--arp-refresh=500ms"}); err != nil {
-		t.Fatal(err)
-	}
-	if o.Aging != 7*time.Second || o.Refresh != 500*time.Millisecond {
-		t.Fatalf("parsed %v / %v", o.Aging, o.Refresh)
 	}
 }
 

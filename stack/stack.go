@@ -3,6 +3,10 @@
 // default gateways from plain strings, an injectable clock and a seed for
 // every random choice the stack makes.
 //
+// ListenTCP, DialTCP, ListenUDP and DialUDP give the stack's sockets as Go
+// net types; Listen is ListenTCP for servers that copy files to their
+// connections (net/http), with large writes.
+//
 // The fast paths (fastfilter, udpfast, policyarp) plug in beside the stack:
 // fastfilter as the FrameHook of the links, udpfast writing raw frames to them
 // (docs/design.md).

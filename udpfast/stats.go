@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/mediastack/mediastack/internal/counts"
 	"github.com/mediastack/mediastack/internal/relaxed"
 )
 
@@ -33,7 +34,7 @@ const (
 	// ReasonLinkError: the link refused the frame for another reason.
 	ReasonLinkError
 
-	// NumReasons is the number of reasons (the length of Stats.Fallbacks).
+	// NumReasons is the number of reasons (the length of ReasonCounts).
 	NumReasons = int(iota)
 )
 
@@ -71,11 +72,26 @@ type Stats struct {
 	// datagrams (link.UDPSegmenter); their datagrams count in Fast.
 	Trains uint64
 	// Fallbacks counts datagrams handed to netstack, by Reason.
-	Fallbacks [NumReasons]uint64
+	Fallbacks ReasonCounts
 	// FallbackErrors counts datagrams netstack refused too (returned to the
 	// caller as errors).
 	FallbackErrors uint64
 }
+
+// String lists the counts by name, fallbacks by reason, e.g. "fast 2059
+// in 2059 link writes (0 trains), through netstack 13 (no-entry 12,
+// unresolved 1), refused by netstack 0".
+func (s Stats) String() string {
+	return fmt.Sprintf("fast %d in %d link writes (%d trains), through netstack %d (%v), refused by netstack %d",
+		s.Fast, s.LinkWrites, s.Trains, s.FallbackTotal(), s.Fallbacks, s.FallbackErrors)
+}
+
+// ReasonCounts counts datagrams by Reason: index it with a Reason.
+type ReasonCounts [NumReasons]uint64
+
+// String lists the reasons with a count by name, in Reason order, e.g.
+// "no-entry 12, unresolved 1"; "none" when every count is zero.
+func (c ReasonCounts) String() string { return counts.Named(reasonNames[:], c[:]) }
 
 // Add returns the sum of s and o, field by field (for totals over many
 // senders).

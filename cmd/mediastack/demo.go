@@ -117,7 +117,7 @@ func demo(cfg demoConfig, out io.Writer, capture io.Writer) error {
 		return err
 	}
 	defer tcpXfer.Close()
-	media, err := newRTPDemo(a, b, cfg.streams)
+	media, err := simapp.NewRTPStreams(a, b, netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"), cfg.streams)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func demo(cfg demoConfig, out io.Writer, capture io.Writer) error {
 	var tcpDoneAt time.Duration
 	for now := time.Duration(0); now < cfg.duration+drain; {
 		tcpXfer.Step()
-		if err := media.step(now, now < cfg.duration); err != nil {
+		if err := media.Step(now, now < cfg.duration); err != nil {
 			return fmt.Errorf("rtp: %w", err)
 		}
 		clock.Settle()
@@ -157,7 +157,7 @@ func demo(cfg demoConfig, out io.Writer, capture io.Writer) error {
 		fmt.Fprintf(out, " in %v (%.2f Mbit/s)", tcpDoneAt, float64(cfg.tcpBytes)*8/tcpDoneAt.Seconds()/1e6)
 	}
 	fmt.Fprintf(out, ", %d segments sent, %d retransmitted\n", st.SegmentsSent.Value(), st.SendErrors.Retransmits.Value())
-	media.summary(out)
+	rtpSummary(out, media)
 	fmt.Fprintf(out, "  link: %d frames sent, %d delivered, %d lost\n", ns.Sent.Load(), ns.Delivered.Load(), ns.Lost.Load())
 	if err := tcpXfer.Err; err != nil {
 		return err
@@ -169,4 +169,19 @@ func demo(cfg demoConfig, out io.Writer, capture io.Writer) error {
 		fmt.Fprintln(out, "  tcp payload verified (sha256 match)")
 	}
 	return nil
+}
+
+// rtpSummary prints the streams' and the fast paths' totals.
+func rtpSummary(out io.Writer, media *simapp.RTPStreams) {
+	fmt.Fprintf(out, "  rtp: %d streams, %d packets sent, %d received, %d lost, %d out of order; rtcp: %d sender reports, %d receiver reports\n",
+		media.Streams(), media.Sent, media.Received, media.Sent-media.Received, media.OutOfOrder, media.SenderReports, media.ReceiverReports)
+	sa, sb := media.Stats()
+	send := sa.Send.Add(sb.Send)
+	detail := ""
+	if send.FallbackTotal() > 0 {
+		detail = fmt.Sprintf(" (%v)", send.Fallbacks)
+	}
+	fmt.Fprintf(out, "  fast path: %d datagrams sent fast, %d through netstack%s; %d received fast, %d through netstack\n",
+		send.Fast, send.FallbackTotal(), detail,
+		sa.Receive.FastDelivered+sb.Receive.FastDelivered, sa.Receive.NetstackDelivered+sb.Receive.NetstackDelivered)
 }

@@ -9,18 +9,15 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/internal/echo"
 	"github.com/mediastack/mediastack/link/pcap"
-	"github.com/mediastack/mediastack/link/raw"
-	"github.com/mediastack/mediastack/link/tap"
-	"github.com/mediastack/mediastack/stack"
+	"github.com/mediastack/mediastack/mediahost"
+	"github.com/mediastack/mediastack/mediaport"
 )
 
 type serveConfig struct {
@@ -61,110 +58,95 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, log)
 }
 
-// linkSpec is a parsed --link value.
-type linkSpec struct{ kind, name string }
-
-func parseLinkSpec(s string) (linkSpec, error) {
-	kind, name, ok := strings.Cut(s, ":")
-	switch {
-	case s == "":
-		return linkSpec{}, usageErrorf("--link is required (tap:NAME or raw:IFACE)")
-	case !ok || name == "":
-		return linkSpec{}, usageErrorf("--link %q: want tap:NAME or raw:IFACE", s)
-	case kind != "tap" && kind != "raw":
-		return linkSpec{}, usageErrorf("--link %q: unknown link kind %q (want tap:NAME or raw:IFACE)", s, kind)
+// validate checks the flags and turns them into the host's options.
+func (cfg *serveConfig) validate() (mediahost.Options, error) {
+	var opts mediahost.Options
+	if cfg.link == "" {
+		return opts, usageErrorf("--link is required (tap:NAME or raw:IFACE)")
 	}
-	return linkSpec{kind, name}, nil
-}
-
-func (cfg *serveConfig) validate() (linkSpec, tcpip.LinkAddress, error) {
-	spec, err := parseLinkSpec(cfg.link)
+	link, err := mediahost.ParseLink(cfg.link)
 	if err != nil {
-		return spec, "", err
+		return opts, usageErrorf("--link: %v", err)
 	}
+	opts.Link = link
 	if len(cfg.addrs) == 0 {
-		return spec, "", usageErrorf("at least one --addr CIDR is required (e.g. --addr 198.51.100.2/24)")
+		return opts, usageErrorf("at least one --addr CIDR is required (e.g. --addr 198.51.100.2/24)")
 	}
 	for _, a := range cfg.addrs {
-		if _, err := netip.ParsePrefix(a); err != nil {
-			return spec, "", usageErrorf("--addr %q is not in CIDR form (e.g. 198.51.100.2/24 or 2001:db8::2/64)", a)
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return opts, usageErrorf("--addr %q is not in CIDR form (e.g. 198.51.100.2/24 or 2001:db8::2/64)", a)
 		}
+		opts.Addrs = append(opts.Addrs, p)
 	}
 	for _, g := range cfg.gateways {
-		if _, err := netip.ParseAddr(g); err != nil {
-			return spec, "", usageErrorf("--gateway %q is not an IP address", g)
+		a, err := netip.ParseAddr(g)
+		if err != nil {
+			return opts, usageErrorf("--gateway %q is not an IP address", g)
 		}
+		opts.Gateways = append(opts.Gateways, a)
 	}
-	var mac tcpip.LinkAddress
 	if cfg.mac != "" {
 		hw, err := net.ParseMAC(cfg.mac)
 		if err != nil || len(hw) != 6 || hw[0]&1 != 0 {
-			return spec, "", usageErrorf("--mac %q is not a unicast Ethernet address (e.g. 02:00:5e:00:53:01)", cfg.mac)
+			return opts, usageErrorf("--mac %q is not a unicast Ethernet address (e.g. 02:00:5e:00:53:01)", cfg.mac)
 		}
-		mac = tcpip.LinkAddress(hw)
+		opts.MAC = hw
 	}
 	if cfg.mtu != 0 && (cfg.mtu < 1280 || cfg.mtu > 65535) {
-		return spec, "", usageErrorf("--mtu %d out of range [1280, 65535]", cfg.mtu)
+		return opts, usageErrorf("--mtu %d out of range [1280, 65535]", cfg.mtu)
+	}
+	opts.MTU = uint32(cfg.mtu)
+	if opts.TCPOffload, err = cfg.tcpOffload(link.Kind); err != nil {
+		return opts, err
+	}
+	if err := cfg.validateHTTP(); err != nil {
+		return opts, err
 	}
 	if err := cfg.sidecar.validate(); err != nil {
-		return spec, "", err
+		return opts, err
 	}
-	return spec, mac, nil
+	if cfg.sidecar.enabled() {
+		opts.Ports = mediaport.Options{PortMin: cfg.sidecar.lo, PortMax: cfg.sidecar.hi, ARP: cfg.sidecar.arp}
+	}
+	return opts, nil
 }
 
 // serve runs the stack until ctx is done or the link fails.
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
-	spec, mac, err := cfg.validate()
+	opts, err := cfg.validate()
 	if err != nil {
 		return err
 	}
-	offload, err := cfg.tcpOffload(spec.kind)
-	if err != nil {
-		return err
-	}
-	var capture *pcap.Writer
 	if cfg.pcapFile != "" {
 		f, err := os.Create(cfg.pcapFile)
 		if err != nil {
 			return fmt.Errorf("--pcap: %w", err)
 		}
 		defer f.Close()
-		if capture, err = pcap.NewWriter(f, tcpip.NewStdClock(), 0); err != nil {
+		if opts.Capture, err = pcap.NewWriter(f, tcpip.NewStdClock(), 0); err != nil {
 			return fmt.Errorf("--pcap: %w", err)
 		}
 	}
 
 	linkFailed := make(chan error, 1)
-	onReadError := func(err error) {
+	opts.OnLinkError = func(err error) {
 		select {
 		case linkFailed <- err:
 		default:
 		}
 	}
-	var ep tcpipstack.LinkEndpoint
-	switch spec.kind {
-	case "tap":
-		ep, err = tap.New(tap.Options{Name: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
-	case "raw":
-		ep, err = raw.New(raw.Options{Interface: spec.name, MAC: mac, MTU: uint32(cfg.mtu), Capture: capture, OnReadError: onReadError, TCPOffload: offload})
-	}
+	host, err := mediahost.New(opts)
 	if err != nil {
-		return err
-	}
-	st, err := stack.New(stack.Options{
-		NICs:     []stack.NICOptions{{Name: spec.name, Link: ep, Addrs: cfg.addrs}},
-		Gateways: cfg.gateways,
-	})
-	if err != nil {
-		ep.Close()
 		return err
 	}
 	var services sync.WaitGroup
 	// Closing the stack aborts open echo connections; only then can their
 	// goroutines be waited for.
 	defer services.Wait()
-	defer st.Close()
-	log.Info("stack up", "link", cfg.link, "mac", net.HardwareAddr(ep.LinkAddress()).String(), "mtu", ep.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
+	defer host.Close()
+	st := host.Stack()
+	log.Info("stack up", "link", cfg.link, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
 
 	if cfg.echo {
 		var addrs []netip.AddrPort
@@ -189,7 +171,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	}()
 
-	stopSidecar, err := startSidecar(st, cfg.sidecar, log)
+	stopSidecar, err := startSidecar(host.Ports(), cfg.sidecar, log)
 	if err != nil {
 		return err
 	}

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/mediastack/mediastack/mediahost"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/tcpoffload"
 )
@@ -21,27 +21,28 @@ const tcpOffloadFlagUsage = "how TCP sends large packets: vnet (a TAP takes each
 	"or delivers it whole to a local socket), soft (cut into MSS-sized frames from a header template, written in a batch), " +
 	"off (netstack builds every segment), or auto: vnet on tap, soft on raw"
 
-// tcpOffload returns the offload options of the link kind ("tap" or "raw")
-// for --tcp-offload.
-func (cfg *serveConfig) tcpOffload(kind string) (tcpoffload.Options, error) {
-	v := cfg.tcpOffloadMode
-	if v == "" || v == "auto" {
-		v = "vnet"
-		if kind == "raw" {
-			v = "soft"
-		}
+// tcpOffload returns the TCP offload --tcp-offload asks of a link of kind:
+// nil for auto (the host's choice for the kind: vnet on tap, soft on raw).
+func (cfg *serveConfig) tcpOffload(kind mediahost.LinkKind) (*tcpoffload.Mode, error) {
+	if cfg.tcpOffloadMode == "" || cfg.tcpOffloadMode == "auto" {
+		return nil, nil
 	}
-	mode, err := tcpoffload.ParseMode(v)
+	mode, err := tcpoffload.ParseMode(cfg.tcpOffloadMode)
 	if err != nil {
-		return tcpoffload.Options{}, usageErrorf("--tcp-offload %q: want off, soft, vnet or auto", cfg.tcpOffloadMode)
+		return nil, usageErrorf("--tcp-offload %q: want off, soft, vnet or auto", cfg.tcpOffloadMode)
 	}
-	if mode == tcpoffload.Vnet && kind != "tap" {
-		return tcpoffload.Options{}, usageErrorf("--tcp-offload vnet needs a tap link (virtio-net headers); use soft on %s", kind)
+	if mode == tcpoffload.Vnet && kind != mediahost.TAP {
+		return nil, usageErrorf("--tcp-offload vnet needs a tap link (virtio-net headers); use soft on %s", kind)
 	}
+	return &mode, nil
+}
+
+// validateHTTP checks --http-port.
+func (cfg *serveConfig) validateHTTP() error {
 	if cfg.httpRoot != "" && (cfg.httpPort == 0 || cfg.httpPort > 65535) {
-		return tcpoffload.Options{}, usageErrorf("--http-port %d out of range [1, 65535]", cfg.httpPort)
+		return usageErrorf("--http-port %d out of range [1, 65535]", cfg.httpPort)
 	}
-	return tcpoffload.Options{Mode: mode}, nil
+	return nil
 }
 
 // startHTTP serves --http-root over HTTP on --http-port of every address
@@ -64,7 +65,7 @@ func startHTTP(st *stack.Stack, cfg serveConfig, log *slog.Logger, wg *sync.Wait
 	var closers []io.Closer
 	for _, cidr := range cfg.addrs {
 		ap := netip.AddrPortFrom(netip.MustParsePrefix(cidr).Addr(), uint16(cfg.httpPort))
-		l, err := st.ListenTCP(ap)
+		l, err := st.Listen(ap)
 		if err != nil {
 			for _, c := range closers {
 				c.Close()
@@ -81,36 +82,11 @@ func startHTTP(st *stack.Stack, cfg serveConfig, log *slog.Logger, wg *sync.Wait
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(bigWriteListener{l}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Warn("http service stopped", "addr", ap.String(), "err", err)
 			}
 		}()
 		log.Info("http service", "addr", ap.String(), "root", cfg.httpRoot)
 	}
 	return closers, nil
-}
-
-// bigWriteListener hands net/http connections whose ReadFrom copies in
-// large writes: net/http copies a file to a connection without ReadFrom
-// through 32 KB writes, and each write is a pass through netstack's send
-// path; 1 MB writes let netstack fill 64 KB packets back to back.
-type bigWriteListener struct{ net.Listener }
-
-func (l bigWriteListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return bigWriteConn{c}, nil
-}
-
-type bigWriteConn struct{ net.Conn }
-
-var copyBufs = sync.Pool{New: func() any { return new([1 << 20]byte) }}
-
-// ReadFrom implements io.ReaderFrom with 1 MB writes.
-func (c bigWriteConn) ReadFrom(r io.Reader) (int64, error) {
-	buf := copyBufs.Get().(*[1 << 20]byte)
-	defer copyBufs.Put(buf)
-	return io.CopyBuffer(struct{ io.Writer }{c.Conn}, r, buf[:])
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/mediastack/mediastack/metrics"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/relay"
-	"github.com/mediastack/mediastack/stack"
 )
 
 // sidecarConfig is serve's media part: the fast paths on a port range, the
@@ -40,7 +39,16 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as A:B, peers latched from their first datagram (repeatable)")
 	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host address, e.g. 127.0.0.1:8080")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host address, e.g. 127.0.0.1:9090")
-	c.arp.RegisterFlags(fs)
+	registerARPFlags(fs, &c.arp)
+}
+
+// registerARPFlags registers --arp-aging and --arp-refresh on fs, writing
+// into o.
+func registerARPFlags(fs *flag.FlagSet, o *policyarp.Options) {
+	fs.DurationVar(&o.Aging, "arp-aging", policyarp.DefaultAging,
+		"fast-send ARP entries unconfirmed by netstack for this long go through netstack once and are re-learnt")
+	fs.DurationVar(&o.Refresh, "arp-refresh", policyarp.DefaultRefresh,
+		"interval at which fast-send ARP entries in use are re-validated against netstack's neighbour cache (< --arp-aging)")
 }
 
 // enabled reports whether serve runs the media fast paths at all.
@@ -108,16 +116,12 @@ func (c *sidecarConfig) validate() error {
 	return nil
 }
 
-// startSidecar brings up the fast paths on st's NIC and what the flags ask
-// for. stop shuts the HTTP servers down and releases the ports; call it
-// before closing the stack.
-func startSidecar(st *stack.Stack, cfg sidecarConfig, log *slog.Logger) (stop func(), err error) {
+// startSidecar runs what the flags ask for on the media ports m (the
+// host's, on --rtp-ports). stop shuts the relays and the HTTP servers down;
+// call it before closing the host.
+func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (stop func(), err error) {
 	if !cfg.enabled() {
 		return func() {}, nil
-	}
-	m, err := mediaport.NewManager(st, mediaport.Options{PortMin: cfg.lo, PortMax: cfg.hi, ARP: cfg.arp})
-	if err != nil {
-		return nil, err
 	}
 	var stops []func()
 	stop = func() {
@@ -125,7 +129,6 @@ func startSidecar(st *stack.Stack, cfg sidecarConfig, log *slog.Logger) (stop fu
 			stops[i]()
 		}
 	}
-	stops = append(stops, func() { m.Close() })
 	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log})
 	if err != nil {
 		stop()

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"flag"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mediastack/mediastack/policyarp"
 )
 
 // TestSidecarUsageErrors: bad media flags are usage errors (exit 2) with a
@@ -33,5 +37,20 @@ func TestSidecarUsageErrors(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line containing %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+func TestARPFlags(t *testing.T) {
+	var o policyarp.Options
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	registerARPFlags(fs, &o)
+	if o.Aging != policyarp.DefaultAging || o.Refresh != policyarp.DefaultRefresh {
+		t.Fatalf("flag defaults not applied: %+v", o)
+	}
+	if err := fs.Parse([]string{"--arp-aging=7s", "--arp-refresh=500ms"}); err != nil {
+		t.Fatal(err)
+	}
+	if o.Aging != 7*time.Second || o.Refresh != 500*time.Millisecond {
+		t.Fatalf("parsed %v / %v", o.Aging, o.Refresh)
 	}
 }

@@ -4,6 +4,9 @@
 // driver calls Step between clock advances, so the applications' timing is a
 // pure function of simulated time and the run is reproducible. (A gonet
 // reader goroutine would wake at real-time instants, which no seed controls.)
+//
+// TCPTransfer and UDPStream use netstack's endpoints; RTPStreams, the demo's
+// media, uses media ports (mediaport) and so the fast paths.
 package simapp
 
 import (

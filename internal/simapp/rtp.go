@@ -1,12 +1,10 @@
-package main
+package simapp
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -14,31 +12,40 @@ import (
 
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/stack"
-	"github.com/mediastack/mediastack/udpfast"
 )
 
-// The demo's RTP streams: G.711 µ-law, 20 ms packets, from A's media ports
-// to B's, an RTCP sender report each second answered by a receiver report.
+// RTPStreams' traffic: G.711 µ-law, 20 ms packets, an RTCP sender report
+// each second answered by a receiver report, on media ports of a range.
 const (
 	rtpInterval   = 20 * time.Millisecond
 	rtpFrameTicks = 160 // 20 ms at 8 kHz
 	rtcpInterval  = time.Second
-	demoPortMin   = 20000
-	demoPortMax   = 20099
+
+	// RTPPortMin and RTPPortMax bound the media ports RTPStreams opens on
+	// both stacks.
+	RTPPortMin = 20000
+	RTPPortMax = 20099
 )
 
-// rtpDemo streams RTP over the fast paths between two simulated stacks,
-// without goroutines: step sends what is due and reads what arrived, with
-// non-blocking reads, so the run is a function of simulated time alone.
-type rtpDemo struct {
+// RTPStreams streams RTP over the fast paths (mediaport) from A's media
+// ports to B's, one RTP/RTCP pair per stream on each side, checking the
+// order of what arrives. Each stream's sender report is answered with a
+// receiver report from B. Without goroutines: Step sends what is due and
+// reads what arrived, with non-blocking reads, so a run on a simulated
+// network is a function of simulated time alone.
+type RTPStreams struct {
 	a, b    *mediaport.Manager
 	streams []*rtpStream
 	bufs    [][]byte
 	sizes   []int
 	addrs   []netip.AddrPort
 
+	// Sent and Received count RTP packets, OutOfOrder those that arrived
+	// after a later one of their stream.
 	Sent, Received, OutOfOrder uint64
-	SenderReports, RecvReports uint64
+	// SenderReports counts A's RTCP sender reports, ReceiverReports B's
+	// answers that reached A.
+	SenderReports, ReceiverReports uint64
 }
 
 type rtpStream struct {
@@ -55,10 +62,15 @@ type rtpStream struct {
 	received, sent uint64
 }
 
-func newRTPDemo(a, b *stack.Stack, streams int) (*rtpDemo, error) {
-	d := &rtpDemo{}
+// NewRTPStreams opens media port managers on NIC 0 of a and b, over the
+// ports RTPPortMin to RTPPortMax, and an RTP/RTCP pair on each for each of
+// the streams (the range holds 50 pairs). aAddr and bAddr are
+// the stacks' addresses the streams use. The first packets are due at once,
+// the streams staggered by 5 ms.
+func NewRTPStreams(a, b *stack.Stack, aAddr, bAddr netip.Addr, streams int) (*RTPStreams, error) {
+	d := &RTPStreams{}
 	var err error
-	opts := mediaport.Options{PortMin: demoPortMin, PortMax: demoPortMax}
+	opts := mediaport.Options{PortMin: RTPPortMin, PortMax: RTPPortMax}
 	if d.a, err = mediaport.NewManager(a, opts); err != nil {
 		return nil, err
 	}
@@ -66,8 +78,6 @@ func newRTPDemo(a, b *stack.Stack, streams int) (*rtpDemo, error) {
 		d.a.Close()
 		return nil, err
 	}
-	bAddr := netip.MustParseAddr("198.51.100.2")
-	aAddr := netip.MustParseAddr("198.51.100.1")
 	for i := range streams {
 		out, err := d.a.OpenPair(0)
 		if err != nil {
@@ -105,7 +115,7 @@ func newRTPDemo(a, b *stack.Stack, streams int) (*rtpDemo, error) {
 }
 
 // Close releases the ports and the fast paths.
-func (d *rtpDemo) Close() {
+func (d *RTPStreams) Close() {
 	for _, s := range d.streams {
 		s.out.Close()
 		s.in.Close()
@@ -114,9 +124,9 @@ func (d *rtpDemo) Close() {
 	d.b.Close()
 }
 
-// step sends the packets and reports due at now (unless sending is off) and
+// Step sends the packets and reports due at now (unless sending is off) and
 // reads everything that has arrived.
-func (d *rtpDemo) step(now time.Duration, sending bool) error {
+func (d *RTPStreams) Step(now time.Duration, sending bool) error {
 	for _, s := range d.streams {
 		for sending && s.next <= now {
 			if err := d.sendRTP(s); err != nil {
@@ -137,7 +147,7 @@ func (d *rtpDemo) step(now time.Duration, sending bool) error {
 	return nil
 }
 
-func (d *rtpDemo) sendRTP(s *rtpStream) error {
+func (d *RTPStreams) sendRTP(s *rtpStream) error {
 	h := rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: s.seq, Timestamp: s.ts, SSRC: s.ssrc, Marker: s.sent == 0}
 	n, err := h.MarshalTo(s.pkt)
 	if err != nil {
@@ -156,7 +166,7 @@ func (d *rtpDemo) sendRTP(s *rtpStream) error {
 	return nil
 }
 
-func (d *rtpDemo) sendSR(s *rtpStream) error {
+func (d *RTPStreams) sendSR(s *rtpStream) error {
 	raw, err := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{
 		SSRC: s.ssrc, RTPTime: s.ts, PacketCount: uint32(s.sent), OctetCount: uint32(s.sent) * rtpFrameTicks,
 	}})
@@ -172,7 +182,7 @@ func (d *rtpDemo) sendSR(s *rtpStream) error {
 
 // receive reads what B's ports and A's RTCP port hold: RTP in batches,
 // checked for order; each sender report answered with a receiver report.
-func (d *rtpDemo) receive(s *rtpStream) error {
+func (d *RTPStreams) receive(s *rtpStream) error {
 	for {
 		n, err := s.in.RTP.ReadBatch(d.bufs, d.sizes, d.addrs)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -229,31 +239,12 @@ func (d *rtpDemo) receive(s *rtpStream) error {
 		if _, err := rtcp.Unmarshal(buf[:n]); err != nil {
 			return err
 		}
-		d.RecvReports++
+		d.ReceiverReports++
 	}
 }
 
-// summary prints the streams' and the fast paths' totals.
-func (d *rtpDemo) summary(out io.Writer) {
-	fmt.Fprintf(out, "  rtp: %d streams, %d packets sent, %d received, %d lost, %d out of order; rtcp: %d sender reports, %d receiver reports\n",
-		len(d.streams), d.Sent, d.Received, d.Sent-d.Received, d.OutOfOrder, d.SenderReports, d.RecvReports)
-	sa, sb := d.a.Stats(), d.b.Stats()
-	var fallbacks []string
-	send := sa.Send
-	for r, n := range sb.Send.Fallbacks {
-		send.Fallbacks[r] += n
-	}
-	send.Fast += sb.Send.Fast
-	for r, n := range send.Fallbacks {
-		if n != 0 {
-			fallbacks = append(fallbacks, fmt.Sprintf("%s %d", udpfast.Reason(r), n))
-		}
-	}
-	detail := ""
-	if len(fallbacks) > 0 {
-		detail = " (" + strings.Join(fallbacks, ", ") + ")"
-	}
-	fmt.Fprintf(out, "  fast path: %d datagrams sent fast, %d through netstack%s; %d received fast, %d through netstack\n",
-		send.Fast, send.FallbackTotal(), detail,
-		sa.Receive.FastDelivered+sb.Receive.FastDelivered, sa.Receive.NetstackDelivered+sb.Receive.NetstackDelivered)
-}
+// Streams returns the number of streams.
+func (d *RTPStreams) Streams() int { return len(d.streams) }
+
+// Stats returns the media port managers' counters, A's and B's.
+func (d *RTPStreams) Stats() (a, b mediaport.Stats) { return d.a.Stats(), d.b.Stats() }
