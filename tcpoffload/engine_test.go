@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/faketime"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -239,73 +237,9 @@ func TestLoadRejects(t *testing.T) {
 	}
 }
 
-// TestCompletePartial: what netstack leaves partial (pure ACKs, TCP over
-// IPv4 and IPv6) and what a TAP hands over marked NEEDS_CSUM (TCP, UDP,
-// including a UDP sum of zero) completes to the checksum a full
-// computation gives.
-func TestCompletePartial(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		for _, n := range []int{0, 1, 100} {
-			t.Run(fmt.Sprintf("TCP/v6=%v/payload=%d", v6, n), func(t *testing.T) {
-				hdr, payload := largePacket(v6, false, 12, n, header.TCPFlagAck, 0, 42)
-				frame := append(hdr, payload...)
-				start := len(hdr) - 32
-				if err := CompletePartial(frame, start, header.TCPChecksumOffset); err != nil {
-					t.Fatal(err)
-				}
-				want := append([]byte(nil), frame...)
-				if !CompleteChecksum(want) {
-					t.Fatal("CompleteChecksum could not parse the frame")
-				}
-				if !bytes.Equal(frame, want) {
-					t.Errorf("completed % x, recomputed % x", frame[start+16:start+18], want[start+16:start+18])
-				}
-			})
-		}
-	}
-	// UDP whose checksum comes out as zero is sent as 0xffff.
-	frame := make([]byte, 14+20+8+2)
-	header.Ethernet(frame).Encode(&header.EthernetFields{Type: header.IPv4ProtocolNumber})
-	ip := header.IPv4(frame[14:])
-	ip.Encode(&header.IPv4Fields{TotalLength: 30, TTL: 1, Protocol: 17, SrcAddr: tcpip.AddrFrom4([4]byte{}), DstAddr: tcpip.AddrFrom4([4]byte{})})
-	udp := header.UDP(frame[34:])
-	udp.Encode(&header.UDPFields{Length: 10})
-	// Choose the payload so the full sum is 0xffff (checksum zero).
-	partial := header.PseudoHeaderChecksum(header.UDPProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(), 10)
-	udp.SetChecksum(partial)
-	rest := checksum.Checksum(frame[34:42], 0)
-	checksum.Put(frame[42:], ^rest)
-	if err := CompletePartial(frame, 34, 6); err != nil {
-		t.Fatal(err)
-	}
-	if udp.Checksum() != 0xffff {
-		t.Errorf("UDP checksum %#04x, want 0xffff for a zero sum", udp.Checksum())
-	}
-	for _, bad := range [][2]int{{-1, 0}, {40, 6}, {0, 100}} {
-		if err := CompletePartial(frame, bad[0], bad[1]); err == nil {
-			t.Errorf("CompletePartial(start %d, offset %d) accepted it", bad[0], bad[1])
-		}
-	}
-}
-
-func TestVirtioNetHdrRoundTrip(t *testing.T) {
-	h := VirtioNetHdr{Flags: VirtioNetHdrFNeedsCsum, GSOType: VirtioNetHdrGSOTCPv6, HdrLen: 86, GSOSize: 1428, CsumStart: 54, CsumOffset: 16}
-	b := make([]byte, VirtioNetHdrSize)
-	h.MarshalTo(b)
-	var got VirtioNetHdr
-	if err := got.Unmarshal(b); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(h, got); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-	if err := got.Unmarshal(b[:9]); err != ErrShortVnetHdr {
-		t.Errorf("Unmarshal of 9 bytes: %v", err)
-	}
-}
-
 // TestFastPathsAllocateNothing: cutting a large packet into reused frame
-// buffers, the ACK hook and checksum completion allocate nothing.
+// buffers and the ACK hook allocate nothing (link/vnet checks checksum
+// completion).
 func TestFastPathsAllocateNothing(t *testing.T) {
 	e, _ := New(Options{Mode: Soft})
 	hdr, payload := largePacket(false, false, 12, 45*1448, header.TCPFlagAck, 0, 1)
@@ -323,9 +257,6 @@ func TestFastPathsAllocateNothing(t *testing.T) {
 			s.Sent(len(payload), 1448, len(frames), 1)
 		},
 		"ObserveInbound": func() { e.ObserveInbound(ack) },
-		"CompletePartial": func() {
-			_ = CompletePartial(frames[0], 34, 16)
-		},
 	} {
 		if allocs := testing.AllocsPerRun(100, f); allocs != 0 {
 			t.Errorf("%s: %v allocations per run, want 0", name, allocs)

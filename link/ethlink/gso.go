@@ -10,6 +10,7 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/link/vnet"
 	"github.com/mediastack/mediastack/tcpoffload"
 )
 
@@ -41,7 +42,7 @@ type VnetDevice interface {
 	// WriteVnet writes packets, each a virtio-net header and one frame in
 	// pieces, and returns how many were written. It must not retain them.
 	// A device that cannot take more now returns link.ErrQueueFull.
-	WriteVnet(pkts []tcpoffload.VnetPacket) (int, error)
+	WriteVnet(pkts []vnet.Packet) (int, error)
 }
 
 var _ tcpipstack.GSOEndpoint = (*Endpoint)(nil)
@@ -53,7 +54,7 @@ type offloadState struct {
 	frames  [][]byte // soft: frames to write
 	starts  []int    // soft: index in frames of each packet's first frame
 	breaks  []int    // soft: frame indices where a capped burst ends
-	vpkts   []tcpoffload.VnetPacket
+	vpkts   []vnet.Packet
 	owner   []int    // vnet: the packet each of vpkts comes from
 	spans   [][2]int // vnet: each vpkt's range in parts
 	parts   [][]byte // vnet: backing store of vpkts' Parts
@@ -191,7 +192,7 @@ func (e *Endpoint) writeSoft(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 		var frame []byte
 		o.frames, frame = appendFlat(o.frames, pkt)
 		if partial {
-			if err := tcpoffload.CompletePartial(frame, start, int(pkt.GSOOptions.CsumOffset)); err == nil {
+			if err := vnet.CompletePartial(frame, start, int(pkt.GSOOptions.CsumOffset)); err == nil {
 				eng.CountPartialCompleted()
 			}
 		}
@@ -236,11 +237,11 @@ func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 	nhdr := 0
 	list := pkts.AsSlice()
 	for i, pkt := range list {
-		var vh tcpoffload.VirtioNetHdr
+		var vh vnet.Hdr
 		hdrLen := pkt.HeaderSize()
 		start, partial := partialChecksum(pkt)
 		if partial {
-			vh.Flags = tcpoffload.VirtioNetHdrFNeedsCsum
+			vh.Flags = vnet.FlagNeedsCsum
 			vh.HdrLen = uint16(hdrLen)
 			vh.CsumStart = uint16(start)
 			vh.CsumOffset = pkt.GSOOptions.CsumOffset
@@ -252,9 +253,9 @@ func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 			continue
 		}
 		vh.GSOSize = uint16(mss)
-		vh.GSOType = tcpoffload.VirtioNetHdrGSOTCPv4
+		vh.GSOType = vnet.GSOTCPv4
 		if pkt.GSOOptions.Type == tcpipstack.GSOTCPv6 {
-			vh.GSOType = tcpoffload.VirtioNetHdrGSOTCPv6
+			vh.GSOType = vnet.GSOTCPv6
 		}
 		o.split(pkt, hdrLen)
 		s, err := eng.Begin(o.hdr, payloadLen, mss)
@@ -290,7 +291,7 @@ func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 			t.PutPartialChecksum(h, t.HeaderLen()-t.CsumStart()+n)
 			sub := vh
 			if n <= mss {
-				sub.GSOType, sub.GSOSize = tcpoffload.VirtioNetHdrGSONone, 0
+				sub.GSOType, sub.GSOSize = vnet.GSONone, 0
 			}
 			o.queue(i, sub, c.AppendNext(append(o.parts, h), n))
 			parts++
@@ -332,10 +333,10 @@ const maxTCPHeaders = header.EthernetMinimumSize + header.IPv6MinimumSize + head
 
 // queue adds a vnet packet whose parts are what parts holds beyond
 // len(o.parts), and makes parts the new o.parts.
-func (o *offloadState) queue(owner int, vh tcpoffload.VirtioNetHdr, parts [][]byte) {
+func (o *offloadState) queue(owner int, vh vnet.Hdr, parts [][]byte) {
 	o.spans = append(o.spans, [2]int{len(o.parts), len(parts)})
 	o.parts = parts
-	o.vpkts = append(o.vpkts, tcpoffload.VnetPacket{Hdr: vh})
+	o.vpkts = append(o.vpkts, vnet.Packet{Hdr: vh})
 	o.owner = append(o.owner, owner)
 }
 

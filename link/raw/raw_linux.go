@@ -16,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // capHint is appended to every permission error.
@@ -215,7 +216,7 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 			}
 			size := int(m.len)
 			if status, ok := s.rx.auxStatus(i); ok && status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				if completeChecksum(s.rbufs[i][:size]) {
+				if vnet.CompleteChecksum(s.rbufs[i][:size]) {
 					s.stats.RxChecksumCompleted.Add(1)
 				}
 			}

@@ -7,7 +7,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // VnetSink is a Sink that also takes packets behind virtio-net headers
@@ -30,7 +30,7 @@ func NewVnetSink(size int) *VnetSink { return &VnetSink{Sink: *NewSink(size)} }
 
 // WriteVnet implements ethlink.VnetDevice. It accepts UDP trains and
 // packets with no offload; anything else is an error.
-func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
+func (s *VnetSink) WriteVnet(pkts []vnet.Packet) (int, error) {
 	for i := range pkts {
 		p := &pkts[i]
 		if s.CountOnly {
@@ -45,9 +45,9 @@ func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
 		}
 		var frames [][]byte
 		switch p.Hdr.GSOType {
-		case tcpoffload.VirtioNetHdrGSONone:
+		case vnet.GSONone:
 			frames = [][]byte{frame}
-		case tcpoffload.VirtioNetHdrGSOUDPL4:
+		case vnet.GSOUDPL4:
 			var err error
 			if frames, err = CutUDPTrain(p.Hdr, frame); err != nil {
 				return i, err
@@ -72,11 +72,11 @@ func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
 // from the train's, and its UDP checksum completed from the train's partial
 // one adjusted for its length. A wrong partial checksum in the train shows
 // as a wrong checksum in every datagram.
-func CutUDPTrain(h tcpoffload.VirtioNetHdr, frame []byte) ([][]byte, error) {
+func CutUDPTrain(h vnet.Hdr, frame []byte) ([][]byte, error) {
 	hdrLen, seg := int(h.HdrLen), int(h.GSOSize)
 	udpOff := int(h.CsumStart)
 	switch {
-	case h.Flags&tcpoffload.VirtioNetHdrFNeedsCsum == 0:
+	case h.Flags&vnet.FlagNeedsCsum == 0:
 		return nil, fmt.Errorf("udpfasttest: UDP train without NEEDS_CSUM")
 	case udpOff+header.UDPMinimumSize != hdrLen || h.CsumOffset != 6 || hdrLen > len(frame):
 		return nil, fmt.Errorf("udpfasttest: UDP train headers: hdr_len %d, csum_start %d, csum_offset %d, frame %d bytes", hdrLen, udpOff, h.CsumOffset, len(frame))
