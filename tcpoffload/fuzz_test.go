@@ -101,7 +101,7 @@ func pieces(b []byte, seed int) [][]byte {
 // aside).
 func checkFrames(t *testing.T, hdr, payload []byte, mss int, frames [][]byte) {
 	t.Helper()
-	n := Segments(len(payload), mss)
+	n := segments(len(payload), mss)
 	if len(frames) != n {
 		t.Fatalf("%d frames for %d bytes at MSS %d, want %d", len(frames), len(payload), mss, n)
 	}
@@ -199,18 +199,18 @@ func FuzzSegment(f *testing.F) {
 		payloadLen := int(plen16) % 65000
 		opt := int(optLen) % 41
 		hdr, payload := largePacket(v6, dfClear, opt, payloadLen, header.TCPFlags(flags), ipID, seq)
-		var tmpl Template
-		if err := tmpl.Load(hdr, payloadLen, mss); err != nil {
+		var tmpl headerTemplate
+		if err := tmpl.load(hdr, payloadLen, mss); err != nil {
 			t.Fatalf("Load: %v", err)
 		}
-		frames := tmpl.AppendFrames(nil, pieces(payload, int(seq)), payloadLen, mss)
+		frames := tmpl.appendFrames(nil, pieces(payload, int(seq)), payloadLen, mss)
 		checkFrames(t, hdr, payload, mss, frames)
 		// Reuse: a second cut into the same buffers gives the same frames.
-		if err := tmpl.Load(hdr, payloadLen, mss); err != nil {
+		if err := tmpl.load(hdr, payloadLen, mss); err != nil {
 			t.Fatal(err)
 		}
 		if !dfClear || v6 {
-			again := tmpl.AppendFrames(frames[:0], pieces(payload, int(seq)+1), payloadLen, mss)
+			again := tmpl.appendFrames(frames[:0], pieces(payload, int(seq)+1), payloadLen, mss)
 			checkFrames(t, hdr, payload, mss, again)
 		}
 
@@ -218,17 +218,17 @@ func FuzzSegment(f *testing.F) {
 		chunk := max(int(capBytes)/mss, 1) * mss
 		for off := 0; off < payloadLen; off += chunk {
 			n := min(chunk, payloadLen-off)
-			part := make([]byte, tmpl.HeaderLen()+n)
-			tmpl.PutHeader(part, off, n, off/mss, off == 0, off+n == payloadLen)
-			copy(part[tmpl.HeaderLen():], payload[off:])
+			part := make([]byte, tmpl.headerLen()+n)
+			tmpl.putHeader(part, off, n, off/mss, off == 0, off+n == payloadLen)
+			copy(part[tmpl.headerLen():], payload[off:])
 			full := append([]byte(nil), part...)
-			tmpl.PutChecksum(full)
-			tmpl.PutPartialChecksum(part, len(part)-tmpl.CsumStart())
-			if err := vnet.CompletePartial(part, tmpl.CsumStart(), header.TCPChecksumOffset); err != nil {
+			tmpl.putChecksum(full)
+			tmpl.putPartialChecksum(part, len(part)-tmpl.csumStart())
+			if err := vnet.CompletePartial(part, tmpl.csumStart(), header.TCPChecksumOffset); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(part, full) {
-				t.Fatalf("part at %d: completed partial checksum % x, full % x", off, part[tmpl.CsumStart()+16:][:2], full[tmpl.CsumStart()+16:][:2])
+				t.Fatalf("part at %d: completed partial checksum % x, full % x", off, part[tmpl.csumStart()+16:][:2], full[tmpl.csumStart()+16:][:2])
 			}
 		}
 	})
@@ -258,9 +258,9 @@ func FuzzInbound(f *testing.F) {
 		if !bytes.Equal(before, frame) {
 			t.Fatal("ObserveInbound changed the frame")
 		}
-		var tmpl Template
+		var tmpl headerTemplate
 		for _, n := range []int{len(frame), len(frame) / 2} {
-			_ = tmpl.Load(frame[:n], len(frame)-n, 1448)
+			_ = tmpl.load(frame[:n], len(frame)-n, 1448)
 		}
 	})
 }

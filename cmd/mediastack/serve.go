@@ -21,6 +21,7 @@ import (
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
 	"github.com/mediastack/mediastack/stack"
+	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 type serveConfig struct {
@@ -118,7 +119,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	offload, err := cfg.tcpOffload(spec.kind)
+	offloadOpts, err := cfg.tcpOffload(spec.kind)
+	if err != nil {
+		return err
+	}
+	offload, err := tcpoffload.New(offloadOpts) // nil for off
 	if err != nil {
 		return err
 	}

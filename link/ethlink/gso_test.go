@@ -17,8 +17,8 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link/ethlink"
-	mstack "github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/link/vnet"
+	mstack "github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/tcpoffload"
 )
 
@@ -86,6 +86,11 @@ type pair struct {
 	a, b       *mstack.Stack
 	devA, devB *loopDevice
 	epA, epB   *ethlink.Endpoint
+}
+
+// engineOf returns the offload engine of an endpoint with offload on.
+func engineOf(ep *ethlink.Endpoint) *tcpoffload.Engine {
+	return ep.TCPOffload().(*tcpoffload.Engine)
 }
 
 func newPair(t *testing.T, modeA, modeB tcpoffload.Mode, capA int) *pair {
@@ -216,7 +221,7 @@ func TestVnetWritesLargePacketsOnce(t *testing.T) {
 		t.Run(tc.dst, func(t *testing.T) {
 			p := newPair(t, tcpoffload.Vnet, tcpoffload.Off, 0)
 			p.transfer(t, netip.MustParseAddrPort(tc.dst), 4<<20, nil)
-			sessions := p.epA.TCPOffload().Sessions()
+			sessions := engineOf(p.epA).Sessions()
 			if len(sessions) != 1 {
 				t.Fatalf("sessions: %+v", sessions)
 			}
@@ -252,7 +257,7 @@ func TestVnetWritesLargePacketsOnce(t *testing.T) {
 					t.Errorf("packet %d with %d payload bytes (MSS %d) marked GSO %+v", i, payload, mss, h)
 				}
 			}
-			st := p.epA.TCPOffload().Stats()
+			st := engineOf(p.epA).Stats()
 			if large == 0 || st.LargePackets != uint64(large) {
 				t.Errorf("%d large packets written, engine counted %+v", large, st)
 			}
@@ -268,7 +273,7 @@ func TestVnetSessionCap(t *testing.T) {
 	p := newPair(t, tcpoffload.Vnet, tcpoffload.Off, 0)
 	const limit = 8000
 	p.transfer(t, netip.MustParseAddrPort("198.51.100.1:8081"), 2<<20, func(local, remote netip.AddrPort) {
-		if err := p.epA.TCPOffload().SetSessionCap(local, remote, limit); err != nil {
+		if err := engineOf(p.epA).SetSessionCap(local, remote, limit); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -277,7 +282,7 @@ func TestVnetSessionCap(t *testing.T) {
 			t.Fatalf("packet %d: %d bytes from the IP header on, over the session's cap of %d", i, len(w.frame)-14, limit)
 		}
 	}
-	sessions := p.epA.TCPOffload().Sessions()
+	sessions := engineOf(p.epA).Sessions()
 	if len(sessions) != 1 || sessions[0].CapSplits == 0 || sessions[0].Cap != limit {
 		t.Errorf("sessions: %+v", sessions)
 	}
@@ -306,7 +311,7 @@ func TestSoftCompletesPureACKs(t *testing.T) {
 			acks++
 		}
 	}
-	st := p.epB.TCPOffload().Stats()
+	st := engineOf(p.epB).Stats()
 	if acks == 0 || st.PartialsCompleted != uint64(acks) {
 		t.Errorf("%d ACKs sent, %d partial checksums completed", acks, st.PartialsCompleted)
 	}
