@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 
+	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/vnet"
 )
@@ -273,6 +274,8 @@ func (s *packetSocket) writeError(err error, what string) error {
 		return link.ErrClosed
 	case errors.Is(err, link.ErrQueueFull):
 		return err
+	case errors.Is(err, iovec.ErrWouldBlock):
+		return link.ErrQueueFull
 	case errors.Is(err, unix.EMSGSIZE):
 		return fmt.Errorf("raw %s: %s: %w", s.iface, what, link.ErrFrameTooBig)
 	case errors.Is(err, unix.ENETDOWN):
