@@ -1,4 +1,4 @@
-package udpfasttest
+package linktest
 
 import (
 	"encoding/binary"
@@ -56,7 +56,7 @@ func (s *VnetSink) WriteVnet(pkts []vnet.Packet) (int, error) {
 			s.Trains++
 			s.mu.Unlock()
 		default:
-			return i, fmt.Errorf("udpfasttest: virtio-net GSO type %d", p.Hdr.GSOType)
+			return i, fmt.Errorf("linktest: virtio-net GSO type %d", p.Hdr.GSOType)
 		}
 		if n, err := s.WriteFrames(frames); n < len(frames) {
 			return i, err
@@ -77,27 +77,27 @@ func CutUDPTrain(h vnet.Hdr, frame []byte) ([][]byte, error) {
 	udpOff := int(h.CsumStart)
 	switch {
 	case h.Flags&vnet.FlagNeedsCsum == 0:
-		return nil, fmt.Errorf("udpfasttest: UDP train without NEEDS_CSUM")
+		return nil, fmt.Errorf("linktest: UDP train without NEEDS_CSUM")
 	case udpOff+header.UDPMinimumSize != hdrLen || h.CsumOffset != 6 || hdrLen > len(frame):
-		return nil, fmt.Errorf("udpfasttest: UDP train headers: hdr_len %d, csum_start %d, csum_offset %d, frame %d bytes", hdrLen, udpOff, h.CsumOffset, len(frame))
+		return nil, fmt.Errorf("linktest: UDP train headers: hdr_len %d, csum_start %d, csum_offset %d, frame %d bytes", hdrLen, udpOff, h.CsumOffset, len(frame))
 	case seg == 0 || len(frame)-hdrLen <= seg:
-		return nil, fmt.Errorf("udpfasttest: UDP train of %d payload bytes with gso_size %d (Linux wants more than one segment)", len(frame)-hdrLen, seg)
+		return nil, fmt.Errorf("linktest: UDP train of %d payload bytes with gso_size %d (Linux wants more than one segment)", len(frame)-hdrLen, seg)
 	}
 	ipOff := header.EthernetMinimumSize
 	v6 := header.IPVersion(frame[ipOff:]) == header.IPv6Version
 	trainUDP := header.UDP(frame[udpOff:])
 	if int(trainUDP.Length()) != len(frame)-udpOff {
-		return nil, fmt.Errorf("udpfasttest: UDP train's length field %d, want %d", trainUDP.Length(), len(frame)-udpOff)
+		return nil, fmt.Errorf("linktest: UDP train's length field %d, want %d", trainUDP.Length(), len(frame)-udpOff)
 	}
 	id := uint16(0)
 	if !v6 {
 		ip := header.IPv4(frame[ipOff:])
 		if int(ip.TotalLength()) != len(frame)-ipOff {
-			return nil, fmt.Errorf("udpfasttest: UDP train's IPv4 total length %d, want %d", ip.TotalLength(), len(frame)-ipOff)
+			return nil, fmt.Errorf("linktest: UDP train's IPv4 total length %d, want %d", ip.TotalLength(), len(frame)-ipOff)
 		}
 		id = ip.ID()
 	} else if int(header.IPv6(frame[ipOff:]).PayloadLength()) != len(frame)-udpOff {
-		return nil, fmt.Errorf("udpfasttest: UDP train's IPv6 payload length %d, want %d", header.IPv6(frame[ipOff:]).PayloadLength(), len(frame)-udpOff)
+		return nil, fmt.Errorf("linktest: UDP train's IPv6 payload length %d, want %d", header.IPv6(frame[ipOff:]).PayloadLength(), len(frame)-udpOff)
 	}
 	var out [][]byte
 	for off := hdrLen; off < len(frame); off += seg {
