@@ -64,7 +64,9 @@ func (e *Engine) AppendVnet(pkts []vnet.Packet, hdrs [][]byte, p *link.LargePack
 		var h []byte
 		hdrs, h = grow(hdrs, t.hdrLen, maxHeaders)
 		copy(h, p.Header) // its checksum field is netstack's partial sum
-		pkts = appendPacket(pkts, vh, h, &c, payloadLen)
+		var q *vnet.Packet
+		pkts, q = vnet.AppendPacket(pkts, vh)
+		q.Parts = c.appendNext(append(q.Parts, h), payloadLen)
 		s.sent(payloadLen, mss, segments(payloadLen, mss), 1)
 		return pkts, hdrs, nil
 	}
@@ -79,25 +81,11 @@ func (e *Engine) AppendVnet(pkts []vnet.Packet, hdrs [][]byte, p *link.LargePack
 		if n <= mss {
 			sub.GSOType, sub.GSOSize = vnet.GSONone, 0
 		}
-		pkts = appendPacket(pkts, sub, h, &c, n)
+		var q *vnet.Packet
+		pkts, q = vnet.AppendPacket(pkts, sub)
+		q.Parts = c.appendNext(append(q.Parts, h), n)
 		parts++
 	}
 	s.sent(payloadLen, mss, segments(payloadLen, mss), parts)
 	return pkts, hdrs, nil
-}
-
-// appendPacket appends to pkts a packet of header vh whose parts are hdr and
-// the next n payload bytes from c, reusing the slot (and its Parts) in
-// pkts' spare capacity.
-func appendPacket(pkts []vnet.Packet, vh vnet.Hdr, hdr []byte, c *payloadCursor, n int) []vnet.Packet {
-	i := len(pkts)
-	if i < cap(pkts) {
-		pkts = pkts[:i+1]
-	} else {
-		pkts = append(pkts, vnet.Packet{})
-	}
-	p := &pkts[i]
-	p.Hdr = vh
-	p.Parts = c.appendNext(append(p.Parts[:0], hdr), n)
-	return pkts
 }

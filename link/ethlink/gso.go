@@ -247,7 +247,9 @@ func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 			vh.CsumStart = uint16(start)
 			vh.CsumOffset = pkt.GSOOptions.CsumOffset
 		}
-		o.vpkts = appendVnetPacket(o.vpkts, vh, pkt)
+		var p *vnet.Packet
+		o.vpkts, p = vnet.AppendPacket(o.vpkts, vh)
+		p.Parts = appendViews(p.Parts, pkt)
 		o.owner = append(o.owner, i)
 	}
 	if c := e.opts.Capture; c != nil {
@@ -275,21 +277,6 @@ func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 		err = nil
 	}
 	return writeResult(done, err)
-}
-
-// appendVnetPacket appends to pkts a packet of header vh whose parts are
-// pkt's views, reusing the slot (and its Parts) in pkts' spare capacity.
-func appendVnetPacket(pkts []vnet.Packet, vh vnet.Hdr, pkt *tcpipstack.PacketBuffer) []vnet.Packet {
-	i := len(pkts)
-	if i < cap(pkts) {
-		pkts = pkts[:i+1]
-	} else {
-		pkts = append(pkts, vnet.Packet{})
-	}
-	p := &pkts[i]
-	p.Hdr = vh
-	p.Parts = appendViews(p.Parts[:0], pkt)
-	return pkts
 }
 
 // appendViews appends pkt's bytes, as the slices of its views, to parts.

@@ -98,3 +98,19 @@ type Packet struct {
 	Hdr   Hdr
 	Parts [][]byte
 }
+
+// AppendPacket extends pkts by one packet of header h with no parts and
+// returns it for the caller to fill in. It reuses the slot in pkts' spare
+// capacity, Parts' backing array included, so a caller that passes the same
+// slice back (as pkts[:0]) allocates nothing once warmed up.
+func AppendPacket(pkts []Packet, h Hdr) ([]Packet, *Packet) {
+	i := len(pkts)
+	if i < cap(pkts) {
+		pkts = pkts[:i+1]
+	} else {
+		pkts = append(pkts, Packet{})
+	}
+	p := &pkts[i]
+	p.Hdr, p.Parts = h, p.Parts[:0]
+	return pkts, p
+}
