@@ -114,8 +114,8 @@ func partialChecksum(pkt *tcpipstack.PacketBuffer) (start int, ok bool) {
 }
 
 // largePacket makes o.large the large packet pkt, of payloadLen bytes cut
-// at mss: its headers copied into o.hdr, its payload the packet's views,
-// without copying or allocating.
+// at mss: its headers copied into o.hdr, its payload the packet's views
+// (not copied). Once warmed up it allocates nothing.
 func (o *offloadState) largePacket(pkt *tcpipstack.PacketBuffer, payloadLen, mss int) *link.LargePacket {
 	o.hdr = o.hdr[:0]
 	payload := o.large.Payload[:0]
