@@ -1,13 +1,18 @@
 // Package link holds the small types every mediastack link shares: the
-// verdict a receive hook returns, the hook itself, and the raw-frame write
-// that the fast send path uses beside netstack's WritePackets.
+// verdict a receive hook returns, the hook itself, the raw-frame write
+// that the fast send path uses beside netstack's WritePackets, the UDP
+// train write (UDPSegmenter), and TCPOffload, the interface through which a
+// TCP segmentation offload (tcpoffload.Engine) plugs into a link. The
+// capability packages depend on the link layer, never the reverse.
 // docs/design.md shows the data path through them.
 //
 // The links themselves live in sub-packages: link/tap (a Linux TAP device),
 // link/raw (an AF_PACKET socket on an existing interface) and link/sim (an
 // in-memory network for deterministic simulation). All three are built on
 // link/ethlink, which turns a device that moves whole Ethernet frames into a
-// netstack LinkEndpoint.
+// netstack LinkEndpoint. link/vnet is the virtio-net header and checksum
+// completion the links and offloads share; link/pcap captures frames;
+// link/linktest holds test doubles of devices.
 package link
 
 // Verdict is what a FrameHook decides about an inbound frame.

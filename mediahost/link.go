@@ -76,9 +76,13 @@ func (l Link) String() string { return l.Kind.String() + ":" + l.Name }
 // runs unless opts say otherwise. It is the one place that maps Options to
 // the links' own options.
 func newLink(opts *Options) (tcpipstack.LinkEndpoint, error) {
-	offload := tcpoffload.Options{Mode: opts.Link.Kind.TCPOffload()}
+	mode := opts.Link.Kind.TCPOffload()
 	if opts.TCPOffload != nil {
-		offload.Mode = *opts.TCPOffload
+		mode = *opts.TCPOffload
+	}
+	offload, err := tcpoffload.New(tcpoffload.Options{Mode: mode}) // nil for Off
+	if err != nil {
+		return nil, fmt.Errorf("mediahost: %w", err)
 	}
 	mac := tcpip.LinkAddress(opts.MAC)
 	switch opts.Link.Kind {

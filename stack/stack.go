@@ -37,6 +37,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/mediastack/mediastack/internal/tcpipaddr"
 )
 
 // NICOptions describe one network interface of the stack.
@@ -271,33 +273,13 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*gonet.UDPConn, error) {
 
 // AddrFrom converts a netip.Addr to a tcpip.Address (IPv4-mapped IPv6
 // addresses become IPv4). The zero Addr gives the empty address.
-func AddrFrom(a netip.Addr) tcpip.Address {
-	switch {
-	case !a.IsValid():
-		return tcpip.Address{}
-	case a.Is4() || a.Is4In6():
-		return tcpip.AddrFrom4(a.Unmap().As4())
-	default:
-		return tcpip.AddrFrom16(a.As16())
-	}
-}
+func AddrFrom(a netip.Addr) tcpip.Address { return tcpipaddr.From(a) }
 
 // AddrTo converts a tcpip.Address to a netip.Addr.
-func AddrTo(a tcpip.Address) netip.Addr {
-	switch a.Len() {
-	case 4:
-		return netip.AddrFrom4(a.As4())
-	case 16:
-		return netip.AddrFrom16(a.As16())
-	default:
-		return netip.Addr{}
-	}
-}
+func AddrTo(a tcpip.Address) netip.Addr { return tcpipaddr.To(a) }
 
 // FullAddress converts ap to a netstack address (any NIC).
-func FullAddress(ap netip.AddrPort) tcpip.FullAddress {
-	return tcpip.FullAddress{Addr: AddrFrom(ap.Addr()), Port: ap.Port()}
-}
+func FullAddress(ap netip.AddrPort) tcpip.FullAddress { return tcpipaddr.FullAddress(ap) }
 
 func protocolOf(a netip.Addr) tcpip.NetworkProtocolNumber {
 	if a.Is6() && !a.Is4In6() {

@@ -57,9 +57,9 @@ func tcpSegment(frame []byte) (src, dst netip.Addr, tcp header.TCP, ok bool) {
 
 // outboundKey returns the session key of the headers of a packet the
 // stack sends (Ethernet, IP, TCP; the payload need not follow).
-func outboundKey(hdr []byte) (Key, error) {
+func outboundKey(hdr []byte) (sessionKey, error) {
 	if len(hdr) < header.EthernetMinimumSize {
-		return Key{}, ErrMalformed
+		return sessionKey{}, errMalformed
 	}
 	l3 := hdr[header.EthernetMinimumSize:]
 	var src, dst netip.Addr
@@ -67,29 +67,29 @@ func outboundKey(hdr []byte) (Key, error) {
 	switch header.Ethernet(hdr).Type() {
 	case header.IPv4ProtocolNumber:
 		if len(l3) < header.IPv4MinimumSize {
-			return Key{}, ErrMalformed
+			return sessionKey{}, errMalformed
 		}
 		hlen := int(header.IPv4(l3).HeaderLength())
 		if hlen < header.IPv4MinimumSize || hlen > len(l3) {
-			return Key{}, ErrMalformed
+			return sessionKey{}, errMalformed
 		}
 		src, dst, l4 = netip.AddrFrom4([4]byte(l3[12:16])), netip.AddrFrom4([4]byte(l3[16:20])), l3[hlen:]
 	case header.IPv6ProtocolNumber:
 		if len(l3) < header.IPv6MinimumSize {
-			return Key{}, ErrMalformed
+			return sessionKey{}, errMalformed
 		}
 		src, dst, l4 = netip.AddrFrom16([16]byte(l3[8:24])), netip.AddrFrom16([16]byte(l3[24:40])), l3[header.IPv6MinimumSize:]
 	default:
-		return Key{}, ErrNotTCP
+		return sessionKey{}, errNotTCP
 	}
 	if len(l4) < 4 {
-		return Key{}, ErrMalformed
+		return sessionKey{}, errMalformed
 	}
 	tcp := header.TCP(l4)
-	return Key{Local: netip.AddrPortFrom(src, tcp.SourcePort()), Remote: netip.AddrPortFrom(dst, tcp.DestinationPort())}, nil
+	return sessionKey{Local: netip.AddrPortFrom(src, tcp.SourcePort()), Remote: netip.AddrPortFrom(dst, tcp.DestinationPort())}, nil
 }
 
-// ObserveInbound is the ACK hook: the link calls it for every inbound frame
+// ObserveInbound implements link.TCPOffload; it is the ACK hook: the link calls it for every inbound frame
 // before netstack (or fastfilter) sees it. For a TCP segment of an offloaded
 // session it records the acknowledgement number, the window, the timestamp
 // option and the time it arrived, and notes a RST or FIN; it never changes
@@ -102,7 +102,7 @@ func (e *Engine) ObserveInbound(frame []byte) {
 	if !ok {
 		return
 	}
-	k := Key{Local: netip.AddrPortFrom(dst, tcp.DestinationPort()), Remote: netip.AddrPortFrom(src, tcp.SourcePort())}
+	k := sessionKey{Local: netip.AddrPortFrom(dst, tcp.DestinationPort()), Remote: netip.AddrPortFrom(src, tcp.SourcePort())}
 	// Most ACKs belong to the session the last one did: skip the map.
 	s := e.lastACKed.Load()
 	if s == nil || s.key != k || s.removed.Load() {

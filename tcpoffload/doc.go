@@ -14,20 +14,26 @@
 //
 // # Plugging it in
 //
-// The links take an Options: tap.Options.TCPOffload, raw.Options.TCPOffload,
-// sim.EndpointOptions.TCPOffload (or ethlink.Options.TCPOffload with an
-// Engine from New, one per link). With a mode other than Off the link is a
-// host-GSO endpoint (netstack's stack.GSOEndpoint): netstack builds TCP
+// The links take the Engine as their link.TCPOffload, the small interface
+// the link layer defines for this (tap.Options.TCPOffload,
+// raw.Options.TCPOffload, sim.EndpointOptions.TCPOffload,
+// ethlink.Options.TCPOffload); make one per link with New. The link is then
+// a host-GSO endpoint (netstack's stack.GSOEndpoint): netstack builds TCP
 // packets of up to MaxLargePacket bytes with one IP and TCP header and the
 // MSS, and leaves the TCP checksum of every packet of such a connection
-// partial (the pseudo-header sum), pure ACKs included.
+// partial (the pseudo-header sum), pure ACKs included. The link hands each
+// large packet to the engine (AppendFrames or AppendVnet) and writes what
+// it gets back; the engine never touches the device. New returns a nil
+// Engine for Off, which a link takes as no offload.
 //
-//	ep, err := tap.New(tap.Options{Name: "ms0", TCPOffload: tcpoffload.Options{Mode: tcpoffload.Vnet}})
+//	eng, err := tcpoffload.New(tcpoffload.Options{Mode: tcpoffload.Vnet})
 //	...
-//	for _, s := range ep.TCPOffload().Sessions() { ... } // metrics
+//	ep, err := tap.New(tap.Options{Name: "ms0", TCPOffload: eng})
+//	...
+//	for _, s := range eng.Sessions() { ... } // metrics
 //
-// `mediastack serve --tcp-offload auto|off|soft|vnet` picks it per link
-// (auto: vnet on a TAP, soft on AF_PACKET).
+// On link/sim, give the engine the network's clock
+// (tcpoffload.Options{Mode: tcpoffload.Soft, Clock: network.Clock()}).
 //
 // # The two transmit forms
 //
@@ -38,15 +44,15 @@
 //     local socket receives it whole, so the kernel's receive path runs once
 //     per 64 KB, not once per MSS. Every packet netstack left partial goes
 //     marked NEEDS_CSUM, so nothing is summed in user space.
-//   - Soft: for links without offload (AF_PACKET, sim), the link cuts the
-//     large packet into MSS-sized frames (Template.AppendFrames) and writes
-//     them with the link's batch write (one sendmmsg per burst on
-//     AF_PACKET). Every other packet netstack left partial is completed
-//     (CompletePartial) before it leaves.
+//   - Soft: for links without offload (AF_PACKET, sim), the engine cuts the
+//     large packet into MSS-sized frames (AppendFrames) and the link writes
+//     them with its batch write (one sendmmsg per burst on AF_PACKET).
+//     Every other packet netstack left partial the link completes
+//     (vnet.CompletePartial) before it leaves.
 //
 // # Header templates
 //
-// A session's Template is the header of its current large packet, as
+// A session's header template is the header of its current large packet, as
 // netstack built it. Its static fields (MACs, addresses, ports, TOS, TTL or
 // hop limit, flow label, DF, the options' layout) are the same in every
 // frame; per frame only the variable ones change: IP total or payload
@@ -74,8 +80,8 @@
 // queue shared with RTP) may not absorb, and a fast-path RTP frame written
 // meanwhile waits behind it. Options.MaxLargePacket caps every session (it
 // is the GSO maximum netstack is told, so netstack itself builds smaller
-// packets); Engine.SetSessionCap lowers it for one session (the link then
-// splits the packet: smaller vnet writes, or soft bursts written
+// packets); Engine.SetSessionCap lowers it for one session (the engine then
+// splits the packet: smaller vnet packets, or soft bursts the link writes
 // separately, so other frames can interleave between them). The trade-off:
 // a smaller cap means more writes and more per-packet work per MB (at 8 KB,
 // about 8 times the writes of 64 KB), so less of the offload's saving; it

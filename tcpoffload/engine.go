@@ -47,17 +47,18 @@ type Options struct {
 	IdleTimeout time.Duration
 }
 
-// Key identifies a session: the stack's address and port, and the peer's.
-type Key struct {
+// sessionKey identifies a session: the stack's address and port, and the peer's.
+type sessionKey struct {
 	Local, Remote netip.AddrPort
 }
 
-func (k Key) String() string { return k.Local.String() + "<->" + k.Remote.String() }
+func (k sessionKey) String() string { return k.Local.String() + "<->" + k.Remote.String() }
 
 // Engine is a link's TCP offload engine: its mode, its pacing caps and its
-// table of offloaded sessions. One Engine serves one link; the link's
-// transmit path calls Begin and Session.Sent for every large packet, and
-// its receive path calls ObserveInbound for every inbound frame.
+// table of offloaded sessions. It is the link.TCPOffload of one link (see
+// link.go): the link's transmit path hands it every large packet
+// (AppendFrames or AppendVnet), and its receive path calls ObserveInbound
+// for every inbound frame.
 type Engine struct {
 	mode     Mode
 	maxLarge int
@@ -66,9 +67,9 @@ type Engine struct {
 	attached atomic.Bool
 
 	mu        sync.RWMutex
-	sessions  map[Key]*Session
+	sessions  map[sessionKey]*session
 	lastSweep tcpip.MonotonicTime
-	lastACKed atomic.Pointer[Session] // the session the last ACK was for
+	lastACKed atomic.Pointer[session] // the session the last ACK was for
 
 	// Counts of sessions no longer in the table, and link-level counts.
 	retired           sessionCounters
@@ -107,7 +108,7 @@ func New(opts Options) (*Engine, error) {
 		maxLarge:  opts.MaxLargePacket,
 		clock:     opts.Clock,
 		idle:      opts.IdleTimeout,
-		sessions:  make(map[Key]*Session),
+		sessions:  make(map[sessionKey]*session),
 		lastSweep: opts.Clock.NowMonotonic(),
 	}, nil
 }
@@ -115,12 +116,22 @@ func New(opts Options) (*Engine, error) {
 // Mode returns the engine's mode.
 func (e *Engine) Mode() Mode { return e.mode }
 
-// MaxLargePacket returns the default cap: what the link reports to netstack
-// as its GSO maximum.
-func (e *Engine) MaxLargePacket() int { return e.maxLarge }
+// MaxLargePacket implements link.TCPOffload: the default cap, what the link
+// reports to netstack as its GSO maximum. It is 0 for a nil Engine (what New
+// returns for Off), which turns the link's offload off.
+func (e *Engine) MaxLargePacket() int {
+	if e == nil {
+		return 0
+	}
+	return e.maxLarge
+}
 
-// Attach claims the engine for one link; a second claim fails. Links call it
-// when they are built.
+// Vnet implements link.TCPOffload: whether the link writes large packets
+// whole behind a virtio-net header (mode Vnet).
+func (e *Engine) Vnet() bool { return e != nil && e.mode == Vnet }
+
+// Attach implements link.TCPOffload: it claims the engine for one link; a
+// second claim fails. Links call it when they are built.
 func (e *Engine) Attach() error {
 	if !e.attached.CompareAndSwap(false, true) {
 		return errors.New("tcpoffload: the engine already serves another link (make one per link)")
@@ -136,37 +147,34 @@ func (e *Engine) SetSessionCap(local, remote netip.AddrPort, maxBytes int) error
 	if maxBytes != 0 && (maxBytes < MinMaxLargePacket || maxBytes > DefaultMaxLargePacket) {
 		return fmt.Errorf("tcpoffload: session cap %d out of range [%d, %d]", maxBytes, MinMaxLargePacket, DefaultMaxLargePacket)
 	}
-	s := e.session(Key{Local: local, Remote: remote}, true)
+	s := e.sessionFor(sessionKey{Local: local, Remote: remote}, true)
 	s.cap.Store(int32(maxBytes))
 	return nil
 }
 
-// CountPartialCompleted records that the link completed the checksum netstack
-// left partial on a packet it did not hand to the kernel as NEEDS_CSUM.
+// CountPartialCompleted implements link.TCPOffload: the link completed the
+// checksum netstack left partial on a packet it did not hand to the kernel
+// as NEEDS_CSUM.
 func (e *Engine) CountPartialCompleted() { e.partialsCompleted.Add(1) }
 
-// CountUnsegmentable records a large packet the link had to drop because its
-// headers could not be used as a template.
-func (e *Engine) CountUnsegmentable() { e.unsegmentable.Add(1) }
-
-// Begin finds (or makes) the session of the large packet whose headers are
-// hdr and loads hdr into the session's template. The link then cuts or
-// writes the packet with the template and calls Session.Sent. Begin and the
+// begin finds (or makes) the session of the large packet whose headers are
+// hdr and loads hdr into the session's template. The caller then cuts or
+// splits the packet with the template and calls session.sent. begin and the
 // template are for the link's transmit path only, one packet at a time.
-func (e *Engine) Begin(hdr []byte, payloadLen, mss int) (*Session, error) {
+func (e *Engine) begin(hdr []byte, payloadLen, mss int) (*session, error) {
 	k, err := outboundKey(hdr)
 	if err != nil {
 		return nil, err
 	}
-	s := e.session(k, true)
-	if err := s.Template.Load(hdr, payloadLen, mss); err != nil {
+	s := e.sessionFor(k, true)
+	if err := s.tmpl.load(hdr, payloadLen, mss); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// session returns k's session, making it when create is set.
-func (e *Engine) session(k Key, create bool) *Session {
+// sessionFor returns k's session, making it when create is set.
+func (e *Engine) sessionFor(k sessionKey, create bool) *session {
 	e.mu.RLock()
 	s := e.sessions[k]
 	e.mu.RUnlock()
@@ -182,7 +190,7 @@ func (e *Engine) session(k Key, create bool) *Session {
 	if now.Sub(e.lastSweep) >= e.idle/4 {
 		e.sweepLocked(now)
 	}
-	s = &Session{key: k, engine: e}
+	s = &session{key: k, engine: e}
 	s.lastActive.Store(now.Sub(tcpip.MonotonicTime{}).Nanoseconds())
 	e.sessions[k] = s
 	e.sessionsCreated.Add(1)
@@ -205,9 +213,9 @@ func (e *Engine) sweepLocked(now tcpip.MonotonicTime) {
 	}
 }
 
-// Sweep forgets idle and closed sessions now (it also happens as sessions
+// sweep forgets idle and closed sessions now (it also happens as sessions
 // are made).
-func (e *Engine) Sweep() {
+func (e *Engine) sweep() {
 	now := e.clock.NowMonotonic()
 	e.mu.Lock()
 	e.sweepLocked(now)
@@ -229,13 +237,13 @@ func (c *sessionCounters) add(o *sessionCounters) {
 	c.capSplits.Add(o.capSplits.Load())
 }
 
-// Session is one offloaded TCP connection in the engine's table.
-type Session struct {
-	key    Key
+// session is one offloaded TCP connection in the engine's table.
+type session struct {
+	key    sessionKey
 	engine *Engine
-	// Template is the header template of the session's large packets, used
-	// by the link's transmit path only.
-	Template Template
+	// tmpl is the header template of the session's large packets, used by
+	// the link's transmit path only.
+	tmpl headerTemplate
 
 	cap        atomic.Int32 // per-session cap (0: the engine's)
 	mss        atomic.Uint32
@@ -257,32 +265,29 @@ type Session struct {
 	ackedAt atomic.Int64 // monotonic ns
 }
 
-// Key returns the session's 4-tuple.
-func (s *Session) Key() Key { return s.key }
-
-// Chunk returns how many of the payloadLen bytes of the large packet just
+// chunk returns how many of the payloadLen bytes of the large packet just
 // loaded one write may carry under the session's cap: all of them when the
 // packet fits the cap, else the most whole segments of mss that fit (at
 // least one).
-func (s *Session) Chunk(payloadLen, mss int) int {
+func (s *session) chunk(payloadLen, mss int) int {
 	limit := int(s.cap.Load())
 	if limit == 0 {
 		limit = s.engine.maxLarge
 	}
 	// The cap counts from the IP header on.
-	room := limit - (s.Template.hdrLen - header.EthernetMinimumSize)
+	room := limit - (s.tmpl.hdrLen - header.EthernetMinimumSize)
 	if payloadLen <= room {
 		return payloadLen
 	}
 	return max(room/mss, 1) * mss
 }
 
-// Sent records that the large packet loaded last, of payloadBytes cut (or
+// sent records that the large packet loaded last, of payloadBytes cut (or
 // to be cut) at mss, went out as frames segments in parts writes (more than
 // one when a cap split it).
-func (s *Session) Sent(payloadBytes, mss, frames, parts int) {
+func (s *session) sent(payloadBytes, mss, frames, parts int) {
 	e := s.engine
-	t := &s.Template
+	t := &s.tmpl
 	s.sndNxt.Store(t.seq + uint32(payloadBytes))
 	s.mss.Store(uint32(mss))
 	s.lastActive.Store(e.clock.NowMonotonic().Sub(tcpip.MonotonicTime{}).Nanoseconds())
@@ -345,7 +350,7 @@ func (s SessionStats) InFlight() uint32 {
 	return s.SndNxt - s.AckNum
 }
 
-func (s *Session) stats() SessionStats {
+func (s *session) stats() SessionStats {
 	return SessionStats{
 		Local:         s.key.Local,
 		Remote:        s.key.Remote,
@@ -362,7 +367,7 @@ func (s *Session) stats() SessionStats {
 		TSVal:         s.tsVal.Load(),
 		TSEcr:         s.tsEcr.Load(),
 		LastACK:       time.Duration(s.ackedAt.Load()),
-		TemplateLoads: s.Template.Rebuilds(),
+		TemplateLoads: s.tmpl.rebuilds.Load(),
 		Closed:        s.closed.Load(),
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/faketime"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -92,11 +90,11 @@ func TestACKHookRecordsAndPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	hdr, _ := largePacket(false, false, 12, 3*1448, header.TCPFlagAck|header.TCPFlagPsh, 0, 1000)
-	s, err := e.Begin(hdr, 3*1448, 1448)
+	s, err := e.begin(hdr, 3*1448, 1448)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Sent(3*1448, 1448, 3, 1)
+	s.sent(3*1448, 1448, 3, 1)
 	clock.Advance(5 * time.Millisecond)
 
 	ack := inboundACK(header.TCPFlagAck, 1000+1448, 333)
@@ -138,14 +136,14 @@ func TestSessionsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(port uint16) *Session {
+	send := func(port uint16) *session {
 		hdr, _ := largePacket(false, false, 12, 2000, header.TCPFlagAck, 0, 1)
 		header.TCP(hdr[34:]).SetSourcePort(port)
-		s, err := e.Begin(hdr, 2000, 1448)
+		s, err := e.begin(hdr, 2000, 1448)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Sent(2000, 1448, 2, 1)
+		s.sent(2000, 1448, 2, 1)
 		return s
 	}
 	send(80)
@@ -153,12 +151,12 @@ func TestSessionsExpire(t *testing.T) {
 	rst := inboundACK(header.TCPFlagRst|header.TCPFlagAck, 1, 0) // to port 80
 	e.ObserveInbound(rst)
 	clock.Advance(10 * time.Second)
-	e.Sweep()
+	e.sweep()
 	if got := len(e.Sessions()); got != 1 {
 		t.Fatalf("%d sessions after a RST and the linger, want 1", got)
 	}
 	clock.Advance(2 * time.Minute)
-	e.Sweep()
+	e.sweep()
 	st := e.Stats()
 	if st.Sessions != 0 || st.SessionsCreated != 2 || st.LargePackets != 2 || st.Frames != 4 || st.Bytes != 4000 {
 		t.Errorf("stats after both expired: %+v", st)
@@ -171,7 +169,7 @@ func TestSessionsExpire(t *testing.T) {
 func TestSessionCapChunk(t *testing.T) {
 	e, _ := New(Options{Mode: Soft, MaxLargePacket: 30000})
 	hdr, _ := largePacket(false, false, 12, 60000, header.TCPFlagAck, 0, 1)
-	s, err := e.Begin(hdr, 60000, 1448)
+	s, err := e.begin(hdr, 60000, 1448)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +183,7 @@ func TestSessionCapChunk(t *testing.T) {
 		if err := e.SetSessionCap(stackAddr, peerAddr, tc.cap); err != nil {
 			t.Fatal(err)
 		}
-		if got := s.Chunk(tc.payload, 1448); got != tc.want {
+		if got := s.chunk(tc.payload, 1448); got != tc.want {
 			t.Errorf("cap %d, %d bytes: Chunk %d, want %d", tc.cap, tc.payload, got, tc.want)
 		}
 	}
@@ -197,28 +195,28 @@ func TestSessionCapChunk(t *testing.T) {
 // TestTemplateRebuildsOnlyWhenStaticFieldsChange: loading a session's next
 // large packet keeps the static sums; a changed TTL rebuilds them.
 func TestTemplateRebuildsOnlyWhenStaticFieldsChange(t *testing.T) {
-	var tmpl Template
+	var tmpl headerTemplate
 	for i := range 3 {
 		hdr, _ := largePacket(false, false, 12, 3000, header.TCPFlagAck, 0, uint32(i*3000))
-		if err := tmpl.Load(hdr, 3000, 1448); err != nil {
+		if err := tmpl.load(hdr, 3000, 1448); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if tmpl.Rebuilds() != 1 {
-		t.Errorf("%d rebuilds over three packets of one session, want 1", tmpl.Rebuilds())
+	if tmpl.rebuilds.Load() != 1 {
+		t.Errorf("%d rebuilds over three packets of one session, want 1", tmpl.rebuilds.Load())
 	}
 	hdr, payload := largePacket(false, false, 12, 3000, header.TCPFlagAck, 0, 9000)
 	ip := header.IPv4(hdr[14:])
 	ip.SetTTL(7)
 	ip.SetChecksum(0)
 	ip.SetChecksum(^ip.CalculateChecksum())
-	if err := tmpl.Load(hdr, 3000, 1448); err != nil {
+	if err := tmpl.load(hdr, 3000, 1448); err != nil {
 		t.Fatal(err)
 	}
-	if tmpl.Rebuilds() != 2 {
-		t.Errorf("%d rebuilds after the TTL changed, want 2", tmpl.Rebuilds())
+	if tmpl.rebuilds.Load() != 2 {
+		t.Errorf("%d rebuilds after the TTL changed, want 2", tmpl.rebuilds.Load())
 	}
-	checkFrames(t, hdr, payload, 1448, tmpl.AppendFrames(nil, [][]byte{payload}, 3000, 1448))
+	checkFrames(t, hdr, payload, 1448, tmpl.appendFrames(nil, [][]byte{payload}, 3000, 1448))
 }
 
 func TestLoadRejects(t *testing.T) {
@@ -232,100 +230,33 @@ func TestLoadRejects(t *testing.T) {
 		"ARP":              func(h []byte) []byte { h[12], h[13] = 8, 6; return h },
 	} {
 		h := mutate(append([]byte(nil), good...))
-		var tmpl Template
-		if err := tmpl.Load(h, 3000, 1448); err == nil {
+		var tmpl headerTemplate
+		if err := tmpl.load(h, 3000, 1448); err == nil {
 			t.Errorf("%s: Load accepted it", name)
 		}
 	}
 }
 
-// TestCompletePartial: what netstack leaves partial (pure ACKs, TCP over
-// IPv4 and IPv6) and what a TAP hands over marked NEEDS_CSUM (TCP, UDP,
-// including a UDP sum of zero) completes to the checksum a full
-// computation gives.
-func TestCompletePartial(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		for _, n := range []int{0, 1, 100} {
-			t.Run(fmt.Sprintf("TCP/v6=%v/payload=%d", v6, n), func(t *testing.T) {
-				hdr, payload := largePacket(v6, false, 12, n, header.TCPFlagAck, 0, 42)
-				frame := append(hdr, payload...)
-				start := len(hdr) - 32
-				if err := CompletePartial(frame, start, header.TCPChecksumOffset); err != nil {
-					t.Fatal(err)
-				}
-				want := append([]byte(nil), frame...)
-				if !CompleteChecksum(want) {
-					t.Fatal("CompleteChecksum could not parse the frame")
-				}
-				if !bytes.Equal(frame, want) {
-					t.Errorf("completed % x, recomputed % x", frame[start+16:start+18], want[start+16:start+18])
-				}
-			})
-		}
-	}
-	// UDP whose checksum comes out as zero is sent as 0xffff.
-	frame := make([]byte, 14+20+8+2)
-	header.Ethernet(frame).Encode(&header.EthernetFields{Type: header.IPv4ProtocolNumber})
-	ip := header.IPv4(frame[14:])
-	ip.Encode(&header.IPv4Fields{TotalLength: 30, TTL: 1, Protocol: 17, SrcAddr: tcpip.AddrFrom4([4]byte{}), DstAddr: tcpip.AddrFrom4([4]byte{})})
-	udp := header.UDP(frame[34:])
-	udp.Encode(&header.UDPFields{Length: 10})
-	// Choose the payload so the full sum is 0xffff (checksum zero).
-	partial := header.PseudoHeaderChecksum(header.UDPProtocolNumber, ip.SourceAddress(), ip.DestinationAddress(), 10)
-	udp.SetChecksum(partial)
-	rest := checksum.Checksum(frame[34:42], 0)
-	checksum.Put(frame[42:], ^rest)
-	if err := CompletePartial(frame, 34, 6); err != nil {
-		t.Fatal(err)
-	}
-	if udp.Checksum() != 0xffff {
-		t.Errorf("UDP checksum %#04x, want 0xffff for a zero sum", udp.Checksum())
-	}
-	for _, bad := range [][2]int{{-1, 0}, {40, 6}, {0, 100}} {
-		if err := CompletePartial(frame, bad[0], bad[1]); err == nil {
-			t.Errorf("CompletePartial(start %d, offset %d) accepted it", bad[0], bad[1])
-		}
-	}
-}
-
-func TestVirtioNetHdrRoundTrip(t *testing.T) {
-	h := VirtioNetHdr{Flags: VirtioNetHdrFNeedsCsum, GSOType: VirtioNetHdrGSOTCPv6, HdrLen: 86, GSOSize: 1428, CsumStart: 54, CsumOffset: 16}
-	b := make([]byte, VirtioNetHdrSize)
-	h.MarshalTo(b)
-	var got VirtioNetHdr
-	if err := got.Unmarshal(b); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(h, got); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-	if err := got.Unmarshal(b[:9]); err != ErrShortVnetHdr {
-		t.Errorf("Unmarshal of 9 bytes: %v", err)
-	}
-}
-
 // TestFastPathsAllocateNothing: cutting a large packet into reused frame
-// buffers, the ACK hook and checksum completion allocate nothing.
+// buffers and the ACK hook allocate nothing (link/vnet checks checksum
+// completion).
 func TestFastPathsAllocateNothing(t *testing.T) {
 	e, _ := New(Options{Mode: Soft})
 	hdr, payload := largePacket(false, false, 12, 45*1448, header.TCPFlagAck, 0, 1)
 	parts := pieces(payload, 3)
-	s, err := e.Begin(hdr, len(payload), 1448)
+	s, err := e.begin(hdr, len(payload), 1448)
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames := s.Template.AppendFrames(nil, parts, len(payload), 1448)
+	frames := s.tmpl.appendFrames(nil, parts, len(payload), 1448)
 	ack := inboundACK(header.TCPFlagAck, 5000, 100)
 	for name, f := range map[string]func(){
 		"Begin+AppendFrames+Sent": func() {
-			s, _ := e.Begin(hdr, len(payload), 1448)
-			frames = s.Template.AppendFrames(frames[:0], parts, len(payload), 1448)
-			s.Sent(len(payload), 1448, len(frames), 1)
+			s, _ := e.begin(hdr, len(payload), 1448)
+			frames = s.tmpl.appendFrames(frames[:0], parts, len(payload), 1448)
+			s.sent(len(payload), 1448, len(frames), 1)
 		},
 		"ObserveInbound": func() { e.ObserveInbound(ack) },
-		"CompletePartial": func() {
-			_ = CompletePartial(frames[0], 34, 16)
-		},
 	} {
 		if allocs := testing.AllocsPerRun(100, f); allocs != 0 {
 			t.Errorf("%s: %v allocations per run, want 0", name, allocs)
@@ -338,15 +269,15 @@ func TestFastPathsAllocateNothing(t *testing.T) {
 func BenchmarkAppendFrames(b *testing.B) {
 	for _, size := range []int{1448, 8 * 1448, 45 * 1448} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			var tmpl Template
+			var tmpl headerTemplate
 			hdr, payload := largePacket(false, false, 12, size, header.TCPFlagAck, 0, 1)
 			parts := pieces(payload, 1)
 			var frames [][]byte
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for i := 0; i < b.N; i++ {
-				_ = tmpl.Load(hdr, size, 1448)
-				frames = tmpl.AppendFrames(frames[:0], parts, size, 1448)
+				_ = tmpl.load(hdr, size, 1448)
+				frames = tmpl.appendFrames(frames[:0], parts, size, 1448)
 			}
 			b.ReportMetric(float64(b.N*len(frames))/b.Elapsed().Seconds(), "pkts/s")
 		})
@@ -358,7 +289,7 @@ func BenchmarkAppendFrames(b *testing.B) {
 func BenchmarkObserveInbound(b *testing.B) {
 	e, _ := New(Options{Mode: Soft})
 	hdr, _ := largePacket(false, false, 12, 3000, header.TCPFlagAck, 0, 1)
-	if _, err := e.Begin(hdr, 3000, 1448); err != nil {
+	if _, err := e.begin(hdr, 3000, 1448); err != nil {
 		b.Fatal(err)
 	}
 	ack := inboundACK(header.TCPFlagAck, 5000, 100)

@@ -7,6 +7,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // largePacket builds the headers and payload of a large TCP packet as
@@ -99,7 +101,7 @@ func pieces(b []byte, seed int) [][]byte {
 // aside).
 func checkFrames(t *testing.T, hdr, payload []byte, mss int, frames [][]byte) {
 	t.Helper()
-	n := Segments(len(payload), mss)
+	n := segments(len(payload), mss)
 	if len(frames) != n {
 		t.Fatalf("%d frames for %d bytes at MSS %d, want %d", len(frames), len(payload), mss, n)
 	}
@@ -197,18 +199,18 @@ func FuzzSegment(f *testing.F) {
 		payloadLen := int(plen16) % 65000
 		opt := int(optLen) % 41
 		hdr, payload := largePacket(v6, dfClear, opt, payloadLen, header.TCPFlags(flags), ipID, seq)
-		var tmpl Template
-		if err := tmpl.Load(hdr, payloadLen, mss); err != nil {
+		var tmpl headerTemplate
+		if err := tmpl.load(hdr, payloadLen, mss); err != nil {
 			t.Fatalf("Load: %v", err)
 		}
-		frames := tmpl.AppendFrames(nil, pieces(payload, int(seq)), payloadLen, mss)
+		frames := tmpl.appendFrames(nil, pieces(payload, int(seq)), payloadLen, mss)
 		checkFrames(t, hdr, payload, mss, frames)
 		// Reuse: a second cut into the same buffers gives the same frames.
-		if err := tmpl.Load(hdr, payloadLen, mss); err != nil {
+		if err := tmpl.load(hdr, payloadLen, mss); err != nil {
 			t.Fatal(err)
 		}
 		if !dfClear || v6 {
-			again := tmpl.AppendFrames(frames[:0], pieces(payload, int(seq)+1), payloadLen, mss)
+			again := tmpl.appendFrames(frames[:0], pieces(payload, int(seq)+1), payloadLen, mss)
 			checkFrames(t, hdr, payload, mss, again)
 		}
 
@@ -216,27 +218,27 @@ func FuzzSegment(f *testing.F) {
 		chunk := max(int(capBytes)/mss, 1) * mss
 		for off := 0; off < payloadLen; off += chunk {
 			n := min(chunk, payloadLen-off)
-			part := make([]byte, tmpl.HeaderLen()+n)
-			tmpl.PutHeader(part, off, n, off/mss, off == 0, off+n == payloadLen)
-			copy(part[tmpl.HeaderLen():], payload[off:])
+			part := make([]byte, tmpl.headerLen()+n)
+			tmpl.putHeader(part, off, n, off/mss, off == 0, off+n == payloadLen)
+			copy(part[tmpl.headerLen():], payload[off:])
 			full := append([]byte(nil), part...)
-			tmpl.PutChecksum(full)
-			tmpl.PutPartialChecksum(part, len(part)-tmpl.CsumStart())
-			if err := CompletePartial(part, tmpl.CsumStart(), header.TCPChecksumOffset); err != nil {
+			tmpl.putChecksum(full)
+			tmpl.putPartialChecksum(part, len(part)-tmpl.csumStart())
+			if err := vnet.CompletePartial(part, tmpl.csumStart(), header.TCPChecksumOffset); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(part, full) {
-				t.Fatalf("part at %d: completed partial checksum % x, full % x", off, part[tmpl.CsumStart()+16:][:2], full[tmpl.CsumStart()+16:][:2])
+				t.Fatalf("part at %d: completed partial checksum % x, full % x", off, part[tmpl.csumStart()+16:][:2], full[tmpl.csumStart()+16:][:2])
 			}
 		}
 	})
 }
 
-// FuzzInbound feeds arbitrary bytes to every parser the receive side runs
-// on untrusted frames: the ACK hook, checksum completion at arbitrary
-// offsets, the virtio-net header and the template loader. None may panic
-// or read outside the frame, and the ACK hook must leave the frame as it
-// was.
+// FuzzInbound feeds arbitrary bytes to the parsers of the offload that run
+// on untrusted frames: the ACK hook and the template loader (link/vnet's
+// FuzzParse does the virtio-net header and checksum completion). None may
+// panic or read outside the frame, and the ACK hook must leave the frame as
+// it was.
 func FuzzInbound(f *testing.F) {
 	hdr, payload := largePacket(false, false, 12, 100, header.TCPFlagAck, 0, 1)
 	f.Add(append(hdr, payload...), uint16(34), uint16(16))
@@ -256,24 +258,9 @@ func FuzzInbound(f *testing.F) {
 		if !bytes.Equal(before, frame) {
 			t.Fatal("ObserveInbound changed the frame")
 		}
-		var vh VirtioNetHdr
-		if err := vh.Unmarshal(frame); err == nil {
-			b := make([]byte, VirtioNetHdrSize)
-			vh.MarshalTo(b)
-			if !bytes.Equal(b, frame[:VirtioNetHdrSize]) {
-				t.Fatal("virtio-net header does not round-trip")
-			}
-		} else if len(frame) >= VirtioNetHdrSize {
-			t.Fatalf("Unmarshal of %d bytes: %v", len(frame), err)
-		}
-		c := append([]byte(nil), frame...)
-		if err := CompletePartial(c, int(start), int(offset)); err == nil && int(start)+int(offset)+2 > len(c) {
-			t.Fatal("CompletePartial accepted offsets outside the frame")
-		}
-		CompleteChecksum(append([]byte(nil), frame...))
-		var tmpl Template
+		var tmpl headerTemplate
 		for _, n := range []int{len(frame), len(frame) / 2} {
-			_ = tmpl.Load(frame[:n], len(frame)-n, 1448)
+			_ = tmpl.load(frame[:n], len(frame)-n, 1448)
 		}
 	})
 }

@@ -92,8 +92,12 @@ func runTransfer(t *testing.T, c transferCase, kind sender) trace {
 	if kind == softOffload {
 		mode = tcpoffload.Soft
 	}
+	engine, err := tcpoffload.New(tcpoffload.Options{Mode: mode, MaxLargePacket: c.maxLarge, Clock: network.Clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tx, err := network.NewEndpoint(sim.EndpointOptions{MAC: senderMAC,
-		TCPOffload:  tcpoffload.Options{Mode: mode, MaxLargePacket: c.maxLarge},
+		TCPOffload:  engine,
 		Impairments: sim.Impairments{Delay: time.Millisecond, Loss: c.loss, Reorder: c.reorder, ReorderDelay: 2 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +115,7 @@ func runTransfer(t *testing.T, c transferCase, kind sender) trace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := trace{engine: tx.TCPOffload()}
+	tr := trace{engine: engine}
 	rx.SetFrameHook(func(f []byte) link.Verdict {
 		if header.Ethernet(f).SourceAddress() == senderMAC {
 			tr.frames = append(tr.frames, append([]byte(nil), f...))

@@ -12,11 +12,11 @@ import (
 	"github.com/mediastack/mediastack/internal/csum"
 )
 
-// Errors from Template.Load (wrapped with details).
+// Errors from headerTemplate.load (wrapped with details).
 var (
-	ErrNotTCP      = errors.New("tcpoffload: not an IPv4 or IPv6 TCP packet")
-	ErrMalformed   = errors.New("tcpoffload: malformed header")
-	ErrUnsupported = errors.New("tcpoffload: header layout not supported")
+	errNotTCP      = errors.New("tcpoffload: not an IPv4 or IPv6 TCP packet")
+	errMalformed   = errors.New("tcpoffload: malformed header")
+	errUnsupported = errors.New("tcpoffload: header layout not supported")
 )
 
 // TCP flags the segmentation moves: FIN and PSH belong on the last segment
@@ -26,7 +26,7 @@ const (
 	firstOnlyFlags = uint8(header.TCPFlagCwr)
 )
 
-// Template is the header of a session's large packets: Ethernet, IP and TCP
+// headerTemplate is the header of a session's large packets: Ethernet, IP and TCP
 // (with options), as netstack built it for the packet being sent. The static
 // fields (MACs, addresses, ports, TOS, TTL or hop limit, flow label, DF, the
 // options' layout) are the same in every frame cut from it; per frame only
@@ -37,11 +37,11 @@ const (
 // The sums over the static fields (the pseudo-header's addresses and
 // protocol, the IPv4 header without length, ID and checksum) are kept from
 // one large packet to the next and recomputed only when a static field
-// changes (Rebuilds counts how often), so a frame's checksums cost a sum
+// changes (rebuilds counts how often), so a frame's checksums cost a sum
 // over its TCP header and payload and a few additions.
 //
-// A Template is used by one transmit path at a time.
-type Template struct {
+// A headerTemplate is used by one transmit path at a time.
+type headerTemplate struct {
 	hdr    []byte // the current large packet's headers
 	hdrLen int    // Ethernet + IP + TCP header bytes
 	tcpOff int    // offset of the TCP header
@@ -58,32 +58,22 @@ type Template struct {
 	pseudo   uint16 // pseudo-header sum without the length
 	ipStatic uint16 // IPv4 header sum with length, ID and checksum zeroed
 
-	rebuilds atomic.Uint64 // read by snapshots while the link loads
+	rebuilds atomic.Uint64 // static-field rebuilds; snapshots read it while the link loads
 }
 
-// Rebuilds returns how often the static fields changed (and their sums were
-// recomputed), the first load included.
-func (t *Template) Rebuilds() uint64 { return t.rebuilds.Load() }
+// headerLen returns the length of the headers: where the payload starts.
+func (t *headerTemplate) headerLen() int { return t.hdrLen }
 
-// HeaderLen returns the length of the headers: where the payload starts.
-func (t *Template) HeaderLen() int { return t.hdrLen }
-
-// Header returns the headers of the current large packet. Do not modify.
-func (t *Template) Header() []byte { return t.hdr[:t.hdrLen] }
-
-// IPv6 reports whether the template is an IPv6 one.
-func (t *Template) IPv6() bool { return t.v6 }
-
-// Load makes hdr (Ethernet, IPv4 or IPv6 without extension headers, TCP with
+// load makes hdr (Ethernet, IPv4 or IPv6 without extension headers, TCP with
 // options; exactly the headers, the payload not included) the template for a
 // large packet carrying payloadLen bytes cut into segments of at most mss.
 // hdr is copied. The IP length field must match payloadLen.
-func (t *Template) Load(hdr []byte, payloadLen, mss int) error {
+func (t *headerTemplate) load(hdr []byte, payloadLen, mss int) error {
 	if mss <= 0 {
-		return fmt.Errorf("%w: MSS %d", ErrMalformed, mss)
+		return fmt.Errorf("%w: MSS %d", errMalformed, mss)
 	}
 	if len(hdr) < header.EthernetMinimumSize {
-		return fmt.Errorf("%w: %d bytes is shorter than an Ethernet header", ErrMalformed, len(hdr))
+		return fmt.Errorf("%w: %d bytes is shorter than an Ethernet header", errMalformed, len(hdr))
 	}
 	ipOff := header.EthernetMinimumSize
 	var tcpOff int
@@ -93,43 +83,43 @@ func (t *Template) Load(hdr []byte, payloadLen, mss int) error {
 	case header.IPv4ProtocolNumber:
 		ip := header.IPv4(hdr[ipOff:])
 		if len(ip) < header.IPv4MinimumSize || ip.HeaderLength() < header.IPv4MinimumSize || int(ip.HeaderLength()) > len(ip) || ip[0]>>4 != 4 {
-			return fmt.Errorf("%w: IPv4 header", ErrMalformed)
+			return fmt.Errorf("%w: IPv4 header", errMalformed)
 		}
 		if ip.TransportProtocol() != header.TCPProtocolNumber {
-			return ErrNotTCP
+			return errNotTCP
 		}
 		if ip.More() || ip.FragmentOffset() != 0 {
-			return fmt.Errorf("%w: IPv4 fragment", ErrMalformed)
+			return fmt.Errorf("%w: IPv4 fragment", errMalformed)
 		}
 		tcpOff = ipOff + int(ip.HeaderLength())
 		df = ip.Flags()&header.IPv4FlagDontFragment != 0
 	case header.IPv6ProtocolNumber:
 		ip := header.IPv6(hdr[ipOff:])
 		if len(ip) < header.IPv6MinimumSize || ip[0]>>4 != 6 {
-			return fmt.Errorf("%w: IPv6 header", ErrMalformed)
+			return fmt.Errorf("%w: IPv6 header", errMalformed)
 		}
 		if ip.TransportProtocol() != header.TCPProtocolNumber {
-			return fmt.Errorf("%w: IPv6 next header %d (extension headers are not segmented)", ErrUnsupported, ip.NextHeader())
+			return fmt.Errorf("%w: IPv6 next header %d (extension headers are not segmented)", errUnsupported, ip.NextHeader())
 		}
 		tcpOff = ipOff + header.IPv6MinimumSize
 		v6 = true
 	default:
-		return ErrNotTCP
+		return errNotTCP
 	}
 	if len(hdr) < tcpOff+header.TCPMinimumSize {
-		return fmt.Errorf("%w: truncated TCP header", ErrMalformed)
+		return fmt.Errorf("%w: truncated TCP header", errMalformed)
 	}
 	tcpLen := int(header.TCP(hdr[tcpOff:]).DataOffset())
 	if tcpLen < header.TCPMinimumSize || tcpOff+tcpLen != len(hdr) {
-		return fmt.Errorf("%w: TCP data offset %d with %d header bytes after the IP header", ErrMalformed, tcpLen, len(hdr)-tcpOff)
+		return fmt.Errorf("%w: TCP data offset %d with %d header bytes after the IP header", errMalformed, tcpLen, len(hdr)-tcpOff)
 	}
 	ipLen := len(hdr) - ipOff + payloadLen
 	if v6 {
 		if got := int(header.IPv6(hdr[ipOff:]).PayloadLength()); got != ipLen-header.IPv6MinimumSize {
-			return fmt.Errorf("%w: IPv6 payload length %d, want %d", ErrMalformed, got, ipLen-header.IPv6MinimumSize)
+			return fmt.Errorf("%w: IPv6 payload length %d, want %d", errMalformed, got, ipLen-header.IPv6MinimumSize)
 		}
 	} else if got := int(header.IPv4(hdr[ipOff:]).TotalLength()); got != ipLen {
-		return fmt.Errorf("%w: IPv4 total length %d, want %d", ErrMalformed, got, ipLen)
+		return fmt.Errorf("%w: IPv4 total length %d, want %d", errMalformed, got, ipLen)
 	}
 
 	if t.valid && (t.v6 != v6 || t.tcpOff != tcpOff || t.hdrLen != len(hdr) || !staticEqual(t.hdr, hdr, tcpOff, v6)) {
@@ -151,7 +141,7 @@ func (t *Template) Load(hdr []byte, payloadLen, mss int) error {
 			t.nextID, t.haveID = header.IPv4(t.hdr[ipOff:]).ID(), true
 		}
 		t.ipID = t.nextID
-		t.nextID += uint16(Segments(payloadLen, mss))
+		t.nextID += uint16(segments(payloadLen, mss))
 	}
 	return nil
 }
@@ -173,7 +163,7 @@ func staticEqual(a, b []byte, tcpOff int, v6 bool) bool {
 	return bytes.Equal(a[ip:ip+2], b[ip:ip+2]) && bytes.Equal(a[ip+6:ip+10], b[ip+6:ip+10]) && bytes.Equal(a[ip+12:tcpOff], b[ip+12:tcpOff])
 }
 
-func (t *Template) computeStatic() {
+func (t *headerTemplate) computeStatic() {
 	const ipOff = header.EthernetMinimumSize
 	var proto = [2]byte{0, uint8(header.TCPProtocolNumber)}
 	if t.v6 {
@@ -192,22 +182,22 @@ func (t *Template) computeStatic() {
 	t.rebuilds.Add(1)
 }
 
-// Segments returns how many segments of at most mss bytes payloadLen bytes
+// segments returns how many segments of at most mss bytes payloadLen bytes
 // make (at least one).
-func Segments(payloadLen, mss int) int {
+func segments(payloadLen, mss int) int {
 	if payloadLen <= mss {
 		return 1
 	}
 	return (payloadLen + mss - 1) / mss
 }
 
-// PutHeader writes into dst[:HeaderLen()] the headers of the part of the
+// putHeader writes into dst[:headerLen()] the headers of the part of the
 // large packet that carries payload bytes [off, off+n): a frame cut from it,
 // or (for a capped vnet write) a smaller large packet. index is the part's
 // first segment number, for the IPv4 ID; first and last say whether the
 // part begins or ends the large packet (CWR, FIN, PSH). The TCP checksum is
-// left zero: see PutChecksum and PutPartialChecksum.
-func (t *Template) PutHeader(dst []byte, off, n, index int, first, last bool) {
+// left zero: see putChecksum and putPartialChecksum.
+func (t *headerTemplate) putHeader(dst []byte, off, n, index int, first, last bool) {
 	const ipOff = header.EthernetMinimumSize
 	copy(dst[:t.hdrLen], t.hdr)
 	ipLen := t.hdrLen - ipOff + n
@@ -236,41 +226,41 @@ func (t *Template) PutHeader(dst []byte, off, n, index int, first, last bool) {
 	tcp.SetChecksum(0)
 }
 
-// PutChecksum fills in the TCP checksum of frame, whose headers PutHeader
+// putChecksum fills in the TCP checksum of frame, whose headers putHeader
 // wrote and whose payload follows them.
-func (t *Template) PutChecksum(frame []byte) {
+func (t *headerTemplate) putChecksum(frame []byte) {
 	seg := frame[t.tcpOff:]
 	sum := csum.Checksum(seg, checksum.Combine(t.pseudo, uint16(len(seg))))
 	header.TCP(seg).SetChecksum(^sum)
 }
 
-// PutPartialChecksum stores in hdr's TCP checksum field the pseudo-header
+// putPartialChecksum stores in hdr's TCP checksum field the pseudo-header
 // sum for a TCP segment of tcpLen bytes (header and payload): the partial
-// checksum a receiver completes with CompletePartial (virtio-net
+// checksum a receiver completes with vnet.CompletePartial (virtio-net
 // NEEDS_CSUM).
-func (t *Template) PutPartialChecksum(hdr []byte, tcpLen int) {
+func (t *headerTemplate) putPartialChecksum(hdr []byte, tcpLen int) {
 	header.TCP(hdr[t.tcpOff:]).SetChecksum(checksum.Combine(t.pseudo, uint16(tcpLen)))
 }
 
-// CsumStart is where the TCP checksum's sum starts: the TCP header.
-func (t *Template) CsumStart() int { return t.tcpOff }
+// csumStart is where the TCP checksum's sum starts: the TCP header.
+func (t *headerTemplate) csumStart() int { return t.tcpOff }
 
-// AppendFrames cuts the large packet whose headers t holds, with payload
+// appendFrames cuts the large packet whose headers t holds, with payload
 // payloadLen bytes long in pieces, into frames of at most mss payload bytes
 // with complete checksums, and appends them to frames. Each frame is built
 // in the buffer already in frames' spare capacity at its index when that is
 // big enough, so a caller that passes the same slice back (as frames[:0])
 // allocates nothing once warmed up.
-func (t *Template) AppendFrames(frames [][]byte, payload [][]byte, payloadLen, mss int) [][]byte {
-	var c PayloadCursor
-	c.Reset(payload)
+func (t *headerTemplate) appendFrames(frames [][]byte, payload [][]byte, payloadLen, mss int) [][]byte {
+	var c payloadCursor
+	c.reset(payload)
 	for off, i := 0, 0; off < payloadLen || (payloadLen == 0 && i == 0); i++ {
 		n := min(mss, payloadLen-off)
 		var buf []byte
-		frames, buf = grow(frames, t.hdrLen+n)
-		t.PutHeader(buf, off, n, i, off == 0, off+n == payloadLen)
-		c.CopyTo(buf[t.hdrLen:])
-		t.PutChecksum(buf)
+		frames, buf = grow(frames, t.hdrLen+n, minFrameBuffer)
+		t.putHeader(buf, off, n, i, off == 0, off+n == payloadLen)
+		c.copyTo(buf[t.hdrLen:])
+		t.putChecksum(buf)
 		off += n
 	}
 	return frames
@@ -281,8 +271,9 @@ func (t *Template) AppendFrames(frames [][]byte, payload [][]byte, payloadLen, m
 const minFrameBuffer = 2048
 
 // grow extends frames by one frame of size bytes, reusing the buffer in the
-// spare capacity when it is big enough.
-func grow(frames [][]byte, size int) ([][]byte, []byte) {
+// spare capacity when it is big enough, else allocating one of at least
+// minCap bytes.
+func grow(frames [][]byte, size, minCap int) ([][]byte, []byte) {
 	n := len(frames)
 	if n < cap(frames) {
 		frames = frames[:n+1]
@@ -293,23 +284,23 @@ func grow(frames [][]byte, size int) ([][]byte, []byte) {
 	} else {
 		frames = append(frames, nil)
 	}
-	frames[n] = make([]byte, size, max(size, minFrameBuffer))
+	frames[n] = make([]byte, size, max(size, minCap))
 	return frames, frames[n]
 }
 
-// PayloadCursor walks a payload given in pieces (a packet's views), handing
+// payloadCursor walks a payload given in pieces (a packet's views), handing
 // out consecutive byte ranges as copies or as sub-slices.
-type PayloadCursor struct {
+type payloadCursor struct {
 	parts [][]byte
 	i     int // current piece
 	pos   int // offset in it
 }
 
 // Reset starts the cursor at the beginning of parts.
-func (c *PayloadCursor) Reset(parts [][]byte) { *c = PayloadCursor{parts: parts} }
+func (c *payloadCursor) reset(parts [][]byte) { *c = payloadCursor{parts: parts} }
 
-// CopyTo fills dst from the payload and advances past what it copied.
-func (c *PayloadCursor) CopyTo(dst []byte) {
+// copyTo fills dst from the payload and advances past what it copied.
+func (c *payloadCursor) copyTo(dst []byte) {
 	for len(dst) > 0 && c.i < len(c.parts) {
 		n := copy(dst, c.parts[c.i][c.pos:])
 		dst = dst[n:]
@@ -320,9 +311,9 @@ func (c *PayloadCursor) CopyTo(dst []byte) {
 	}
 }
 
-// AppendNext appends to out the pieces of the next n payload bytes, without
+// appendNext appends to out the pieces of the next n payload bytes, without
 // copying them, and advances past them.
-func (c *PayloadCursor) AppendNext(out [][]byte, n int) [][]byte {
+func (c *payloadCursor) appendNext(out [][]byte, n int) [][]byte {
 	for n > 0 && c.i < len(c.parts) {
 		p := c.parts[c.i][c.pos:]
 		if len(p) > n {

@@ -12,7 +12,7 @@ import (
 // BenchmarkSend compares a fast Send with netstack's own path (gonet
 // WriteTo) for the same datagram to the same destination (a static
 // neighbour), both ending in the same in-memory link: an ethlink endpoint
-// over a udpfasttest.Sink, which copies every frame into a flat buffer as a
+// over a linktest.Sink, which copies every frame into a flat buffer as a
 // write to a file descriptor would.
 func BenchmarkSend(b *testing.B) {
 	for _, path := range []string{"fast", "netstack"} {

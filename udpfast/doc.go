@@ -57,7 +57,7 @@
 // each write(2) runs the kernel's receive path, that is most of the cost of a
 // reflector under load (mediastack bench). A lone datagram still goes in
 // the batch's one WriteFrames. What the kernel sends equals what SendBatch
-// sends without trains (udpfasttest.CutUDPTrain emulates the kernel in the
+// sends without trains (linktest.CutUDPTrain emulates the kernel in the
 // tests), except that with DF the IPv4 IDs of a train count up from 0.
 //
 // A Sender is used by one goroutine; senders on the same goroutine may share

@@ -6,7 +6,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 
-	"github.com/mediastack/mediastack/stack"
+	"github.com/mediastack/mediastack/internal/tcpipaddr"
 )
 
 // Fallback sends a datagram through netstack's ordinary UDP path, from the
@@ -40,7 +40,7 @@ var _ Fallback = EndpointFallback{}
 
 // SendViaNetstack implements Fallback.
 func (f EndpointFallback) SendViaNetstack(payload []byte, dst netip.AddrPort) error {
-	to := stack.FullAddress(dst)
+	to := tcpipaddr.FullAddress(dst)
 	var r bytes.Reader
 	r.Reset(payload)
 	opts := tcpip.WriteOptions{To: &to}

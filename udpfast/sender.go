@@ -8,9 +8,9 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/mediastack/mediastack/internal/tcpipaddr"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/policyarp"
-	"github.com/mediastack/mediastack/stack"
 )
 
 // Defaults matching netstack's own UDP sends (ipv4.DefaultTTL,
@@ -142,7 +142,7 @@ func New(opts Options) (*Sender, error) {
 	if slot == nil {
 		return nil, fmt.Errorf("udpfast: local port %d is outside the policy ARP table's range", local.Port())
 	}
-	localT := stack.AddrFrom(local.Addr())
+	localT := tcpipaddr.From(local.Addr())
 	proto, ipLen := header.IPv4ProtocolNumber, header.IPv4MinimumSize+header.UDPMinimumSize
 	if local.Addr().Is6() {
 		proto, ipLen = header.IPv6ProtocolNumber, header.IPv6MinimumSize+header.UDPMinimumSize
@@ -213,7 +213,7 @@ func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
 	switch {
 	case e == nil:
 		return ReasonNoEntry
-	case e.Dst != stack.AddrFrom(dst.Addr()) || e.Local != s.localT:
+	case e.Dst != tcpipaddr.From(dst.Addr()) || e.Local != s.localT:
 		return ReasonDstChanged
 	}
 	switch e.State {
@@ -517,7 +517,7 @@ func (s *Sender) fallback(r Reason, payload []byte, dst netip.AddrPort) error {
 	if r.resolves() {
 		// Errors here are a bad destination family, which the send below
 		// reports too; the table counts what it does.
-		_, _ = s.table.Resolve(s.local.Port(), s.localT, stack.AddrFrom(dst.Addr()))
+		_, _ = s.table.Resolve(s.local.Port(), s.localT, tcpipaddr.From(dst.Addr()))
 	}
 	if err := s.fb.SendViaNetstack(payload, dst); err != nil {
 		add(&s.c.fallbackErrors, 1)

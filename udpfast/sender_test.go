@@ -19,6 +19,7 @@ import (
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link/ethlink"
+	"github.com/mediastack/mediastack/link/linktest"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/policyarp/policyarptest"
 	"github.com/mediastack/mediastack/stack"
@@ -558,12 +559,12 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 }
 
-// sinkStack is one stack on an ethlink endpoint over a udpfasttest.Sink, with
+// sinkStack is one stack on an ethlink endpoint over a linktest.Sink, with
 // a static neighbour: no peer, no resolution, every frame lands in the sink.
 type sinkStack struct {
 	st    *stack.Stack
-	sink  *udpfasttest.Sink
-	vsink *udpfasttest.VnetSink // sink is its Sink
+	sink  *linktest.Sink
+	vsink *linktest.VnetSink // sink is its Sink
 	link  *ethlink.Endpoint
 	table *policyarp.Table
 }
@@ -573,10 +574,10 @@ func newSinkStack(tb testing.TB, clock tcpip.Clock) *sinkStack {
 }
 
 // newSinkStackSegmenting is newSinkStack whose link, with segment, takes UDP
-// trains and cuts them as Linux would (udpfasttest.VnetSink).
+// trains and cuts them as Linux would (linktest.VnetSink).
 func newSinkStackSegmenting(tb testing.TB, clock tcpip.Clock, segment bool) *sinkStack {
 	tb.Helper()
-	vs := udpfasttest.NewVnetSink(2048)
+	vs := linktest.NewVnetSink(2048)
 	sk := &vs.Sink
 	var dev ethlink.Device = sk
 	if segment {

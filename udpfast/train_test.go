@@ -44,7 +44,7 @@ func trainBatch(fam family) ([][]byte, []netip.AddrPort) {
 
 // TestSendBatchTrains: on a link that segments UDP, SendBatch writes runs
 // of datagrams as trains, and what the kernel cuts them into (emulated by
-// udpfasttest.CutUDPTrain, partial checksums and all) is, frame for frame,
+// linktest.CutUDPTrain, partial checksums and all) is, frame for frame,
 // what SendBatch writes on a link that does not segment; with DF the IPv4 IDs
 // count up within a train, as Linux numbers the datagrams it cuts.
 func TestSendBatchTrains(t *testing.T) {

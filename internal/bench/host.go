@@ -8,10 +8,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/discard"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/stack"
-	"github.com/mediastack/mediastack/udpfast/udpfasttest"
 )
 
 // Addresses of the in-process workloads and of the real link: the stack
@@ -45,14 +45,14 @@ var (
 )
 
 // host is a stack on an in-memory link whose writes land in a
-// udpfasttest.Sink (a copy into a flat buffer, as a write to a descriptor
+// discard.Device (a copy into a flat buffer, as a write to a descriptor
 // would), with the fast paths' filter and policy ARP table. Frames come in
 // with link.DeliverFrame, on the caller's goroutine: no syscall, no
 // scheduling, only the paths' own work.
 type host struct {
 	st     *stack.Stack
 	link   *ethlink.Endpoint
-	sink   *udpfasttest.Sink
+	sink   *discard.Device
 	filter *fastfilter.Filter // nil unless hostOptions.fast
 	table  *policyarp.Table
 }
@@ -72,7 +72,7 @@ func newHost(o hostOptions) (h *host, err error) {
 	if o.ports < 1 {
 		o.ports = 1
 	}
-	h = &host{sink: udpfasttest.NewSink(2048)}
+	h = &host{sink: discard.New(2048)}
 	defer func() {
 		if err != nil {
 			h.close()

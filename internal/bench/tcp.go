@@ -117,7 +117,11 @@ func newSimTCPBench(path Path, size int) (*simTCPBench, error) {
 	if b.network, err = sim.NewNetwork(sim.NetworkOptions{Clock: b.clock, Seed: 1}); err != nil {
 		return nil, err
 	}
-	tx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: "\x02\x00\x5e\x00\x53\x02", TCPOffload: tcpoffload.Options{Mode: mode}})
+	offload, err := tcpoffload.New(tcpoffload.Options{Mode: mode, Clock: b.clock}) // nil for off
+	if err != nil {
+		return nil, err
+	}
+	tx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: "\x02\x00\x5e\x00\x53\x02", TCPOffload: offload})
 	if err != nil {
 		return nil, err
 	}

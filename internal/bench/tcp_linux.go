@@ -86,7 +86,10 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 	if err := b.clean.addNamespace(b.ns); err != nil {
 		return nil, err
 	}
-	offload := tcpoffload.Options{Mode: mode}
+	offload, err := tcpoffload.New(tcpoffload.Options{Mode: mode}) // nil for off
+	if err != nil {
+		return nil, err
+	}
 	var ep tcpipstack.LinkEndpoint
 	switch kind {
 	case "tap":

@@ -1,12 +1,16 @@
 package iovec
 
 import (
+	"errors"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/mediastack/mediastack/link"
 )
+
+// ErrWouldBlock is WritePacket's error for a descriptor that cannot take
+// the packet now (EAGAIN, ENOBUFS); the links report it as
+// link.ErrQueueFull.
+var ErrWouldBlock = errors.New("iovec: the descriptor cannot take the packet now")
 
 // Append appends an iovec for b to iov (nothing when b is empty).
 func Append(iov []unix.Iovec, b []byte) []unix.Iovec {
@@ -53,7 +57,7 @@ func AppendPacket(iov []unix.Iovec, hdr []byte, parts [][]byte) []unix.Iovec {
 
 // WritePacket writes one packet from its pieces with writev, again when a
 // signal interrupted it. A descriptor that cannot take it now (EAGAIN,
-// ENOBUFS) gives link.ErrQueueFull; other errors come back as the errno.
+// ENOBUFS) gives ErrWouldBlock; other errors come back as the errno.
 // It clears iov after the write, so the scratch keeps no references to the
 // caller's buffers.
 func WritePacket(fd int, iov []unix.Iovec) error {
@@ -64,7 +68,7 @@ func WritePacket(fd int, iov []unix.Iovec) error {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN, unix.ENOBUFS:
-			return link.ErrQueueFull
+			return ErrWouldBlock
 		}
 		return err
 	}

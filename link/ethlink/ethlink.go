@@ -31,7 +31,6 @@ import (
 
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/pcap"
-	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // Device moves whole Ethernet frames (destination MAC first, no FCS).
@@ -73,10 +72,11 @@ type Options struct {
 	// fails for a reason other than Close (a TAP deleted under us). The
 	// endpoint stops reading; the owner decides what to do.
 	OnReadError func(error)
-	// TCPOffload, when set, makes the endpoint take TCP packets of up to
-	// 64 KB from netstack and send them in the engine's form (gso.go). The
-	// engine serves this endpoint only. Vnet mode needs a VnetDevice.
-	TCPOffload *tcpoffload.Engine
+	// TCPOffload, when set and on, makes the endpoint take TCP packets of
+	// up to 64 KB from netstack and send them in the offload's form
+	// (gso.go): a *tcpoffload.Engine, which serves this endpoint only. One
+	// that sends large packets whole (Vnet) needs a VnetDevice.
+	TCPOffload link.TCPOffload
 	// UDPSegmentation lets fast senders (udpfast) write a train of
 	// datagrams to one peer in one write, for the kernel to cut
 	// (link.UDPSegmenter, udpgso.go). It needs a VnetDevice.
@@ -157,7 +157,7 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 32
 	}
-	vnet, err := checkOffload(&opts)
+	tcpOffload, vnetDev, err := checkOffload(&opts)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func New(opts Options) (*Endpoint, error) {
 		return nil, err
 	}
 	e := &Endpoint{opts: opts}
-	e.offload.vnet = vnet
+	e.offload.tcp, e.offload.vnet = tcpOffload, vnetDev
 	e.udpGSO.dev = udpDev
 	mac := opts.MAC
 	e.mac.Store(&mac)
@@ -193,7 +193,7 @@ func (e *Endpoint) DeliverFrame(frame []byte) {
 	if c := e.opts.Capture; c != nil {
 		_ = c.WriteFrame(frame)
 	}
-	if o := e.opts.TCPOffload; o != nil {
+	if o := e.offload.tcp; o != nil {
 		o.ObserveInbound(frame) // the ACK hook: records, never consumes
 	}
 	if h := e.hook.Load(); h != nil && (*h)(frame) == link.Handled {
@@ -257,7 +257,7 @@ func (e *Endpoint) WriteFrames(frames [][]byte) (int, error) {
 // reused frame buffer and written to the device. Like netstack's own links it
 // leaves the packets' references to the caller.
 func (e *Endpoint) WritePackets(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
-	if e.opts.TCPOffload != nil {
+	if e.offload.tcp != nil {
 		return e.writeOffload(pkts)
 	}
 	e.txMu.Lock()

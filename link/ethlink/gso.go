@@ -6,32 +6,31 @@ import (
 	"iter"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link"
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // TCP segmentation offload.
 //
 // With Options.TCPOffload set the endpoint is a host-GSO endpoint
 // (stack.GSOEndpoint): netstack hands it one TCP packet of up to
-// Engine.MaxLargePacket bytes with a single IP and TCP header and the MSS,
-// instead of one packet per MSS, and leaves the TCP checksum of every packet
-// of such a connection partial (pseudo-header only), pure ACKs included.
-// netstack keeps all of TCP's state; a retransmission is just another packet
-// through here. The endpoint then sends in the engine's form:
+// MaxLargePacket bytes with a single IP and TCP header and the MSS, instead
+// of one packet per MSS, and leaves the TCP checksum of every packet of such
+// a connection partial (pseudo-header only), pure ACKs included. netstack
+// keeps all of TCP's state; a retransmission is just another packet through
+// here. The offload (a link.TCPOffload: tcpoffload.Engine) turns each large
+// packet into what the device takes; the endpoint does the rest:
 //
-//   - Soft: large packets are cut into MSS-sized frames from the session's
-//     header template (tcpoffload.Template), checksums complete, and written
-//     with the device's batch write, in bursts no larger than the session's
-//     cap. Every other packet with a partial checksum is completed.
-//   - Vnet: every packet goes to a VnetDevice with a virtio-net header; a
-//     large one is written once, marked GSO with gso_size = MSS, and every
-//     packet with a partial checksum is marked NEEDS_CSUM, so the kernel
-//     completes it (or, delivering locally, never needs to). A session cap
-//     below the packet splits it into smaller large packets.
+//   - cut into frames (TCPOffload.AppendFrames): the frames are written
+//     with the device's batch write, in bursts no larger than the offload
+//     says. Every other packet with a partial checksum is completed here.
+//   - whole (TCPOffload.Vnet): every packet goes to a VnetDevice with a
+//     virtio-net header; the offload builds those of large packets (marked
+//     GSO, or split under a cap), and every other packet with a partial
+//     checksum is marked NEEDS_CSUM here, so the kernel completes it (or,
+//     delivering locally, never needs to).
 
 // VnetDevice is a Device that carries a virtio-net header with every frame:
 // a TAP opened with IFF_VNET_HDR. Its WriteFrames writes frames with an empty
@@ -41,7 +40,7 @@ type VnetDevice interface {
 	// WriteVnet writes packets, each a virtio-net header and one frame in
 	// pieces, and returns how many were written. It must not retain them.
 	// A device that cannot take more now returns link.ErrQueueFull.
-	WriteVnet(pkts []tcpoffload.VnetPacket) (int, error)
+	WriteVnet(pkts []vnet.Packet) (int, error)
 }
 
 var _ tcpipstack.GSOEndpoint = (*Endpoint)(nil)
@@ -49,59 +48,56 @@ var _ tcpipstack.GSOEndpoint = (*Endpoint)(nil)
 // offloadState is the transmit scratch of the offload paths, guarded by
 // Endpoint.txMu and reused so that a steady stream allocates nothing.
 type offloadState struct {
-	vnet    VnetDevice
-	frames  [][]byte // soft: frames to write
-	starts  []int    // soft: index in frames of each packet's first frame
-	breaks  []int    // soft: frame indices where a capped burst ends
-	vpkts   []tcpoffload.VnetPacket
-	owner   []int    // vnet: the packet each of vpkts comes from
-	spans   [][2]int // vnet: each vpkt's range in parts
-	parts   [][]byte // vnet: backing store of vpkts' Parts
-	hdrs    [][]byte // vnet: headers of capped sub-packets
-	hdr     []byte   // a packet's headers, contiguous
-	payload [][]byte // a packet's payload, in pieces
-	flat    []byte   // vnet: a packet flattened for the capture
+	tcp    link.TCPOffload
+	vnet   VnetDevice
+	large  link.LargePacket // the large packet being handed over
+	hdr    []byte           // its headers, contiguous (large.Header)
+	frames [][]byte         // cut: frames to write
+	starts []int            // cut: index in frames of each packet's first frame
+	breaks []int            // cut: frame indices where a capped burst ends
+	vpkts  []vnet.Packet    // whole: packets to write
+	owner  []int            // whole: the packet each of vpkts comes from
+	hdrs   [][]byte         // whole: header buffers the offload builds in
+	flat   []byte           // whole: a packet flattened for the capture
 }
 
-// checkOffload validates the offload options in New.
-func checkOffload(opts *Options) (VnetDevice, error) {
-	eng := opts.TCPOffload
-	if eng == nil {
-		return nil, nil
+// checkOffload validates the offload options in New. It returns the
+// offload (nil when off) and, when it sends large packets whole, the
+// device as a VnetDevice.
+func checkOffload(opts *Options) (link.TCPOffload, VnetDevice, error) {
+	tcp := link.ActiveTCPOffload(opts.TCPOffload)
+	if tcp == nil {
+		return nil, nil, nil
 	}
-	var vnet VnetDevice
-	switch eng.Mode() {
-	case tcpoffload.Soft:
-	case tcpoffload.Vnet:
+	var vnetDev VnetDevice
+	if tcp.Vnet() {
 		v, ok := opts.Device.(VnetDevice)
 		if !ok {
-			return nil, fmt.Errorf("ethlink: TCP offload mode vnet needs a device that writes virtio-net headers (a TAP opened with IFF_VNET_HDR); %T is not one (use soft)", opts.Device)
+			return nil, nil, fmt.Errorf("ethlink: TCP offload mode vnet needs a device that writes virtio-net headers (a TAP opened with IFF_VNET_HDR); %T is not one (use soft)", opts.Device)
 		}
-		vnet = v
-	default:
-		return nil, fmt.Errorf("ethlink: TCP offload mode %v is not a transmit form", eng.Mode())
+		vnetDev = v
 	}
-	if err := eng.Attach(); err != nil {
-		return nil, fmt.Errorf("ethlink: %w", err)
+	if err := tcp.Attach(); err != nil {
+		return nil, nil, fmt.Errorf("ethlink: %w", err)
 	}
-	return vnet, nil
+	return tcp, vnetDev, nil
 }
 
-// TCPOffload returns the endpoint's offload engine (nil when off), for its
-// session table and counters.
-func (e *Endpoint) TCPOffload() *tcpoffload.Engine { return e.opts.TCPOffload }
+// TCPOffload returns the endpoint's TCP offload (nil when off): the value
+// given in Options, e.g. a *tcpoffload.Engine for its sessions and counters.
+func (e *Endpoint) TCPOffload() link.TCPOffload { return e.offload.tcp }
 
-// GSOMaxSize implements stack.GSOEndpoint: the default pacing cap.
+// GSOMaxSize implements stack.GSOEndpoint: the offload's default cap.
 func (e *Endpoint) GSOMaxSize() uint32 {
-	if eng := e.opts.TCPOffload; eng != nil {
-		return uint32(eng.MaxLargePacket())
+	if tcp := e.offload.tcp; tcp != nil {
+		return uint32(tcp.MaxLargePacket())
 	}
 	return 0
 }
 
 // SupportedGSO implements stack.GSOEndpoint: host GSO when offload is on.
 func (e *Endpoint) SupportedGSO() tcpipstack.SupportedGSO {
-	if e.opts.TCPOffload != nil {
+	if e.offload.tcp != nil {
 		return tcpipstack.HostGSOSupported
 	}
 	return tcpipstack.GSONotSupported
@@ -117,12 +113,13 @@ func partialChecksum(pkt *tcpipstack.PacketBuffer) (start int, ok bool) {
 	return len(pkt.LinkHeader().Slice()) + len(pkt.NetworkHeader().Slice()), true
 }
 
-// split copies pkt's headers (the first hdrLen bytes) into o.hdr and points
-// o.payload at the rest, without copying or allocating.
-func (o *offloadState) split(pkt *tcpipstack.PacketBuffer, hdrLen int) {
+// largePacket makes o.large the large packet pkt, of payloadLen bytes cut
+// at mss: its headers copied into o.hdr, its payload the packet's views
+// (not copied). Once warmed up it allocates nothing.
+func (o *offloadState) largePacket(pkt *tcpipstack.PacketBuffer, payloadLen, mss int) *link.LargePacket {
 	o.hdr = o.hdr[:0]
-	o.payload = o.payload[:0]
-	need := hdrLen
+	payload := o.large.Payload[:0]
+	need := pkt.HeaderSize()
 	for s := range packetBytes(pkt) {
 		if need > 0 {
 			n := min(need, len(s))
@@ -131,9 +128,11 @@ func (o *offloadState) split(pkt *tcpipstack.PacketBuffer, hdrLen int) {
 			s = s[n:]
 		}
 		if len(s) > 0 {
-			o.payload = append(o.payload, s)
+			payload = append(payload, s)
 		}
 	}
+	o.large = link.LargePacket{Header: o.hdr, Payload: payload, PayloadLen: payloadLen, MSS: mss}
+	return &o.large
 }
 
 // appendFlat appends pkt's bytes, flattened, as one frame to frames.
@@ -159,10 +158,10 @@ func (e *Endpoint) writeOffload(pkts tcpipstack.PacketBufferList) (int, tcpip.Er
 	return e.writeSoft(pkts)
 }
 
-// writeSoft cuts large packets into frames and completes partial checksums.
+// writeSoft has the offload cut large packets into frames, and completes
+// partial checksums.
 func (e *Endpoint) writeSoft(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
 	o := &e.offload
-	eng := e.opts.TCPOffload
 	o.frames, o.starts, o.breaks = o.frames[:0], o.starts[:0], o.breaks[:0]
 	list := pkts.AsSlice()
 	for _, pkt := range list {
@@ -170,29 +169,23 @@ func (e *Endpoint) writeSoft(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 		start, partial := partialChecksum(pkt)
 		mss := int(pkt.GSOOptions.MSS)
 		if payloadLen := pkt.Data().Size(); partial && mss > 0 && payloadLen > mss {
-			o.split(pkt, pkt.HeaderSize())
-			s, err := eng.Begin(o.hdr, payloadLen, mss)
-			if err != nil {
-				// Not from netstack's TCP; nothing else could send it.
-				eng.CountUnsegmentable()
-				continue
-			}
 			first := len(o.frames)
-			o.frames = s.Template.AppendFrames(o.frames, o.payload, payloadLen, mss)
-			perBurst := tcpoffload.Segments(s.Chunk(payloadLen, mss), mss)
-			bursts := 1
+			var perBurst int
+			var err error
+			o.frames, perBurst, err = o.tcp.AppendFrames(o.frames, o.largePacket(pkt, payloadLen, mss))
+			if err != nil {
+				continue // not from netstack's TCP; the offload counted it
+			}
 			for i := first + perBurst; i < len(o.frames); i += perBurst {
 				o.breaks = append(o.breaks, i)
-				bursts++
 			}
-			s.Sent(payloadLen, mss, len(o.frames)-first, bursts)
 			continue
 		}
 		var frame []byte
 		o.frames, frame = appendFlat(o.frames, pkt)
 		if partial {
-			if err := tcpoffload.CompletePartial(frame, start, int(pkt.GSOOptions.CsumOffset)); err == nil {
-				eng.CountPartialCompleted()
+			if err := vnet.CompletePartial(frame, start, int(pkt.GSOOptions.CsumOffset)); err == nil {
+				o.tcp.CountPartialCompleted()
 			}
 		}
 	}
@@ -231,74 +224,33 @@ func (e *Endpoint) writeSoft(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 // writeVnet writes every packet once with a virtio-net header.
 func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error) {
 	o := &e.offload
-	eng := e.opts.TCPOffload
-	o.vpkts, o.owner, o.spans, o.parts = o.vpkts[:0], o.owner[:0], o.spans[:0], o.parts[:0]
-	nhdr := 0
+	o.vpkts, o.owner, o.hdrs = o.vpkts[:0], o.owner[:0], o.hdrs[:0]
 	list := pkts.AsSlice()
 	for i, pkt := range list {
-		var vh tcpoffload.VirtioNetHdr
-		hdrLen := pkt.HeaderSize()
 		start, partial := partialChecksum(pkt)
+		mss := int(pkt.GSOOptions.MSS)
+		if payloadLen := pkt.Data().Size(); partial && mss > 0 && payloadLen > mss {
+			var err error
+			o.vpkts, o.hdrs, err = o.tcp.AppendVnet(o.vpkts, o.hdrs, o.largePacket(pkt, payloadLen, mss))
+			if err != nil {
+				continue // not from netstack's TCP; the offload counted it
+			}
+			for len(o.owner) < len(o.vpkts) {
+				o.owner = append(o.owner, i)
+			}
+			continue
+		}
+		var vh vnet.Hdr
 		if partial {
-			vh.Flags = tcpoffload.VirtioNetHdrFNeedsCsum
-			vh.HdrLen = uint16(hdrLen)
+			vh.Flags = vnet.FlagNeedsCsum
+			vh.HdrLen = uint16(pkt.HeaderSize())
 			vh.CsumStart = uint16(start)
 			vh.CsumOffset = pkt.GSOOptions.CsumOffset
 		}
-		mss := int(pkt.GSOOptions.MSS)
-		payloadLen := pkt.Data().Size()
-		if !partial || mss == 0 || payloadLen <= mss {
-			o.queue(i, vh, appendViews(o.parts, pkt))
-			continue
-		}
-		vh.GSOSize = uint16(mss)
-		vh.GSOType = tcpoffload.VirtioNetHdrGSOTCPv4
-		if pkt.GSOOptions.Type == tcpipstack.GSOTCPv6 {
-			vh.GSOType = tcpoffload.VirtioNetHdrGSOTCPv6
-		}
-		o.split(pkt, hdrLen)
-		s, err := eng.Begin(o.hdr, payloadLen, mss)
-		if err != nil {
-			eng.CountUnsegmentable()
-			continue
-		}
-		chunk := s.Chunk(payloadLen, mss)
-		if chunk >= payloadLen {
-			o.queue(i, vh, appendViews(o.parts, pkt))
-			s.Sent(payloadLen, mss, tcpoffload.Segments(payloadLen, mss), 1)
-			continue
-		}
-		// The session's cap splits the packet into smaller large packets,
-		// each with its own headers from the template.
-		t := &s.Template
-		var c tcpoffload.PayloadCursor
-		c.Reset(o.payload)
-		parts := 0
-		for off := 0; off < payloadLen; off += chunk {
-			n := min(chunk, payloadLen-off)
-			if nhdr == len(o.hdrs) {
-				o.hdrs = append(o.hdrs, nil)
-			}
-			h := o.hdrs[nhdr]
-			if cap(h) < t.HeaderLen() {
-				h = make([]byte, t.HeaderLen(), maxTCPHeaders)
-			}
-			h = h[:t.HeaderLen()]
-			o.hdrs[nhdr] = h
-			nhdr++
-			t.PutHeader(h, off, n, off/mss, off == 0, off+n == payloadLen)
-			t.PutPartialChecksum(h, t.HeaderLen()-t.CsumStart()+n)
-			sub := vh
-			if n <= mss {
-				sub.GSOType, sub.GSOSize = tcpoffload.VirtioNetHdrGSONone, 0
-			}
-			o.queue(i, sub, c.AppendNext(append(o.parts, h), n))
-			parts++
-		}
-		s.Sent(payloadLen, mss, tcpoffload.Segments(payloadLen, mss), parts)
-	}
-	for j := range o.vpkts {
-		o.vpkts[j].Parts = o.parts[o.spans[j][0]:o.spans[j][1]]
+		var p *vnet.Packet
+		o.vpkts, p = vnet.AppendPacket(o.vpkts, vh)
+		p.Parts = appendViews(p.Parts, pkt)
+		o.owner = append(o.owner, i)
 	}
 	if c := e.opts.Capture; c != nil {
 		for _, p := range o.vpkts {
@@ -325,18 +277,6 @@ func (e *Endpoint) writeVnet(pkts tcpipstack.PacketBufferList) (int, tcpip.Error
 		err = nil
 	}
 	return writeResult(done, err)
-}
-
-// maxTCPHeaders bounds Ethernet, IP and TCP headers with options.
-const maxTCPHeaders = header.EthernetMinimumSize + header.IPv6MinimumSize + header.TCPHeaderMaximumSize
-
-// queue adds a vnet packet whose parts are what parts holds beyond
-// len(o.parts), and makes parts the new o.parts.
-func (o *offloadState) queue(owner int, vh tcpoffload.VirtioNetHdr, parts [][]byte) {
-	o.spans = append(o.spans, [2]int{len(o.parts), len(parts)})
-	o.parts = parts
-	o.vpkts = append(o.vpkts, tcpoffload.VnetPacket{Hdr: vh})
-	o.owner = append(o.owner, owner)
 }
 
 // appendViews appends pkt's bytes, as the slices of its views, to parts.

@@ -17,6 +17,7 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/link/ethlink"
+	"github.com/mediastack/mediastack/link/vnet"
 	mstack "github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/tcpoffload"
 )
@@ -25,7 +26,7 @@ import (
 // for WriteFrames) and the frame as written, before any checksum
 // completion.
 type written struct {
-	hdr   tcpoffload.VirtioNetHdr
+	hdr   vnet.Hdr
 	frame []byte
 }
 
@@ -42,21 +43,21 @@ type loopDevice struct {
 
 func (d *loopDevice) WriteFrames(frames [][]byte) (int, error) {
 	for _, f := range frames {
-		d.record(tcpoffload.VirtioNetHdr{}, f)
+		d.record(vnet.Hdr{}, f)
 		d.out <- append([]byte(nil), f...)
 	}
 	return len(frames), nil
 }
 
-func (d *loopDevice) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
+func (d *loopDevice) WriteVnet(pkts []vnet.Packet) (int, error) {
 	for _, p := range pkts {
 		var f []byte
 		for _, part := range p.Parts {
 			f = append(f, part...)
 		}
 		d.record(p.Hdr, f)
-		if p.Hdr.Flags&tcpoffload.VirtioNetHdrFNeedsCsum != 0 {
-			if err := tcpoffload.CompletePartial(f, int(p.Hdr.CsumStart), int(p.Hdr.CsumOffset)); err != nil {
+		if p.Hdr.Flags&vnet.FlagNeedsCsum != 0 {
+			if err := vnet.CompletePartial(f, int(p.Hdr.CsumStart), int(p.Hdr.CsumOffset)); err != nil {
 				return 0, err
 			}
 		}
@@ -65,7 +66,7 @@ func (d *loopDevice) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
 	return len(pkts), nil
 }
 
-func (d *loopDevice) record(h tcpoffload.VirtioNetHdr, f []byte) {
+func (d *loopDevice) record(h vnet.Hdr, f []byte) {
 	d.mu.Lock()
 	d.recs = append(d.recs, written{h, append([]byte(nil), f...)})
 	d.mu.Unlock()
@@ -85,6 +86,11 @@ type pair struct {
 	a, b       *mstack.Stack
 	devA, devB *loopDevice
 	epA, epB   *ethlink.Endpoint
+}
+
+// engineOf returns the offload engine of an endpoint with offload on.
+func engineOf(ep *ethlink.Endpoint) *tcpoffload.Engine {
+	return ep.TCPOffload().(*tcpoffload.Engine)
 }
 
 func newPair(t *testing.T, modeA, modeB tcpoffload.Mode, capA int) *pair {
@@ -209,13 +215,13 @@ func TestVnetWritesLargePacketsOnce(t *testing.T) {
 		l3       int
 		hdrBytes int
 	}{
-		{"198.51.100.1:8080", tcpoffload.VirtioNetHdrGSOTCPv4, header.IPv4MinimumSize, 14 + 20 + 32},
-		{"[2001:db8::1]:8080", tcpoffload.VirtioNetHdrGSOTCPv6, header.IPv6MinimumSize, 14 + 40 + 32},
+		{"198.51.100.1:8080", vnet.GSOTCPv4, header.IPv4MinimumSize, 14 + 20 + 32},
+		{"[2001:db8::1]:8080", vnet.GSOTCPv6, header.IPv6MinimumSize, 14 + 40 + 32},
 	} {
 		t.Run(tc.dst, func(t *testing.T) {
 			p := newPair(t, tcpoffload.Vnet, tcpoffload.Off, 0)
 			p.transfer(t, netip.MustParseAddrPort(tc.dst), 4<<20, nil)
-			sessions := p.epA.TCPOffload().Sessions()
+			sessions := engineOf(p.epA).Sessions()
 			if len(sessions) != 1 {
 				t.Fatalf("sessions: %+v", sessions)
 			}
@@ -229,7 +235,7 @@ func TestVnetWritesLargePacketsOnce(t *testing.T) {
 					(eth.Type() == header.IPv6ProtocolNumber && header.IPv6(w.frame[14:]).TransportProtocol() == header.TCPProtocolNumber)
 				h := w.hdr
 				if !isTCP {
-					if h != (tcpoffload.VirtioNetHdr{}) {
+					if h != (vnet.Hdr{}) {
 						t.Errorf("packet %d (not TCP) has virtio-net header %+v", i, h)
 					}
 					continue
@@ -238,7 +244,7 @@ func TestVnetWritesLargePacketsOnce(t *testing.T) {
 				if syn {
 					continue // netstack sends SYNs without GSO, checksum complete
 				}
-				if h.Flags != tcpoffload.VirtioNetHdrFNeedsCsum || int(h.CsumStart) != 14+tc.l3 || h.CsumOffset != header.TCPChecksumOffset || int(h.HdrLen) != tc.hdrBytes {
+				if h.Flags != vnet.FlagNeedsCsum || int(h.CsumStart) != 14+tc.l3 || h.CsumOffset != header.TCPChecksumOffset || int(h.HdrLen) != tc.hdrBytes {
 					t.Fatalf("packet %d: virtio-net header %+v, want NEEDS_CSUM from %d, offset 16, headers %d", i, h, 14+tc.l3, tc.hdrBytes)
 				}
 				// A packet carrying more than one segment is a large one.
@@ -247,11 +253,11 @@ func TestVnetWritesLargePacketsOnce(t *testing.T) {
 					if h.GSOType != tc.gsoType || h.GSOSize != mss || mss > 1460 {
 						t.Fatalf("large packet %d (%d bytes): GSO type %d size %d, want %d and the MSS %d", i, len(w.frame), h.GSOType, h.GSOSize, tc.gsoType, mss)
 					}
-				} else if h.GSOType != tcpoffload.VirtioNetHdrGSONone {
+				} else if h.GSOType != vnet.GSONone {
 					t.Errorf("packet %d with %d payload bytes (MSS %d) marked GSO %+v", i, payload, mss, h)
 				}
 			}
-			st := p.epA.TCPOffload().Stats()
+			st := engineOf(p.epA).Stats()
 			if large == 0 || st.LargePackets != uint64(large) {
 				t.Errorf("%d large packets written, engine counted %+v", large, st)
 			}
@@ -267,7 +273,7 @@ func TestVnetSessionCap(t *testing.T) {
 	p := newPair(t, tcpoffload.Vnet, tcpoffload.Off, 0)
 	const limit = 8000
 	p.transfer(t, netip.MustParseAddrPort("198.51.100.1:8081"), 2<<20, func(local, remote netip.AddrPort) {
-		if err := p.epA.TCPOffload().SetSessionCap(local, remote, limit); err != nil {
+		if err := engineOf(p.epA).SetSessionCap(local, remote, limit); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -276,7 +282,7 @@ func TestVnetSessionCap(t *testing.T) {
 			t.Fatalf("packet %d: %d bytes from the IP header on, over the session's cap of %d", i, len(w.frame)-14, limit)
 		}
 	}
-	sessions := p.epA.TCPOffload().Sessions()
+	sessions := engineOf(p.epA).Sessions()
 	if len(sessions) != 1 || sessions[0].CapSplits == 0 || sessions[0].Cap != limit {
 		t.Errorf("sessions: %+v", sessions)
 	}
@@ -305,7 +311,7 @@ func TestSoftCompletesPureACKs(t *testing.T) {
 			acks++
 		}
 	}
-	st := p.epB.TCPOffload().Stats()
+	st := engineOf(p.epB).Stats()
 	if acks == 0 || st.PartialsCompleted != uint64(acks) {
 		t.Errorf("%d ACKs sent, %d partial checksums completed", acks, st.PartialsCompleted)
 	}
@@ -344,7 +350,7 @@ func (d *countingDevice) WriteFrames(f [][]byte) (int, error) {
 	return len(f), nil
 }
 
-func (d *countingDevice) WriteVnet(p []tcpoffload.VnetPacket) (int, error) {
+func (d *countingDevice) WriteVnet(p []vnet.Packet) (int, error) {
 	d.vnet += len(p)
 	d.calls++
 	return len(p), nil

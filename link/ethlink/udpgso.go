@@ -10,7 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/mediastack/mediastack/link"
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // UDP segmentation offload (Options.UDPSegmentation).
@@ -38,7 +38,7 @@ var _ link.UDPSegmenter = (*Endpoint)(nil)
 type udpGSOState struct {
 	mu   sync.Mutex
 	dev  VnetDevice
-	pkts [1]tcpoffload.VnetPacket
+	pkts [1]vnet.Packet
 	// refused is set when the kernel refused a train as invalid: Linux
 	// takes virtio-net's GSO_UDP_L4 from a TAP or a packet socket since
 	// 6.2 only. Trains stay off from then on (MaxUDPSegments is 0), so
@@ -93,9 +93,9 @@ func (e *Endpoint) WriteUDPSegments(hdr []byte, payloads [][]byte) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	p := &g.pkts[0]
-	p.Hdr = tcpoffload.VirtioNetHdr{
-		Flags:      tcpoffload.VirtioNetHdrFNeedsCsum,
-		GSOType:    tcpoffload.VirtioNetHdrGSOUDPL4,
+	p.Hdr = vnet.Hdr{
+		Flags:      vnet.FlagNeedsCsum,
+		GSOType:    vnet.GSOUDPL4,
 		HdrLen:     uint16(len(hdr)),
 		GSOSize:    uint16(segSize),
 		CsumStart:  uint16(len(hdr) - header.UDPMinimumSize),

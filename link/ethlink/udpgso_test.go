@@ -11,7 +11,7 @@ import (
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // trainHeader is a stand-in for the Ethernet, IPv4 and UDP headers of a
@@ -31,9 +31,9 @@ func TestWriteUDPSegments(t *testing.T) {
 	if err := ep.WriteUDPSegments(trainHeader, payloads); err != nil {
 		t.Fatal(err)
 	}
-	want := tcpoffload.VirtioNetHdr{
-		Flags:      tcpoffload.VirtioNetHdrFNeedsCsum,
-		GSOType:    tcpoffload.VirtioNetHdrGSOUDPL4,
+	want := vnet.Hdr{
+		Flags:      vnet.FlagNeedsCsum,
+		GSOType:    vnet.GSOUDPL4,
 		HdrLen:     42,
 		GSOSize:    172,
 		CsumStart:  34,
@@ -115,7 +115,7 @@ func TestWriteUDPSegmentsRefuses(t *testing.T) {
 // older than 6.2 refuses GSO_UDP_L4.
 type refusingDevice struct{ countingDevice }
 
-func (d *refusingDevice) WriteVnet([]tcpoffload.VnetPacket) (int, error) {
+func (d *refusingDevice) WriteVnet([]vnet.Packet) (int, error) {
 	return 0, syscall.EINVAL
 }
 

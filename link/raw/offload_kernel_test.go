@@ -24,7 +24,11 @@ func TestSoftOffloadToKernel(t *testing.T) {
 	netnstest.Require(t)
 	netnstest.RequireTools(t, "nc", "sha256sum")
 	ns, veth := newVeth(t)
-	ep := newEndpoint(t, raw.Options{Interface: veth.Outside, TCPOffload: tcpoffload.Options{Mode: tcpoffload.Soft}})
+	eng, err := tcpoffload.New(tcpoffload.Options{Mode: tcpoffload.Soft})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := newEndpoint(t, raw.Options{Interface: veth.Outside, TCPOffload: eng})
 	st := attach(t, ep)
 	payload := make([]byte, 16<<20)
 	for i := range payload {
@@ -39,7 +43,7 @@ func TestSoftOffloadToKernel(t *testing.T) {
 		}
 		sink := ns.Start("sh", "-c", "nc "+family+" -l -p "+strconv.Itoa(int(port))+" -N | sha256sum")
 		dst := netip.AddrPortFrom(addr, port)
-		var err error
+		err = nil
 		netnstest.Eventually(t, attempts, pause, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -60,7 +64,7 @@ func TestSoftOffloadToKernel(t *testing.T) {
 			t.Errorf("kernel at %v received data with sha256 %q (%v), want %x", dst, out, werr, sum)
 		}
 	}
-	st2 := ep.TCPOffload().Stats()
+	st2 := eng.Stats()
 	if st2.LargePackets == 0 || st2.Frames < st2.LargePackets*2 || st2.PartialsCompleted == 0 {
 		t.Errorf("soft offload counters: %+v", st2)
 	}

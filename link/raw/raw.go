@@ -42,9 +42,10 @@
 // MTU larger than ours) are dropped and counted in DeviceStats.RxTruncated:
 // turn TSO off on a veth peer (ethtool -K PEER tso off).
 //
-// With Options.TCPOffload in mode tcpoffload.Soft, netstack hands the
-// link TCP packets of up to 64 KB, which it cuts into MSS-sized frames from
-// a header template and sends with one sendmmsg per burst.
+// With an Options.TCPOffload in mode Soft (a tcpoffload.Engine), netstack
+// hands the link TCP packets of up to 64 KB, which the engine cuts into
+// MSS-sized frames from a header template and the link sends with one
+// sendmmsg per burst.
 //
 // Sends use sendmmsg(2). Close wakes a blocked reader; an interface taken
 // down or deleted under the reader stops it and reports the error to
@@ -59,9 +60,9 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
-	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // Options configure an AF_PACKET endpoint.
@@ -79,9 +80,10 @@ type Options struct {
 	// deleted).
 	OnReadError func(error)
 	// TCPOffload sends large TCP packets from netstack as frames cut from
-	// a header template, written with one sendmmsg per burst (Mode
-	// tcpoffload.Soft; the default is Off; Vnet needs a TAP).
-	TCPOffload tcpoffload.Options
+	// a header template, written with one sendmmsg per burst (a
+	// *tcpoffload.Engine in mode Soft, one per link; the default, nil, is
+	// off; mode Vnet needs a TAP).
+	TCPOffload link.TCPOffload
 	// UDPSegmentation lets fast senders (udpfast) write a train of
 	// datagrams to one peer in one system call, for the kernel to cut
 	// into the datagrams (virtio-net UDP GSO through a second, send-only
@@ -139,12 +141,9 @@ func New(opts Options) (*Endpoint, error) {
 	if opts.MTU != 0 && (opts.MTU < header.IPv4MinimumProcessableDatagramSize || opts.MTU > 65535) {
 		return nil, fmt.Errorf("raw: MTU %d out of range [%d, 65535]", opts.MTU, header.IPv4MinimumProcessableDatagramSize)
 	}
-	if opts.TCPOffload.Mode == tcpoffload.Vnet {
+	tcp := link.ActiveTCPOffload(opts.TCPOffload)
+	if tcp != nil && tcp.Vnet() {
 		return nil, fmt.Errorf("raw: TCP offload mode vnet needs a TAP (virtio-net headers); use soft on %s", opts.Interface)
-	}
-	engine, err := tcpoffload.New(opts.TCPOffload)
-	if err != nil {
-		return nil, fmt.Errorf("raw %s: %w", opts.Interface, err)
 	}
 	stats := new(DeviceStats)
 	dev, mac, mtu, err := openSocket(opts.Interface, opts.MAC, stats, opts.UDPSegmentation)
@@ -162,7 +161,7 @@ func New(opts Options) (*Endpoint, error) {
 		BatchSize:   batchSize,
 		Capture:     opts.Capture,
 		OnReadError: opts.OnReadError,
-		TCPOffload:  engine,
+		TCPOffload:  tcp,
 
 		UDPSegmentation: opts.UDPSegmentation,
 	})

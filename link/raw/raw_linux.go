@@ -15,7 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 
+	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // capHint is appended to every permission error.
@@ -215,7 +217,7 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 			}
 			size := int(m.len)
 			if status, ok := s.rx.auxStatus(i); ok && status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				if completeChecksum(s.rbufs[i][:size]) {
+				if vnet.CompleteChecksum(s.rbufs[i][:size]) {
 					s.stats.RxChecksumCompleted.Add(1)
 				}
 			}
@@ -272,6 +274,8 @@ func (s *packetSocket) writeError(err error, what string) error {
 		return link.ErrClosed
 	case errors.Is(err, link.ErrQueueFull):
 		return err
+	case errors.Is(err, iovec.ErrWouldBlock):
+		return link.ErrQueueFull
 	case errors.Is(err, unix.EMSGSIZE):
 		return fmt.Errorf("raw %s: %s: %w", s.iface, what, link.ErrFrameTooBig)
 	case errors.Is(err, unix.ENETDOWN):

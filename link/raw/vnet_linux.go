@@ -10,7 +10,7 @@ import (
 
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/link"
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // segmentingSocket is a packetSocket with a second AF_PACKET socket on the
@@ -24,7 +24,7 @@ type segmentingSocket struct {
 	*packetSocket
 	vmu  sync.Mutex
 	vfd  int
-	vhdr [tcpoffload.VirtioNetHdrSize]byte
+	vhdr [vnet.HdrSize]byte
 	viov []unix.Iovec
 }
 
@@ -50,7 +50,7 @@ func openSegmentingSocket(s *packetSocket, ifindex int) (*segmentingSocket, erro
 // WriteVnet implements ethlink.VnetDevice: each packet is one writev of its
 // virtio-net header and pieces on the train socket. It never waits: a full
 // socket buffer is link.ErrQueueFull.
-func (s *segmentingSocket) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
+func (s *segmentingSocket) WriteVnet(pkts []vnet.Packet) (int, error) {
 	s.vmu.Lock()
 	defer s.vmu.Unlock()
 	for i := range pkts {

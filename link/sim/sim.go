@@ -32,7 +32,6 @@ import (
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
-	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // NetworkOptions configure a Network.
@@ -152,9 +151,9 @@ type EndpointOptions struct {
 	// RXChecksumOffload makes the endpoint claim verified checksums.
 	RXChecksumOffload bool
 	// TCPOffload sends large TCP packets from netstack as frames cut from
-	// a header template (Mode tcpoffload.Soft; the default is Off). Its
-	// Clock defaults to the network's.
-	TCPOffload tcpoffload.Options
+	// a header template (a *tcpoffload.Engine in mode Soft, one per
+	// endpoint, made with the network's Clock; the default, nil, is off).
+	TCPOffload link.TCPOffload
 }
 
 // Endpoint is one port of the network: a netstack LinkEndpoint.
@@ -195,19 +194,12 @@ func (n *Network) NewEndpoint(opts EndpointOptions) (*Endpoint, error) {
 		impairments: opts.Impairments,
 		rng:         rand.New(rand.NewPCG(n.seed, uint64(len(n.ports))+1)),
 	}
-	if opts.TCPOffload.Clock == nil {
-		opts.TCPOffload.Clock = n.clock
-	}
-	engine, err := tcpoffload.New(opts.TCPOffload)
-	if err != nil {
-		return nil, err
-	}
 	eth, err := ethlink.New(ethlink.Options{
 		Device:            device{ep},
 		MAC:               opts.MAC,
 		MTU:               opts.MTU,
 		RXChecksumOffload: opts.RXChecksumOffload,
-		TCPOffload:        engine,
+		TCPOffload:        opts.TCPOffload,
 	})
 	if err != nil {
 		return nil, err

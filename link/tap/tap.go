@@ -18,13 +18,19 @@
 // TAP deleted while in use makes the reader stop and report the error to
 // Options.OnReadError exactly once.
 //
-// With Options.TCPOffload in mode tcpoffload.Vnet the TAP is opened with
-// IFF_VNET_HDR (by this package; water cannot ask for it): netstack's
-// large TCP packets are written once each with a virtio-net header asking
-// the kernel to segment them, so a local socket receives them whole, and
-// the kernel may hand over frames with checksums left partial, which the
-// reader completes before the hook or netstack sees them. The default
-// opens the TAP with water, as before.
+// With an Options.TCPOffload that sends large packets whole (a
+// tcpoffload.Engine in mode Vnet) the TAP is opened with IFF_VNET_HDR (by
+// this package; water cannot ask for it): netstack's large TCP packets are
+// written once each with a virtio-net header (link/vnet) asking the kernel
+// to segment them, so a local socket receives them whole, and the kernel
+// may hand over frames with checksums left partial, which the reader
+// completes before the hook or netstack sees them:
+//
+//	eng, err := tcpoffload.New(tcpoffload.Options{Mode: tcpoffload.Vnet})
+//	...
+//	ep, err := tap.New(tap.Options{Name: "ms0", TCPOffload: eng})
+//
+// The default opens the TAP with water, as before.
 //
 // TAP needs Linux; elsewhere New returns an error saying so.
 package tap
@@ -40,9 +46,9 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
-	"github.com/mediastack/mediastack/tcpoffload"
 )
 
 // Options configure a TAP endpoint.
@@ -60,14 +66,16 @@ type Options struct {
 	// OnReadError is called once, from the reader goroutine, when reading
 	// the TAP fails for a reason other than Close (the device was deleted).
 	OnReadError func(error)
-	// TCPOffload is how large TCP packets from netstack are sent (default
-	// Off: netstack cuts every segment). Vnet opens the TAP with
-	// IFF_VNET_HDR and writes each large packet once with a virtio-net
-	// header for the kernel to segment (a local socket receives it whole);
-	// it also has the kernel hand over frames with checksums left partial
-	// (TUNSETOFFLOAD TUN_F_CSUM), which the reader completes before the
-	// hook or netstack sees them. Soft cuts large packets into frames here.
-	TCPOffload tcpoffload.Options
+	// TCPOffload is how large TCP packets from netstack are sent (a
+	// *tcpoffload.Engine, one per link; nil or mode Off: netstack cuts
+	// every segment). One that sends them whole (mode Vnet) opens the TAP
+	// with IFF_VNET_HDR and writes each large packet once with a
+	// virtio-net header for the kernel to segment (a local socket receives
+	// it whole); it also has the kernel hand over frames with checksums
+	// left partial (TUNSETOFFLOAD TUN_F_CSUM), which the reader completes
+	// before the hook or netstack sees them. Mode Soft cuts large packets
+	// into frames here.
+	TCPOffload link.TCPOffload
 	// UDPSegmentation opens the TAP with IFF_VNET_HDR (as TCPOffload's
 	// Vnet does) and lets fast senders (udpfast) write a train of datagrams
 	// to one peer in one write(2), for the kernel to cut into the
@@ -123,12 +131,9 @@ func New(opts Options) (*Endpoint, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	engine, err := tcpoffload.New(opts.TCPOffload)
-	if err != nil {
-		return nil, fmt.Errorf("tap: %w", err)
-	}
+	tcp := link.ActiveTCPOffload(opts.TCPOffload)
 	stats := new(DeviceStats)
-	dev, name, err := openDeviceMode(opts.Name, opts.MTU, stats, opts.TCPOffload.Mode == tcpoffload.Vnet || opts.UDPSegmentation)
+	dev, name, err := openDeviceMode(opts.Name, opts.MTU, stats, (tcp != nil && tcp.Vnet()) || opts.UDPSegmentation)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +144,7 @@ func New(opts Options) (*Endpoint, error) {
 		MTU:         opts.MTU,
 		Capture:     opts.Capture,
 		OnReadError: opts.OnReadError,
-		TCPOffload:  engine,
+		TCPOffload:  tcp,
 
 		UDPSegmentation: opts.UDPSegmentation,
 	})

@@ -375,8 +375,8 @@ func (d *tapDevice) runWrite(fn func(fd uintptr) bool) (int, error) {
 		return n, nil
 	case d.closed.Load():
 		return n, link.ErrClosed
-	case errors.Is(err, link.ErrQueueFull):
-		return n, err
+	case errors.Is(err, iovec.ErrWouldBlock):
+		return n, link.ErrQueueFull
 	case deviceGone(err):
 		return n, fmt.Errorf("tap %s: %w: %w", d.name, ErrDeviceGone, err)
 	case errors.Is(err, unix.EIO):

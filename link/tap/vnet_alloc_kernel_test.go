@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // TestVnetReadWriteAllocateNothing: in vnet mode, writing a frame, writing
@@ -41,7 +41,7 @@ func TestVnetReadWriteAllocateNothing(t *testing.T) {
 	frame := make([]byte, 60)
 	copy(frame, "\xff\xff\xff\xff\xff\xff\x02\x00\x5e\x00\x53\x01\x88\xb5")
 	frames := [][]byte{frame}
-	vpkts := []tcpoffload.VnetPacket{{Parts: [][]byte{frame[:14], frame[14:]}}}
+	vpkts := []vnet.Packet{{Parts: [][]byte{frame[:14], frame[14:]}}}
 	bufs := make([][]byte, 32)
 	for i := range bufs {
 		bufs[i] = make([]byte, DefaultMTU+18)

@@ -18,7 +18,15 @@ import (
 	"github.com/mediastack/mediastack/tcpoffload"
 )
 
-var vnetOffload = tcpoffload.Options{Mode: tcpoffload.Vnet}
+// vnetOffload returns a new offload engine in vnet mode (one per link).
+func vnetOffload(t *testing.T) *tcpoffload.Engine {
+	t.Helper()
+	eng, err := tcpoffload.New(tcpoffload.Options{Mode: tcpoffload.Vnet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
 
 // TestVnetCompletesInboundChecksums: a TAP in vnet mode lets the kernel hand
 // over frames with checksums left partial (TUN_F_CSUM); the reader
@@ -28,7 +36,7 @@ func TestVnetCompletesInboundChecksums(t *testing.T) {
 	requireTAP(t)
 	netnstest.RequireTools(t, "nc", "socat", "ping")
 	ns := netnstest.NewNamespace(t)
-	ep := newTAP(t, tap.Options{TCPOffload: vnetOffload})
+	ep := newTAP(t, tap.Options{TCPOffload: vnetOffload(t)})
 	ns.AdoptLink(ep.Name())
 	st, err := stack.New(stack.Options{NICs: []stack.NICOptions{{Name: ep.Name(), Link: ep,
 		Addrs: []string{netnstest.StackV4.String(), netnstest.StackV6.String()}}}})
@@ -100,7 +108,7 @@ func TestVnetCompletesInboundChecksums(t *testing.T) {
 func TestVnetDeletedUnderReaderReportsOnce(t *testing.T) {
 	requireTAP(t)
 	errs := make(chan error, 4)
-	ep := newTAP(t, tap.Options{TCPOffload: vnetOffload, OnReadError: func(err error) { errs <- err }})
+	ep := newTAP(t, tap.Options{TCPOffload: vnetOffload(t), OnReadError: func(err error) { errs <- err }})
 	attach(t, ep)
 	netnstest.DeleteLink(t, ep.Name())
 	select {
@@ -126,7 +134,7 @@ func TestVnetAttachKeepsPersistentTAP(t *testing.T) {
 	name := netnstest.UniqueName("mst")
 	netnstest.MustRun(t, "ip", "tuntap", "add", "dev", name, "mode", "tap")
 	t.Cleanup(func() { deleteIfPresent(t, name) })
-	ep, err := tap.New(tap.Options{Name: name, TCPOffload: vnetOffload})
+	ep, err := tap.New(tap.Options{Name: name, TCPOffload: vnetOffload(t)})
 	if err != nil {
 		t.Fatalf("attaching to persistent TAP %s in vnet mode: %v", name, err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/link"
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // vnetState is the virtio-net side of a TAP opened with IFF_VNET_HDR. The
@@ -18,17 +18,17 @@ import (
 // tapDevice.wmu.
 type vnetState struct {
 	on   bool
-	rhdr [tcpoffload.VirtioNetHdrSize]byte
+	rhdr [vnet.HdrSize]byte
 	riov [2]unix.Iovec
 
-	whdr        [tcpoffload.VirtioNetHdrSize]byte
-	wpkts       []tcpoffload.VnetPacket
+	whdr        [vnet.HdrSize]byte
+	wpkts       []vnet.Packet
 	writePktsFn func(fd uintptr) bool
 }
 
 // zeroVnetHdr goes before frames written with WriteFrames: nothing to
 // offload.
-var zeroVnetHdr [tcpoffload.VirtioNetHdrSize]byte
+var zeroVnetHdr [vnet.HdrSize]byte
 
 // openVnetTAP opens the TAP itself (water cannot ask for IFF_VNET_HDR),
 // close-on-exec and non-blocking, and lets the kernel hand over frames with
@@ -79,10 +79,10 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 			continue
 		}
 		frame := buf[:n-len(v.rhdr)]
-		var h tcpoffload.VirtioNetHdr
+		var h vnet.Hdr
 		_ = h.Unmarshal(v.rhdr[:])
-		if h.Flags&tcpoffload.VirtioNetHdrFNeedsCsum != 0 {
-			if tcpoffload.CompletePartial(frame, int(h.CsumStart), int(h.CsumOffset)) != nil {
+		if h.Flags&vnet.FlagNeedsCsum != 0 {
+			if vnet.CompletePartial(frame, int(h.CsumStart), int(h.CsumOffset)) != nil {
 				d.stats.RxBadVnetHdr.Add(1)
 				continue
 			}
@@ -96,7 +96,7 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 
 // WriteVnet implements ethlink.VnetDevice: each packet is written with its
 // virtio-net header in one writev, the frame straight from its pieces.
-func (d *tapDevice) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
+func (d *tapDevice) WriteVnet(pkts []vnet.Packet) (int, error) {
 	if !d.vnet.on {
 		return 0, fmt.Errorf("tap %s: not opened with IFF_VNET_HDR", d.name)
 	}

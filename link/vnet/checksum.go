@@ -1,4 +1,4 @@
-package tcpoffload
+package vnet
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 
 // ErrBadCsumOffsets is returned by CompletePartial when the checksum start
 // and offset do not fit the frame.
-var ErrBadCsumOffsets = errors.New("tcpoffload: checksum start/offset outside the frame")
+var ErrBadCsumOffsets = errors.New("vnet: checksum start/offset outside the frame")
 
 // udpCsumOffset is where the checksum sits in a UDP header: the one protocol
 // where a computed zero is sent as 0xffff (zero means "no checksum").

@@ -1,4 +1,4 @@
-package udpfasttest
+package linktest
 
 import (
 	"encoding/binary"
@@ -7,7 +7,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
-	"github.com/mediastack/mediastack/tcpoffload"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // VnetSink is a Sink that also takes packets behind virtio-net headers
@@ -30,7 +30,7 @@ func NewVnetSink(size int) *VnetSink { return &VnetSink{Sink: *NewSink(size)} }
 
 // WriteVnet implements ethlink.VnetDevice. It accepts UDP trains and
 // packets with no offload; anything else is an error.
-func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
+func (s *VnetSink) WriteVnet(pkts []vnet.Packet) (int, error) {
 	for i := range pkts {
 		p := &pkts[i]
 		if s.CountOnly {
@@ -45,9 +45,9 @@ func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
 		}
 		var frames [][]byte
 		switch p.Hdr.GSOType {
-		case tcpoffload.VirtioNetHdrGSONone:
+		case vnet.GSONone:
 			frames = [][]byte{frame}
-		case tcpoffload.VirtioNetHdrGSOUDPL4:
+		case vnet.GSOUDPL4:
 			var err error
 			if frames, err = CutUDPTrain(p.Hdr, frame); err != nil {
 				return i, err
@@ -56,7 +56,7 @@ func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
 			s.Trains++
 			s.mu.Unlock()
 		default:
-			return i, fmt.Errorf("udpfasttest: virtio-net GSO type %d", p.Hdr.GSOType)
+			return i, fmt.Errorf("linktest: virtio-net GSO type %d", p.Hdr.GSOType)
 		}
 		if n, err := s.WriteFrames(frames); n < len(frames) {
 			return i, err
@@ -72,32 +72,32 @@ func (s *VnetSink) WriteVnet(pkts []tcpoffload.VnetPacket) (int, error) {
 // from the train's, and its UDP checksum completed from the train's partial
 // one adjusted for its length. A wrong partial checksum in the train shows
 // as a wrong checksum in every datagram.
-func CutUDPTrain(h tcpoffload.VirtioNetHdr, frame []byte) ([][]byte, error) {
+func CutUDPTrain(h vnet.Hdr, frame []byte) ([][]byte, error) {
 	hdrLen, seg := int(h.HdrLen), int(h.GSOSize)
 	udpOff := int(h.CsumStart)
 	switch {
-	case h.Flags&tcpoffload.VirtioNetHdrFNeedsCsum == 0:
-		return nil, fmt.Errorf("udpfasttest: UDP train without NEEDS_CSUM")
+	case h.Flags&vnet.FlagNeedsCsum == 0:
+		return nil, fmt.Errorf("linktest: UDP train without NEEDS_CSUM")
 	case udpOff+header.UDPMinimumSize != hdrLen || h.CsumOffset != 6 || hdrLen > len(frame):
-		return nil, fmt.Errorf("udpfasttest: UDP train headers: hdr_len %d, csum_start %d, csum_offset %d, frame %d bytes", hdrLen, udpOff, h.CsumOffset, len(frame))
+		return nil, fmt.Errorf("linktest: UDP train headers: hdr_len %d, csum_start %d, csum_offset %d, frame %d bytes", hdrLen, udpOff, h.CsumOffset, len(frame))
 	case seg == 0 || len(frame)-hdrLen <= seg:
-		return nil, fmt.Errorf("udpfasttest: UDP train of %d payload bytes with gso_size %d (Linux wants more than one segment)", len(frame)-hdrLen, seg)
+		return nil, fmt.Errorf("linktest: UDP train of %d payload bytes with gso_size %d (Linux wants more than one segment)", len(frame)-hdrLen, seg)
 	}
 	ipOff := header.EthernetMinimumSize
 	v6 := header.IPVersion(frame[ipOff:]) == header.IPv6Version
 	trainUDP := header.UDP(frame[udpOff:])
 	if int(trainUDP.Length()) != len(frame)-udpOff {
-		return nil, fmt.Errorf("udpfasttest: UDP train's length field %d, want %d", trainUDP.Length(), len(frame)-udpOff)
+		return nil, fmt.Errorf("linktest: UDP train's length field %d, want %d", trainUDP.Length(), len(frame)-udpOff)
 	}
 	id := uint16(0)
 	if !v6 {
 		ip := header.IPv4(frame[ipOff:])
 		if int(ip.TotalLength()) != len(frame)-ipOff {
-			return nil, fmt.Errorf("udpfasttest: UDP train's IPv4 total length %d, want %d", ip.TotalLength(), len(frame)-ipOff)
+			return nil, fmt.Errorf("linktest: UDP train's IPv4 total length %d, want %d", ip.TotalLength(), len(frame)-ipOff)
 		}
 		id = ip.ID()
 	} else if int(header.IPv6(frame[ipOff:]).PayloadLength()) != len(frame)-udpOff {
-		return nil, fmt.Errorf("udpfasttest: UDP train's IPv6 payload length %d, want %d", header.IPv6(frame[ipOff:]).PayloadLength(), len(frame)-udpOff)
+		return nil, fmt.Errorf("linktest: UDP train's IPv6 payload length %d, want %d", header.IPv6(frame[ipOff:]).PayloadLength(), len(frame)-udpOff)
 	}
 	var out [][]byte
 	for off := hdrLen; off < len(frame); off += seg {
