@@ -24,13 +24,7 @@ import (
 
 // hangGuard bounds waits for events that must happen; it only turns a hang
 // into a failure, it does not measure anything.
-const hangGuard = 30 * time.Second
-
-// Bounded polling of the kernel (netstack's IPv6 DAD takes about a second).
-const (
-	attempts = 20
-	pause    = 250 * time.Millisecond
-)
+const hangGuard = netnstest.StateTimeout
 
 func newVeth(t *testing.T) (*netnstest.Namespace, netnstest.Veth) {
 	t.Helper()
@@ -197,7 +191,7 @@ func TestForeignMAC(t *testing.T) {
 	st := attach(t, ep)
 
 	addr := netnstest.StackV4.Addr()
-	netnstest.Eventually(t, attempts, pause, func() error {
+	netnstest.WaitFor(t, netnstest.StateTimeout, "the kernel pinging the stack at "+addr.String()+" without loss", func() error {
 		out, err := ns.Exec("ping", "-c", "3", "-i", "0.2", "-W", "2", addr.String())
 		if err != nil || !strings.Contains(out, " 0% packet loss") {
 			return fmt.Errorf("ping %s: %v: %s", addr, err, out)
@@ -225,6 +219,7 @@ func TestForeignMAC(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(hangGuard))
 		buf := make([]byte, 64)
 		n, _ := c.Read(buf)
 		_, _ = c.Write(buf[:n])

@@ -19,7 +19,7 @@ import (
 
 // hangGuard bounds waits for events that must happen; it only turns a hang
 // into a failure, it does not measure anything.
-const hangGuard = 30 * time.Second
+const hangGuard = netnstest.StateTimeout
 
 func requireTAP(t *testing.T) {
 	t.Helper()

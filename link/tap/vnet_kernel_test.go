@@ -55,6 +55,7 @@ func TestVnetCompletesInboundChecksums(t *testing.T) {
 				if err != nil {
 					return
 				}
+				_ = c.SetDeadline(time.Now().Add(hangGuard))
 				_, _ = io.Copy(c, c)
 				c.Close()
 			}
@@ -71,10 +72,7 @@ func TestVnetCompletesInboundChecksums(t *testing.T) {
 			}
 		}()
 	}
-	netnstest.Eventually(t, 40, 100*time.Millisecond, func() error {
-		_, err := ns.Exec("ping", "-6", "-c", "1", "-W", "1", netnstest.StackV6.Addr().String())
-		return err
-	})
+	ns.WaitPing(netnstest.StackV6.Addr())
 	for _, a := range []string{netnstest.StackV4.Addr().String(), netnstest.StackV6.Addr().String()} {
 		msg := strings.Repeat("hello over tcp to "+a+" ", 200) + "\n"
 		out, err := ns.ExecInput([]byte(msg), "nc", "-N", "-w", "5", a, "7")
