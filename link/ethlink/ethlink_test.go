@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -95,6 +96,19 @@ func frame(dst tcpip.LinkAddress, proto tcpip.NetworkProtocolNumber, payload str
 	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: peerMAC, DstAddr: dst, Type: proto})
 	copy(b[header.EthernetMinimumSize:], payload)
 	return b
+}
+
+// waitReader waits for ep's reader to end after event, failing the test if
+// it still runs a minute later (a hang guard, not a timing assertion).
+func waitReader(t *testing.T, ep *ethlink.Endpoint, event string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { ep.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatalf("the reader still runs a minute after %s", event)
+	}
 }
 
 func newEndpoint(t *testing.T, opts ethlink.Options) *ethlink.Endpoint {
@@ -236,10 +250,15 @@ func TestReaderDeliversBatchesAndReportsFailureOnce(t *testing.T) {
 	d := dispatcher{ready: make(chan struct{}, 8)}
 	ep.Attach(&d)
 	dev.batches <- [][]byte{frame(ourMAC, header.IPv4ProtocolNumber, "a"), frame(ourMAC, header.IPv4ProtocolNumber, "b")}
-	<-d.ready
-	<-d.ready
+	for range 2 {
+		select {
+		case <-d.ready:
+		case <-time.After(time.Minute): // a hang guard, not a timing assertion
+			t.Fatal("the reader did not deliver the batch within a minute")
+		}
+	}
 	close(dev.batches) // the next read fails
-	ep.Wait()
+	waitReader(t, ep, "its device failed")
 	mu.Lock()
 	defer mu.Unlock()
 	if len(readErrs) != 1 || readErrs[0].Error() != "device vanished" {
@@ -256,7 +275,7 @@ func TestCloseStopsReaderWithoutReporting(t *testing.T) {
 	ep := newEndpoint(t, ethlink.Options{Device: dev, Reader: dev, OnReadError: func(err error) { reported <- err }})
 	ep.Attach(&dispatcher{})
 	ep.Close()
-	ep.Wait()
+	waitReader(t, ep, "Close")
 	select {
 	case err := <-reported:
 		t.Errorf("OnReadError(%v) after Close, want no report", err)
