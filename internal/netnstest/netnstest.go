@@ -146,6 +146,22 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 	}
 }
 
+// WaitReturn runs f (a Close, a Wait) on a goroutine of its own and fails
+// the test, naming what, if f has not returned within StateTimeout.
+func WaitReturn(t testing.TB, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(StateTimeout):
+		t.Fatalf("%s: still blocked after %v", what, StateTimeout)
+	}
+}
+
 // WaitCarrier waits until the interface dev carries frames (see
 // netns.Namespace.CarrierUp), in ns or, if ns is nil, in the test's own
 // namespace; it fails the test after StateTimeout.

@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 )
@@ -96,19 +97,6 @@ func frame(dst tcpip.LinkAddress, proto tcpip.NetworkProtocolNumber, payload str
 	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: peerMAC, DstAddr: dst, Type: proto})
 	copy(b[header.EthernetMinimumSize:], payload)
 	return b
-}
-
-// waitReader waits for ep's reader to end after event, failing the test if
-// it still runs a minute later (a hang guard, not a timing assertion).
-func waitReader(t *testing.T, ep *ethlink.Endpoint, event string) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { ep.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatalf("the reader still runs a minute after %s", event)
-	}
 }
 
 func newEndpoint(t *testing.T, opts ethlink.Options) *ethlink.Endpoint {
@@ -258,7 +246,7 @@ func TestReaderDeliversBatchesAndReportsFailureOnce(t *testing.T) {
 		}
 	}
 	close(dev.batches) // the next read fails
-	waitReader(t, ep, "its device failed")
+	netnstest.WaitReturn(t, "the reader after its device failed", ep.Wait)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(readErrs) != 1 || readErrs[0].Error() != "device vanished" {
@@ -275,7 +263,7 @@ func TestCloseStopsReaderWithoutReporting(t *testing.T) {
 	ep := newEndpoint(t, ethlink.Options{Device: dev, Reader: dev, OnReadError: func(err error) { reported <- err }})
 	ep.Attach(&dispatcher{})
 	ep.Close()
-	waitReader(t, ep, "Close")
+	netnstest.WaitReturn(t, "the reader after Close", ep.Wait)
 	select {
 	case err := <-reported:
 		t.Errorf("OnReadError(%v) after Close, want no report", err)

@@ -58,15 +58,6 @@ func attach(t *testing.T, ep *raw.Endpoint) *stack.Stack {
 	return st
 }
 
-func waitClosed(t *testing.T, done <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(hangGuard):
-		t.Fatalf("%s: still blocked after %v", what, hangGuard)
-	}
-}
-
 func TestDefaultsComeFromInterface(t *testing.T) {
 	netnstest.Require(t)
 	_, veth := newVeth(t)
@@ -125,12 +116,8 @@ func TestCloseUnblocksReader(t *testing.T) {
 	var readErrors atomic.Int32
 	ep := newEndpoint(t, raw.Options{Interface: veth.Outside, OnReadError: func(error) { readErrors.Add(1) }})
 	st := attach(t, ep)
-	done := make(chan struct{})
-	go func() {
-		st.Close() // closes the endpoint and waits for its reader
-		close(done)
-	}()
-	waitClosed(t, done, "stack.Close with a reader blocked in recvmmsg")
+	// st.Close closes the endpoint and waits for its reader.
+	netnstest.WaitReturn(t, "stack.Close with a reader blocked in recvmmsg", st.Close)
 	if n := readErrors.Load(); n != 0 {
 		t.Errorf("OnReadError called %d times on Close, want 0", n)
 	}
@@ -160,9 +147,7 @@ func TestInterfaceDeletedReportsOnce(t *testing.T) {
 	if want := fmt.Sprintf("raw: interface %q went down or was deleted", veth.Outside); !strings.Contains(err.Error(), want) {
 		t.Errorf("OnReadError(%q), want it to contain %q", err, want)
 	}
-	done := make(chan struct{})
-	go func() { ep.Wait(); close(done) }()
-	waitClosed(t, done, "reader after the interface was deleted")
+	netnstest.WaitReturn(t, "reader after the interface was deleted", ep.Wait)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("OnReadError called %d times, want 1", n)
 	}

@@ -3,9 +3,7 @@
 package tap
 
 import (
-	"os"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -24,21 +22,7 @@ func TestVnetReadWriteAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pkt, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(pkt) })
-	index, err := interfaceIndex(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(pkt, &unix.SockaddrLinklayer{Ifindex: index}); err != nil {
-		t.Fatal(err)
-	}
+	pkt := kernelSide(t, dev, name)
 	frame := make([]byte, 60)
 	copy(frame, "\xff\xff\xff\xff\xff\xff\x02\x00\x5e\x00\x53\x01\x88\xb5")
 	frames := [][]byte{frame}
@@ -49,13 +33,6 @@ func TestVnetReadWriteAllocateNothing(t *testing.T) {
 	}
 	sizes := make([]int, len(bufs))
 	vd := dev.(*tapDevice)
-	// What the AF_PACKET socket sends goes out only once the kernel has
-	// acted on the TAP's carrier; and a frame lost anyway fails the test
-	// instead of blocking ReadFrames until the test binary's timeout.
-	netnstest.WaitCarrier(t, nil, name)
-	if err := dev.(*tapDevice).f.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)); err != nil {
-		t.Fatal(err)
-	}
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := dev.WriteFrames(frames); err != nil {
 			t.Fatal(err)

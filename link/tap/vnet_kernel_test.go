@@ -109,9 +109,7 @@ func TestVnetDeletedUnderReaderReportsOnce(t *testing.T) {
 	case <-time.After(hangGuard):
 		t.Fatalf("no OnReadError %v after deleting %s", hangGuard, ep.Name())
 	}
-	done := make(chan struct{})
-	go func() { ep.Wait(); close(done) }()
-	waitClosed(t, done, "reader after the TAP was deleted")
+	netnstest.WaitReturn(t, "reader after the TAP was deleted", ep.Wait)
 	if len(errs) != 0 {
 		t.Errorf("OnReadError called again: %v", <-errs)
 	}
