@@ -4,8 +4,9 @@
 //
 // Everything here returns errors and leaves policy to the caller. Things
 // are made under unique names (UniqueName) and deleted by name: each
-// function that creates something first registers its deletion with a
-// Cleanup, so a half-made set-up is taken down too. External commands
+// function that creates something registers its deletion with a Cleanup as
+// soon as there is something to delete, so a half-made set-up is taken
+// down too. External commands
 // (iproute2's ip, tools run in a namespace) run with a deadline, and
 // waiting for the kernel to reach a state is WaitFor with a deadline, never
 // a count of attempts.
