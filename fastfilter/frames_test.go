@@ -12,12 +12,12 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/mediastack/mediastack/fastfilter"
-	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // Addresses of the stack under test (the receiver) and of its peer.
 var (

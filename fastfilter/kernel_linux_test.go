@@ -19,7 +19,7 @@ import (
 
 // hangGuard bounds waits for things that must happen; it turns a hang into a
 // failure and measures nothing.
-const hangGuard = 30 * time.Second
+const hangGuard = netnstest.StateTimeout
 
 // TestKernelPeer puts the Linux kernel on the other end of a TAP: it sends
 // UDP datagrams with socat to a registered RTP/RTCP pair, one of them too big

@@ -209,12 +209,22 @@ func TestRingBlockingReadWakesAndCloses(t *testing.T) {
 			got <- string(buf[:n])
 		}
 	}()
+	// next is what the reader returns next, within a hang guard.
+	next := func(event string) string {
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(time.Minute):
+			t.Fatalf("the blocked reader did not return within a minute of %s", event)
+			return ""
+		}
+	}
 	r.Receive(datagram([]byte("hello"), 1))
-	if s := <-got; s != "hello" {
+	if s := next("a datagram"); s != "hello" {
 		t.Fatalf("blocked reader got %q", s)
 	}
 	r.Close()
-	if s := <-got; s != net.ErrClosed.Error() {
+	if s := next("Close"); s != net.ErrClosed.Error() {
 		t.Fatalf("after Close the reader got %q, want %v", s, net.ErrClosed)
 	}
 	r.Receive(datagram([]byte("late"), 1))

@@ -10,14 +10,14 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 
-	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/stack"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 const (
 	macA = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0a")

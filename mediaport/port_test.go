@@ -135,6 +135,18 @@ func TestReadDeadlines(t *testing.T) {
 		}
 	})
 
+	// returned is what a blocked read returned after event, within a hang
+	// guard (not a timing assertion).
+	returned := func(done <-chan error, event string) error {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			t.Fatalf("a blocked read still blocked a minute after %s", event)
+			return nil
+		}
+	}
+
 	// blockedRead starts a read and waits until it is blocked in the ring.
 	blockedRead := func(p *mediaport.Port) <-chan error {
 		done := make(chan error, 1)
@@ -152,7 +164,7 @@ func TestReadDeadlines(t *testing.T) {
 		done := blockedRead(pb)
 		time.Sleep(10 * time.Millisecond) // let it block; the test holds either way
 		pb.SetReadDeadline(time.Now())
-		if err := <-done; !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err := returned(done, "SetReadDeadline(now)"); !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Errorf("blocked read after SetReadDeadline(now): %v", err)
 		}
 		pb.SetReadDeadline(time.Time{})
@@ -165,7 +177,7 @@ func TestReadDeadlines(t *testing.T) {
 		pb.SetReadDeadline(time.Time{}) // wakes the reader, which goes back to waiting
 		pa.WriteToUDPAddrPort([]byte("hello"), netip.AddrPortFrom(addrB4, 20000))
 		l.run(10 * time.Millisecond)
-		if err := <-done; err != nil {
+		if err := returned(done, "a datagram"); err != nil {
 			t.Errorf("read: %v", err)
 		}
 	})
@@ -175,7 +187,7 @@ func TestReadDeadlines(t *testing.T) {
 		done := blockedRead(p)
 		time.Sleep(10 * time.Millisecond)
 		p.Close()
-		if err := <-done; !errors.Is(err, net.ErrClosed) {
+		if err := returned(done, "Close"); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("blocked read after Close: %v", err)
 		}
 	})

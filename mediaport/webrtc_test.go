@@ -109,7 +109,7 @@ func TestWebRTCConnectsOverMediaPorts(t *testing.T) {
 	if err := pcA.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	<-gathered
+	waitGathered(t, gathered, "A")
 	if err := pcB.SetRemoteDescription(*pcA.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestWebRTCConnectsOverMediaPorts(t *testing.T) {
 	if err := pcB.SetLocalDescription(answer); err != nil {
 		t.Fatal(err)
 	}
-	<-gathered
+	waitGathered(t, gathered, "B")
 	if err := pcA.SetRemoteDescription(*pcB.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}
@@ -147,5 +147,16 @@ func TestWebRTCConnectsOverMediaPorts(t *testing.T) {
 		if st.Receive.FastDelivered == 0 || st.Send.Fast == 0 {
 			t.Errorf("%s's port: the connection did not use the fast paths: %+v", name, st)
 		}
+	}
+}
+
+// waitGathered waits for a peer's ICE gathering to complete, failing the
+// test after 30 seconds (a hang guard, not a timing assertion).
+func waitGathered(t *testing.T, gathered <-chan struct{}, peer string) {
+	t.Helper()
+	select {
+	case <-gathered:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s's ICE gathering did not complete within 30s", peer)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 
-	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/metrics"
@@ -20,7 +20,7 @@ import (
 	"github.com/mediastack/mediastack/stack"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // TestMetrics: a terminal sends through a relay and to the reflector on a
 // simulated LAN; the exposition shows the fast paths' counters, the ARP

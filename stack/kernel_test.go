@@ -26,6 +26,7 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/internal/echo"
+	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
@@ -110,17 +111,14 @@ func family(a netip.Addr) string {
 	return "v6"
 }
 
-// Attempts for waiting on the kernel: netstack runs duplicate address
-// detection on its IPv6 address for about a second after it comes up.
-const (
-	attempts = 20
-	pause    = 250 * time.Millisecond
-)
+// The first exchanges wait for the stack's addresses to be usable:
+// netstack runs duplicate address detection on its IPv6 address for about a
+// second after it comes up, longer on a loaded machine.
 
 func TestKernelPingsStack(t *testing.T) {
 	forEachPeer(t, func(t *testing.T, p *kernelPeer) {
 		for _, addr := range stackAddrs {
-			netnstest.Eventually(t, attempts, pause, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, "the kernel pinging the stack at "+addr.String()+" without loss", func() error {
 				out, err := p.ns.Exec("ping", "-c", "3", "-i", "0.2", "-W", "2", addr.String())
 				if err != nil || !strings.Contains(out, " 0% packet loss") {
 					return fmt.Errorf("ping %s: %v: %s", addr, err, out)
@@ -158,7 +156,7 @@ func TestKernelTCPEcho(t *testing.T) {
 		startEcho(t, p.st)
 		for _, addr := range stackAddrs {
 			msg := "hello over TCP " + family(addr) + "\n"
-			netnstest.Eventually(t, attempts, pause, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, "a TCP echo from the stack at "+addr.String(), func() error {
 				out, err := p.ns.ExecInput([]byte(msg), "nc", "-N", "-w", "5", addr.String(), "7")
 				if err != nil || out != msg {
 					return fmt.Errorf("nc %s 7: got %q, want %q (err %v)", addr, out, msg, err)
@@ -181,7 +179,7 @@ func TestKernelUDPEcho(t *testing.T) {
 			if addr.Is6() {
 				target = "UDP6:[" + addr.String() + "]:7"
 			}
-			netnstest.Eventually(t, attempts, pause, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, "a UDP echo from the stack at "+addr.String(), func() error {
 				out, err := p.ns.ExecInput([]byte(msg), "socat", "-t", "1", "-", target)
 				if err != nil || out != msg {
 					return fmt.Errorf("socat %s: got %q, want %q (err %v)", target, out, msg, err)
@@ -238,13 +236,30 @@ func BenchmarkKernelTCP(b *testing.B) {
 // waitReachable waits until the kernel reaches the stack's IPv4 address.
 func waitReachable(t testing.TB, p *kernelPeer) {
 	t.Helper()
-	netnstest.Eventually(t, attempts, pause, func() error {
-		out, err := p.ns.Exec("ping", "-c", "1", "-W", "1", netnstest.StackV4.Addr().String())
-		if err != nil {
-			return fmt.Errorf("ping: %v: %s", err, out)
-		}
-		return nil
-	})
+	p.ns.WaitPing(netnstest.StackV4.Addr())
+}
+
+// transferTimeout bounds one transfer: a hang guard, not a measurement.
+const transferTimeout = 5 * time.Minute
+
+// acceptWithin is l.Accept that gives up after timeout, closing l.
+func acceptWithin(l net.Listener, timeout time.Duration) (net.Conn, error) {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := l.Accept()
+		ch <- accepted{c, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.c, a.err
+	case <-time.After(timeout):
+		l.Close()
+		return nil, fmt.Errorf("no connection within %v", timeout)
+	}
 }
 
 var transferDirections = []struct {
@@ -279,8 +294,13 @@ func kernelToStack(p *kernelPeer, size int) (time.Duration, error) {
 	}
 	defer l.Close()
 	sender := p.ns.Start("sh", "-c", fmt.Sprintf("head -c %d /dev/zero | nc -N -w 10 %s %d", size, ap.Addr(), ap.Port()))
-	c, err := l.Accept()
+	c, err := acceptWithin(l, netnstest.StateTimeout)
 	if err != nil {
+		return 0, fmt.Errorf("waiting for nc to connect: %w (nc: %s)", err, sender.Output())
+	}
+	// A hang guard for a stalled stream, long enough for a benchmark's
+	// 64 MB on a loaded machine.
+	if err := c.SetDeadline(time.Now().Add(transferTimeout)); err != nil {
 		return 0, err
 	}
 	start := time.Now()
@@ -303,15 +323,23 @@ func stackToKernel(p *kernelPeer, size int) (time.Duration, error) {
 	ap := netip.AddrPortFrom(netnstest.KernelV4.Addr(), uint16(port()))
 	receiver := p.ns.Start("sh", "-c", fmt.Sprintf("nc -l -w 10 %s %d | wc -c", ap.Addr(), ap.Port()))
 	var c net.Conn
-	err := netnstest.Retry(attempts, pause/5, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var err error
-		c, err = p.st.DialTCP(ctx, ap)
-		return err
+	err := netns.WaitFor(netnstest.StateTimeout, fmt.Sprintf("nc listening on TCP port %d", ap.Port()), func() error {
+		return p.ns.Listening("tcp", ap.Port())
 	})
+	if err == nil {
+		err = netns.WaitFor(netnstest.StateTimeout, "a connection from the stack to nc -l at "+ap.String(), func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var err error
+			c, err = p.st.DialTCP(ctx, ap)
+			return err
+		})
+	}
 	if err != nil {
-		return 0, fmt.Errorf("connecting to nc -l: %w", err)
+		return 0, fmt.Errorf("%w (nc: %s)", err, receiver.Output())
+	}
+	if err := c.SetDeadline(time.Now().Add(transferTimeout)); err != nil {
+		return 0, err
 	}
 	start := time.Now()
 	chunk := bytes.Repeat([]byte{0}, 64<<10)

@@ -10,11 +10,11 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 
-	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/stack"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // sizeRecorder is a reader that remembers the largest buffer it was asked
 // to fill. Its WriteTo must not be used: Listen's connections hide it.

@@ -125,7 +125,16 @@ func newKernelPeerOn(t *testing.T, kind string, segment bool) *kernelPeer {
 	// A listener, so the kernel takes the datagrams instead of answering
 	// with port unreachable.
 	ns.Start("socat", "-u", fmt.Sprintf("UDP6-RECV:%d", sink), "OPEN:/dev/null")
+	waitBound(t, ns, sink)
 	return kp
+}
+
+// waitBound waits until a UDP socket in ns is bound to port.
+func waitBound(t *testing.T, ns *netnstest.Namespace, port uint16) {
+	t.Helper()
+	netnstest.WaitFor(t, netnstest.StateTimeout, fmt.Sprintf("socat's UDP socket bound to port %d", port), func() error {
+		return ns.Listening("udp", port)
+	})
 }
 
 func (kp *kernelPeer) dst(v6 bool) netip.AddrPort {
@@ -155,11 +164,11 @@ func (kp *kernelPeer) capture(filter string, count int) *capture {
 	kp.t.Helper()
 	c := &capture{file: filepath.Join(kp.t.TempDir(), "kernel.pcap")}
 	c.p = kp.ns.Start("tshark", "-q", "-i", kp.ifc, "-f", filter, "-c", fmt.Sprint(count), "-w", c.file)
-	netnstest.Eventually(kp.t, 500, 20*time.Millisecond, func() error {
+	netnstest.WaitFor(kp.t, netnstest.StateTimeout, "tshark's capture on "+kp.ifc+" to start", func() error {
 		if strings.Contains(c.p.Output(), "Capture started") {
 			return nil
 		}
-		return netnstest.ErrNotYet
+		return fmt.Errorf("tshark said %q: %w", c.p.Output(), netnstest.ErrNotYet)
 	})
 	return c
 }
@@ -203,11 +212,11 @@ func (kp *kernelPeer) decode(c *capture) [][]string {
 
 func (kp *kernelPeer) waitEntry(port uint16, what string, ok func(*policyarp.Entry) bool) {
 	kp.t.Helper()
-	netnstest.Eventually(kp.t, 1000, 5*time.Millisecond, func() error {
+	netnstest.WaitFor(kp.t, netnstest.StateTimeout, fmt.Sprintf("the ARP table's entry for port %d: %s", port, what), func() error {
 		if e := kp.table.Slot(port).Peek(); e != nil && ok(e) {
 			return nil
 		}
-		return fmt.Errorf("port %d: waiting for %s; entry %v", port, what, kp.table.Slot(port).Peek())
+		return fmt.Errorf("entry %v: %w", kp.table.Slot(port).Peek(), netnstest.ErrNotYet)
 	})
 }
 
@@ -447,17 +456,18 @@ func testKernelCutsTrains(t *testing.T, kind string) {
 			}
 			out := filepath.Join(t.TempDir(), "received")
 			kp.ns.Start("socat", "-u", fmt.Sprintf("%s:%d", proto, dst.Port()), "CREATE:"+out)
+			waitBound(t, kp.ns, dst.Port())
 			// The first datagram resolves the next hop through netstack.
-			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, "the next hop to "+dst.Addr().String()+" resolved (a hello sent on the fast path)", func() error {
 				if err := snd.Send([]byte("hello"), dst); err != nil {
 					return err
 				}
 				if snd.Stats().Fast == 0 {
-					return netnstest.ErrNotYet
+					return fmt.Errorf("sender %+v: %w", snd.Stats(), netnstest.ErrNotYet)
 				}
 				return nil
 			})
-			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, "socat receiving a hello", func() error {
 				if data, _ := os.ReadFile(out); len(data) < len("hello") {
 					return fmt.Errorf("received %q, sender %+v: %w", data, snd.Stats(), netnstest.ErrNotYet)
 				}
@@ -479,7 +489,7 @@ func testKernelCutsTrains(t *testing.T, kind string) {
 			if got := snd.Stats().Trains - trainsBefore; got != 2 {
 				t.Errorf("%d trains written, want 2", got)
 			}
-			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, fmt.Sprintf("the kernel's UDP counter to count %d datagrams", n), func() error {
 				if got := udpInDatagrams(t, kp.ns, v6) - before; got < n {
 					return fmt.Errorf("the kernel received %d of %d datagrams: %w", got, n, netnstest.ErrNotYet)
 				}
@@ -488,10 +498,10 @@ func testKernelCutsTrains(t *testing.T, kind string) {
 			if got := udpInDatagrams(t, kp.ns, v6) - before; got != n {
 				t.Errorf("the kernel counted %d datagrams, want %d (one per datagram of the trains)", got, n)
 			}
-			netnstest.Eventually(t, 500, 20*time.Millisecond, func() error {
+			netnstest.WaitFor(t, netnstest.StateTimeout, fmt.Sprintf("socat writing the %d bytes of the trains", len(want)), func() error {
 				data, err := os.ReadFile(out)
 				if err != nil || len(data) < len(want) {
-					return netnstest.ErrNotYet
+					return fmt.Errorf("%d bytes (%v): %w", len(data), err, netnstest.ErrNotYet)
 				}
 				// After the hellos that found the next hop.
 				if !bytes.Equal(data[len(data)-len(want):], want) || len(bytes.ReplaceAll(data[:len(data)-len(want)], []byte("hello"), nil)) != 0 {

@@ -17,7 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/mediastack/mediastack/fastfilter"
-	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/linktest"
 	"github.com/mediastack/mediastack/policyarp"
@@ -27,7 +27,7 @@ import (
 	"github.com/mediastack/mediastack/udpfast/udpfasttest"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 const (
 	macA  = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0a")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -8,10 +9,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mediastack/mediastack/internal/bench"
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
+
+// benchTimeout bounds TestBenchLinkShort's run of the bench.
+const benchTimeout = 5 * time.Minute
 
 // TestBenchLinkShort runs the real-link suite briefly over a TAP, the
 // kernel as the peer: every path reflects something, and the namespaces
@@ -20,7 +25,14 @@ func TestBenchLinkShort(t *testing.T) {
 	netnstest.Require(t)
 	netnstest.RequireTUN(t)
 	jsonFile := filepath.Join(t.TempDir(), "link.json")
-	out, err := exec.Command(binary(t), "bench", "--short", "--link", "tap", "--only", "link", "--json", jsonFile).CombinedOutput()
+	// A hang guard, generous for a loaded machine: a short run takes
+	// about half a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), "bench", "--short", "--link", "tap", "--only", "link", "--json", jsonFile).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("bench --link tap still running after %v:\n%s", benchTimeout, out)
+	}
 	if err != nil {
 		t.Fatalf("bench --link tap: %v\n%s", err, out)
 	}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
@@ -145,10 +144,7 @@ func TestServeHTTPWithTCPOffload(t *testing.T) {
 	t.Run("download over IPv6", func(t *testing.T) {
 		// TCPv6 large packets (virtio-net GSO type TCPV6); netstack's DAD
 		// makes its IPv6 address usable after about a second.
-		netnstest.Eventually(t, 30, 100*time.Millisecond, func() error {
-			_, err := ns.Exec("ping", "-6", "-c", "1", "-W", "1", netnstest.StackV6.Addr().String())
-			return err
-		})
+		ns.WaitPing(netnstest.StackV6.Addr())
 		before := kernelCounters(t, ns)
 		url := "http://[" + netnstest.StackV6.Addr().String() + "]/media.bin"
 		if got := download(t, ns, url, "-g", lossyRange); got != lossySum {

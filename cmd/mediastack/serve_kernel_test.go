@@ -56,17 +56,17 @@ func serveIn(t *testing.T, ns *netnstest.Namespace, tapName string, extra ...str
 		"--addr", netnstest.StackV4.String(), "--addr", netnstest.StackV6.String()}, extra...)
 	p := ns.Start(args...)
 	// serve creates the TAP; the kernel side gets its address once it is there.
-	netnstest.Eventually(t, 100, 50*time.Millisecond, func() error {
-		_, err := ns.IP("link", "show", "dev", tapName)
-		return err
+	netnstest.WaitFor(t, netnstest.StateTimeout, "serve creating the TAP "+tapName, func() error {
+		out, err := ns.IP("link", "show", "dev", tapName)
+		if err != nil {
+			return fmt.Errorf("%w: %s (serve: %s)", err, out, p.Output())
+		}
+		return nil
 	})
 	ns.MustIP("addr", "add", netnstest.KernelV4.String(), "dev", tapName)
 	ns.MustIP("addr", "add", netnstest.KernelV6.String(), "dev", tapName, "nodad")
 	ns.MustIP("link", "set", "dev", tapName, "up")
-	netnstest.Eventually(t, 20, 100*time.Millisecond, func() error {
-		_, err := ns.Exec("ping", "-c", "1", "-W", "1", netnstest.StackV4.Addr().String())
-		return err
-	})
+	ns.WaitPing(netnstest.StackV4.Addr())
 	return p
 }
 
@@ -75,10 +75,7 @@ func TestServeEchoAndCleanShutdown(t *testing.T) {
 	netnstest.RequireTools(t, "ping", "nc", "socat")
 	ns := netnstest.NewNamespace(t)
 	p := serveIn(t, ns, "mss0", "--echo")
-	netnstest.Eventually(t, 30, 100*time.Millisecond, func() error {
-		_, err := ns.Exec("ping", "-6", "-c", "1", "-W", "1", netnstest.StackV6.Addr().String())
-		return err
-	})
+	ns.WaitPing(netnstest.StackV6.Addr())
 	out, err := ns.ExecInput([]byte("hello over tcp\n"), "nc", "-N", "-w", "5", netnstest.StackV4.Addr().String(), "7")
 	if err != nil || out != "hello over tcp\n" {
 		t.Errorf("TCP echo: got %q, %v", out, err)
@@ -111,8 +108,8 @@ func TestServeExitsWhenTAPIsDeleted(t *testing.T) {
 	go func() { log, err = p.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve still running 20s after its TAP was deleted; log:\n%s", p.Output())
+	case <-time.After(netnstest.StateTimeout):
+		t.Fatalf("serve still running %v after its TAP was deleted; log:\n%s", netnstest.StateTimeout, p.Output())
 	}
 	if err == nil {
 		t.Fatalf("serve exited 0 after its TAP was deleted; log:\n%s", log)

@@ -21,6 +21,7 @@ import (
 	"github.com/pion/rtp"
 	"golang.org/x/sys/unix"
 
+	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/relay"
 )
@@ -113,7 +114,7 @@ func api(t testing.TB, c *http.Client, method, path, body string) (int, string) 
 // waitForAPI waits until the sidecar's control API answers.
 func waitForAPI(t testing.TB, c *http.Client) {
 	t.Helper()
-	netnstest.Eventually(t, 50, 100*time.Millisecond, func() error {
+	netnstest.WaitFor(t, netnstest.StateTimeout, "the sidecar's control API answering on "+controlAddr, func() error {
 		resp, err := c.Get("http://" + controlAddr + "/v1/relays")
 		if err != nil {
 			return err
@@ -267,7 +268,9 @@ func TestSidecarRelaysFFmpegRTP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	netnstest.Retry(50, 20*time.Millisecond, func() error {
+	// What is in flight arrives within a moment; if some never does, the
+	// checks below say what is missing.
+	_ = netns.WaitFor(netnstest.StateTimeout, "every RTP packet relayed", func() error {
 		if recv.count() < packets {
 			return netnstest.ErrNotYet
 		}
@@ -330,10 +333,7 @@ func TestSidecarReflects(t *testing.T) {
 	ns := netnstest.NewNamespace(t)
 	_, c := sidecarIn(t, ns, "mss5", "--reflect")
 	// The stack's IPv6 address needs netstack's DAD to finish.
-	netnstest.Eventually(t, 30, 100*time.Millisecond, func() error {
-		_, err := ns.Exec("ping", "-6", "-c", "1", "-W", "1", netnstest.StackV6.Addr().String())
-		return err
-	})
+	ns.WaitPing(netnstest.StackV6.Addr())
 	const n = 50
 	for _, tc := range []struct{ network, local, remote string }{
 		{"udp4", "198.51.100.1:31000", "198.51.100.2:20010"},
@@ -348,7 +348,7 @@ func TestSidecarReflects(t *testing.T) {
 				if _, err := conn.WriteToUDPAddrPort(msg, remote); err != nil {
 					t.Fatal(err)
 				}
-				conn.SetReadDeadline(time.Now().Add(5 * time.Second)) // a hang guard
+				conn.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)) // a hang guard
 				k, from, err := conn.ReadFromUDPAddrPort(buf)
 				if err != nil {
 					t.Fatalf("datagram %d: %v", i, err)
@@ -390,7 +390,7 @@ func TestSidecarControlAPI(t *testing.T) {
 	if _, err := callee.WriteToUDPAddrPort([]byte("callee here"), b); err != nil {
 		t.Fatal(err)
 	}
-	netnstest.Eventually(t, 50, 20*time.Millisecond, func() error {
+	netnstest.WaitFor(t, netnstest.StateTimeout, "relay 2 latching the callee as B's peer", func() error {
 		_, body := api(t, c, "GET", "/v1/relays/2", "")
 		if !strings.Contains(body, `"peer": "198.51.100.1:32002"`) {
 			return fmt.Errorf("B not latched yet: %s", body)
@@ -403,7 +403,7 @@ func TestSidecarControlAPI(t *testing.T) {
 		if _, err := caller.WriteToUDPAddrPort(msg, a); err != nil {
 			t.Fatal(err)
 		}
-		callee.SetReadDeadline(time.Now().Add(5 * time.Second))
+		callee.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)) // a hang guard
 		n, from, err := callee.ReadFromUDPAddrPort(buf)
 		if err != nil || string(buf[:n]) != string(msg) || from.Addr().Unmap() != b.Addr() || from.Port() != b.Port() {
 			t.Fatalf("callee got %q from %v, %v; want %q from %v", buf[:n], from, err, msg, b)
@@ -412,7 +412,7 @@ func TestSidecarControlAPI(t *testing.T) {
 	if _, err := callee.WriteToUDPAddrPort([]byte("answer"), b); err != nil {
 		t.Fatal(err)
 	}
-	caller.SetReadDeadline(time.Now().Add(5 * time.Second))
+	caller.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)) // a hang guard
 	if n, from, err := caller.ReadFromUDPAddrPort(buf); err != nil || string(buf[:n]) != "answer" || from.Port() != a.Port() {
 		t.Fatalf("caller got %q from %v, %v", buf[:n], from, err)
 	}
@@ -509,7 +509,7 @@ func TestSidecarSoak(t *testing.T) {
 		receivers[i] = newRTPReceiver(rconn)
 		dsts[i] = netip.MustParseAddrPort(fmt.Sprintf("198.51.100.2:%d", a))
 	}
-	netnstest.Eventually(t, 100, 50*time.Millisecond, func() error {
+	netnstest.WaitFor(t, netnstest.StateTimeout, "every relay latching its callee", func() error {
 		_, body := api(t, c, "GET", "/v1/relays", "")
 		if n := strings.Count(body, `"peer": "198.51.100.1:41`); n != streams {
 			return fmt.Errorf("%d of %d callees latched", n, streams)
@@ -560,8 +560,9 @@ func TestSidecarSoak(t *testing.T) {
 		<-tick.C
 	}
 	elapsed := time.Since(start)
-	// What is in flight arrives within a moment.
-	netnstest.Retry(100, 20*time.Millisecond, func() error {
+	// What is in flight arrives within a moment; if some never does, the
+	// checks below say what is missing.
+	_ = netns.WaitFor(netnstest.StateTimeout, "every packet sent received", func() error {
 		total := 0
 		for _, r := range receivers {
 			total += r.count()

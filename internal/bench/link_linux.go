@@ -15,6 +15,7 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
@@ -98,8 +99,8 @@ func (e *linkEnvs) close() error {
 // namespace on the other end: the fast reflector on linkFastPort and the
 // gonet reflector on linkNetstackPort, both IPv4 and IPv6.
 type stackEnv struct {
-	clean    cleanup
-	ns       string
+	clean    netns.Cleanup
+	ns       netns.Namespace
 	st       *stack.Stack
 	filter   *fastfilter.Filter
 	table    *policyarp.Table
@@ -116,13 +117,13 @@ type gonetConn interface {
 }
 
 func newStackEnv(cfg Config) (env *stackEnv, err error) {
-	env = &stackEnv{ns: uniqueName("msb-")}
+	env = &stackEnv{}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, env.close())
 		}
 	}()
-	if err := env.clean.addNamespace(env.ns); err != nil {
+	if env.ns, err = netns.Add(&env.clean, netns.UniqueName("msb-")); err != nil {
 		return nil, err
 	}
 	var ep tcpipstack.LinkEndpoint
@@ -130,40 +131,38 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 	case "tap":
 		// The TAP is made here and moved into the generator's namespace;
 		// this process keeps its descriptor.
-		name := uniqueName("msbt")
-		env.clean.add(func() error { return deleteLink(env.ns, name) })
+		name := netns.UniqueName("msbt")
 		t, err := tap.New(tap.Options{Name: name, MAC: stackMAC, UDPSegmentation: true})
 		if err != nil {
 			return nil, err
 		}
 		ep = t
-		env.clean.add(func() error { t.Close(); return nil })
-		// A queue as deep as the kernel reflector's socket buffer.
-		if err := ips([]string{"link", "set", "dev", name, "netns", env.ns},
-			[]string{"-n", env.ns, "link", "set", "dev", name, "txqueuelen", "4096"}); err != nil {
+		env.clean.Add(func() error { t.Close(); return nil })
+		if err := env.ns.AdoptLink(&env.clean, name, net.HardwareAddr(peerMAC), peerV4, peerV6); err != nil {
 			return nil, err
 		}
-		if err := address(env.ns, name, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
+		// A queue as deep as the kernel reflector's socket buffer.
+		if _, err := netns.Run("ip", "-n", env.ns.Name, "link", "set", "dev", name, "txqueuelen", "4096"); err != nil {
 			return nil, err
 		}
 		env.genIface = name
-		cfg.logf("link: made namespace %s with TAP %s", env.ns, name)
+		cfg.logf("link: made namespace %s with TAP %s", env.ns.Name, name)
 	case "raw":
 		// A veth pair: the AF_PACKET socket on the end left here (no
 		// addresses, the kernel's IP kept off it), the generator on the
 		// other.
-		outside, inside, err := addPeerVeth(&env.clean, env.ns, "msb")
+		veth, err := env.ns.AddPeerVeth(&env.clean, peerVeth("msb"))
 		if err != nil {
 			return nil, err
 		}
-		env.genIface = inside
-		cfg.logf("link: made namespace %s with veth %s and %s", env.ns, inside, outside)
-		r, err := raw.New(raw.Options{Interface: outside, UDPSegmentation: true})
+		env.genIface = veth.Inside
+		cfg.logf("link: made namespace %s with veth %s and %s", env.ns.Name, veth.Inside, veth.Outside)
+		r, err := raw.New(raw.Options{Interface: veth.Outside, UDPSegmentation: true})
 		if err != nil {
 			return nil, err
 		}
 		ep = r
-		env.clean.add(func() error { r.Close(); return nil })
+		env.clean.Add(func() error { r.Close(); return nil })
 	}
 	env.st, err = stack.New(stack.Options{
 		NICs: []stack.NICOptions{{Name: cfg.Link + "0", Link: ep, Addrs: []string{stackV4.String(), stackV6.String()}}},
@@ -171,7 +170,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 	if err != nil {
 		return nil, err
 	}
-	env.clean.add(func() error { env.st.Close(); return nil })
+	env.clean.Add(func() error { env.st.Close(); return nil })
 	ns, nic := env.st.Netstack(), env.st.NICID(0)
 	// UDP endpoints take the default as their receive buffer: the gonet
 	// reflector's room for bursts (linkSocketBuffer).
@@ -181,11 +180,11 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 	if env.table, err = policyarp.New(policyarp.Options{Stack: ns, NIC: nic, BasePort: linkFastPort, Ports: 1}); err != nil {
 		return nil, err
 	}
-	env.clean.add(func() error { env.table.Close(); return nil })
+	env.clean.Add(func() error { env.table.Close(); return nil })
 	if env.filter, err = fastfilter.New(fastfilter.Options{Stack: ns, NIC: nic, PortMin: linkFastPort, PortMax: linkFastPort}); err != nil {
 		return nil, err
 	}
-	env.clean.add(func() error { env.filter.Close(); return nil })
+	env.clean.Add(func() error { env.filter.Close(); return nil })
 	env.filter.SubscribeNeighborUpdates(env.table.HandleNeighborUpdate)
 	lnk, ok := ep.(senderLink)
 	hookable, ok2 := ep.(link.Hookable)
@@ -206,7 +205,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 	if err != nil {
 		return nil, err
 	}
-	env.clean.add(func() error {
+	env.clean.Add(func() error {
 		if n := refl.unanswered(); n > 0 {
 			cfg.logf("link: the fast reflector could not answer %d datagrams (the link's queue and netstack's buffer were full)", n)
 		}
@@ -224,7 +223,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 			gonetReflect(conn)
 		}()
 	}
-	env.clean.add(func() error {
+	env.clean.Add(func() error {
 		for _, c := range env.conns {
 			c.Close()
 		}
@@ -234,7 +233,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 	if env.gen, err = startHelper(env.ns, cfg.Helper, HelperGenerator); err != nil {
 		return nil, err
 	}
-	env.clean.add(env.gen.stop)
+	env.clean.Add(env.gen.stop)
 	return env, nil
 }
 
@@ -251,12 +250,12 @@ func gonetReflect(conn gonetConn) {
 	}
 }
 
-func (env *stackEnv) close() error { return env.clean.run() }
+func (env *stackEnv) close() error { return env.clean.Run() }
 
 // kernelEnv is Linux's own UDP stack as the reflector: a namespace with
 // the kernel reflector, joined by a veth pair to the generator's.
 type kernelEnv struct {
-	clean    cleanup
+	clean    netns.Cleanup
 	gen      *helperProc
 	genIface string
 }
@@ -268,32 +267,33 @@ func newKernelEnv(cfg Config) (env *kernelEnv, err error) {
 			err = errors.Join(err, env.close())
 		}
 	}()
-	genNS, reflNS := uniqueName("msb-"), uniqueName("msb-")
-	for _, ns := range []string{genNS, reflNS} {
-		if err := env.clean.addNamespace(ns); err != nil {
-			return nil, err
-		}
+	genNS, err := netns.Add(&env.clean, netns.UniqueName("msb-"))
+	if err != nil {
+		return nil, err
 	}
-	base := uniqueName("msb")
+	reflNS, err := netns.Add(&env.clean, netns.UniqueName("msb-"))
+	if err != nil {
+		return nil, err
+	}
+	base := netns.UniqueName("msb")
 	genEnd, reflEnd := base+"g", base+"k"
-	env.clean.add(func() error { return deleteLink(genNS, genEnd) })
-	if err := ip("link", "add", "dev", genEnd, "netns", genNS, "type", "veth", "peer", "name", reflEnd, "netns", reflNS); err != nil {
+	if err := netns.AddVethBetween(&env.clean, genNS, genEnd, reflNS, reflEnd); err != nil {
 		return nil, err
 	}
-	if err := address(genNS, genEnd, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
+	if err := genNS.Address(genEnd, net.HardwareAddr(peerMAC), peerV4, peerV6); err != nil {
 		return nil, err
 	}
-	if err := address(reflNS, reflEnd, net.HardwareAddr(stackMAC), stackV4.String(), stackV6.String()); err != nil {
+	if err := reflNS.Address(reflEnd, net.HardwareAddr(stackMAC), stackV4, stackV6); err != nil {
 		return nil, err
 	}
 	env.genIface = genEnd
-	cfg.logf("link: made namespaces %s and %s with veth %s and %s", genNS, reflNS, genEnd, reflEnd)
+	cfg.logf("link: made namespaces %s and %s with veth %s and %s", genNS.Name, reflNS.Name, genEnd, reflEnd)
 	refl, err := startHelper(reflNS, cfg.Helper, HelperKernelReflector,
 		netip.AddrPortFrom(stackV4.Addr(), linkKernelPort).String(), netip.AddrPortFrom(stackV6.Addr(), linkKernelPort).String())
 	if err != nil {
 		return nil, err
 	}
-	env.clean.add(refl.stop)
+	env.clean.Add(refl.stop)
 	if line, err := refl.readLine(20 * time.Second); err != nil {
 		return nil, err
 	} else if line != "ready" {
@@ -302,11 +302,11 @@ func newKernelEnv(cfg Config) (env *kernelEnv, err error) {
 	if env.gen, err = startHelper(genNS, cfg.Helper, HelperGenerator); err != nil {
 		return nil, err
 	}
-	env.clean.add(env.gen.stop)
+	env.clean.Add(env.gen.stop)
 	return env, nil
 }
 
-func (env *kernelEnv) close() error { return env.clean.run() }
+func (env *kernelEnv) close() error { return env.clean.Run() }
 
 // linkBench is one path of a real-link workload: a round is a rate search
 // and a latency measurement.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
 	"github.com/mediastack/mediastack/stack"
@@ -64,8 +65,8 @@ const kernelTCPPort = 5001
 // in the path's offload mode, and a kernel TCP sink in the namespace at the
 // other end. A round is one transfer of size bytes over a new connection.
 type kernelTCPBench struct {
-	clean cleanup
-	ns    string
+	clean netns.Cleanup
+	ns    netns.Namespace
 	st    *stack.Stack
 	sink  *kernelSink
 	size  int
@@ -77,13 +78,13 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 	if err != nil {
 		return nil, err
 	}
-	b = &kernelTCPBench{ns: uniqueName("mst-"), size: size, chunk: pattern(tcpChunk)}
+	b = &kernelTCPBench{size: size, chunk: pattern(tcpChunk)}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, b.Close())
 		}
 	}()
-	if err := b.clean.addNamespace(b.ns); err != nil {
+	if b.ns, err = netns.Add(&b.clean, netns.UniqueName("mst-")); err != nil {
 		return nil, err
 	}
 	offload, err := tcpoffload.New(tcpoffload.Options{Mode: mode}) // nil for off
@@ -93,42 +94,38 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 	var ep tcpipstack.LinkEndpoint
 	switch kind {
 	case "tap":
-		name := uniqueName("mstt")
-		b.clean.add(func() error { return deleteLink(b.ns, name) })
+		name := netns.UniqueName("mstt")
 		t, err := tap.New(tap.Options{Name: name, MAC: stackMAC, TCPOffload: offload})
 		if err != nil {
 			return nil, err
 		}
 		ep = t
-		b.clean.add(func() error { t.Close(); return nil })
-		if err := ip("link", "set", "dev", name, "netns", b.ns); err != nil {
-			return nil, err
-		}
-		if err := address(b.ns, name, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
+		b.clean.Add(func() error { t.Close(); return nil })
+		if err := b.ns.AdoptLink(&b.clean, name, net.HardwareAddr(peerMAC), peerV4, peerV6); err != nil {
 			return nil, err
 		}
 	case "raw":
-		outside, _, err := addPeerVeth(&b.clean, b.ns, "mst")
+		veth, err := b.ns.AddPeerVeth(&b.clean, peerVeth("mst"))
 		if err != nil {
 			return nil, err
 		}
-		r, err := raw.New(raw.Options{Interface: outside, TCPOffload: offload})
+		r, err := raw.New(raw.Options{Interface: veth.Outside, TCPOffload: offload})
 		if err != nil {
 			return nil, err
 		}
 		ep = r
-		b.clean.add(func() error { r.Close(); return nil })
+		b.clean.Add(func() error { r.Close(); return nil })
 	default:
 		return nil, fmt.Errorf("no TCP bench over %q", kind)
 	}
 	if b.st, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: kind, Link: ep, Addrs: []string{stackV4.String()}}}}); err != nil {
 		return nil, err
 	}
-	b.clean.add(func() error { b.st.Close(); return nil })
-	if b.sink, err = startKernelSink(b.ns, kernelTCPPort); err != nil {
+	b.clean.Add(func() error { b.st.Close(); return nil })
+	if b.sink, err = startKernelSink(b.ns.Name, kernelTCPPort); err != nil {
 		return nil, err
 	}
-	b.clean.add(b.sink.close)
+	b.clean.Add(b.sink.close)
 	return b, nil
 }
 
@@ -168,7 +165,7 @@ func (b *kernelTCPBench) Round(ctx context.Context) (Result, error) {
 	return Result{MBPerSecond: mb / elapsed.Seconds(), CPUMsPerMB: float64(cpu.Microseconds()) / 1000 / mb}, nil
 }
 
-func (b *kernelTCPBench) Close() error { return b.clean.run() }
+func (b *kernelTCPBench) Close() error { return b.clean.Run() }
 
 // kernelSink is a kernel TCP socket listening in a network namespace, read
 // on an OS thread of its own that joined the namespace, so that its CPU time

@@ -8,14 +8,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/tcpip"
 
-	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/internal/simapp"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/udpfast"
 )
 
-func TestMain(m *testing.M) { netnstest.Main(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // twoStacks puts two stacks, 198.51.100.1 and .2, on a simulated wire with
 // a 1 ms delay and no loss.

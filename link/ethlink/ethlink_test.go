@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -11,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 )
@@ -236,10 +238,15 @@ func TestReaderDeliversBatchesAndReportsFailureOnce(t *testing.T) {
 	d := dispatcher{ready: make(chan struct{}, 8)}
 	ep.Attach(&d)
 	dev.batches <- [][]byte{frame(ourMAC, header.IPv4ProtocolNumber, "a"), frame(ourMAC, header.IPv4ProtocolNumber, "b")}
-	<-d.ready
-	<-d.ready
+	for range 2 {
+		select {
+		case <-d.ready:
+		case <-time.After(time.Minute): // a hang guard, not a timing assertion
+			t.Fatal("the reader did not deliver the batch within a minute")
+		}
+	}
 	close(dev.batches) // the next read fails
-	ep.Wait()
+	netnstest.WaitReturn(t, "the reader after its device failed", ep.Wait)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(readErrs) != 1 || readErrs[0].Error() != "device vanished" {
@@ -256,7 +263,7 @@ func TestCloseStopsReaderWithoutReporting(t *testing.T) {
 	ep := newEndpoint(t, ethlink.Options{Device: dev, Reader: dev, OnReadError: func(err error) { reported <- err }})
 	ep.Attach(&dispatcher{})
 	ep.Close()
-	ep.Wait()
+	netnstest.WaitReturn(t, "the reader after Close", ep.Wait)
 	select {
 	case err := <-reported:
 		t.Errorf("OnReadError(%v) after Close, want no report", err)

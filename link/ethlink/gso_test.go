@@ -170,7 +170,7 @@ func (p *pair) transfer(t *testing.T, dst netip.AddrPort, size int, setup func(l
 		LocalAddr() interface{ String() string }
 	}
 	_ = conn
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // generous for a loaded machine
 	defer cancel()
 	var c io.WriteCloser
 	var local, remote string

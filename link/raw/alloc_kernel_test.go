@@ -5,6 +5,7 @@ package raw
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
@@ -20,8 +21,8 @@ func testFrames(n, size int) [][]byte {
 	return frames
 }
 
-// wire opens sockets on both ends of a fresh veth pair: what tx writes, rx
-// reads.
+// wire opens sockets on both ends of a fresh veth pair, once it carries
+// frames: what tx writes, rx reads.
 func wire(t testing.TB) (tx, rx *packetSocket) {
 	pair := netnstest.NewVethPair(t)
 	open := func(name string) *packetSocket {
@@ -49,12 +50,18 @@ func TestReadWriteAllocateNothing(t *testing.T) {
 	tx, rx := wire(t)
 	frames := testFrames(1, 60)
 	bufs, sizes := readBuffers()
+	// A hang guard for the whole run, set once: a frame the kernel lost
+	// fails the test instead of blocking ReadFrames until the test binary's
+	// timeout.
+	if err := rx.f.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)); err != nil {
+		t.Fatal(err)
+	}
 	allocs := testing.AllocsPerRun(200, func() {
 		if _, err := tx.WriteFrames(frames); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := rx.ReadFrames(bufs, sizes); err != nil {
-			t.Fatal(err)
+			t.Fatalf("ReadFrames on %s, waiting for the frame written on %s: %v", rx.iface, tx.iface, err)
 		}
 	})
 	if allocs != 0 {

@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -43,19 +45,25 @@ func TestSoftOffloadToKernel(t *testing.T) {
 		}
 		sink := ns.Start("sh", "-c", "nc "+family+" -l -p "+strconv.Itoa(int(port))+" -N | sha256sum")
 		dst := netip.AddrPortFrom(addr, port)
-		err = nil
-		netnstest.Eventually(t, attempts, pause, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			c, derr := st.DialTCP(ctx, dst)
-			if derr != nil {
-				return derr
-			}
-			if _, err = c.Write(payload); err == nil {
-				err = c.Close()
-			}
-			return nil
+		netnstest.WaitFor(t, netnstest.StateTimeout, fmt.Sprintf("nc listening on TCP port %d", port), func() error {
+			return ns.Listening("tcp", port)
 		})
+		var c net.Conn
+		netnstest.WaitFor(t, netnstest.StateTimeout, fmt.Sprintf("a connection from the stack to nc at %v (the stack's address past DAD)", dst), func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var err error
+			c, err = st.DialTCP(ctx, dst)
+			return err
+		})
+		// A hang guard for a stalled stream.
+		if err := c.SetDeadline(time.Now().Add(netnstest.StateTimeout)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.Close()
+		}
 		if err != nil {
 			t.Fatalf("sending to %v: %v", dst, err)
 		}

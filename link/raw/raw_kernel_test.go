@@ -24,13 +24,7 @@ import (
 
 // hangGuard bounds waits for events that must happen; it only turns a hang
 // into a failure, it does not measure anything.
-const hangGuard = 30 * time.Second
-
-// Bounded polling of the kernel (netstack's IPv6 DAD takes about a second).
-const (
-	attempts = 20
-	pause    = 250 * time.Millisecond
-)
+const hangGuard = netnstest.StateTimeout
 
 func newVeth(t *testing.T) (*netnstest.Namespace, netnstest.Veth) {
 	t.Helper()
@@ -62,15 +56,6 @@ func attach(t *testing.T, ep *raw.Endpoint) *stack.Stack {
 	}
 	t.Cleanup(st.Close)
 	return st
-}
-
-func waitClosed(t *testing.T, done <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(hangGuard):
-		t.Fatalf("%s: still blocked after %v", what, hangGuard)
-	}
 }
 
 func TestDefaultsComeFromInterface(t *testing.T) {
@@ -131,12 +116,8 @@ func TestCloseUnblocksReader(t *testing.T) {
 	var readErrors atomic.Int32
 	ep := newEndpoint(t, raw.Options{Interface: veth.Outside, OnReadError: func(error) { readErrors.Add(1) }})
 	st := attach(t, ep)
-	done := make(chan struct{})
-	go func() {
-		st.Close() // closes the endpoint and waits for its reader
-		close(done)
-	}()
-	waitClosed(t, done, "stack.Close with a reader blocked in recvmmsg")
+	// st.Close closes the endpoint and waits for its reader.
+	netnstest.WaitReturn(t, "stack.Close with a reader blocked in recvmmsg", st.Close)
 	if n := readErrors.Load(); n != 0 {
 		t.Errorf("OnReadError called %d times on Close, want 0", n)
 	}
@@ -166,9 +147,7 @@ func TestInterfaceDeletedReportsOnce(t *testing.T) {
 	if want := fmt.Sprintf("raw: interface %q went down or was deleted", veth.Outside); !strings.Contains(err.Error(), want) {
 		t.Errorf("OnReadError(%q), want it to contain %q", err, want)
 	}
-	done := make(chan struct{})
-	go func() { ep.Wait(); close(done) }()
-	waitClosed(t, done, "reader after the interface was deleted")
+	netnstest.WaitReturn(t, "reader after the interface was deleted", ep.Wait)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("OnReadError called %d times, want 1", n)
 	}
@@ -197,7 +176,7 @@ func TestForeignMAC(t *testing.T) {
 	st := attach(t, ep)
 
 	addr := netnstest.StackV4.Addr()
-	netnstest.Eventually(t, attempts, pause, func() error {
+	netnstest.WaitFor(t, netnstest.StateTimeout, "the kernel pinging the stack at "+addr.String()+" without loss", func() error {
 		out, err := ns.Exec("ping", "-c", "3", "-i", "0.2", "-W", "2", addr.String())
 		if err != nil || !strings.Contains(out, " 0% packet loss") {
 			return fmt.Errorf("ping %s: %v: %s", addr, err, out)
@@ -225,6 +204,7 @@ func TestForeignMAC(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(hangGuard))
 		buf := make([]byte, 64)
 		n, _ := c.Read(buf)
 		_, _ = c.Write(buf[:n])

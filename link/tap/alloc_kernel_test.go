@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,22 +24,7 @@ func TestReadWriteAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() }) // the kernel deletes the TAP with it
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The kernel sends frames out of the TAP (to us) from an AF_PACKET socket.
-	ifi, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(ifi) })
-	index, err := interfaceIndex(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(ifi, &unix.SockaddrLinklayer{Ifindex: index}); err != nil {
-		t.Fatal(err)
-	}
+	ifi := kernelSide(t, dev, name)
 	// A broadcast frame of the IEEE local experimental EtherType, which the
 	// kernel hands to no protocol.
 	frame := make([]byte, 60)
@@ -57,12 +43,42 @@ func TestReadWriteAllocateNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := dev.ReadFrames(bufs, sizes); err != nil {
-			t.Fatal(err)
+			t.Fatalf("ReadFrames on %s, waiting for the frame sent out of it: %v", name, err)
 		}
 	})
 	if allocs != 0 {
 		t.Errorf("WriteFrames+ReadFrames allocated %v times per frame, want 0", allocs)
 	}
+}
+
+// kernelSide returns an AF_PACKET socket that sends frames out of the TAP
+// name (to dev's reader), with the kernel's IPv6 kept off the TAP. It
+// returns once the kernel sends what the socket writes (it drops it until
+// it has acted on the TAP's carrier), and makes dev's reads give up after
+// StateTimeout: a frame lost anyway fails the test instead of blocking
+// ReadFrames until the test binary's timeout.
+func kernelSide(t *testing.T, dev device, name string) int {
+	t.Helper()
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	index, err := interfaceIndex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: index}); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.WaitCarrier(t, nil, name)
+	if err := dev.(*tapDevice).f.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 func interfaceIndex(name string) (int, error) {

@@ -19,7 +19,7 @@ import (
 
 // hangGuard bounds waits for events that must happen; it only turns a hang
 // into a failure, it does not measure anything.
-const hangGuard = 30 * time.Second
+const hangGuard = netnstest.StateTimeout
 
 func requireTAP(t *testing.T) {
 	t.Helper()
@@ -68,16 +68,6 @@ func attach(t *testing.T, ep *tap.Endpoint) *stack.Stack {
 	return st
 }
 
-// waitClosed fails the test if done is not closed within the hang guard.
-func waitClosed(t *testing.T, done <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(hangGuard):
-		t.Fatalf("%s: still blocked after %v", what, hangGuard)
-	}
-}
-
 func TestNewSetsDeviceUpWithMTU(t *testing.T) {
 	requireTAP(t)
 	ep := newTAP(t, tap.Options{MTU: 1400})
@@ -103,12 +93,8 @@ func TestCloseUnblocksReader(t *testing.T) {
 	ep := newTAP(t, tap.Options{OnReadError: func(error) { readErrors.Add(1) }})
 	st := attach(t, ep)
 	// Nothing is sent to the TAP, so the reader is parked in a read.
-	done := make(chan struct{})
-	go func() {
-		st.Close() // closes the endpoint and waits for its reader
-		close(done)
-	}()
-	waitClosed(t, done, "stack.Close with a reader blocked on the TAP")
+	// st.Close closes the endpoint and waits for its reader.
+	netnstest.WaitReturn(t, "stack.Close with a reader blocked on the TAP", st.Close)
 	if n := readErrors.Load(); n != 0 {
 		t.Errorf("OnReadError called %d times on Close, want 0", n)
 	}
@@ -138,9 +124,7 @@ func TestDeletedUnderReaderReportsOnce(t *testing.T) {
 		t.Errorf("OnReadError(%q), want an error wrapping tap.ErrDeviceGone", err)
 	}
 	// The reader must have stopped, not spun on the dead descriptor.
-	done := make(chan struct{})
-	go func() { ep.Wait(); close(done) }()
-	waitClosed(t, done, "reader after the TAP was deleted")
+	netnstest.WaitReturn(t, "reader after the TAP was deleted", ep.Wait)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("OnReadError called %d times, want 1", n)
 	}

@@ -3,7 +3,6 @@
 package tap
 
 import (
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -23,21 +22,7 @@ func TestVnetReadWriteAllocateNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pkt, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(pkt) })
-	index, err := interfaceIndex(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(pkt, &unix.SockaddrLinklayer{Ifindex: index}); err != nil {
-		t.Fatal(err)
-	}
+	pkt := kernelSide(t, dev, name)
 	frame := make([]byte, 60)
 	copy(frame, "\xff\xff\xff\xff\xff\xff\x02\x00\x5e\x00\x53\x01\x88\xb5")
 	frames := [][]byte{frame}

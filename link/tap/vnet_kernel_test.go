@@ -63,6 +63,7 @@ func TestVnetCompletesInboundChecksums(t *testing.T) {
 				if err != nil {
 					return
 				}
+				_ = c.SetDeadline(time.Now().Add(hangGuard))
 				_, _ = io.Copy(c, c)
 				c.Close()
 			}
@@ -79,10 +80,7 @@ func TestVnetCompletesInboundChecksums(t *testing.T) {
 			}
 		}()
 	}
-	netnstest.Eventually(t, 40, 100*time.Millisecond, func() error {
-		_, err := ns.Exec("ping", "-6", "-c", "1", "-W", "1", netnstest.StackV6.Addr().String())
-		return err
-	})
+	ns.WaitPing(netnstest.StackV6.Addr())
 	for _, a := range []string{netnstest.StackV4.Addr().String(), netnstest.StackV6.Addr().String()} {
 		msg := strings.Repeat("hello over tcp to "+a+" ", 200) + "\n"
 		out, err := ns.ExecInput([]byte(msg), "nc", "-N", "-w", "5", a, "7")
@@ -119,9 +117,7 @@ func TestVnetDeletedUnderReaderReportsOnce(t *testing.T) {
 	case <-time.After(hangGuard):
 		t.Fatalf("no OnReadError %v after deleting %s", hangGuard, ep.Name())
 	}
-	done := make(chan struct{})
-	go func() { ep.Wait(); close(done) }()
-	waitClosed(t, done, "reader after the TAP was deleted")
+	netnstest.WaitReturn(t, "reader after the TAP was deleted", ep.Wait)
 	if len(errs) != 0 {
 		t.Errorf("OnReadError called again: %v", <-errs)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package netnstest
+package netns
 
 import (
 	"errors"
@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"runtime"
 	"syscall"
-	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +25,9 @@ func hasCap(data [2]unix.CapUserData, c int) bool {
 	return data[c/32].Effective&(1<<(uint(c)%32)) != 0
 }
 
-func checkPrivileges() error {
+// CheckPrivileges says what is missing for making namespaces and links:
+// CAP_NET_ADMIN and CAP_NET_RAW.
+func CheckPrivileges() error {
 	_, data, err := capabilities()
 	if err != nil {
 		return fmt.Errorf("reading capabilities: %w", err)
@@ -39,7 +40,7 @@ func checkPrivileges() error {
 		missing = append(missing, errors.New("CAP_NET_RAW"))
 	}
 	if missing != nil {
-		return fmt.Errorf("missing %v: run the tests as root", errors.Join(missing...))
+		return fmt.Errorf("missing %v: run as root", errors.Join(missing...))
 	}
 	return nil
 }
@@ -47,11 +48,9 @@ func checkPrivileges() error {
 // WithoutCapabilities runs f on an OS thread of its own whose effective
 // capability set lacks caps (e.g. unix.CAP_NET_ADMIN), to see what a process
 // without them gets. Capabilities are per thread on Linux; the thread is
-// thrown away afterwards, never reused. f must not call t.Fatal or
-// t.FailNow (it runs on another goroutine): return results through its
-// closure.
-func WithoutCapabilities(t testing.TB, f func(), caps ...int) {
-	t.Helper()
+// thrown away afterwards, never reused. f runs on another goroutine: it
+// returns its results through its closure.
+func WithoutCapabilities(f func(), caps ...int) error {
 	done := make(chan error)
 	go func() {
 		// Never unlocked: the runtime ends the thread with the goroutine.
@@ -70,9 +69,7 @@ func WithoutCapabilities(t testing.TB, f func(), caps ...int) {
 		f()
 		done <- nil
 	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	return <-done
 }
 
 func ownProcessGroup(cmd *exec.Cmd) {

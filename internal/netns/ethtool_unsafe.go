@@ -1,6 +1,6 @@
 //go:build linux
 
-package netnstest
+package netns
 
 import (
 	"fmt"
@@ -22,9 +22,9 @@ type ifreqData struct {
 	_    [24 - unsafe.Sizeof(uintptr(0))]byte
 }
 
-// disableTSO turns TCP segmentation offload off on the interface name
+// DisableTSO turns TCP segmentation offload off on the interface name
 // (what `ethtool -K name tso off` does), without needing ethtool.
-func disableTSO(name string) error {
+func DisableTSO(name string) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err

@@ -1,4 +1,12 @@
-package netnstest
+// Package leakcheck fails a test binary whose tests leave goroutines
+// running. Plug it into a package's tests with
+//
+//	func TestMain(m *testing.M) { leakcheck.Main(m) }
+//
+// After the tests pass it waits, up to a deadline generous for a loaded
+// machine, for every goroutine they started to end, and fails the run with
+// the stacks of those still running.
+package leakcheck
 
 import (
 	"fmt"
@@ -9,15 +17,18 @@ import (
 	"time"
 )
 
+// settleTimeout is how long goroutines the tests started get to end after
+// the tests passed: closing a stack or a link lets its goroutines return,
+// which on a loaded machine takes a while.
+const settleTimeout = 30 * time.Second
+
 // Main runs the package's tests, then fails the run if goroutines the tests
-// started are still running once they had a moment to finish. Use it as
-//
-//	func TestMain(m *testing.M) { netnstest.Main(m) }
+// started are still running settleTimeout later.
 func Main(m *testing.M) {
 	before := goroutines()
 	code := m.Run()
 	if code == 0 {
-		if leaked := leakedGoroutines(before, 100); leaked != nil {
+		if leaked := leakedGoroutines(before, settleTimeout); leaked != nil {
 			fmt.Fprintf(os.Stderr, "FAIL: %d goroutine(s) still running after the tests:\n\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
 			code = 1
 		}
@@ -25,12 +36,12 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// leakedGoroutines polls up to attempts times, 20 ms apart, until no
+// leakedGoroutines polls, 20 ms apart, for up to timeout until no
 // goroutine is running that was not running before and is not the
 // runtime's or the testing package's; it returns those still running.
-func leakedGoroutines(before map[string]string, attempts int) []string {
+func leakedGoroutines(before map[string]string, timeout time.Duration) []string {
 	var leaked []string
-	for attempt := 0; attempt < attempts; attempt++ {
+	for deadline := time.Now().Add(timeout); ; {
 		leaked = leaked[:0]
 		for id, stack := range goroutines() {
 			if _, old := before[id]; !old && !benign(stack) {
@@ -40,9 +51,11 @@ func leakedGoroutines(before map[string]string, attempts int) []string {
 		if len(leaked) == 0 {
 			return nil
 		}
+		if time.Now().After(deadline) {
+			return leaked
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return leaked
 }
 
 // goroutines maps goroutine IDs ("goroutine 12") to their stacks, leaving
