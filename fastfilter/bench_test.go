@@ -27,8 +27,8 @@ var benchFrames = func() map[string][]byte {
 		for i := range p {
 			p[i] = byte(i * 7)
 		}
-		m[fmt.Sprintf("v4/%d", size)] = v4Frame(p).build()
-		m[fmt.Sprintf("v6/%d", size)] = v6Frame(p).build()
+		m[fmt.Sprintf("v4/%d", size)] = v4Frame(p).Build()
+		m[fmt.Sprintf("v6/%d", size)] = v6Frame(p).Build()
 	}
 	return m
 }()

@@ -115,11 +115,11 @@ func (r *reference) drain() []received {
 
 // seedFrames are the unit tests' frames plus neighbour announcements.
 func seedFrames() [][]byte {
-	var frames [][]byte
+	var seeds [][]byte
 	for _, v6 := range []bool{false, true} {
 		for _, tagged := range []bool{false, true} {
 			for _, c := range classifyCases(v6, tagged) {
-				frames = append(frames, c.frame)
+				seeds = append(seeds, c.frame)
 			}
 		}
 	}
@@ -127,10 +127,10 @@ func seedFrames() [][]byte {
 	for i := range big {
 		big[i] = byte(i)
 	}
-	frames = append(frames, v4Frame(big).build(), v6Frame(big).build(),
+	seeds = append(seeds, v4Frame(big).Build(), v6Frame(big).Build(),
 		gratuitousARP(header.ARPRequest, peerV4, otherMAC),
 		unsolicitedNA(peerV6, otherMAC, true))
-	return frames
+	return seeds
 }
 
 func FuzzClassify(f *testing.F) {
@@ -146,8 +146,8 @@ func FuzzClassify(f *testing.F) {
 			}
 		}
 	}
-	f.Add(v4Frame(testPayload).build())
-	f.Add(v6Frame(testPayload).build())
+	f.Add(v4Frame(testPayload).Build())
+	f.Add(v6Frame(testPayload).Build())
 
 	fx := newFixture(f, fixtureOptions{})
 	fxRing := newFixture(f, fixtureOptions{ring: true})

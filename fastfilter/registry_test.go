@@ -98,7 +98,7 @@ func TestRegisterPortInUseBothWays(t *testing.T) {
 
 func TestRegistrationCloseStopsDelivery(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	frame := v4Frame(testPayload).build()
+	frame := v4Frame(testPayload).Build()
 	if v := fx.f.Hook(frame); v != link.Handled {
 		t.Fatalf("verdict %v before Close", v)
 	}
@@ -123,7 +123,7 @@ func TestRegistrationCloseStopsDelivery(t *testing.T) {
 // not lost.
 func TestCountersSurviveUnregister(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	frame := v4Frame(testPayload).build()
+	frame := v4Frame(testPayload).Build()
 	fx.f.Hook(frame)
 	fx.reg.Close()
 	fx.f.Hook(frame) // not registered: counted by the filter
@@ -160,7 +160,7 @@ func TestFilterCloseReleasesEverything(t *testing.T) {
 	if _, err := fx.bindNetstack(t, header.IPv4ProtocolNumber, rtpPort); err != nil {
 		t.Errorf("registered port not released by Filter.Close: %v", err)
 	}
-	if v := fx.f.Hook(v4Frame(testPayload).build()); v != link.Pass {
+	if v := fx.f.Hook(v4Frame(testPayload).Build()); v != link.Pass {
 		t.Errorf("verdict %v after Close, want pass", v)
 	}
 }
@@ -205,11 +205,11 @@ func TestRegisterUnderTraffic(t *testing.T) {
 	var frames [][]byte
 	for port := uint16(lo); port <= hi; port++ {
 		u := v4Frame([]byte{byte(port), 1, 2, 3})
-		u.dst = netip.AddrPortFrom(ourV4, port)
-		frames = append(frames, u.build())
+		u.Dst = netip.AddrPortFrom(ourV4, port)
+		frames = append(frames, u.Build())
 		u = v6Frame([]byte{byte(port), 4, 5, 6})
-		u.dst = netip.AddrPortFrom(ourV6, port)
-		frames = append(frames, u.build())
+		u.Dst = netip.AddrPortFrom(ourV6, port)
+		frames = append(frames, u.Build())
 	}
 	var delivered, bad atomic.Int64
 	fn := func(d *fastfilter.Datagram) {

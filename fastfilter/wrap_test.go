@@ -12,6 +12,7 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/stack"
 )
 
@@ -86,11 +87,11 @@ func TestWrap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWrapped(t, tc.withEthernet)
 			sock := bindNetstackOn(t, w.st, rtpPort+5)
-			for _, u := range []udpFrame{v4Frame(testPayload), v6Frame(testPayload)} {
-				w.inject(u.build(), tc.withEthernet, tc.split)
+			for _, u := range []frames.UDP{v4Frame(testPayload), v6Frame(testPayload)} {
+				w.inject(u.Build(), tc.withEthernet, tc.split)
 				other := u
-				other.dst = netip.AddrPortFrom(u.dst.Addr(), rtpPort+5)
-				w.inject(other.build(), tc.withEthernet, tc.split)
+				other.Dst = netip.AddrPortFrom(u.Dst.Addr(), rtpPort+5)
+				w.inject(other.Build(), tc.withEthernet, tc.split)
 			}
 			if got := w.rec.take(); len(got) != 2 || got[0].Payload != string(testPayload) || got[1].Version != 6 {
 				t.Errorf("fast lane delivered %+v, want the v4 and the v6 datagram", got)

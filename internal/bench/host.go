@@ -5,25 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/udpfast/udpfasttest"
-)
-
-// Addresses of the in-process workloads and of the real link: the stack
-// under test and its peer (the load generator). Documentation ranges only.
-var (
-	stackMAC = tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x02")
-	peerMAC  = tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x01")
-
-	stackV4 = netip.MustParsePrefix("198.51.100.2/24")
-	peerV4  = netip.MustParsePrefix("198.51.100.1/24")
-	stackV6 = netip.MustParsePrefix("2001:db8::2/64")
-	peerV6  = netip.MustParsePrefix("2001:db8::1/64")
 )
 
 // basePort is the stack's first media port; peerPort the peer's.
@@ -39,8 +26,8 @@ type family struct {
 }
 
 var (
-	familyV4 = family{"v4", stackV4.Addr(), peerV4.Addr()}
-	familyV6 = family{"v6", stackV6.Addr(), peerV6.Addr()}
+	familyV4 = family{"v4", frames.StackV4, frames.PeerV4}
+	familyV6 = family{"v6", frames.StackV6, frames.PeerV6}
 	families = []family{familyV4, familyV6}
 )
 
@@ -61,7 +48,7 @@ type hostOptions struct {
 	// ports is how many media ports (from basePort) the filter and the
 	// policy ARP table cover.
 	ports int
-	// peers get static neighbour entries with peerMAC, so that neither
+	// peers get static neighbour entries with frames.PeerMAC, so that neither
 	// path resolves anything while measured.
 	peers []netip.Addr
 	// fast installs the fast filter's hook on the link.
@@ -78,11 +65,11 @@ func newHost(o hostOptions) (h *host, err error) {
 			h.close()
 		}
 	}()
-	if h.link, err = ethlink.New(ethlink.Options{Device: h.sink, MAC: stackMAC, MTU: 1500}); err != nil {
+	if h.link, err = ethlink.New(ethlink.Options{Device: h.sink, MAC: frames.StackMAC, MTU: 1500}); err != nil {
 		return nil, err
 	}
 	h.st, err = stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "bench0", Link: h.link, Addrs: []string{stackV4.String(), stackV6.String()}}},
+		NICs: []stack.NICOptions{{Name: "bench0", Link: h.link, Addrs: frames.Addrs(frames.Stack)}},
 		Seed: 1,
 	})
 	if err != nil {
@@ -94,7 +81,7 @@ func newHost(o hostOptions) (h *host, err error) {
 		return nil, err
 	}
 	for _, p := range o.peers {
-		if err := h.table.SetStatic(stack.AddrFrom(p), peerMAC); err != nil {
+		if err := h.table.SetStatic(stack.AddrFrom(p), frames.PeerMAC); err != nil {
 			return nil, err
 		}
 	}

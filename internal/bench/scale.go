@@ -6,6 +6,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // scaleSize is the payload of the scaling sweep: one RTP packet.
@@ -63,9 +67,7 @@ func ScaleStreams(workload string) (int, bool) {
 
 // scalePeer is stream i's peer.
 func scalePeer(i int) netip.AddrPort {
-	a := peerV4.Addr().As4()
-	a[3] = byte(10 + i%scalePeerAddrs)
-	return netip.AddrPortFrom(netip.AddrFrom4(a), uint16(peerPort+i/scalePeerAddrs))
+	return netip.AddrPortFrom(frames.V4(byte(10+i%scalePeerAddrs)), uint16(peerPort+i/scalePeerAddrs))
 }
 
 func openScale(cfg Config, streams int) (Bench, error) {
@@ -77,21 +79,21 @@ func openScale(cfg Config, streams int) (Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := newFastReflector(h.filter, h.table, h.link, basePort, uint16(basePort+streams-1), []netip.Addr{stackV4.Addr()})
+	r, err := newFastReflector(h.filter, h.table, h.link, basePort, uint16(basePort+streams-1), []netip.Addr{frames.StackV4})
 	if err != nil {
 		h.close()
 		return nil, err
 	}
-	payload := testPayload(scaleSize)
-	frames := make([][]byte, streams)
-	for i := range frames {
-		frames[i] = udpFrame(peerMAC, stackMAC, scalePeer(i), netip.AddrPortFrom(stackV4.Addr(), uint16(basePort+i)), payload)
+	payload := frames.Pattern(scaleSize)
+	streamFrames := make([][]byte, streams)
+	for i := range streamFrames {
+		streamFrames[i] = frames.UDP{Src: scalePeer(i), Dst: netip.AddrPortFrom(frames.StackV4, uint16(basePort+i)), Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
 	}
 	next := 0
 	run := func(n int) error {
 		before := h.written()
 		for range n {
-			h.link.DeliverFrame(frames[next])
+			h.link.DeliverFrame(streamFrames[next])
 			if next++; next == streams {
 				next = 0
 			}
