@@ -14,42 +14,43 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/simlan"
+	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/policyarp"
-	"github.com/mediastack/mediastack/policyarp/policyarptest"
 	"github.com/mediastack/mediastack/stack"
 )
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
+// The LAN: A (the stack under test, gateway R), B a peer on-link, R a router.
 const (
-	macA   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0a")
-	macB   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0b")
-	macB2  = tcpip.LinkAddress("\x02\x00\x00\x00\x01\x0b")
-	macR   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\xfe")
-	base   = 20000
-	nports = 100
-	rtp    = base + 4
+	hostA, hostB, hostR = 1, 2, 254
+	base                = 20000
+	nports              = 100
+	rtp                 = base + 4
 )
 
 func addr(s string) tcpip.Address { return stack.AddrFrom(netip.MustParseAddr(s)) }
 
 var (
-	a4, b4, r4 = addr("198.51.100.1"), addr("198.51.100.2"), addr("198.51.100.254")
-	a6, b6     = addr("2001:db8::1"), addr("2001:db8::2")
-	remote4    = addr("203.0.113.9")
+	macA, macB, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(hostR)
+	macB2            = frames.MAC(102) // the card B moves to
+	a4, b4, r4       = stack.AddrFrom(frames.V4(hostA)), stack.AddrFrom(frames.V4(hostB)), stack.AddrFrom(frames.V4(hostR))
+	a6, b6           = stack.AddrFrom(frames.V6(hostA)), stack.AddrFrom(frames.V6(hostB))
+	remote4          = stack.AddrFrom(frames.Remote4)
 )
 
-// lan: A (the stack under test, gateway R), B a peer on-link, R a router.
-func newLAN(t *testing.T) *policyarptest.LAN {
-	return policyarptest.NewLAN(t, policyarptest.Options{Seed: 1, Delay: time.Millisecond},
-		policyarptest.HostConfig{MAC: macA, Addrs: []string{"198.51.100.1/24", "2001:db8::1/64"}, Gateways: []string{"198.51.100.254"}},
-		policyarptest.HostConfig{MAC: macB, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}},
-		policyarptest.HostConfig{MAC: macR, Addrs: []string{"198.51.100.254/24"}},
+func newLAN(t *testing.T) *simlan.LAN {
+	return simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}, Record: true},
+		simlan.HostOptions{N: hostA, Gateways: []string{frames.V4(hostR).String()}},
+		simlan.HostOptions{N: hostB},
+		simlan.HostOptions{N: hostR, Addrs: []string{frames.Prefix(frames.V4(hostR)).String()}},
 	)
 }
 
-func newTable(t *testing.T, lan *policyarptest.LAN) *policyarp.Table {
+func newTable(t *testing.T, lan *simlan.LAN) *policyarp.Table {
 	t.Helper()
 	a := lan.Hosts[0].Stack
 	tab, err := policyarp.New(policyarp.Options{Stack: a.Netstack(), NIC: a.NICID(0), BasePort: base, Ports: nports})
@@ -158,10 +159,10 @@ func TestResolveLearnsFromNetstack(t *testing.T) {
 			}
 			requests := 0
 			for _, f := range lan.Hosts[1].Frames() {
-				if tc.name == "v4" && policyarptest.IsARPRequest(f, b4) {
+				if tc.name == "v4" && frames.IsARPRequest(f, frames.V4(hostB)) {
 					requests++
 				}
-				if tc.name == "v6" && isNS(f, b6) {
+				if tc.name == "v6" && frames.IsNeighborSolicitation(f, frames.V6(hostB)) {
 					requests++
 				}
 			}
@@ -170,20 +171,6 @@ func TestResolveLearnsFromNetstack(t *testing.T) {
 			}
 		})
 	}
-}
-
-// isNS reports whether frame is a Neighbor Solicitation for target.
-func isNS(frame []byte, target tcpip.Address) bool {
-	if len(frame) < header.EthernetMinimumSize+header.IPv6MinimumSize+header.ICMPv6NeighborSolicitMinimumSize ||
-		header.Ethernet(frame).Type() != header.IPv6ProtocolNumber {
-		return false
-	}
-	ip := header.IPv6(frame[header.EthernetMinimumSize:])
-	if ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
-		return false
-	}
-	icmp := header.ICMPv6(ip.Payload())
-	return icmp.Type() == header.ICMPv6NeighborSolicit && header.NDPNeighborSolicit(icmp.MessageBody()).TargetAddress() == target
 }
 
 func TestResolveViaGatewayUsesGatewayMAC(t *testing.T) {
@@ -287,7 +274,7 @@ func TestRefreshKeepsEntryInUseValid(t *testing.T) {
 	}
 	probes := 0
 	for _, f := range lan.Hosts[1].Frames() {
-		if policyarptest.IsARPRequest(f, b4) && header.Ethernet(f).DestinationAddress() == macB {
+		if frames.IsARPRequest(f, frames.V4(hostB)) && header.Ethernet(f).DestinationAddress() == macB {
 			probes++
 		}
 	}
@@ -356,7 +343,7 @@ func TestStaticEntries(t *testing.T) {
 	mustResolve(t, tab, rtp+1, a4, b4)
 	lan.Run(10 * time.Millisecond)
 	lan.Hosts[1].Frames()
-	fixed := tcpip.LinkAddress("\x02\x00\x00\x00\x00\x77")
+	fixed := frames.MAC(0x77)
 	if err := tab.SetStatic(b4, fixed); err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +359,7 @@ func TestStaticEntries(t *testing.T) {
 		t.Fatalf("static entry moved: %v", e)
 	}
 	for _, f := range lan.Hosts[1].Frames() {
-		if policyarptest.IsARPRequest(f, b4) {
+		if frames.IsARPRequest(f, frames.V4(hostB)) {
 			t.Fatal("ARP request for a static neighbour")
 		}
 	}
