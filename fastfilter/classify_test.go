@@ -54,9 +54,9 @@ func classifyCases(v6, tagged bool) []classifyCase {
 		u.Tagged = tagged
 		return u
 	}
-	other, ourAddr := otherV4, ourV4
+	other, ourAddr := frames.V4(otherHost), frames.StackV4
 	if v6 {
-		other, ourAddr = otherV6, ourV6
+		other, ourAddr = frames.V6(otherHost), frames.StackV6
 	}
 	with := func(mod func(*frames.UDP)) []byte {
 		u := base()
@@ -70,7 +70,7 @@ func classifyCases(v6, tagged bool) []classifyCase {
 		{name: "Ethernet padding", frame: with(func(u *frames.UDP) { u.Padding = 20 }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
 		{name: "unregistered port", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(ourAddr, rtpPort+2) }), verdict: link.Pass, total: incNotRegistered},
 		{name: "port below range", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(ourAddr, 53) }), verdict: link.Pass, total: incNotRegistered},
-		{name: "another MAC", frame: with(func(u *frames.UDP) { u.DstMAC = otherMAC }), verdict: link.Handled, total: incNotOurs},
+		{name: "another MAC", frame: with(func(u *frames.UDP) { u.DstMAC = frames.MAC(otherHost) }), verdict: link.Handled, total: incNotOurs},
 		{name: "another IP", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(other, rtpPort) }), verdict: link.Pass, total: incNotLocal},
 		{name: "not UDP", frame: with(func(u *frames.UDP) { u.Protocol = header.TCPProtocolNumber }), verdict: link.Pass, total: incNotUDP},
 		{name: "UDP length short of payload", frame: with(func(u *frames.UDP) {
@@ -221,15 +221,15 @@ func TestClassifyDatagramFields(t *testing.T) {
 	}{
 		{"v4", v4Frame(testPayload), received{
 			Payload: string(testPayload), Version: 4,
-			Src: netip.AddrPortFrom(peerV4, peerPort), Dst: netip.AddrPortFrom(ourV4, rtpPort),
+			Src: netip.AddrPortFrom(frames.PeerV4, peerPort), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort),
 		}},
 		{"v6", v6Frame(testPayload), received{
 			Payload: string(testPayload), Version: 6,
-			Src: netip.AddrPortFrom(peerV6, peerPort), Dst: netip.AddrPortFrom(ourV6, rtpPort),
+			Src: netip.AddrPortFrom(frames.PeerV6, peerPort), Dst: netip.AddrPortFrom(frames.StackV6, rtpPort),
 		}},
 		{"empty payload", v4Frame(nil), received{
 			Payload: "", Version: 4,
-			Src: netip.AddrPortFrom(peerV4, peerPort), Dst: netip.AddrPortFrom(ourV4, rtpPort),
+			Src: netip.AddrPortFrom(frames.PeerV4, peerPort), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -278,9 +278,9 @@ func TestClassifyChecksumOffload(t *testing.T) {
 func TestClassifyOtherTraffic(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
 	arp := make([]byte, header.EthernetMinimumSize+header.ARPSize)
-	header.Ethernet(arp).Encode(&header.EthernetFields{SrcAddr: peerMAC, DstAddr: header.EthernetBroadcastAddress, Type: header.ARPProtocolNumber})
+	header.Ethernet(arp).Encode(&header.EthernetFields{SrcAddr: frames.PeerMAC, DstAddr: header.EthernetBroadcastAddress, Type: header.ARPProtocolNumber})
 	unknown := make([]byte, 60)
-	header.Ethernet(unknown).Encode(&header.EthernetFields{SrcAddr: peerMAC, DstAddr: ourMAC, Type: 0x88b5})
+	header.Ethernet(unknown).Encode(&header.EthernetFields{SrcAddr: frames.PeerMAC, DstAddr: frames.StackMAC, Type: 0x88b5})
 	for name, frame := range map[string][]byte{"ARP": arp, "unknown ethertype": unknown} {
 		if got := fx.f.Hook(frame); got != link.Pass {
 			t.Errorf("%s: verdict %v, want pass", name, got)
@@ -332,7 +332,7 @@ func TestRingTimestamps(t *testing.T) {
 			sent = fx.clock.Now()
 		}
 		u := v4Frame(testPayload)
-		u.Dst = netip.AddrPortFrom(ourV4, port)
+		u.Dst = netip.AddrPortFrom(frames.StackV4, port)
 		if fx.f.Hook(u.Build()) != link.Handled {
 			t.Fatalf("port %d: frame not handled", port)
 		}
@@ -353,7 +353,7 @@ func TestHookThroughLink(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
 	fx.ep.DeliverFrame(v4Frame(testPayload).Build())
 	u := v4Frame(testPayload)
-	u.Dst = netip.AddrPortFrom(ourV4, rtpPort+2)
+	u.Dst = netip.AddrPortFrom(frames.StackV4, rtpPort+2)
 	fx.ep.DeliverFrame(u.Build())
 	c := fx.f.Counters()
 	if got, want := c.FastDelivered, uint64(1); got != want {

@@ -6,30 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
 )
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
-// Addresses of the stack under test (the receiver) and of its peer.
-var (
-	ourMAC   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x02")
-	peerMAC  = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x01")
-	otherMAC = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x99")
-
-	ourV4   = netip.MustParseAddr("198.51.100.2")
-	peerV4  = netip.MustParseAddr("198.51.100.1")
-	otherV4 = netip.MustParseAddr("198.51.100.99")
-	ourV6   = netip.MustParseAddr("2001:db8::2")
-	peerV6  = netip.MustParseAddr("2001:db8::1")
-	otherV6 = netip.MustParseAddr("2001:db8::99")
-)
+// The receiver is host frames.Stack, the sender host frames.Peer; otherHost
+// is a third host on the link, whose frames are not the receiver's.
+const otherHost = 0x99
 
 const (
 	rtpPort  = 20000 // registered with rtpPort+1 in the fixtures
@@ -39,21 +28,21 @@ const (
 
 // v4Frame is a datagram from the peer to the RTP port, over IPv4.
 func v4Frame(payload []byte) frames.UDP {
-	return frames.UDP{Src: netip.AddrPortFrom(peerV4, peerPort), Dst: netip.AddrPortFrom(ourV4, rtpPort), Payload: payload, ID: 7}
+	return frames.UDP{Src: netip.AddrPortFrom(frames.PeerV4, peerPort), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort), Payload: payload, ID: 7}
 }
 
 // v6Frame is v4Frame over IPv6.
 func v6Frame(payload []byte) frames.UDP {
-	return frames.UDP{Src: netip.AddrPortFrom(peerV6, peerPort), Dst: netip.AddrPortFrom(ourV6, rtpPort), Payload: payload}
+	return frames.UDP{Src: netip.AddrPortFrom(frames.PeerV6, peerPort), Dst: netip.AddrPortFrom(frames.StackV6, rtpPort), Payload: payload}
 }
 
-// fixture is a stack (the receiver) on a simulated link with a filter whose
+// fixture is a stack (the receiver) on a simulated LAN with a filter whose
 // hook is installed and ports rtpPort, rtpPort+1 registered to a recorder.
 type fixture struct {
-	clock *sim.Clock
-	net   *sim.Network
-	ep    *sim.Endpoint
-	st    *stack.Stack
+	lan   *simlan.LAN
+	clock *sim.Clock    // lan.Clock
+	ep    *sim.Endpoint // the receiver's link
+	st    *stack.Stack  // the receiver
 	f     *fastfilter.Filter
 	reg   *fastfilter.Registration
 	rec   *recorder
@@ -70,25 +59,9 @@ type fixtureOptions struct {
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
-	fx := &fixture{clock: sim.NewClock(), rec: &recorder{}}
+	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: frames.Stack, RXChecksumOffload: o.offload})
+	fx := &fixture{lan: lan, clock: lan.Clock, ep: lan.Hosts[0].Link, st: lan.Hosts[0].Stack, rec: &recorder{}}
 	var err error
-	fx.net, err = sim.NewNetwork(sim.NetworkOptions{Clock: fx.clock, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx.ep, err = fx.net.NewEndpoint(sim.EndpointOptions{MAC: ourMAC, RXChecksumOffload: o.offload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fx.st, err = stack.New(stack.Options{
-		NICs:  []stack.NICOptions{{Name: "sim0", Link: fx.ep, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}}},
-		Clock: fx.clock,
-		Seed:  1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fx.st.Close)
 	fx.f, err = fastfilter.New(fastfilter.Options{Stack: fx.st.Netstack(), NIC: fx.st.NICID(0), VLAN: testVLAN})
 	if err != nil {
 		t.Fatal(err)
@@ -149,8 +122,4 @@ func (r *recorder) take() []received {
 	got := r.got
 	r.got = nil
 	return got
-}
-
-func simEndpointOptions(mac tcpip.LinkAddress) sim.EndpointOptions {
-	return sim.EndpointOptions{MAC: mac}
 }

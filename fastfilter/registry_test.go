@@ -13,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -202,14 +203,14 @@ func TestNewValidates(t *testing.T) {
 func TestRegisterUnderTraffic(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
 	const lo, hi = 30000, 30003
-	var frames [][]byte
+	var traffic [][]byte
 	for port := uint16(lo); port <= hi; port++ {
 		u := v4Frame([]byte{byte(port), 1, 2, 3})
-		u.Dst = netip.AddrPortFrom(ourV4, port)
-		frames = append(frames, u.Build())
+		u.Dst = netip.AddrPortFrom(frames.StackV4, port)
+		traffic = append(traffic, u.Build())
 		u = v6Frame([]byte{byte(port), 4, 5, 6})
-		u.Dst = netip.AddrPortFrom(ourV6, port)
-		frames = append(frames, u.Build())
+		u.Dst = netip.AddrPortFrom(frames.StackV6, port)
+		traffic = append(traffic, u.Build())
 	}
 	var delivered, bad atomic.Int64
 	fn := func(d *fastfilter.Datagram) {
@@ -231,7 +232,7 @@ func TestRegisterUnderTraffic(t *testing.T) {
 					return
 				default:
 				}
-				frame := frames[i%len(frames)]
+				frame := traffic[i%len(traffic)]
 				if g == 1 {
 					// Through the link: what the hook passes reaches
 					// netstack, and the netstack lane while it is bound.

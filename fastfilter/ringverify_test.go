@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // TestRingVerifiesWhileCopying: a Ring registered on a port verifies the UDP
@@ -132,7 +133,7 @@ func TestRingSkipsOnlyBadDatagrams(t *testing.T) {
 		t.Fatalf("stats after refilling: %+v; want 4 enqueued, none dropped full, 3 bad", got)
 	}
 	n, from, err := ring.Read(buf, past)
-	if err != nil || !bytes.Equal(buf[:n], testPayload) || from != netip.AddrPortFrom(peerV4, peerPort) {
-		t.Fatalf("Read = %q from %v, %v; want %q from %v", buf[:n], from, err, testPayload, netip.AddrPortFrom(peerV4, peerPort))
+	if err != nil || !bytes.Equal(buf[:n], testPayload) || from != netip.AddrPortFrom(frames.PeerV4, peerPort) {
+		t.Fatalf("Read = %q from %v, %v; want %q from %v", buf[:n], from, err, testPayload, netip.AddrPortFrom(frames.PeerV4, peerPort))
 	}
 }

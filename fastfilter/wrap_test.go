@@ -26,7 +26,7 @@ type wrapped struct {
 
 func newWrapped(t *testing.T, withEthernet bool) *wrapped {
 	t.Helper()
-	w := &wrapped{ch: channel.New(16, 1500, ourMAC), rec: &recorder{}}
+	w := &wrapped{ch: channel.New(16, 1500, frames.StackMAC), rec: &recorder{}}
 	var child tcpipstack.LinkEndpoint = w.ch
 	if withEthernet {
 		child = ethernet.New(w.ch)
@@ -34,7 +34,7 @@ func newWrapped(t *testing.T, withEthernet bool) *wrapped {
 	ep := fastfilter.Wrap(child, nil) // the filter needs the NIC, which needs ep
 	var err error
 	w.st, err = stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "ch0", Link: ep, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}}},
+		NICs: []stack.NICOptions{{Name: "ch0", Link: ep, Addrs: frames.Addrs(frames.Stack)}},
 		Seed: 1,
 	})
 	if err != nil {

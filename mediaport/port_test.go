@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/udpfast"
@@ -49,23 +50,23 @@ func TestPortExchangeOverTheFastPaths(t *testing.T) {
 		t.Run(fam.name, func(t *testing.T) {
 			l := newSimLAN(t, sim.Impairments{Delay: time.Millisecond}, mediaport.Options{})
 			pa, pb := mustOpen(t, l.a.m, 20010), mustOpen(t, l.b.m, 20020)
-			var wantB, gotB, wantA, gotA []datagram
+			var wantB, gotB, wantA, gotA []simlan.Datagram
 			for i := range 10 {
 				msg := fmt.Sprintf("rtp %d", i)
 				if _, err := pa.WriteTo([]byte(msg), net.UDPAddrFromAddrPort(netip.AddrPortFrom(fam.ba, 20020))); err != nil {
 					t.Fatal(err)
 				}
 				wantB = append(wantB, dg(msg, netip.AddrPortFrom(fam.aa, 20010)))
-				l.run(20 * time.Millisecond)
-				for _, d := range drain(t, pb) {
+				l.Run(20 * time.Millisecond)
+				for _, d := range simlan.Drain(t, pb) {
 					gotB = append(gotB, d)
 					if _, err := pb.WriteToUDPAddrPort([]byte("re "+d.Payload), netip.MustParseAddrPort(d.From)); err != nil {
 						t.Fatal(err)
 					}
 					wantA = append(wantA, dg("re "+d.Payload, netip.AddrPortFrom(fam.ba, 20020)))
 				}
-				l.run(20 * time.Millisecond)
-				gotA = append(gotA, drain(t, pa)...)
+				l.Run(20 * time.Millisecond)
+				gotA = append(gotA, simlan.Drain(t, pa)...)
 			}
 			if diff := cmp.Diff(wantB, gotB); diff != "" {
 				t.Errorf("B received (-want +got):\n%s", diff)
@@ -90,8 +91,8 @@ func TestPortExchangeOverTheFastPaths(t *testing.T) {
 // bySource orders datagrams by source, keeping each source's order: the
 // first IPv6 datagram waits in netstack for neighbour discovery while IPv4
 // ones go on, so only the order per family is kept.
-func bySource(d []datagram) []datagram {
-	slices.SortStableFunc(d, func(a, b datagram) int { return strings.Compare(a.From, b.From) })
+func bySource(d []simlan.Datagram) []simlan.Datagram {
+	slices.SortStableFunc(d, func(a, b simlan.Datagram) int { return strings.Compare(a.From, b.From) })
 	return d
 }
 
@@ -108,9 +109,9 @@ func TestPortIsDualStack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l.run(10 * time.Millisecond)
-	got := bySource(drain(t, pb))
-	want := bySource([]datagram{
+	l.Run(10 * time.Millisecond)
+	got := bySource(simlan.Drain(t, pb))
+	want := bySource([]simlan.Datagram{
 		dg("to 198.51.100.2:20000", netip.AddrPortFrom(addrA4, 20000)),
 		dg("to [2001:db8::2]:20000", netip.AddrPortFrom(addrA6, 20000)),
 		dg("to [::ffff:198.51.100.2]:20000", netip.AddrPortFrom(addrA4, 20000)),
@@ -164,7 +165,7 @@ func TestReadDeadlines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		pb.SetReadDeadline(time.Time{}) // wakes the reader, which goes back to waiting
 		pa.WriteToUDPAddrPort([]byte("hello"), netip.AddrPortFrom(addrB4, 20000))
-		l.run(10 * time.Millisecond)
+		l.Run(10 * time.Millisecond)
 		if err := <-done; err != nil {
 			t.Errorf("read: %v", err)
 		}
@@ -212,7 +213,7 @@ func TestBatches(t *testing.T) {
 
 	var bufs [][]byte
 	var dsts []netip.AddrPort
-	var want []datagram
+	var want []simlan.Datagram
 	for i := range 40 {
 		bufs = append(bufs, fmt.Appendf(nil, "one %d", i))
 		want = append(want, dg(fmt.Sprintf("one %d", i), netip.AddrPortFrom(addrA4, 20000)))
@@ -220,7 +221,7 @@ func TestBatches(t *testing.T) {
 	if n, err := pa.WriteBatch(bufs, []netip.AddrPort{b4}); n != 40 || err != nil {
 		t.Fatalf("WriteBatch to one destination: %d, %v", n, err)
 	}
-	l.run(10 * time.Millisecond)
+	l.Run(10 * time.Millisecond)
 	bufs = bufs[:0]
 	for i := range 40 {
 		dst, from := b4, addrA4
@@ -234,15 +235,15 @@ func TestBatches(t *testing.T) {
 	if n, err := pa.WriteBatch(bufs, dsts); n != 40 || err != nil {
 		t.Fatalf("WriteBatch to a destination each: %d, %v", n, err)
 	}
-	l.run(10 * time.Millisecond)
+	l.Run(10 * time.Millisecond)
 
 	rbufs := make([][]byte, 16)
 	for i := range rbufs {
 		rbufs[i] = make([]byte, 1500)
 	}
 	sizes, addrs := make([]int, 16), make([]netip.AddrPort, 16)
-	pb.SetReadDeadline(past)
-	var got []datagram
+	pb.SetReadDeadline(simlan.Past)
+	var got []simlan.Datagram
 	for {
 		n, err := pb.ReadBatch(rbufs, sizes, addrs)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -332,7 +333,7 @@ func TestConcurrentReadersSeeNoWakeups(t *testing.T) {
 	}
 	for i := range n {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "d%d", i), netip.AddrPortFrom(addrB4, 20000))
-		l.run(time.Millisecond)
+		l.Run(time.Millisecond)
 		if i%50 == 49 { // keep within the ring: this tests wake-ups, not overflow
 			caughtUp(uint64(i + 1))
 		}
@@ -365,10 +366,10 @@ func TestOpenFuncReflects(t *testing.T) {
 	defer reflector.Close()
 	for i := range 5 {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "ping %d", i), netip.AddrPortFrom(addrB4, 20002))
-		l.run(10 * time.Millisecond)
+		l.Run(10 * time.Millisecond)
 	}
-	got := drain(t, pa)
-	var want []datagram
+	got := simlan.Drain(t, pa)
+	var want []simlan.Datagram
 	for i := range 5 {
 		want = append(want, dg(fmt.Sprintf("ping %d", i), netip.AddrPortFrom(addrB4, 20002)))
 	}
@@ -389,7 +390,7 @@ func TestCloseReleasesThePort(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
 	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
 	pa.WriteToUDPAddrPort([]byte("old"), netip.AddrPortFrom(addrB4, 20000))
-	l.run(10 * time.Millisecond)
+	l.Run(10 * time.Millisecond)
 	if err := pb.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -401,8 +402,8 @@ func TestCloseReleasesThePort(t *testing.T) {
 	}
 	again := mustOpen(t, l.b.m, 20000)
 	pa.WriteToUDPAddrPort([]byte("new"), netip.AddrPortFrom(addrB4, 20000))
-	l.run(10 * time.Millisecond)
-	if diff := cmp.Diff([]datagram{dg("new", netip.AddrPortFrom(addrA4, 20000))}, drain(t, again)); diff != "" {
+	l.Run(10 * time.Millisecond)
+	if diff := cmp.Diff([]simlan.Datagram{dg("new", netip.AddrPortFrom(addrA4, 20000))}, simlan.Drain(t, again)); diff != "" {
 		t.Errorf("reopened port received (-want +got):\n%s", diff)
 	}
 	// The manager's totals keep the closed port's counts.
@@ -419,10 +420,10 @@ func TestFallbackUntilResolved(t *testing.T) {
 	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
 	for i := range 10 {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "%d", i), netip.AddrPortFrom(addrB4, 20000))
-		l.run(20 * time.Millisecond) // shorter than the ARP round trip
+		l.Run(20 * time.Millisecond) // shorter than the ARP round trip
 	}
-	l.run(100 * time.Millisecond)
-	if got := len(drain(t, pb)); got != 10 {
+	l.Run(100 * time.Millisecond)
+	if got := len(simlan.Drain(t, pb)); got != 10 {
 		t.Errorf("B received %d of 10", got)
 	}
 	st := summarize(pa.Stats().Send)

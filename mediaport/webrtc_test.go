@@ -66,7 +66,7 @@ func TestWebRTCConnectsOverMediaPorts(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				l.run(time.Millisecond)
+				l.Run(time.Millisecond)
 			}
 		}
 	}()

@@ -61,9 +61,9 @@ func TestControlAPI(t *testing.T) {
 	t1, t2 := open(t, l.t[0], 20010), open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20000"), "hello")    // latches A
 	send(t, t2, ap("198.51.100.2:20002"), "hi there") // latches B, goes to T1
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	send(t, t1, ap("198.51.100.2:20000"), "again") // to T2
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 
 	code, _, body = call(t, h, "GET", "/v1/relays", "")
 	if code != http.StatusOK {

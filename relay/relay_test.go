@@ -4,56 +4,37 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/relay"
-	"github.com/mediastack/mediastack/stack"
 )
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
-// lan is a simulated LAN: the relay host R (198.51.100.2) and three
-// terminals, T1 (.1), T2 (.3) and T3 (.4), each with a media port manager
-// over 20000-20099.
+// lan is a simulated LAN: the relay host R (host 2 of internal/frames) and
+// three terminals, T1 (1), T2 (3) and T3 (4), each with a media port
+// manager over 20000-20099.
 type lan struct {
-	clock *sim.Clock
-	r     *mediaport.Manager
-	t     []*mediaport.Manager // T1, T2, T3
+	*simlan.LAN
+	r *mediaport.Manager
+	t []*mediaport.Manager // T1, T2, T3
 }
 
 func newLAN(t *testing.T) *lan {
 	t.Helper()
-	clock := sim.NewClock()
-	network, err := sim.NewNetwork(sim.NetworkOptions{Clock: clock, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lan{clock: clock}
+	sl := simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}})
+	l := &lan{LAN: sl}
 	newHost := func(n byte) *mediaport.Manager {
-		ep, err := network.NewEndpoint(sim.EndpointOptions{MAC: tcpip.LinkAddress([]byte{2, 0, 0, 0, 0, n}), Impairments: sim.Impairments{Delay: time.Millisecond}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := stack.New(stack.Options{
-			NICs:  []stack.NICOptions{{Link: ep, Addrs: []string{fmt.Sprintf("198.51.100.%d/24", n), fmt.Sprintf("2001:db8::%d/64", n)}}},
-			Clock: clock,
-			Seed:  int64(n),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock.AddSettler(st.Settle)
-		t.Cleanup(st.Close)
-		m, err := mediaport.NewManager(st, mediaport.Options{PortMin: 20000, PortMax: 20099})
+		h := sl.AddHost(simlan.HostOptions{N: n, Seed: int64(n)})
+		m, err := mediaport.NewManager(h.Stack, mediaport.Options{PortMin: 20000, PortMax: 20099})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,11 +45,9 @@ func newLAN(t *testing.T) *lan {
 	for _, n := range []byte{1, 3, 4} {
 		l.t = append(l.t, newHost(n))
 	}
-	l.run(time.Second)
+	l.Run(time.Second)
 	return l
 }
-
-func (l *lan) run(d time.Duration) { l.clock.Advance(d) }
 
 func (l *lan) service(t *testing.T, reflect bool) *relay.Service {
 	t.Helper()
@@ -95,19 +74,11 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // drain returns the payloads p holds, without blocking.
 func drain(t *testing.T, p *mediaport.Port) []string {
 	t.Helper()
-	p.SetReadDeadline(time.Unix(1, 0))
 	var got []string
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := p.ReadFromUDPAddrPort(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return got
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(buf[:n]))
+	for _, d := range simlan.Drain(t, p) {
+		got = append(got, d.Payload)
 	}
+	return got
 }
 
 func send(t *testing.T, p *mediaport.Port, to netip.AddrPort, msgs ...string) {
@@ -135,14 +106,14 @@ func TestRelayLatchesBothSides(t *testing.T) {
 	a, b := ap("198.51.100.2:20000"), ap("198.51.100.2:20002")
 
 	send(t, t1, a, "t1 early") // B's peer unknown: dropped
-	l.run(20 * time.Millisecond)
+	l.Run(20 * time.Millisecond)
 	send(t, t2, b, "t2 hello") // latches B's peer, goes to T1
-	l.run(20 * time.Millisecond)
+	l.Run(20 * time.Millisecond)
 	for i := range 5 {
 		send(t, t2, b, fmt.Sprintf("t2 %d", i))
 		send(t, t1, a, fmt.Sprintf("t1 %d", i))
 		send(t, t3, a, fmt.Sprintf("t3 %d", i)) // not A's peer: dropped
-		l.run(20 * time.Millisecond)
+		l.Run(20 * time.Millisecond)
 	}
 	if diff := cmp.Diff([]string{"t2 hello", "t2 0", "t2 1", "t2 2", "t2 3", "t2 4"}, drain(t, t1)); diff != "" {
 		t.Errorf("T1 received (-want +got):\n%s", diff)
@@ -189,7 +160,7 @@ func TestRelayFixedPeers(t *testing.T) {
 	t1, t2 := open(t, l.t[0], 20010), open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20004"), "from t1")
 	send(t, t2, ap("[2001:db8::2]:20005"), "from t2")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if diff := cmp.Diff([]string{"from t1"}, drain(t, t2)); diff != "" {
 		t.Errorf("T2 received (-want +got):\n%s", diff)
 	}
@@ -211,7 +182,7 @@ func TestReflector(t *testing.T) {
 	send(t, t1, ap("198.51.100.2:20007"), "v4")
 	send(t, t1, ap("[2001:db8::2]:20007"), "v6")
 	send(t, t1, ap("198.51.100.2:20099"), "not reflected")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if diff := cmp.Diff([]string{"v4", "v6"}, drain(t, t1)); diff != "" {
 		t.Errorf("T1 received (-want +got):\n%s", diff)
 	}
@@ -225,7 +196,7 @@ func TestReflector(t *testing.T) {
 	}
 	t2 := open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20007"), "relayed")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if got := drain(t, t1); len(got) != 0 {
 		t.Errorf("T1 got %q back from a relay port", got)
 	}
@@ -236,7 +207,7 @@ func TestReflector(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, t1, ap("198.51.100.2:20007"), "reflected again")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if diff := cmp.Diff([]string{"reflected again"}, drain(t, t1)); diff != "" {
 		t.Errorf("T1 received (-want +got):\n%s", diff)
 	}

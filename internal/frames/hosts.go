@@ -18,15 +18,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
-// The test network: one IPv4 and one IPv6 subnet on the link, and an
-// address of each family beyond it, reached through a gateway.
-var (
-	Subnet4 = netip.MustParsePrefix("198.51.100.0/24")
-	Subnet6 = netip.MustParsePrefix("2001:db8::/64")
-	Remote4 = netip.MustParseAddr("203.0.113.9")
-	Remote6 = netip.MustParseAddr("2001:db8:1::9")
-)
-
 // Host numbers of the two ends most tests have: the stack under test, and
 // the peer on its link (another stack, the kernel in a network namespace,
 // the benchmark's load generator).
@@ -35,15 +26,17 @@ const (
 	Stack = 2
 )
 
-// The addresses of Stack and Peer.
-var (
-	StackMAC = MAC(Stack)
-	StackV4  = V4(Stack)
-	StackV6  = V6(Stack)
-	PeerMAC  = MAC(Peer)
-	PeerV4   = V4(Peer)
-	PeerV6   = V6(Peer)
-)
+// The stack under test, host Stack.
+var StackMAC, StackV4, StackV6 = MAC(Stack), V4(Stack), V6(Stack)
+
+// Its peer, host Peer.
+var PeerMAC, PeerV4, PeerV6 = MAC(Peer), V4(Peer), V6(Peer)
+
+// Subnet4 and Subnet6 are the subnets of the test link.
+var Subnet4, Subnet6 = netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::/64")
+
+// Remote4 and Remote6 lie beyond the link, reached through a gateway.
+var Remote4, Remote6 = netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("2001:db8:1::9")
 
 // MAC returns host n's Ethernet address, 02:00:00:00:00:n: unicast and
 // locally administered, so it is nobody's real card.

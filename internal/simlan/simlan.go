@@ -181,9 +181,9 @@ func (h *Host) receive(frame []byte) link.Verdict {
 // Frames returns the frames received since the last call (Options.Record).
 func (h *Host) Frames() [][]byte {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	f := h.frames
 	h.frames = nil
+	h.mu.Unlock()
 	return f
 }
 
