@@ -31,17 +31,6 @@ type host struct {
 	m  *mediaport.Manager
 }
 
-// newHost gives st a Manager, closed when the test ends.
-func newHost(t testing.TB, st *stack.Stack, opts mediaport.Options) *host {
-	t.Helper()
-	m, err := mediaport.NewManager(st, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return &host{st: st, m: m}
-}
-
 // simLAN is two hosts, A and B, on a simulated switch, driven by a
 // simulated clock.
 type simLAN struct {
@@ -57,8 +46,10 @@ func newSimLAN(t testing.TB, im sim.Impairments, opts mediaport.Options) *simLAN
 	if opts.PortMin == 0 {
 		opts.PortMin, opts.PortMax = 20000, 20099
 	}
-	lan := simlan.New(t, simlan.Options{Seed: 1, Impairments: im}, simlan.HostOptions{N: hostA}, simlan.HostOptions{N: hostB})
-	l := &simLAN{LAN: lan, a: newHost(t, lan.Hosts[0].Stack, opts), b: newHost(t, lan.Hosts[1].Stack, opts)}
+	lan := simlan.New(t, simlan.Options{Seed: 1, Impairments: im},
+		simlan.HostOptions{N: hostA, Media: &opts}, simlan.HostOptions{N: hostB, Media: &opts})
+	a, b := lan.Hosts[0], lan.Hosts[1]
+	l := &simLAN{LAN: lan, a: &host{a.Stack, a.Media}, b: &host{b.Stack, b.Media}}
 	l.Run(time.Second)
 	return l
 }
@@ -154,18 +145,8 @@ func newWireHosts(t testing.TB) (*wire, *host, *host) {
 			t.Fatal(err)
 		}
 		t.Cleanup(st.Close)
-		hosts[i] = newHost(t, st, mediaport.Options{PortMin: 20000, PortMax: 20099})
+		hosts[i] = &host{st, simlan.NewManager(t, st, mediaport.Options{PortMin: 20000, PortMax: 20099})}
 	}
 	w.pump()
 	return w, hosts[0], hosts[1]
-}
-
-func mustOpen(t testing.TB, m *mediaport.Manager, port uint16) *mediaport.Port {
-	t.Helper()
-	p, err := m.Open(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
 }

@@ -49,7 +49,7 @@ func TestPortExchangeOverTheFastPaths(t *testing.T) {
 	}{{"v4", addrA4, addrB4}, {"v6", addrA6, addrB6}} {
 		t.Run(fam.name, func(t *testing.T) {
 			l := newSimLAN(t, sim.Impairments{Delay: time.Millisecond}, mediaport.Options{})
-			pa, pb := mustOpen(t, l.a.m, 20010), mustOpen(t, l.b.m, 20020)
+			pa, pb := simlan.Open(t, l.a.m, 20010), simlan.Open(t, l.b.m, 20020)
 			var wantB, gotB, wantA, gotA []simlan.Datagram
 			for i := range 10 {
 				msg := fmt.Sprintf("rtp %d", i)
@@ -100,7 +100,7 @@ func bySource(d []simlan.Datagram) []simlan.Datagram {
 // each peer from the address it was reached on.
 func TestPortIsDualStack(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	if got, want := pa.LocalAddr().String(), "198.51.100.1:20000"; got != want {
 		t.Errorf("LocalAddr %s, want %s", got, want)
 	}
@@ -123,7 +123,7 @@ func TestPortIsDualStack(t *testing.T) {
 
 func TestReadDeadlines(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	buf := make([]byte, 100)
 
 	t.Run("past", func(t *testing.T) {
@@ -172,7 +172,7 @@ func TestReadDeadlines(t *testing.T) {
 	})
 
 	t.Run("close while blocked", func(t *testing.T) {
-		p := mustOpen(t, l.b.m, 20001)
+		p := simlan.Open(t, l.b.m, 20001)
 		done := blockedRead(p)
 		time.Sleep(10 * time.Millisecond)
 		p.Close()
@@ -189,7 +189,7 @@ func TestReadDeadlines(t *testing.T) {
 
 func TestWriteDeadline(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa := mustOpen(t, l.a.m, 20000)
+	pa := simlan.Open(t, l.a.m, 20000)
 	dst := netip.AddrPortFrom(addrB4, 20000)
 	pa.SetWriteDeadline(time.Now().Add(-time.Second))
 	if _, err := pa.WriteToUDPAddrPort([]byte("late"), dst); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -208,7 +208,7 @@ func TestWriteDeadline(t *testing.T) {
 // datagram, mixing IPv4 and IPv6; ReadBatch gets every datagram, in order.
 func TestBatches(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	b4, b6 := netip.AddrPortFrom(addrB4, 20000), netip.AddrPortFrom(addrB6, 20000)
 
 	var bufs [][]byte
@@ -272,7 +272,7 @@ func TestBatches(t *testing.T) {
 // datagrams sent, never an empty one.
 func TestConcurrentReadersSeeNoWakeups(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	const n = 300
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -356,7 +356,7 @@ func TestConcurrentReadersSeeNoWakeups(t *testing.T) {
 // receive goroutine itself; it has nothing to read.
 func TestOpenFuncReflects(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa := mustOpen(t, l.a.m, 20000)
+	pa := simlan.Open(t, l.a.m, 20000)
 	reflector, err := l.b.m.OpenFunc(20002, func(p *mediaport.Port, d *fastfilter.Datagram) {
 		p.WriteToUDPAddrPort(d.Payload, d.Src)
 	})
@@ -388,7 +388,7 @@ func TestOpenFuncReflects(t *testing.T) {
 // and what arrived for the old one is not seen by the new one.
 func TestCloseReleasesThePort(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	pa.WriteToUDPAddrPort([]byte("old"), netip.AddrPortFrom(addrB4, 20000))
 	l.Run(10 * time.Millisecond)
 	if err := pb.Close(); err != nil {
@@ -400,7 +400,7 @@ func TestCloseReleasesThePort(t *testing.T) {
 	if err := pb.SetReadDeadline(time.Time{}); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("SetReadDeadline after Close: %v", err)
 	}
-	again := mustOpen(t, l.b.m, 20000)
+	again := simlan.Open(t, l.b.m, 20000)
 	pa.WriteToUDPAddrPort([]byte("new"), netip.AddrPortFrom(addrB4, 20000))
 	l.Run(10 * time.Millisecond)
 	if diff := cmp.Diff([]simlan.Datagram{dg("new", netip.AddrPortFrom(addrA4, 20000))}, simlan.Drain(t, again)); diff != "" {
@@ -417,7 +417,7 @@ func TestCloseReleasesThePort(t *testing.T) {
 // fast; none is lost.
 func TestFallbackUntilResolved(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{Delay: 30 * time.Millisecond}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	for i := range 10 {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "%d", i), netip.AddrPortFrom(addrB4, 20000))
 		l.Run(20 * time.Millisecond) // shorter than the ARP round trip

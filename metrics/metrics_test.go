@@ -24,13 +24,8 @@ func TestMain(m *testing.M) { netnstest.Main(m) }
 func TestMetrics(t *testing.T) {
 	lan := simlan.New(t, simlan.Options{Seed: 1})
 	newManager := func(n byte) *mediaport.Manager {
-		h := lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()}})
-		m, err := mediaport.NewManager(h.Stack, mediaport.Options{PortMin: 20000, PortMax: 20009})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
+		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
+			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
 	}
 	terminal, sidecar := newManager(1), newManager(2)
 	svc, err := relay.New(relay.Options{Manager: sidecar, Reflect: true})

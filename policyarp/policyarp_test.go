@@ -24,23 +24,24 @@ import (
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
-// The LAN: A (the stack under test, gateway R), B a peer on-link, R a router.
+// The table covers ports base to base+nports-1; the tests resolve on rtp.
 const (
-	hostA, hostB, hostR = 1, 2, 254
-	base                = 20000
-	nports              = 100
-	rtp                 = base + 4
+	base   = 20000
+	nports = 100
+	rtp    = base + 4
 )
 
-func addr(s string) tcpip.Address { return stack.AddrFrom(netip.MustParseAddr(s)) }
+// The LAN: A (the stack under test, gateway R), B a peer on-link, R a
+// router; B2 is the card B moves to.
+const hostA, hostB, hostR, cardB2 = 1, 2, 254, 102
 
 var (
-	macA, macB, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(hostR)
-	macB2            = frames.MAC(102) // the card B moves to
-	a4, b4, r4       = stack.AddrFrom(frames.V4(hostA)), stack.AddrFrom(frames.V4(hostB)), stack.AddrFrom(frames.V4(hostR))
-	a6, b6           = stack.AddrFrom(frames.V6(hostA)), stack.AddrFrom(frames.V6(hostB))
-	remote4          = stack.AddrFrom(frames.Remote4)
+	macA, macB, macB2, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(cardB2), frames.MAC(hostR)
+	a4, b4, r4, remote4     = addr(frames.V4(hostA)), addr(frames.V4(hostB)), addr(frames.V4(hostR)), addr(frames.Remote4)
+	a6, b6                  = addr(frames.V6(hostA)), addr(frames.V6(hostB))
 )
+
+func addr(a netip.Addr) tcpip.Address { return stack.AddrFrom(a) }
 
 func newLAN(t *testing.T) *simlan.LAN {
 	return simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}, Record: true},
@@ -190,11 +191,11 @@ func TestResolveRejects(t *testing.T) {
 	lan := newLAN(t)
 	tab := newTable(t, lan)
 	for _, dst := range []string{"224.0.0.5", "255.255.255.255", "198.51.100.255", "198.51.100.1", "127.0.0.1", "ff02::1", "2001:db8:1::9", "0.0.0.0"} {
-		local := a4
-		if addr(dst).Len() == 16 {
+		local, to := a4, addr(netip.MustParseAddr(dst))
+		if to.Len() == 16 {
 			local = a6
 		}
-		e := mustResolve(t, tab, rtp, local, addr(dst))
+		e := mustResolve(t, tab, rtp, local, to)
 		if e.State != policyarp.Unsupported {
 			t.Errorf("%s: %v, want unsupported", dst, e)
 		}
@@ -210,7 +211,7 @@ func TestResolveRejects(t *testing.T) {
 func TestResolutionFailureIsReported(t *testing.T) {
 	lan := newLAN(t)
 	tab := newTable(t, lan)
-	mustResolve(t, tab, rtp, a4, addr("198.51.100.77"))
+	mustResolve(t, tab, rtp, a4, addr(frames.V4(77)))
 	lan.Run(5 * time.Second) // 3 probes, 1s apart
 	if got := state(tab, rtp); got != policyarp.Failed {
 		t.Fatalf("state %v, want failed", got)
@@ -219,7 +220,7 @@ func TestResolutionFailureIsReported(t *testing.T) {
 		t.Errorf("Failures = %d", tab.Stats().Failures)
 	}
 	// A new Resolve starts over (netstack sends a new round of requests).
-	if e := mustResolve(t, tab, rtp, a4, addr("198.51.100.77")); e.State != policyarp.Resolving {
+	if e := mustResolve(t, tab, rtp, a4, addr(frames.V4(77))); e.State != policyarp.Resolving {
 		t.Fatalf("Resolve after failure: %v", e)
 	}
 }
@@ -293,7 +294,7 @@ func TestNeighborUpdateInvalidates(t *testing.T) {
 	mustResolve(t, tab, rtp+2, a4, remote4) // via R: untouched
 	lan.Run(10 * time.Millisecond)
 
-	tab.HandleNeighborUpdate(addr("198.51.100.99"), macB2) // nobody's next hop
+	tab.HandleNeighborUpdate(addr(frames.V4(99)), macB2) // nobody's next hop
 	if got := state(tab, rtp); got != policyarp.Valid {
 		t.Fatalf("update for an unused address changed the entry: %v", got)
 	}

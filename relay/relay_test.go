@@ -33,13 +33,7 @@ func newLAN(t *testing.T) *lan {
 	sl := simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}})
 	l := &lan{LAN: sl}
 	newHost := func(n byte) *mediaport.Manager {
-		h := sl.AddHost(simlan.HostOptions{N: n, Seed: int64(n)})
-		m, err := mediaport.NewManager(h.Stack, mediaport.Options{PortMin: 20000, PortMax: 20099})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
+		return sl.AddHost(simlan.HostOptions{N: n, Seed: int64(n), Media: &mediaport.Options{PortMin: 20000, PortMax: 20099}}).Media
 	}
 	l.r = newHost(2)
 	for _, n := range []byte{1, 3, 4} {
@@ -57,16 +51,6 @@ func (l *lan) service(t *testing.T, reflect bool) *relay.Service {
 	}
 	t.Cleanup(s.Close)
 	return s
-}
-
-func open(t *testing.T, m *mediaport.Manager, port uint16) *mediaport.Port {
-	t.Helper()
-	p, err := m.Open(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
 }
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
@@ -102,7 +86,7 @@ func TestRelayLatchesBothSides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t1, t2, t3 := open(t, l.t[0], 20010), open(t, l.t[1], 20020), open(t, l.t[2], 20030)
+	t1, t2, t3 := simlan.Open(t, l.t[0], 20010), simlan.Open(t, l.t[1], 20020), simlan.Open(t, l.t[2], 20030)
 	a, b := ap("198.51.100.2:20000"), ap("198.51.100.2:20002")
 
 	send(t, t1, a, "t1 early") // B's peer unknown: dropped
@@ -157,7 +141,7 @@ func TestRelayFixedPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t1, t2 := open(t, l.t[0], 20010), open(t, l.t[1], 20020)
+	t1, t2 := simlan.Open(t, l.t[0], 20010), simlan.Open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20004"), "from t1")
 	send(t, t2, ap("[2001:db8::2]:20005"), "from t2")
 	l.Run(50 * time.Millisecond)
@@ -173,12 +157,12 @@ func TestRelayFixedPeers(t *testing.T) {
 // reflector and gives them back when deleted.
 func TestReflector(t *testing.T) {
 	l := newLAN(t)
-	mine := open(t, l.r, 20099) // opened by someone else: not reflected
+	mine := simlan.Open(t, l.r, 20099) // opened by someone else: not reflected
 	s := l.service(t, true)
 	if st := s.Stats(); st.Reflecting != 99 {
 		t.Fatalf("%d ports reflecting, want 99", st.Reflecting)
 	}
-	t1 := open(t, l.t[0], 20010)
+	t1 := simlan.Open(t, l.t[0], 20010)
 	send(t, t1, ap("198.51.100.2:20007"), "v4")
 	send(t, t1, ap("[2001:db8::2]:20007"), "v6")
 	send(t, t1, ap("198.51.100.2:20099"), "not reflected")
@@ -194,7 +178,7 @@ func TestReflector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t2 := open(t, l.t[1], 20020)
+	t2 := simlan.Open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20007"), "relayed")
 	l.Run(50 * time.Millisecond)
 	if got := drain(t, t1); len(got) != 0 {
@@ -222,7 +206,7 @@ func TestCreateRefusesBadRelays(t *testing.T) {
 	if _, err := s.Create(relay.Spec{Ports: [2]uint16{20000, 20001}}); err != nil {
 		t.Fatal(err)
 	}
-	open(t, l.r, 20050)
+	simlan.Open(t, l.r, 20050)
 	for _, tc := range []struct {
 		spec relay.Spec
 		want error

@@ -28,18 +28,19 @@ import (
 
 func TestMain(m *testing.M) { netnstest.Main(m) }
 
-// The LAN: A sends, B is a peer on-link, R the gateway to the rest.
+// A sends from rtp, in the range the table and filter cover from base; the
+// peer receives on sink.
 const (
-	hostA, hostB, hostR = 1, 2, 254
-	base                = 20000
-	rtp                 = base + 4
-	sink                = 6000
+	base = 20000
+	rtp  = base + 4
+	sink = 6000
 )
 
-var (
-	macA, macB, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(hostR)
-	macB2            = frames.MAC(102) // the card B moves to
-)
+// The LAN: A sends, B is a peer on-link, R the gateway to the rest; B2 is
+// the card B moves to.
+const hostA, hostB, hostR, cardB2 = 1, 2, 254, 102
+
+var macA, macB, macB2, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(cardB2), frames.MAC(hostR)
 
 // family holds one IP version's addresses on the simulated LAN.
 type family struct {

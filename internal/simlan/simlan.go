@@ -6,7 +6,9 @@
 //
 // A host's link can run a link.FrameHook (a fast filter) and, with
 // Options.Record, keeps a copy of every frame it receives, so a test can
-// check which MAC a frame went to without touching the code under test.
+// check which MAC a frame went to without touching the code under test. A
+// host can have media ports (HostOptions.Media); Open and Drain serve tests
+// that exchange datagrams through them.
 //
 //	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: 1}, simlan.HostOptions{N: 2})
 //	a, b := lan.Hosts[0], lan.Hosts[1]
@@ -30,6 +32,7 @@ import (
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/pcap"
 	"github.com/mediastack/mediastack/link/sim"
+	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/stack"
 )
 
@@ -61,6 +64,9 @@ type HostOptions struct {
 	Seed int64
 	// RXChecksumOffload makes the link report received checksums verified.
 	RXChecksumOffload bool
+	// Media, when set, gives the host media ports (Host.Media) over these
+	// options' range.
+	Media *mediaport.Options
 	// WallClock runs the stack's timers on the real clock (and time stamps
 	// cost what they cost in production) instead of the LAN's: for
 	// benchmarks that deliver frames by hand and never Run the LAN.
@@ -81,6 +87,7 @@ type LAN struct {
 type Host struct {
 	Stack *stack.Stack
 	Link  *sim.Endpoint
+	Media *mediaport.Manager // with HostOptions.Media
 
 	record bool
 	mu     sync.Mutex
@@ -147,6 +154,9 @@ func (l *LAN) AddHost(o HostOptions) *Host {
 	h := &Host{Stack: st, Link: ep, record: l.opts.Record}
 	if h.record {
 		ep.SetFrameHook(h.receive)
+	}
+	if o.Media != nil {
+		h.Media = NewManager(l.tb, st, *o.Media)
 	}
 	l.Hosts = append(l.Hosts, h)
 	return h
