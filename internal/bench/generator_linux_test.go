@@ -9,7 +9,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/mediastack/mediastack/fastfilter"
-	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/stack"
 )
 
@@ -20,7 +19,7 @@ func TestProbeFramesAreValid(t *testing.T) {
 	for _, fam := range families {
 		for _, size := range []int{probeHeaderLen, 172, 1200} {
 			req := genRequest{
-				SrcMAC: net.HardwareAddr(frames.PeerMAC).String(), DstMAC: net.HardwareAddr(frames.StackMAC).String(),
+				SrcMAC: net.HardwareAddr(peerMAC).String(), DstMAC: net.HardwareAddr(stackMAC).String(),
 				Src: netip.AddrPortFrom(fam.peer, peerPort), Dst: netip.AddrPortFrom(fam.local, basePort), Size: size,
 			}
 			pf, err := newProbeFrames(req, 7)

@@ -13,6 +13,15 @@ import (
 	"github.com/mediastack/mediastack/udpfast/udpfasttest"
 )
 
+// Addresses of the in-process workloads and of the real link: the stack
+// under test and its peer (the load generator) are internal/frames' Stack
+// and Peer.
+var (
+	stackMAC, peerMAC = frames.StackMAC, frames.PeerMAC
+	stackV4, stackV6  = frames.Prefix(frames.StackV4), frames.Prefix(frames.StackV6)
+	peerV4, peerV6    = frames.Prefix(frames.PeerV4), frames.Prefix(frames.PeerV6)
+)
+
 // basePort is the stack's first media port; peerPort the peer's.
 const (
 	basePort = 20000
@@ -26,8 +35,8 @@ type family struct {
 }
 
 var (
-	familyV4 = family{"v4", frames.StackV4, frames.PeerV4}
-	familyV6 = family{"v6", frames.StackV6, frames.PeerV6}
+	familyV4 = family{"v4", stackV4.Addr(), peerV4.Addr()}
+	familyV6 = family{"v6", stackV6.Addr(), peerV6.Addr()}
 	families = []family{familyV4, familyV6}
 )
 
@@ -48,7 +57,7 @@ type hostOptions struct {
 	// ports is how many media ports (from basePort) the filter and the
 	// policy ARP table cover.
 	ports int
-	// peers get static neighbour entries with frames.PeerMAC, so that neither
+	// peers get static neighbour entries with peerMAC, so that neither
 	// path resolves anything while measured.
 	peers []netip.Addr
 	// fast installs the fast filter's hook on the link.
@@ -65,11 +74,11 @@ func newHost(o hostOptions) (h *host, err error) {
 			h.close()
 		}
 	}()
-	if h.link, err = ethlink.New(ethlink.Options{Device: h.sink, MAC: frames.StackMAC, MTU: 1500}); err != nil {
+	if h.link, err = ethlink.New(ethlink.Options{Device: h.sink, MAC: stackMAC, MTU: 1500}); err != nil {
 		return nil, err
 	}
 	h.st, err = stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "bench0", Link: h.link, Addrs: frames.Addrs(frames.Stack)}},
+		NICs: []stack.NICOptions{{Name: "bench0", Link: h.link, Addrs: []string{stackV4.String(), stackV6.String()}}},
 		Seed: 1,
 	})
 	if err != nil {
@@ -81,7 +90,7 @@ func newHost(o hostOptions) (h *host, err error) {
 		return nil, err
 	}
 	for _, p := range o.peers {
-		if err := h.table.SetStatic(stack.AddrFrom(p), frames.PeerMAC); err != nil {
+		if err := h.table.SetStatic(stack.AddrFrom(p), peerMAC); err != nil {
 			return nil, err
 		}
 	}

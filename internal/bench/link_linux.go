@@ -15,7 +15,6 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
-	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
@@ -133,7 +132,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		// this process keeps its descriptor.
 		name := uniqueName("msbt")
 		env.clean.add(func() error { return deleteLink(env.ns, name) })
-		t, err := tap.New(tap.Options{Name: name, MAC: frames.StackMAC, UDPSegmentation: true})
+		t, err := tap.New(tap.Options{Name: name, MAC: stackMAC, UDPSegmentation: true})
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +143,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 			[]string{"-n", env.ns, "link", "set", "dev", name, "txqueuelen", "4096"}); err != nil {
 			return nil, err
 		}
-		if err := address(env.ns, name, net.HardwareAddr(frames.PeerMAC), frames.Prefix(frames.PeerV4).String(), frames.Prefix(frames.PeerV6).String()); err != nil {
+		if err := address(env.ns, name, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
 			return nil, err
 		}
 		env.genIface = name
@@ -167,7 +166,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		env.clean.add(func() error { r.Close(); return nil })
 	}
 	env.st, err = stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: cfg.Link + "0", Link: ep, Addrs: frames.Addrs(frames.Stack)}},
+		NICs: []stack.NICOptions{{Name: cfg.Link + "0", Link: ep, Addrs: []string{stackV4.String(), stackV6.String()}}},
 	})
 	if err != nil {
 		return nil, err
@@ -194,7 +193,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		return nil, fmt.Errorf("the %s link has no raw frame write or receive hook", cfg.Link)
 	}
 	hookable.SetFrameHook(env.filter.Hook)
-	locals := []netip.Addr{frames.StackV4, frames.StackV6}
+	locals := []netip.Addr{stackV4.Addr(), stackV6.Addr()}
 	var refl interface {
 		close() error
 		unanswered() uint64
@@ -213,7 +212,7 @@ func newStackEnv(cfg Config) (env *stackEnv, err error) {
 		}
 		return refl.close()
 	})
-	for _, a := range []netip.Addr{frames.StackV4, frames.StackV6} {
+	for _, a := range []netip.Addr{stackV4.Addr(), stackV6.Addr()} {
 		conn, err := env.st.ListenUDP(netip.AddrPortFrom(a, linkNetstackPort))
 		if err != nil {
 			return nil, err
@@ -281,16 +280,16 @@ func newKernelEnv(cfg Config) (env *kernelEnv, err error) {
 	if err := ip("link", "add", "dev", genEnd, "netns", genNS, "type", "veth", "peer", "name", reflEnd, "netns", reflNS); err != nil {
 		return nil, err
 	}
-	if err := address(genNS, genEnd, net.HardwareAddr(frames.PeerMAC), frames.Prefix(frames.PeerV4).String(), frames.Prefix(frames.PeerV6).String()); err != nil {
+	if err := address(genNS, genEnd, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
 		return nil, err
 	}
-	if err := address(reflNS, reflEnd, net.HardwareAddr(frames.StackMAC), frames.Prefix(frames.StackV4).String(), frames.Prefix(frames.StackV6).String()); err != nil {
+	if err := address(reflNS, reflEnd, net.HardwareAddr(stackMAC), stackV4.String(), stackV6.String()); err != nil {
 		return nil, err
 	}
 	env.genIface = genEnd
 	cfg.logf("link: made namespaces %s and %s with veth %s and %s", genNS, reflNS, genEnd, reflEnd)
 	refl, err := startHelper(reflNS, cfg.Helper, HelperKernelReflector,
-		netip.AddrPortFrom(frames.StackV4, linkKernelPort).String(), netip.AddrPortFrom(frames.StackV6, linkKernelPort).String())
+		netip.AddrPortFrom(stackV4.Addr(), linkKernelPort).String(), netip.AddrPortFrom(stackV6.Addr(), linkKernelPort).String())
 	if err != nil {
 		return nil, err
 	}
@@ -328,8 +327,8 @@ func (b *linkBench) Close() error { return nil }
 func (b *linkBench) request(rate float64, ms int, latency bool) genRequest {
 	return genRequest{
 		Iface:  b.iface,
-		SrcMAC: net.HardwareAddr(frames.PeerMAC).String(),
-		DstMAC: net.HardwareAddr(frames.StackMAC).String(),
+		SrcMAC: net.HardwareAddr(peerMAC).String(),
+		DstMAC: net.HardwareAddr(stackMAC).String(),
 		Src:    netip.AddrPortFrom(b.fam.peer, peerPort),
 		Dst:    b.dst,
 		Rate:   rate, DurationMs: ms, DrainMs: b.cfg.search().drainMs, Size: b.size, Latency: latency,

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // uniqueName returns prefix and 8 random hex digits: with a prefix of at
@@ -111,7 +109,7 @@ func addPeerVeth(clean *cleanup, netns, prefix string) (outside, inside string, 
 	base := uniqueName(prefix)
 	outside, inside = base+"o", base+"i"
 	clean.add(func() error { return deleteLink("", outside) })
-	if err := ip("link", "add", "dev", outside, "address", net.HardwareAddr(frames.StackMAC).String(), "type", "veth", "peer", "name", inside, "netns", netns); err != nil {
+	if err := ip("link", "add", "dev", outside, "address", net.HardwareAddr(stackMAC).String(), "type", "veth", "peer", "name", inside, "netns", netns); err != nil {
 		return "", "", err
 	}
 	for _, s := range []struct{ path, value string }{
@@ -126,7 +124,7 @@ func addPeerVeth(clean *cleanup, netns, prefix string) (outside, inside string, 
 	if err := ip("link", "set", "dev", outside, "up"); err != nil {
 		return "", "", err
 	}
-	if err := address(netns, inside, net.HardwareAddr(frames.PeerMAC), frames.Prefix(frames.PeerV4).String(), frames.Prefix(frames.PeerV6).String()); err != nil {
+	if err := address(netns, inside, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
 		return "", "", err
 	}
 	return outside, inside, nil

@@ -79,7 +79,7 @@ func openScale(cfg Config, streams int) (Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := newFastReflector(h.filter, h.table, h.link, basePort, uint16(basePort+streams-1), []netip.Addr{frames.StackV4})
+	r, err := newFastReflector(h.filter, h.table, h.link, basePort, uint16(basePort+streams-1), []netip.Addr{stackV4.Addr()})
 	if err != nil {
 		h.close()
 		return nil, err
@@ -87,7 +87,7 @@ func openScale(cfg Config, streams int) (Bench, error) {
 	payload := frames.Pattern(scaleSize)
 	streamFrames := make([][]byte, streams)
 	for i := range streamFrames {
-		streamFrames[i] = frames.UDP{Src: scalePeer(i), Dst: netip.AddrPortFrom(frames.StackV4, uint16(basePort+i)), Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
+		streamFrames[i] = frames.UDP{Src: scalePeer(i), Dst: netip.AddrPortFrom(stackV4.Addr(), uint16(basePort+i)), Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
 	}
 	next := 0
 	run := func(n int) error {

@@ -14,7 +14,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/tcpoffload"
@@ -117,18 +116,18 @@ func newSimTCPBench(path Path, size int) (*simTCPBench, error) {
 	if b.network, err = sim.NewNetwork(sim.NetworkOptions{Clock: b.clock, Seed: 1}); err != nil {
 		return nil, err
 	}
-	tx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: frames.StackMAC, TCPOffload: tcpoffload.Options{Mode: mode}})
+	tx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: stackMAC, TCPOffload: tcpoffload.Options{Mode: mode}})
 	if err != nil {
 		return nil, err
 	}
-	rx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: frames.PeerMAC})
+	rx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: peerMAC})
 	if err != nil {
 		return nil, err
 	}
-	if b.sender, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "tx", Link: tx, Addrs: []string{frames.Prefix(frames.StackV4).String()}}}, Clock: b.clock, Seed: 1}); err != nil {
+	if b.sender, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "tx", Link: tx, Addrs: []string{stackV4.String()}}}, Clock: b.clock, Seed: 1}); err != nil {
 		return nil, err
 	}
-	if b.receiver, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "rx", Link: rx, Addrs: []string{frames.Prefix(frames.PeerV4).String()}}}, Clock: b.clock, Seed: 2}); err != nil {
+	if b.receiver, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "rx", Link: rx, Addrs: []string{peerV4.String()}}}, Clock: b.clock, Seed: 2}); err != nil {
 		b.sender.Close()
 		return nil, err
 	}
@@ -146,7 +145,7 @@ func pattern(n int) []byte {
 
 func (b *simTCPBench) Round(ctx context.Context) (Result, error) {
 	b.port++
-	dst := tcpip.FullAddress{Addr: stack.AddrFrom(frames.PeerV4), Port: b.port}
+	dst := tcpip.FullAddress{Addr: stack.AddrFrom(peerV4.Addr()), Port: b.port}
 	var lwq, cwq waiter.Queue
 	l, terr := b.receiver.Netstack().NewEndpoint(tcp.ProtocolNumber, header.IPv4ProtocolNumber, &lwq)
 	if terr != nil {

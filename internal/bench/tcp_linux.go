@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
-	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
 	"github.com/mediastack/mediastack/stack"
@@ -93,7 +92,7 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 	case "tap":
 		name := uniqueName("mstt")
 		b.clean.add(func() error { return deleteLink(b.ns, name) })
-		t, err := tap.New(tap.Options{Name: name, MAC: frames.StackMAC, TCPOffload: offload})
+		t, err := tap.New(tap.Options{Name: name, MAC: stackMAC, TCPOffload: offload})
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +101,7 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 		if err := ip("link", "set", "dev", name, "netns", b.ns); err != nil {
 			return nil, err
 		}
-		if err := address(b.ns, name, net.HardwareAddr(frames.PeerMAC), frames.Prefix(frames.PeerV4).String(), frames.Prefix(frames.PeerV6).String()); err != nil {
+		if err := address(b.ns, name, net.HardwareAddr(peerMAC), peerV4.String(), peerV6.String()); err != nil {
 			return nil, err
 		}
 	case "raw":
@@ -119,7 +118,7 @@ func newKernelTCPBench(kind string, path Path, size int) (b *kernelTCPBench, err
 	default:
 		return nil, fmt.Errorf("no TCP bench over %q", kind)
 	}
-	if b.st, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: kind, Link: ep, Addrs: []string{frames.Prefix(frames.StackV4).String()}}}}); err != nil {
+	if b.st, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: kind, Link: ep, Addrs: []string{stackV4.String()}}}}); err != nil {
 		return nil, err
 	}
 	b.clean.add(func() error { b.st.Close(); return nil })
@@ -134,7 +133,7 @@ func (b *kernelTCPBench) Round(ctx context.Context) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	start, cpu0 := time.Now(), processCPU()
-	c, err := b.st.DialTCP(ctx, netip.AddrPortFrom(frames.PeerV4, kernelTCPPort))
+	c, err := b.st.DialTCP(ctx, netip.AddrPortFrom(peerV4.Addr(), kernelTCPPort))
 	if err != nil {
 		return Result{}, fmt.Errorf("connecting to the kernel: %w", err)
 	}
