@@ -10,14 +10,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/internal/frames"
-	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link"
-	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/stack"
 )
-
-func TestMain(m *testing.M) { netnstest.Main(m) }
 
 // Hosts get internal/frames' addresses by number, a recording host sees
 // the frames sent to it, and a hook after the recorder decides what
@@ -67,27 +63,5 @@ func TestHostsRecordAndHook(t *testing.T) {
 	var b bytes.Buffer
 	if _, err := recv.Read(&b, tcpip.ReadOptions{}); err != nil || b.String() != "hello" {
 		t.Errorf("netstack received %q, %v", b.String(), err)
-	}
-}
-
-// Media ports on two hosts exchange datagrams; Drain reads them without
-// blocking.
-func TestMediaPorts(t *testing.T) {
-	opts := &mediaport.Options{PortMin: 20000, PortMax: 20009}
-	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: 1, Media: opts}, simlan.HostOptions{N: 2, Media: opts})
-	a, b := simlan.Open(t, lan.Hosts[0].Media, 20000), simlan.Open(t, lan.Hosts[1].Media, 20002)
-	lan.Run(time.Second)
-	for _, msg := range []string{"one", "two"} {
-		if _, err := a.WriteToUDPAddrPort([]byte(msg), netip.AddrPortFrom(frames.V4(2), 20002)); err != nil {
-			t.Fatal(err)
-		}
-		lan.Run(10 * time.Millisecond)
-	}
-	from := netip.AddrPortFrom(frames.V4(1), 20000).String()
-	if d := cmp.Diff([]simlan.Datagram{{"one", from}, {"two", from}}, simlan.Drain(t, b)); d != "" {
-		t.Errorf("Drain (-want +got):\n%s", d)
-	}
-	if got := simlan.Drain(t, b); len(got) != 0 {
-		t.Errorf("a second Drain read %v", got)
 	}
 }
