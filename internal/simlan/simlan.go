@@ -12,10 +12,10 @@
 //
 //	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: 1}, simlan.HostOptions{N: 2})
 //	a, b := lan.Hosts[0], lan.Hosts[1]
-//	... a.Stack ... b.Link.SetFrameHook(filter.Hook) ...
+//	... a.Stack ... b.SetHook(filter.Hook) ...
 //	lan.Run(time.Second)
 //
-// Stacks are closed when the test ends.
+// Stacks and media ports are closed when the test ends.
 package simlan
 
 import (
@@ -53,11 +53,10 @@ type Options struct {
 
 // HostOptions describe one host.
 type HostOptions struct {
-	// N is the host's number: unless MAC or Addrs are given, its MAC is
-	// frames.MAC(N) and its addresses frames.Addrs(N).
+	// N is the host's number, 1 to 254: its MAC is frames.MAC(N), its
+	// addresses frames.Addrs(N) unless Addrs says otherwise.
 	N     byte
-	MAC   tcpip.LinkAddress
-	Addrs []string // CIDR, e.g. "198.51.100.1/24", "2001:db8::1/64"
+	Addrs []string // CIDR, e.g. "198.51.100.1/24" for an IPv4-only host
 	// Gateways are the stack's default gateways.
 	Gateways []string
 	// Seed seeds the stack; zero means Options.Seed plus the host's index.
@@ -65,7 +64,8 @@ type HostOptions struct {
 	// RXChecksumOffload makes the link report received checksums verified.
 	RXChecksumOffload bool
 	// Media, when set, gives the host media ports (Host.Media) over these
-	// options' range.
+	// options' range. Their manager hooks the link itself: not on a LAN
+	// that records.
 	Media *mediaport.Options
 	// WallClock runs the stack's timers on the real clock (and time stamps
 	// cost what they cost in production) instead of the LAN's: for
@@ -121,8 +121,11 @@ func New(tb testing.TB, opts Options, hosts ...HostOptions) *LAN {
 // AddHost adds a host to the LAN.
 func (l *LAN) AddHost(o HostOptions) *Host {
 	l.tb.Helper()
-	if o.MAC == "" {
-		o.MAC = frames.MAC(o.N)
+	if o.N == 0 || o.N == 255 {
+		l.tb.Fatalf("simlan: host number %d is not 1-254", o.N)
+	}
+	if o.Media != nil && l.opts.Record {
+		l.tb.Fatal("simlan: a host with media ports cannot record its frames (the manager hooks the link)")
 	}
 	if o.Addrs == nil {
 		o.Addrs = frames.Addrs(o.N)
@@ -130,7 +133,7 @@ func (l *LAN) AddHost(o HostOptions) *Host {
 	if o.Seed == 0 {
 		o.Seed = int64(l.opts.Seed) + int64(len(l.Hosts))
 	}
-	ep, err := l.Network.NewEndpoint(sim.EndpointOptions{MAC: o.MAC, Impairments: l.opts.Impairments, RXChecksumOffload: o.RXChecksumOffload})
+	ep, err := l.Network.NewEndpoint(sim.EndpointOptions{MAC: frames.MAC(o.N), Impairments: l.opts.Impairments, RXChecksumOffload: o.RXChecksumOffload})
 	if err != nil {
 		l.tb.Fatal(err)
 	}
