@@ -9,8 +9,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
@@ -157,31 +155,16 @@ func (r *receiver) netstackSteps(tb testing.TB, frame []byte) steps {
 // first becomes a PacketBuffer.
 func wrapSteps(tb testing.TB, frame []byte) steps {
 	tb.Helper()
-	ch := channel.New(16, 1500, frames.StackMAC)
-	ep := fastfilter.Wrap(ethernet.New(ch), nil)
-	st, err := stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "ch0", Link: ep, Addrs: frames.Addrs(frames.Stack)}},
-		Seed: 1,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(st.Close)
-	f, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: st.NICID(0)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(f.Close)
-	ep.SetFilter(f)
+	w := newWrapped(tb, true)
 	ring := newRing(tb, fastfilter.RingOptions{})
-	if _, err := f.RegisterRing(rtpPort, rtpPort+1, ring); err != nil {
+	if _, err := w.f.RegisterRing(rtpPort, rtpPort+1, ring); err != nil {
 		tb.Fatal(err)
 	}
 	buf := make([]byte, 2048)
 	return func(n int) {
 		for range n {
 			pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-			ch.InjectInbound(0, pkt)
+			w.ch.InjectInbound(0, pkt)
 			pkt.DecRef()
 			if _, _, err := ring.Read(buf, past); err != nil {
 				panic(err)

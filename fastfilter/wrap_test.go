@@ -16,17 +16,17 @@ import (
 	"github.com/mediastack/mediastack/stack"
 )
 
-// wrapped is a stack on netstack's channel endpoint, wrapped by the filter.
+// wrapped is a stack on netstack's channel endpoint, wrapped by the filter;
+// nothing is registered yet.
 type wrapped struct {
-	ch  *channel.Endpoint
-	st  *stack.Stack
-	f   *fastfilter.Filter
-	rec *recorder
+	ch *channel.Endpoint
+	st *stack.Stack
+	f  *fastfilter.Filter
 }
 
-func newWrapped(t *testing.T, withEthernet bool) *wrapped {
+func newWrapped(t testing.TB, withEthernet bool) *wrapped {
 	t.Helper()
-	w := &wrapped{ch: channel.New(16, 1500, frames.StackMAC), rec: &recorder{}}
+	w := &wrapped{ch: channel.New(16, 1500, frames.StackMAC)}
 	var child tcpipstack.LinkEndpoint = w.ch
 	if withEthernet {
 		child = ethernet.New(w.ch)
@@ -47,9 +47,6 @@ func newWrapped(t *testing.T, withEthernet bool) *wrapped {
 	}
 	t.Cleanup(w.f.Close)
 	ep.SetFilter(w.f)
-	if _, err := w.f.Register(rtpPort, rtpPort+1, w.rec.receive); err != nil {
-		t.Fatal(err)
-	}
 	return w
 }
 
@@ -86,6 +83,10 @@ func TestWrap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWrapped(t, tc.withEthernet)
+			rec := &recorder{}
+			if _, err := w.f.Register(rtpPort, rtpPort+1, rec.receive); err != nil {
+				t.Fatal(err)
+			}
 			sock := bindNetstackOn(t, w.st, rtpPort+5)
 			for _, u := range []frames.UDP{v4Frame(testPayload), v6Frame(testPayload)} {
 				w.inject(u.Build(), tc.withEthernet, tc.split)
@@ -93,7 +94,7 @@ func TestWrap(t *testing.T) {
 				other.Dst = netip.AddrPortFrom(u.Dst.Addr(), rtpPort+5)
 				w.inject(other.Build(), tc.withEthernet, tc.split)
 			}
-			if got := w.rec.take(); len(got) != 2 || got[0].Payload != string(testPayload) || got[1].Version != 6 {
+			if got := rec.take(); len(got) != 2 || got[0].Payload != string(testPayload) || got[1].Version != 6 {
 				t.Errorf("fast lane delivered %+v, want the v4 and the v6 datagram", got)
 			}
 			c := w.f.Counters()
