@@ -29,7 +29,7 @@ const (
 // The stack under test, host Stack.
 var StackMAC, StackV4, StackV6 = MAC(Stack), V4(Stack), V6(Stack)
 
-// Its peer, host Peer.
+// The peer on the stack's link, host Peer.
 var PeerMAC, PeerV4, PeerV6 = MAC(Peer), V4(Peer), V6(Peer)
 
 // Subnet4 and Subnet6 are the subnets of the test link.

@@ -1,6 +1,6 @@
 // Package simlan builds the simulated LAN that tests run on: stacks on one
-// link/sim network, driven by one simulated clock, each host with its MAC
-// and addresses (host n of internal/frames unless told otherwise). A test
+// link/sim network, driven by one simulated clock, host n with the MAC and
+// addresses internal/frames gives host n (or addresses of its own). A test
 // moves time with Run; every stack settles after each timer, so the same
 // seed gives the same run.
 //
