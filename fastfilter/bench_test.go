@@ -9,11 +9,11 @@ import (
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
 )
@@ -23,12 +23,9 @@ import (
 var benchFrames = func() map[string][]byte {
 	m := map[string][]byte{}
 	for _, size := range []int{172, 1200} {
-		p := make([]byte, size)
-		for i := range p {
-			p[i] = byte(i * 7)
-		}
-		m[fmt.Sprintf("v4/%d", size)] = v4Frame(p).build()
-		m[fmt.Sprintf("v6/%d", size)] = v6Frame(p).build()
+		p := frames.Pattern(size)
+		m[fmt.Sprintf("v4/%d", size)] = v4Frame(p).Build()
+		m[fmt.Sprintf("v6/%d", size)] = v6Frame(p).Build()
 	}
 	return m
 }()
@@ -44,24 +41,8 @@ type receiver struct {
 
 func newReceiver(tb testing.TB) *receiver {
 	tb.Helper()
-	network, err := sim.NewNetwork(sim.NetworkOptions{Clock: sim.NewClock(), Seed: 1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := &receiver{}
-	r.ep, err = network.NewEndpoint(sim.EndpointOptions{MAC: ourMAC})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r.st, err = stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "sim0", Link: r.ep, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}}},
-		Seed: 1,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(r.st.Close)
-	return r
+	h := simlan.New(tb, simlan.Options{Seed: 1}, simlan.HostOptions{N: frames.Stack, WallClock: true}).Hosts[0]
+	return &receiver{ep: h.Link, st: h.Stack}
 }
 
 // steps runs n packets through a receive path, frame in to payload out.
@@ -123,17 +104,17 @@ const benchBatch = 32
 // then one ReadBatch.
 func (r *receiver) fastBatchSteps(tb testing.TB, frame []byte) steps {
 	ring, want := r.fastPath(tb, frame, fastOptions{})
-	frames := make([][]byte, benchBatch)
+	batch := make([][]byte, benchBatch)
 	bufs := make([][]byte, benchBatch)
-	for i := range frames {
-		frames[i] = bytes.Clone(frame)
+	for i := range batch {
+		batch[i] = bytes.Clone(frame)
 		bufs[i] = make([]byte, 2048)
 	}
 	sizes := make([]int, benchBatch)
 	return func(n int) {
 		for n > 0 {
 			k := min(n, benchBatch)
-			for _, f := range frames[:k] {
+			for _, f := range batch[:k] {
 				r.ep.DeliverFrame(f)
 			}
 			got, err := ring.ReadBatch(bufs[:k], sizes[:k], nil, past)
@@ -149,9 +130,9 @@ func (r *receiver) fastBatchSteps(tb testing.TB, frame []byte) steps {
 // in through the link, the payload out of the socket.
 func (r *receiver) netstackSteps(tb testing.TB, frame []byte) steps {
 	tb.Helper()
-	addr := ourV4
+	addr := frames.StackV4
 	if header.IPVersion(frame[header.EthernetMinimumSize:]) == 6 {
-		addr = ourV6
+		addr = frames.StackV6
 	}
 	conn, err := r.st.ListenUDP(netip.AddrPortFrom(addr, rtpPort))
 	if err != nil {
@@ -174,31 +155,16 @@ func (r *receiver) netstackSteps(tb testing.TB, frame []byte) steps {
 // first becomes a PacketBuffer.
 func wrapSteps(tb testing.TB, frame []byte) steps {
 	tb.Helper()
-	ch := channel.New(16, 1500, ourMAC)
-	ep := fastfilter.Wrap(ethernet.New(ch), nil)
-	st, err := stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "ch0", Link: ep, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}}},
-		Seed: 1,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(st.Close)
-	f, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: st.NICID(0)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(f.Close)
-	ep.SetFilter(f)
+	w := newWrapped(tb, true)
 	ring := newRing(tb, fastfilter.RingOptions{})
-	if _, err := f.RegisterRing(rtpPort, rtpPort+1, ring); err != nil {
+	if _, err := w.f.RegisterRing(rtpPort, rtpPort+1, ring); err != nil {
 		tb.Fatal(err)
 	}
 	buf := make([]byte, 2048)
 	return func(n int) {
 		for range n {
 			pkt := tcpipstack.NewPacketBuffer(tcpipstack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-			ch.InjectInbound(0, pkt)
+			w.ch.InjectInbound(0, pkt)
 			pkt.DecRef()
 			if _, _, err := ring.Read(buf, past); err != nil {
 				panic(err)

@@ -13,6 +13,7 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -45,69 +46,69 @@ func incMalformed(c *fastfilter.Counters)     { c.Passed.Malformed++; c.ToNetsta
 // classifyCases covers every branch of the classifier for one IP version,
 // untagged or tagged.
 func classifyCases(v6, tagged bool) []classifyCase {
-	base := func() udpFrame {
+	base := func() frames.UDP {
 		u := v4Frame(testPayload)
 		if v6 {
 			u = v6Frame(testPayload)
 		}
-		u.tagged = tagged
+		u.Tagged = tagged
 		return u
 	}
-	other, ourAddr := otherV4, ourV4
+	other, ourAddr := frames.V4(otherHost), frames.StackV4
 	if v6 {
-		other, ourAddr = otherV6, ourV6
+		other, ourAddr = frames.V6(otherHost), frames.StackV6
 	}
-	with := func(mod func(*udpFrame)) []byte {
+	with := func(mod func(*frames.UDP)) []byte {
 		u := base()
 		mod(&u)
-		return u.build()
+		return u.Build()
 	}
 	cases := []classifyCase{
-		{name: "registered port", frame: base().build(), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
-		{name: "RTCP port", frame: with(func(u *udpFrame) { u.dst = netip.AddrPortFrom(ourAddr, rtpPort+1) }), verdict: link.Handled, total: incFast},
-		{name: "broadcast MAC", frame: with(func(u *udpFrame) { u.dstMAC = header.EthernetBroadcastAddress }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
-		{name: "Ethernet padding", frame: with(func(u *udpFrame) { u.padding = 20 }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
-		{name: "unregistered port", frame: with(func(u *udpFrame) { u.dst = netip.AddrPortFrom(ourAddr, rtpPort+2) }), verdict: link.Pass, total: incNotRegistered},
-		{name: "port below range", frame: with(func(u *udpFrame) { u.dst = netip.AddrPortFrom(ourAddr, 53) }), verdict: link.Pass, total: incNotRegistered},
-		{name: "another MAC", frame: with(func(u *udpFrame) { u.dstMAC = otherMAC }), verdict: link.Handled, total: incNotOurs},
-		{name: "another IP", frame: with(func(u *udpFrame) { u.dst = netip.AddrPortFrom(other, rtpPort) }), verdict: link.Pass, total: incNotLocal},
-		{name: "not UDP", frame: with(func(u *udpFrame) { u.protocol = uint8(header.TCPProtocolNumber) }), verdict: link.Pass, total: incNotUDP},
-		{name: "UDP length short of payload", frame: with(func(u *udpFrame) {
-			u.mutateUDP = func(h header.UDP) { h.SetLength(4) }
+		{name: "registered port", frame: base().Build(), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
+		{name: "RTCP port", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(ourAddr, rtpPort+1) }), verdict: link.Handled, total: incFast},
+		{name: "broadcast MAC", frame: with(func(u *frames.UDP) { u.DstMAC = header.EthernetBroadcastAddress }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
+		{name: "Ethernet padding", frame: with(func(u *frames.UDP) { u.Padding = 20 }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
+		{name: "unregistered port", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(ourAddr, rtpPort+2) }), verdict: link.Pass, total: incNotRegistered},
+		{name: "port below range", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(ourAddr, 53) }), verdict: link.Pass, total: incNotRegistered},
+		{name: "another MAC", frame: with(func(u *frames.UDP) { u.DstMAC = frames.MAC(otherHost) }), verdict: link.Handled, total: incNotOurs},
+		{name: "another IP", frame: with(func(u *frames.UDP) { u.Dst = netip.AddrPortFrom(other, rtpPort) }), verdict: link.Pass, total: incNotLocal},
+		{name: "not UDP", frame: with(func(u *frames.UDP) { u.Protocol = header.TCPProtocolNumber }), verdict: link.Pass, total: incNotUDP},
+		{name: "UDP length short of payload", frame: with(func(u *frames.UDP) {
+			u.MutateUDP = func(h header.UDP) { h.SetLength(4) }
 		}), verdict: link.Handled, total: incBadLength, port: incBadLength},
-		{name: "UDP length past IP payload", frame: with(func(u *udpFrame) {
-			u.mutateUDP = func(h header.UDP) { h.SetLength(h.Length() + 1) }
+		{name: "UDP length past IP payload", frame: with(func(u *frames.UDP) {
+			u.MutateUDP = func(h header.UDP) { h.SetLength(h.Length() + 1) }
 		}), verdict: link.Handled, total: incTruncated, port: incTruncated},
-		{name: "bad UDP checksum", frame: with(func(u *udpFrame) {
-			u.mutateUDP = func(h header.UDP) { h.SetChecksum(h.Checksum() ^ 0x0101) }
+		{name: "bad UDP checksum", frame: with(func(u *frames.UDP) {
+			u.MutateUDP = func(h header.UDP) { h.SetChecksum(h.Checksum() ^ 0x0101) }
 		}), verdict: link.Handled, total: incBadChecksum, port: incBadChecksum},
 		{name: "corrupt payload", frame: func() []byte {
-			b := base().build()
+			b := base().Build()
 			b[len(b)-1] ^= 0x40
 			return b
 		}(), verdict: link.Handled, total: incBadChecksum, port: incBadChecksum},
 		{name: "truncated frame", frame: func() []byte {
-			b := base().build()
+			b := base().Build()
 			return b[:len(b)-3]
 		}(), verdict: link.Handled, total: incTruncated, port: incTruncated},
-		{name: "multicast source", frame: with(func(u *udpFrame) {
+		{name: "multicast source", frame: with(func(u *frames.UDP) {
 			if v6 {
-				u.src = netip.AddrPortFrom(netip.MustParseAddr("ff02::1"), peerPort)
+				u.Src = netip.AddrPortFrom(netip.MustParseAddr("ff02::1"), peerPort)
 			} else {
-				u.src = netip.AddrPortFrom(netip.MustParseAddr("224.0.0.1"), peerPort)
+				u.Src = netip.AddrPortFrom(netip.MustParseAddr("224.0.0.1"), peerPort)
 			}
 		}), verdict: link.Pass, total: incUnusual, port: incUnusual},
-		{name: "own address as source", frame: with(func(u *udpFrame) { u.src = netip.AddrPortFrom(ourAddr, peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
-		{name: "loopback source", frame: with(func(u *udpFrame) {
+		{name: "own address as source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(ourAddr, peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+		{name: "loopback source", frame: with(func(u *frames.UDP) {
 			if v6 {
-				u.src = netip.AddrPortFrom(netip.IPv6Loopback(), peerPort)
+				u.Src = netip.AddrPortFrom(netip.IPv6Loopback(), peerPort)
 			} else {
-				u.src = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerPort)
+				u.Src = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerPort)
 			}
 		}), verdict: link.Pass, total: incUnusual, port: incUnusual},
-		{name: "short frame", frame: base().build()[:10], verdict: link.Pass, total: incMalformed},
+		{name: "short frame", frame: base().Build()[:10], verdict: link.Pass, total: incMalformed},
 		{name: "short IP header", frame: func() []byte {
-			b := base().build()
+			b := base().Build()
 			n := header.EthernetMinimumSize + 12
 			if tagged {
 				n += 4
@@ -117,40 +118,40 @@ func classifyCases(v6, tagged bool) []classifyCase {
 	}
 	if v6 {
 		cases = append(cases,
-			classifyCase{name: "zero UDP checksum", frame: with(func(u *udpFrame) { u.noUDPChecksum = true }), verdict: link.Handled, total: incBadChecksum, port: incBadChecksum},
-			classifyCase{name: "fragment header", frame: with(func(u *udpFrame) { u.v6Ext, u.v6ExtID = true, uint8(header.IPv6FragmentExtHdrIdentifier) }), verdict: link.Pass, total: incFragment},
-			classifyCase{name: "hop-by-hop header", frame: with(func(u *udpFrame) { u.v6Ext, u.v6ExtID = true, uint8(header.IPv6HopByHopOptionsExtHdrIdentifier) }), verdict: link.Pass, total: incIPOptions},
-			classifyCase{name: "payload length zero", frame: with(func(u *udpFrame) {
-				u.mutateIP = func(b []byte) { header.IPv6(b).SetPayloadLength(0) }
+			classifyCase{name: "zero UDP checksum", frame: with(func(u *frames.UDP) { u.NoUDPChecksum = true }), verdict: link.Handled, total: incBadChecksum, port: incBadChecksum},
+			classifyCase{name: "fragment header", frame: with(func(u *frames.UDP) { u.Extension, u.ExtensionID = true, header.IPv6FragmentExtHdrIdentifier }), verdict: link.Pass, total: incFragment},
+			classifyCase{name: "hop-by-hop header", frame: with(func(u *frames.UDP) { u.Extension, u.ExtensionID = true, header.IPv6HopByHopOptionsExtHdrIdentifier }), verdict: link.Pass, total: incIPOptions},
+			classifyCase{name: "payload length zero", frame: with(func(u *frames.UDP) {
+				u.MutateIP = func(b []byte) { header.IPv6(b).SetPayloadLength(0) }
 			}), verdict: link.Handled, total: incBadLength, port: incBadLength},
-			classifyCase{name: "payload length past frame", frame: with(func(u *udpFrame) {
-				u.mutateIP = func(b []byte) { header.IPv6(b).SetPayloadLength(header.IPv6(b).PayloadLength() + 1) }
+			classifyCase{name: "payload length past frame", frame: with(func(u *frames.UDP) {
+				u.MutateIP = func(b []byte) { header.IPv6(b).SetPayloadLength(header.IPv6(b).PayloadLength() + 1) }
 			}), verdict: link.Handled, total: incTruncated, port: incTruncated},
-			classifyCase{name: "unspecified source", frame: with(func(u *udpFrame) { u.src = netip.AddrPortFrom(netip.IPv6Unspecified(), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+			classifyCase{name: "unspecified source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.IPv6Unspecified(), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
 		)
 	} else {
 		cases = append(cases,
-			classifyCase{name: "zero UDP checksum", frame: with(func(u *udpFrame) { u.noUDPChecksum = true }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
-			classifyCase{name: "first fragment", frame: with(func(u *udpFrame) { u.flagsOffset = header.IPv4FlagMoreFragments << 13 }), verdict: link.Pass, total: incFragment, port: incFragment},
-			classifyCase{name: "last fragment", frame: with(func(u *udpFrame) { u.flagsOffset = 3 }), verdict: link.Pass, total: incFragment},
-			classifyCase{name: "don't fragment", frame: with(func(u *udpFrame) { u.flagsOffset = header.IPv4FlagDontFragment << 13 }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
-			classifyCase{name: "IP options", frame: with(func(u *udpFrame) { u.ipOptions = []byte{1, 1, 1, 0} }), verdict: link.Pass, total: incIPOptions, port: incIPOptions},
-			classifyCase{name: "bad header checksum", frame: with(func(u *udpFrame) {
-				u.mutateIP = func(b []byte) { b[8]-- } // TTL, checksum left stale
-				u.keepIPv4Checksum = true
+			classifyCase{name: "zero UDP checksum", frame: with(func(u *frames.UDP) { u.NoUDPChecksum = true }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
+			classifyCase{name: "first fragment", frame: with(func(u *frames.UDP) { u.Flags = header.IPv4FlagMoreFragments }), verdict: link.Pass, total: incFragment, port: incFragment},
+			classifyCase{name: "last fragment", frame: with(func(u *frames.UDP) { u.FragmentOffset = 24 }), verdict: link.Pass, total: incFragment},
+			classifyCase{name: "don't fragment", frame: with(func(u *frames.UDP) { u.Flags = header.IPv4FlagDontFragment }), verdict: link.Handled, deliver: true, total: incFast, port: incFast},
+			classifyCase{name: "IP options", frame: with(func(u *frames.UDP) { u.IPOptions = []byte{1, 1, 1, 0} }), verdict: link.Pass, total: incIPOptions, port: incIPOptions},
+			classifyCase{name: "bad header checksum", frame: with(func(u *frames.UDP) {
+				u.MutateIP = func(b []byte) { b[8]-- } // TTL, checksum left stale
+				u.StaleIPv4Checksum = true
 			}), verdict: link.Handled, total: incBadChecksum, port: incBadChecksum},
-			classifyCase{name: "total length past frame", frame: with(func(u *udpFrame) {
-				u.mutateIP = func(b []byte) { header.IPv4(b).SetTotalLength(header.IPv4(b).TotalLength() + 1) }
+			classifyCase{name: "total length past frame", frame: with(func(u *frames.UDP) {
+				u.MutateIP = func(b []byte) { header.IPv4(b).SetTotalLength(header.IPv4(b).TotalLength() + 1) }
 			}), verdict: link.Handled, total: incTruncated, port: incTruncated},
-			classifyCase{name: "total length short of UDP header", frame: with(func(u *udpFrame) {
-				u.mutateIP = func(b []byte) { header.IPv4(b).SetTotalLength(24) }
+			classifyCase{name: "total length short of UDP header", frame: with(func(u *frames.UDP) {
+				u.MutateIP = func(b []byte) { header.IPv4(b).SetTotalLength(24) }
 			}), verdict: link.Handled, total: incBadLength, port: incBadLength},
-			classifyCase{name: "IHL below 5", frame: with(func(u *udpFrame) {
-				u.mutateIP = func(b []byte) { b[0] = 0x44 }
+			classifyCase{name: "IHL below 5", frame: with(func(u *frames.UDP) {
+				u.MutateIP = func(b []byte) { b[0] = 0x44 }
 			}), verdict: link.Pass, total: incMalformed},
-			classifyCase{name: "subnet broadcast source", frame: with(func(u *udpFrame) { u.src = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.255"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
-			classifyCase{name: "broadcast source", frame: with(func(u *udpFrame) { u.src = netip.AddrPortFrom(netip.MustParseAddr("255.255.255.255"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
-			classifyCase{name: "wrong IP version", frame: with(func(u *udpFrame) { u.mutateIP = func(b []byte) { b[0] = 0x65 } }), verdict: link.Pass, total: incMalformed},
+			classifyCase{name: "subnet broadcast source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.255"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+			classifyCase{name: "broadcast source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("255.255.255.255"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+			classifyCase{name: "wrong IP version", frame: with(func(u *frames.UDP) { u.MutateIP = func(b []byte) { b[0] = 0x65 } }), verdict: link.Pass, total: incMalformed},
 		)
 	}
 	return cases
@@ -215,24 +216,24 @@ func TestClassifyDatagramFields(t *testing.T) {
 	fx.clock.Advance(1234567)
 	for _, tc := range []struct {
 		name  string
-		frame udpFrame
+		frame frames.UDP
 		want  received
 	}{
 		{"v4", v4Frame(testPayload), received{
 			Payload: string(testPayload), Version: 4,
-			Src: netip.AddrPortFrom(peerV4, peerPort), Dst: netip.AddrPortFrom(ourV4, rtpPort),
+			Src: netip.AddrPortFrom(frames.PeerV4, peerPort), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort),
 		}},
 		{"v6", v6Frame(testPayload), received{
 			Payload: string(testPayload), Version: 6,
-			Src: netip.AddrPortFrom(peerV6, peerPort), Dst: netip.AddrPortFrom(ourV6, rtpPort),
+			Src: netip.AddrPortFrom(frames.PeerV6, peerPort), Dst: netip.AddrPortFrom(frames.StackV6, rtpPort),
 		}},
 		{"empty payload", v4Frame(nil), received{
 			Payload: "", Version: 4,
-			Src: netip.AddrPortFrom(peerV4, peerPort), Dst: netip.AddrPortFrom(ourV4, rtpPort),
+			Src: netip.AddrPortFrom(frames.PeerV4, peerPort), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort),
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if v := fx.f.Hook(tc.frame.build()); v != link.Handled {
+			if v := fx.f.Hook(tc.frame.Build()); v != link.Handled {
 				t.Fatalf("verdict %v, want handled", v)
 			}
 			tc.want.ReceivedAt = fx.clock.Now()
@@ -245,14 +246,14 @@ func TestClassifyDatagramFields(t *testing.T) {
 
 func TestClassifyOtherVLANPassed(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	for _, vid := range []int{0, testVLAN, 7} {
+	for _, vid := range []uint16{0, testVLAN, 7} {
 		u := v4Frame(testPayload)
-		u.tagged, u.vlan = true, vid
+		u.Tagged, u.VID = true, vid
 		want := link.Handled
 		if vid == 7 {
 			want = link.Pass
 		}
-		if got := fx.f.Hook(u.build()); got != want {
+		if got := fx.f.Hook(u.Build()); got != want {
 			t.Errorf("VID %d: verdict %v, want %v", vid, got, want)
 		}
 	}
@@ -263,10 +264,10 @@ func TestClassifyOtherVLANPassed(t *testing.T) {
 
 func TestClassifyChecksumOffload(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{offload: true})
-	for _, u := range []udpFrame{v4Frame(testPayload), v6Frame(testPayload)} {
-		u.mutateUDP = func(h header.UDP) { h.SetChecksum(h.Checksum() ^ 0xffff) }
-		if got := fx.f.Hook(u.build()); got != link.Handled {
-			t.Errorf("%v: verdict %v, want handled", u.dst, got)
+	for _, u := range []frames.UDP{v4Frame(testPayload), v6Frame(testPayload)} {
+		u.MutateUDP = func(h header.UDP) { h.SetChecksum(h.Checksum() ^ 0xffff) }
+		if got := fx.f.Hook(u.Build()); got != link.Handled {
+			t.Errorf("%v: verdict %v, want handled", u.Dst, got)
 		}
 	}
 	if got := fx.f.Counters().FastDelivered; got != 2 {
@@ -277,9 +278,9 @@ func TestClassifyChecksumOffload(t *testing.T) {
 func TestClassifyOtherTraffic(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
 	arp := make([]byte, header.EthernetMinimumSize+header.ARPSize)
-	header.Ethernet(arp).Encode(&header.EthernetFields{SrcAddr: peerMAC, DstAddr: header.EthernetBroadcastAddress, Type: header.ARPProtocolNumber})
+	header.Ethernet(arp).Encode(&header.EthernetFields{SrcAddr: frames.PeerMAC, DstAddr: header.EthernetBroadcastAddress, Type: header.ARPProtocolNumber})
 	unknown := make([]byte, 60)
-	header.Ethernet(unknown).Encode(&header.EthernetFields{SrcAddr: peerMAC, DstAddr: ourMAC, Type: 0x88b5})
+	header.Ethernet(unknown).Encode(&header.EthernetFields{SrcAddr: frames.PeerMAC, DstAddr: frames.StackMAC, Type: 0x88b5})
 	for name, frame := range map[string][]byte{"ARP": arp, "unknown ethertype": unknown} {
 		if got := fx.f.Hook(frame); got != link.Pass {
 			t.Errorf("%s: verdict %v, want pass", name, got)
@@ -302,12 +303,12 @@ func TestClassifyNewAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := v4Frame(testPayload)
-	u.dst = netip.AddrPortFrom(added, rtpPort)
-	if got := fx.f.Hook(u.build()); got != link.Pass {
+	u.Dst = netip.AddrPortFrom(added, rtpPort)
+	if got := fx.f.Hook(u.Build()); got != link.Pass {
 		t.Fatalf("before refresh: verdict %v, want pass (netstack serves it)", got)
 	}
 	fx.clock.Advance(fastfilter.DefaultAddressRefresh)
-	if got := fx.f.Hook(u.build()); got != link.Handled {
+	if got := fx.f.Hook(u.Build()); got != link.Handled {
 		t.Fatalf("after the periodic refresh: verdict %v, want handled", got)
 	}
 }
@@ -331,8 +332,8 @@ func TestRingTimestamps(t *testing.T) {
 			sent = fx.clock.Now()
 		}
 		u := v4Frame(testPayload)
-		u.dst = netip.AddrPortFrom(ourV4, port)
-		if fx.f.Hook(u.build()) != link.Handled {
+		u.Dst = netip.AddrPortFrom(frames.StackV4, port)
+		if fx.f.Hook(u.Build()) != link.Handled {
 			t.Fatalf("port %d: frame not handled", port)
 		}
 	}
@@ -350,10 +351,10 @@ func TestRingTimestamps(t *testing.T) {
 // hooked frame), what it passed in the link's.
 func TestHookThroughLink(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	fx.ep.DeliverFrame(v4Frame(testPayload).build())
+	fx.ep.DeliverFrame(v4Frame(testPayload).Build())
 	u := v4Frame(testPayload)
-	u.dst = netip.AddrPortFrom(ourV4, rtpPort+2)
-	fx.ep.DeliverFrame(u.build())
+	u.Dst = netip.AddrPortFrom(frames.StackV4, rtpPort+2)
+	fx.ep.DeliverFrame(u.Build())
 	c := fx.f.Counters()
 	if got, want := c.FastDelivered, uint64(1); got != want {
 		t.Errorf("filter FastDelivered = %d, want %d", got, want)

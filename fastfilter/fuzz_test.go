@@ -16,7 +16,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -24,6 +23,9 @@ import (
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
+
+	"github.com/mediastack/mediastack/internal/frames"
+	"github.com/mediastack/mediastack/internal/simlan"
 )
 
 var writeSeeds = flag.Bool("write-seeds", false, "rewrite testdata/fuzz/FuzzClassify from the unit-test frames")
@@ -40,37 +42,12 @@ type reference struct {
 
 func newReference(t testing.TB) *reference {
 	t.Helper()
-	clock := sim.NewClock()
-	network, err := sim.NewNetwork(sim.NetworkOptions{Clock: clock, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &reference{clock: clock, buf: make([]byte, 1<<16)}
-	r.ep, err = network.NewEndpoint(sim.EndpointOptions{MAC: ourMAC})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := stack.New(stack.Options{
-		NICs:  []stack.NICOptions{{Name: "ref0", Link: r.ep, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}}},
-		Clock: clock,
-		Seed:  1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: frames.Stack})
+	h := lan.Hosts[0]
+	r := &reference{clock: lan.Clock, ep: h.Link, buf: make([]byte, 1<<16)}
 	for _, port := range []uint16{rtpPort, rtpPort + 1} {
-		var wq waiter.Queue
-		ep, terr := st.Netstack().NewEndpoint(header.UDPProtocolNumber, header.IPv6ProtocolNumber, &wq)
-		if terr != nil {
-			t.Fatal(terr)
-		}
-		ep.SocketOptions().SetV6Only(false)
+		ep := h.BindUDP(t, port)
 		ep.SocketOptions().SetReceiveOriginalDstAddress(true)
-		if terr := ep.Bind(tcpip.FullAddress{Port: port}); terr != nil {
-			t.Fatal(terr)
-		}
-		t.Cleanup(ep.Close)
 		r.eps = append(r.eps, ep)
 	}
 	return r
@@ -115,11 +92,11 @@ func (r *reference) drain() []received {
 
 // seedFrames are the unit tests' frames plus neighbour announcements.
 func seedFrames() [][]byte {
-	var frames [][]byte
+	var seeds [][]byte
 	for _, v6 := range []bool{false, true} {
 		for _, tagged := range []bool{false, true} {
 			for _, c := range classifyCases(v6, tagged) {
-				frames = append(frames, c.frame)
+				seeds = append(seeds, c.frame)
 			}
 		}
 	}
@@ -127,10 +104,10 @@ func seedFrames() [][]byte {
 	for i := range big {
 		big[i] = byte(i)
 	}
-	frames = append(frames, v4Frame(big).build(), v6Frame(big).build(),
-		gratuitousARP(header.ARPRequest, peerV4, otherMAC),
-		unsolicitedNA(peerV6, otherMAC, true))
-	return frames
+	seeds = append(seeds, v4Frame(big).Build(), v6Frame(big).Build(),
+		frames.GratuitousARP(header.ARPRequest, frames.PeerV4, frames.MAC(otherHost)),
+		frames.UnsolicitedNA(frames.PeerV6, frames.MAC(otherHost)))
+	return seeds
 }
 
 func FuzzClassify(f *testing.F) {
@@ -146,8 +123,8 @@ func FuzzClassify(f *testing.F) {
 			}
 		}
 	}
-	f.Add(v4Frame(testPayload).build())
-	f.Add(v6Frame(testPayload).build())
+	f.Add(v4Frame(testPayload).Build())
+	f.Add(v6Frame(testPayload).Build())
 
 	fx := newFixture(f, fixtureOptions{})
 	fxRing := newFixture(f, fixtureOptions{ring: true})

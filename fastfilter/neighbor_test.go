@@ -8,63 +8,19 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/stack"
 )
 
-// arpFrame builds an ARP packet from sender (spa, sha) about target tpa.
-func arpFrame(op header.ARPOp, dstMAC tcpip.LinkAddress, spa netip.Addr, sha tcpip.LinkAddress, tpa netip.Addr) []byte {
-	b := make([]byte, header.EthernetMinimumSize+header.ARPSize)
-	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: sha, DstAddr: dstMAC, Type: header.ARPProtocolNumber})
-	a := header.ARP(b[header.EthernetMinimumSize:])
-	a.SetIPv4OverEthernet()
-	a.SetOp(op)
-	copy(a.HardwareAddressSender(), sha)
-	s4, t4 := spa.As4(), tpa.As4()
-	copy(a.ProtocolAddressSender(), s4[:])
-	copy(a.ProtocolAddressTarget(), t4[:])
-	if op == header.ARPReply {
-		copy(a.HardwareAddressTarget(), dstMAC)
-	}
-	return b
+// arp is an ARP packet from the peer's address at mac about target.
+func arp(op header.ARPOp, dstMAC, mac tcpip.LinkAddress, target netip.Addr) []byte {
+	return frames.ARP{Op: op, DstMAC: dstMAC, SenderMAC: mac, SenderIP: frames.PeerV4, TargetIP: target}.Build()
 }
 
-// gratuitousARP is what `arping -U` (request) or `arping -A` (reply) sends.
-func gratuitousARP(op header.ARPOp, ip netip.Addr, mac tcpip.LinkAddress) []byte {
-	return arpFrame(op, header.EthernetBroadcastAddress, ip, mac, ip)
-}
-
-// naFrame builds a Neighbor Advertisement for target from it, to all nodes.
-func naFrame(target netip.Addr, mac tcpip.LinkAddress, solicited, override bool, hopLimit uint8, withTLLA bool) []byte {
-	var opts header.NDPOptionsSerializer
-	if withTLLA {
-		opts = header.NDPOptionsSerializer{header.NDPTargetLinkLayerAddressOption(mac)}
-	}
-	icmpLen := header.ICMPv6NeighborAdvertMinimumSize + opts.Length()
-	b := make([]byte, header.EthernetMinimumSize+header.IPv6MinimumSize+icmpLen)
-	dst := netip.MustParseAddr("ff02::1")
-	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: mac, DstAddr: header.EthernetAddressFromMulticastIPv6Address(stack.AddrFrom(dst)), Type: header.IPv6ProtocolNumber})
-	ip := header.IPv6(b[header.EthernetMinimumSize:])
-	ip.Encode(&header.IPv6Fields{
-		PayloadLength:     uint16(icmpLen),
-		TransportProtocol: header.ICMPv6ProtocolNumber,
-		HopLimit:          hopLimit,
-		SrcAddr:           stack.AddrFrom(target),
-		DstAddr:           stack.AddrFrom(dst),
-	})
-	icmp := header.ICMPv6(ip.Payload())
-	icmp.SetType(header.ICMPv6NeighborAdvert)
-	na := header.NDPNeighborAdvert(icmp.MessageBody())
-	na.SetSolicitedFlag(solicited)
-	na.SetOverrideFlag(override)
-	na.SetTargetAddress(stack.AddrFrom(target))
-	na.Options().Serialize(opts)
-	icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp, Src: stack.AddrFrom(target), Dst: stack.AddrFrom(dst)}))
-	return b
-}
-
-func unsolicitedNA(target netip.Addr, mac tcpip.LinkAddress, withTLLA bool) []byte {
-	return naFrame(target, mac, false, true, header.NDPHopLimit, withTLLA)
+// na is a Neighbor Advertisement of the peer's address at mac.
+func na(mac tcpip.LinkAddress, solicited, override bool, hopLimit uint8, withTLLA bool) []byte {
+	return frames.NA{Target: frames.PeerV6, MAC: mac, Solicited: solicited, Override: override, HopLimit: hopLimit, TLLA: withTLLA}.Build()
 }
 
 type neighborUpdate struct {
@@ -73,26 +29,26 @@ type neighborUpdate struct {
 }
 
 func TestNeighborUpdates(t *testing.T) {
-	newMAC := tcpip.LinkAddress("\x02\x00\x00\x00\x00\x77")
-	badChecksum := unsolicitedNA(peerV6, newMAC, true)
+	newMAC := frames.MAC(0x77)
+	badChecksum := frames.UnsolicitedNA(frames.PeerV6, newMAC)
 	badChecksum[len(badChecksum)-1] ^= 1
 	for _, tc := range []struct {
 		name  string
 		frame []byte
 		want  []neighborUpdate
 	}{
-		{"gratuitous request", gratuitousARP(header.ARPRequest, peerV4, newMAC), []neighborUpdate{{"198.51.100.1", newMAC}}},
-		{"gratuitous reply", gratuitousARP(header.ARPReply, peerV4, newMAC), []neighborUpdate{{"198.51.100.1", newMAC}}},
-		{"broadcast reply", arpFrame(header.ARPReply, header.EthernetBroadcastAddress, peerV4, newMAC, ourV4), []neighborUpdate{{"198.51.100.1", newMAC}}},
-		{"unicast reply about another target", arpFrame(header.ARPReply, ourMAC, peerV4, newMAC, otherV4), []neighborUpdate{{"198.51.100.1", newMAC}}},
-		{"answer to our request", arpFrame(header.ARPReply, ourMAC, peerV4, newMAC, ourV4), nil},
-		{"ordinary request", arpFrame(header.ARPRequest, header.EthernetBroadcastAddress, peerV4, newMAC, ourV4), nil},
-		{"address probe", gratuitousARP(header.ARPRequest, netip.IPv4Unspecified(), newMAC), nil},
-		{"unsolicited NA with TLLA", unsolicitedNA(peerV6, newMAC, true), []neighborUpdate{{"2001:db8::1", newMAC}}},
-		{"unsolicited NA without TLLA", unsolicitedNA(peerV6, newMAC, false), []neighborUpdate{{"2001:db8::1", newMAC}}},
-		{"solicited NA", naFrame(peerV6, newMAC, true, true, header.NDPHopLimit, true), nil},
-		{"NA without override", naFrame(peerV6, newMAC, false, false, header.NDPHopLimit, true), nil},
-		{"NA hop limit 64", naFrame(peerV6, newMAC, false, true, 64, true), nil},
+		{"gratuitous request", frames.GratuitousARP(header.ARPRequest, frames.PeerV4, newMAC), []neighborUpdate{{"198.51.100.1", newMAC}}},
+		{"gratuitous reply", frames.GratuitousARP(header.ARPReply, frames.PeerV4, newMAC), []neighborUpdate{{"198.51.100.1", newMAC}}},
+		{"broadcast reply", arp(header.ARPReply, header.EthernetBroadcastAddress, newMAC, frames.StackV4), []neighborUpdate{{"198.51.100.1", newMAC}}},
+		{"unicast reply about another target", arp(header.ARPReply, frames.StackMAC, newMAC, frames.V4(otherHost)), []neighborUpdate{{"198.51.100.1", newMAC}}},
+		{"answer to our request", arp(header.ARPReply, frames.StackMAC, newMAC, frames.StackV4), nil},
+		{"ordinary request", arp(header.ARPRequest, header.EthernetBroadcastAddress, newMAC, frames.StackV4), nil},
+		{"address probe", frames.GratuitousARP(header.ARPRequest, netip.IPv4Unspecified(), newMAC), nil},
+		{"unsolicited NA with TLLA", frames.UnsolicitedNA(frames.PeerV6, newMAC), []neighborUpdate{{"2001:db8::1", newMAC}}},
+		{"unsolicited NA without TLLA", na(newMAC, false, true, header.NDPHopLimit, false), []neighborUpdate{{"2001:db8::1", newMAC}}},
+		{"solicited NA", na(newMAC, true, true, header.NDPHopLimit, true), nil},
+		{"NA without override", na(newMAC, false, false, header.NDPHopLimit, true), nil},
+		{"NA hop limit 64", na(newMAC, false, true, 64, true), nil},
 		{"NA bad checksum", badChecksum, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +73,7 @@ func TestNeighborUpdateReachesNetstack(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
 	var updates int
 	fx.f.SubscribeNeighborUpdates(func(tcpip.Address, tcpip.LinkAddress) { updates++ })
-	fx.ep.DeliverFrame(gratuitousARP(header.ARPRequest, peerV4, peerMAC))
+	fx.ep.DeliverFrame(frames.GratuitousARP(header.ARPRequest, frames.PeerV4, frames.PeerMAC))
 	if updates != 1 {
 		t.Fatalf("%d updates, want 1", updates)
 	}

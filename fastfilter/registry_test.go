@@ -13,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -98,7 +99,7 @@ func TestRegisterPortInUseBothWays(t *testing.T) {
 
 func TestRegistrationCloseStopsDelivery(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	frame := v4Frame(testPayload).build()
+	frame := v4Frame(testPayload).Build()
 	if v := fx.f.Hook(frame); v != link.Handled {
 		t.Fatalf("verdict %v before Close", v)
 	}
@@ -123,7 +124,7 @@ func TestRegistrationCloseStopsDelivery(t *testing.T) {
 // not lost.
 func TestCountersSurviveUnregister(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	frame := v4Frame(testPayload).build()
+	frame := v4Frame(testPayload).Build()
 	fx.f.Hook(frame)
 	fx.reg.Close()
 	fx.f.Hook(frame) // not registered: counted by the filter
@@ -160,7 +161,7 @@ func TestFilterCloseReleasesEverything(t *testing.T) {
 	if _, err := fx.bindNetstack(t, header.IPv4ProtocolNumber, rtpPort); err != nil {
 		t.Errorf("registered port not released by Filter.Close: %v", err)
 	}
-	if v := fx.f.Hook(v4Frame(testPayload).build()); v != link.Pass {
+	if v := fx.f.Hook(v4Frame(testPayload).Build()); v != link.Pass {
 		t.Errorf("verdict %v after Close, want pass", v)
 	}
 }
@@ -202,14 +203,14 @@ func TestNewValidates(t *testing.T) {
 func TestRegisterUnderTraffic(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
 	const lo, hi = 30000, 30003
-	var frames [][]byte
+	var traffic [][]byte
 	for port := uint16(lo); port <= hi; port++ {
 		u := v4Frame([]byte{byte(port), 1, 2, 3})
-		u.dst = netip.AddrPortFrom(ourV4, port)
-		frames = append(frames, u.build())
+		u.Dst = netip.AddrPortFrom(frames.StackV4, port)
+		traffic = append(traffic, u.Build())
 		u = v6Frame([]byte{byte(port), 4, 5, 6})
-		u.dst = netip.AddrPortFrom(ourV6, port)
-		frames = append(frames, u.build())
+		u.Dst = netip.AddrPortFrom(frames.StackV6, port)
+		traffic = append(traffic, u.Build())
 	}
 	var delivered, bad atomic.Int64
 	fn := func(d *fastfilter.Datagram) {
@@ -231,7 +232,7 @@ func TestRegisterUnderTraffic(t *testing.T) {
 					return
 				default:
 				}
-				frame := frames[i%len(frames)]
+				frame := traffic[i%len(traffic)]
 				if g == 1 {
 					// Through the link: what the hook passes reaches
 					// netstack, and the netstack lane while it is bound.

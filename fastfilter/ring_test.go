@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 func newRing(t testing.TB, o fastfilter.RingOptions) *fastfilter.Ring {
@@ -34,8 +35,8 @@ func newRing(t testing.TB, o fastfilter.RingOptions) *fastfilter.Ring {
 func datagram(payload []byte, port uint16) *fastfilter.Datagram {
 	return &fastfilter.Datagram{
 		Payload: payload,
-		Src:     netip.AddrPortFrom(peerV4, port),
-		Dst:     netip.AddrPortFrom(ourV4, rtpPort),
+		Src:     netip.AddrPortFrom(frames.PeerV4, port),
+		Dst:     netip.AddrPortFrom(frames.StackV4, rtpPort),
 		Version: 4,
 	}
 }
@@ -46,9 +47,9 @@ func TestRingKeepsPacketsInOrder(t *testing.T) {
 	r := newRing(t, fastfilter.RingOptions{Packets: 8, Timestamps: true})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	in := []fastfilter.Datagram{
-		{Payload: []byte("one"), Src: netip.AddrPortFrom(peerV4, 1), Dst: netip.AddrPortFrom(ourV4, rtpPort), Version: 4},
-		{Payload: []byte(""), Src: netip.AddrPortFrom(peerV6, 2), Dst: netip.AddrPortFrom(ourV6, rtpPort+1), Version: 6, ViaNetstack: true},
-		{Payload: []byte("three"), Src: netip.AddrPortFrom(peerV4, 3), Dst: netip.AddrPortFrom(ourV4, rtpPort), Version: 4},
+		{Payload: []byte("one"), Src: netip.AddrPortFrom(frames.PeerV4, 1), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort), Version: 4},
+		{Payload: []byte(""), Src: netip.AddrPortFrom(frames.PeerV6, 2), Dst: netip.AddrPortFrom(frames.StackV6, rtpPort+1), Version: 6, ViaNetstack: true},
+		{Payload: []byte("three"), Src: netip.AddrPortFrom(frames.PeerV4, 3), Dst: netip.AddrPortFrom(frames.StackV4, rtpPort), Version: 4},
 	}
 	for i := range in {
 		fastfilter.SetReceivedAt(&in[i], now.Add(time.Duration(i)))

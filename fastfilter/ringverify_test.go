@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // TestRingVerifiesWhileCopying: a Ring registered on a port verifies the UDP
@@ -38,7 +39,7 @@ func TestRingVerifiesWhileCopying(t *testing.T) {
 				if v6 {
 					u = v6Frame(payload)
 				}
-				b := u.build()
+				b := u.Build()
 				if corrupt {
 					b[len(b)-1] ^= 0x40 // the last payload byte: only the checksum tells
 				}
@@ -112,7 +113,7 @@ func TestRingSkipsOnlyBadDatagrams(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.ep.SetFrameHook(f.Hook)
-	bad := v4Frame(testPayload).build()
+	bad := v4Frame(testPayload).Build()
 	bad[len(bad)-1] ^= 1
 	for range 3 {
 		r.ep.DeliverFrame(bad)
@@ -126,13 +127,13 @@ func TestRingSkipsOnlyBadDatagrams(t *testing.T) {
 		t.Fatalf("Len() = %d after skipping the bad datagrams, want 0", n)
 	}
 	for range 4 { // the whole ring is free again
-		r.ep.DeliverFrame(v4Frame(testPayload).build())
+		r.ep.DeliverFrame(v4Frame(testPayload).Build())
 	}
 	if got := ring.Stats(); got.Enqueued != 4 || got.DroppedFull != 0 || got.DroppedBadChecksum != 3 {
 		t.Fatalf("stats after refilling: %+v; want 4 enqueued, none dropped full, 3 bad", got)
 	}
 	n, from, err := ring.Read(buf, past)
-	if err != nil || !bytes.Equal(buf[:n], testPayload) || from != netip.AddrPortFrom(peerV4, peerPort) {
-		t.Fatalf("Read = %q from %v, %v; want %q from %v", buf[:n], from, err, testPayload, netip.AddrPortFrom(peerV4, peerPort))
+	if err != nil || !bytes.Equal(buf[:n], testPayload) || from != netip.AddrPortFrom(frames.PeerV4, peerPort) {
+		t.Fatalf("Read = %q from %v, %v; want %q from %v", buf[:n], from, err, testPayload, netip.AddrPortFrom(frames.PeerV4, peerPort))
 	}
 }

@@ -9,47 +9,19 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/stack"
 )
 
-// peer is a plain netstack stack on the fixture's simulated network, with a
-// dual-stack UDP socket on peerPort: the sender of the end-to-end tests.
-type peer struct {
-	st   *stack.Stack
-	sock tcpip.Endpoint
-}
-
-func (fx *fixture) addPeer(t *testing.T) *peer {
+// addPeer adds a plain netstack stack to the fixture's LAN (host
+// frames.Peer) and returns its dual-stack UDP socket on peerPort: the
+// sender of the end-to-end tests.
+func (fx *fixture) addPeer(t *testing.T) tcpip.Endpoint {
 	t.Helper()
-	ep, err := fx.net.NewEndpoint(simEndpointOptions(peerMAC))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := stack.New(stack.Options{
-		NICs:  []stack.NICOptions{{Name: "sim0", Link: ep, Addrs: []string{"198.51.100.1/24", "2001:db8::1/64"}}},
-		Clock: fx.clock,
-		Seed:  2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	fx.clock.AddSettler(st.Settle)
-	var wq waiter.Queue
-	sock, terr := st.Netstack().NewEndpoint(header.UDPProtocolNumber, header.IPv6ProtocolNumber, &wq)
-	if terr != nil {
-		t.Fatal(terr)
-	}
-	sock.SocketOptions().SetV6Only(false)
-	if terr := sock.Bind(tcpip.FullAddress{Port: peerPort}); terr != nil {
-		t.Fatal(terr)
-	}
-	t.Cleanup(sock.Close)
-	return &peer{st: st, sock: sock}
+	return fx.lan.AddHost(simlan.HostOptions{N: frames.Peer}).BindUDP(t, peerPort)
 }
 
 func send(t *testing.T, ep tcpip.Endpoint, to netip.AddrPort, payload []byte) {
@@ -82,8 +54,8 @@ func TestEndToEndSim(t *testing.T) {
 	}
 	defer reg.Close()
 
-	rtp4, rtcp4 := netip.AddrPortFrom(ourV4, rtpPort), netip.AddrPortFrom(ourV4, rtpPort+1)
-	rtp6, rtcp6 := netip.AddrPortFrom(ourV6, rtpPort), netip.AddrPortFrom(ourV6, rtpPort+1)
+	rtp4, rtcp4 := netip.AddrPortFrom(frames.StackV4, rtpPort), netip.AddrPortFrom(frames.StackV4, rtpPort+1)
+	rtp6, rtcp6 := netip.AddrPortFrom(frames.StackV6, rtpPort), netip.AddrPortFrom(frames.StackV6, rtpPort+1)
 	type sent struct {
 		to          netip.AddrPort
 		payload     []byte
@@ -101,10 +73,10 @@ func TestEndToEndSim(t *testing.T) {
 		sent{rtcp6, payloadOf("v6 big", 3000), true},
 		sent{rtcp6, payloadOf("v6 rtcp", 60), false})
 	for _, s := range want {
-		send(t, p.sock, s.to, s.payload)
-		fx.net.Run(time.Millisecond)
+		send(t, p, s.to, s.payload)
+		fx.lan.Run(time.Millisecond)
 	}
-	if !fx.net.RunUntil(func() bool { return ring.Len() == len(want) }, time.Millisecond, time.Second) {
+	if !fx.lan.Network.RunUntil(func() bool { return ring.Len() == len(want) }, time.Millisecond, time.Second) {
 		t.Fatalf("%d of %d datagrams arrived; ring %+v, counters %+v", ring.Len(), len(want), ring.Stats(), fx.f.Counters())
 	}
 
@@ -124,9 +96,9 @@ func TestEndToEndSim(t *testing.T) {
 		gots = append(gots, got{string(buf[:n]), info.Dst, info.Src, info.ViaNetstack})
 	}
 	for _, s := range want {
-		from := netip.AddrPortFrom(peerV4, peerPort)
+		from := netip.AddrPortFrom(frames.PeerV4, peerPort)
 		if s.to.Addr().Is6() {
-			from = netip.AddrPortFrom(peerV6, peerPort)
+			from = netip.AddrPortFrom(frames.PeerV6, peerPort)
 		}
 		wants = append(wants, got{string(s.payload), s.to, from, s.viaNetstack})
 	}
@@ -152,14 +124,14 @@ func TestEndToEndSim(t *testing.T) {
 
 	// The fallback sender: the registration's endpoint answers from the
 	// registered port, to an IPv4 (4-byte) and an IPv6 address.
-	for _, to := range []netip.AddrPort{netip.AddrPortFrom(peerV4, peerPort), netip.AddrPortFrom(peerV6, peerPort)} {
+	for _, to := range []netip.AddrPort{netip.AddrPortFrom(frames.PeerV4, peerPort), netip.AddrPortFrom(frames.PeerV6, peerPort)} {
 		send(t, reg.NetstackEndpoint(rtpPort), to, []byte("answer to "+to.Addr().String()))
 	}
 	var answers []string
-	fx.net.RunUntil(func() bool {
+	fx.lan.Network.RunUntil(func() bool {
 		for {
 			var b bytes.Buffer
-			res, err := p.sock.Read(&b, tcpip.ReadOptions{NeedRemoteAddr: true})
+			res, err := p.Read(&b, tcpip.ReadOptions{NeedRemoteAddr: true})
 			if err != nil {
 				break
 			}

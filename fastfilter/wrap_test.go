@@ -12,20 +12,21 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/stack"
 )
 
-// wrapped is a stack on netstack's channel endpoint, wrapped by the filter.
+// wrapped is a stack on netstack's channel endpoint, wrapped by the filter;
+// nothing is registered yet.
 type wrapped struct {
-	ch  *channel.Endpoint
-	st  *stack.Stack
-	f   *fastfilter.Filter
-	rec *recorder
+	ch *channel.Endpoint
+	st *stack.Stack
+	f  *fastfilter.Filter
 }
 
-func newWrapped(t *testing.T, withEthernet bool) *wrapped {
+func newWrapped(t testing.TB, withEthernet bool) *wrapped {
 	t.Helper()
-	w := &wrapped{ch: channel.New(16, 1500, ourMAC), rec: &recorder{}}
+	w := &wrapped{ch: channel.New(16, 1500, frames.StackMAC)}
 	var child tcpipstack.LinkEndpoint = w.ch
 	if withEthernet {
 		child = ethernet.New(w.ch)
@@ -33,7 +34,7 @@ func newWrapped(t *testing.T, withEthernet bool) *wrapped {
 	ep := fastfilter.Wrap(child, nil) // the filter needs the NIC, which needs ep
 	var err error
 	w.st, err = stack.New(stack.Options{
-		NICs: []stack.NICOptions{{Name: "ch0", Link: ep, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}}},
+		NICs: []stack.NICOptions{{Name: "ch0", Link: ep, Addrs: frames.Addrs(frames.Stack)}},
 		Seed: 1,
 	})
 	if err != nil {
@@ -46,9 +47,6 @@ func newWrapped(t *testing.T, withEthernet bool) *wrapped {
 	}
 	t.Cleanup(w.f.Close)
 	ep.SetFilter(w.f)
-	if _, err := w.f.Register(rtpPort, rtpPort+1, w.rec.receive); err != nil {
-		t.Fatal(err)
-	}
 	return w
 }
 
@@ -85,14 +83,18 @@ func TestWrap(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWrapped(t, tc.withEthernet)
-			sock := bindNetstackOn(t, w.st, rtpPort+5)
-			for _, u := range []udpFrame{v4Frame(testPayload), v6Frame(testPayload)} {
-				w.inject(u.build(), tc.withEthernet, tc.split)
-				other := u
-				other.dst = netip.AddrPortFrom(u.dst.Addr(), rtpPort+5)
-				w.inject(other.build(), tc.withEthernet, tc.split)
+			rec := &recorder{}
+			if _, err := w.f.Register(rtpPort, rtpPort+1, rec.receive); err != nil {
+				t.Fatal(err)
 			}
-			if got := w.rec.take(); len(got) != 2 || got[0].Payload != string(testPayload) || got[1].Version != 6 {
+			sock := bindNetstackOn(t, w.st, rtpPort+5)
+			for _, u := range []frames.UDP{v4Frame(testPayload), v6Frame(testPayload)} {
+				w.inject(u.Build(), tc.withEthernet, tc.split)
+				other := u
+				other.Dst = netip.AddrPortFrom(u.Dst.Addr(), rtpPort+5)
+				w.inject(other.Build(), tc.withEthernet, tc.split)
+			}
+			if got := rec.take(); len(got) != 2 || got[0].Payload != string(testPayload) || got[1].Version != 6 {
 				t.Errorf("fast lane delivered %+v, want the v4 and the v6 datagram", got)
 			}
 			c := w.f.Counters()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/mediaport"
 )
 
@@ -46,7 +47,7 @@ func exchanges(tb testing.TB, path string, size int) (*wire, exchange) {
 			receive: func() error { _, _, err := cb.ReadFrom(buf); return err },
 		}
 	}
-	pa, pb := mustOpen(tb, a.m, 20000), mustOpen(tb, b.m, 20000)
+	pa, pb := simlan.Open(tb, a.m, 20000), simlan.Open(tb, b.m, 20000)
 	slow := func() uint64 {
 		rx := pb.Stats().Receive
 		return pa.Stats().Send.FallbackTotal() + rx.NetstackDelivered + rx.Dropped.Total()

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/policyarp"
@@ -124,7 +125,7 @@ func TestPortTakenByNetstackSocket(t *testing.T) {
 
 func TestManagerCloseClosesPorts(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	p := mustOpen(t, l.a.m, 20000)
+	p := simlan.Open(t, l.a.m, 20000)
 	if err := l.a.m.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 )
@@ -63,7 +64,7 @@ func TestPionRTPAndRTCP(t *testing.T) {
 
 	// B: read what arrived, RTP in a batch, RTCP one at a time.
 	receiveB := func() {
-		pb.RTP.SetReadDeadline(past)
+		pb.RTP.SetReadDeadline(simlan.Past)
 		for {
 			n, info, err := pb.RTP.ReadPacket(buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -79,7 +80,7 @@ func TestPionRTPAndRTCP(t *testing.T) {
 			jitter.add(p.Timestamp, info.ReceivedAt)
 			gotRTP = append(gotRTP, p)
 		}
-		pb.RTCP.SetReadDeadline(past)
+		pb.RTCP.SetReadDeadline(simlan.Past)
 		for {
 			n, from, err := pb.RTCP.ReadFromUDPAddrPort(buf)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -143,13 +144,13 @@ func TestPionRTPAndRTCP(t *testing.T) {
 			}
 			sentSRs = append(sentSRs, sr, sdes)
 		}
-		l.run(20 * time.Millisecond)
+		l.Run(20 * time.Millisecond)
 		receiveB()
 	}
-	l.run(100 * time.Millisecond)
+	l.Run(100 * time.Millisecond)
 	receiveB()
-	l.run(100 * time.Millisecond)
-	pa.RTCP.SetReadDeadline(past)
+	l.Run(100 * time.Millisecond)
+	pa.RTCP.SetReadDeadline(simlan.Past)
 	for {
 		n, _, err := pa.RTCP.ReadFromUDPAddrPort(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {

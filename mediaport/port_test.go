@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/udpfast"
@@ -48,24 +49,24 @@ func TestPortExchangeOverTheFastPaths(t *testing.T) {
 	}{{"v4", addrA4, addrB4}, {"v6", addrA6, addrB6}} {
 		t.Run(fam.name, func(t *testing.T) {
 			l := newSimLAN(t, sim.Impairments{Delay: time.Millisecond}, mediaport.Options{})
-			pa, pb := mustOpen(t, l.a.m, 20010), mustOpen(t, l.b.m, 20020)
-			var wantB, gotB, wantA, gotA []datagram
+			pa, pb := simlan.Open(t, l.a.m, 20010), simlan.Open(t, l.b.m, 20020)
+			var wantB, gotB, wantA, gotA []simlan.Datagram
 			for i := range 10 {
 				msg := fmt.Sprintf("rtp %d", i)
 				if _, err := pa.WriteTo([]byte(msg), net.UDPAddrFromAddrPort(netip.AddrPortFrom(fam.ba, 20020))); err != nil {
 					t.Fatal(err)
 				}
 				wantB = append(wantB, dg(msg, netip.AddrPortFrom(fam.aa, 20010)))
-				l.run(20 * time.Millisecond)
-				for _, d := range drain(t, pb) {
+				l.Run(20 * time.Millisecond)
+				for _, d := range simlan.Drain(t, pb) {
 					gotB = append(gotB, d)
 					if _, err := pb.WriteToUDPAddrPort([]byte("re "+d.Payload), netip.MustParseAddrPort(d.From)); err != nil {
 						t.Fatal(err)
 					}
 					wantA = append(wantA, dg("re "+d.Payload, netip.AddrPortFrom(fam.ba, 20020)))
 				}
-				l.run(20 * time.Millisecond)
-				gotA = append(gotA, drain(t, pa)...)
+				l.Run(20 * time.Millisecond)
+				gotA = append(gotA, simlan.Drain(t, pa)...)
 			}
 			if diff := cmp.Diff(wantB, gotB); diff != "" {
 				t.Errorf("B received (-want +got):\n%s", diff)
@@ -90,8 +91,8 @@ func TestPortExchangeOverTheFastPaths(t *testing.T) {
 // bySource orders datagrams by source, keeping each source's order: the
 // first IPv6 datagram waits in netstack for neighbour discovery while IPv4
 // ones go on, so only the order per family is kept.
-func bySource(d []datagram) []datagram {
-	slices.SortStableFunc(d, func(a, b datagram) int { return strings.Compare(a.From, b.From) })
+func bySource(d []simlan.Datagram) []simlan.Datagram {
+	slices.SortStableFunc(d, func(a, b simlan.Datagram) int { return strings.Compare(a.From, b.From) })
 	return d
 }
 
@@ -99,7 +100,7 @@ func bySource(d []datagram) []datagram {
 // each peer from the address it was reached on.
 func TestPortIsDualStack(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	if got, want := pa.LocalAddr().String(), "198.51.100.1:20000"; got != want {
 		t.Errorf("LocalAddr %s, want %s", got, want)
 	}
@@ -108,9 +109,9 @@ func TestPortIsDualStack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l.run(10 * time.Millisecond)
-	got := bySource(drain(t, pb))
-	want := bySource([]datagram{
+	l.Run(10 * time.Millisecond)
+	got := bySource(simlan.Drain(t, pb))
+	want := bySource([]simlan.Datagram{
 		dg("to 198.51.100.2:20000", netip.AddrPortFrom(addrA4, 20000)),
 		dg("to [2001:db8::2]:20000", netip.AddrPortFrom(addrA6, 20000)),
 		dg("to [::ffff:198.51.100.2]:20000", netip.AddrPortFrom(addrA4, 20000)),
@@ -122,7 +123,7 @@ func TestPortIsDualStack(t *testing.T) {
 
 func TestReadDeadlines(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	buf := make([]byte, 100)
 
 	t.Run("past", func(t *testing.T) {
@@ -176,14 +177,14 @@ func TestReadDeadlines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		pb.SetReadDeadline(time.Time{}) // wakes the reader, which goes back to waiting
 		pa.WriteToUDPAddrPort([]byte("hello"), netip.AddrPortFrom(addrB4, 20000))
-		l.run(10 * time.Millisecond)
+		l.Run(10 * time.Millisecond)
 		if err := returned(done, "a datagram"); err != nil {
 			t.Errorf("read: %v", err)
 		}
 	})
 
 	t.Run("close while blocked", func(t *testing.T) {
-		p := mustOpen(t, l.b.m, 20001)
+		p := simlan.Open(t, l.b.m, 20001)
 		done := blockedRead(p)
 		time.Sleep(10 * time.Millisecond)
 		p.Close()
@@ -200,7 +201,7 @@ func TestReadDeadlines(t *testing.T) {
 
 func TestWriteDeadline(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa := mustOpen(t, l.a.m, 20000)
+	pa := simlan.Open(t, l.a.m, 20000)
 	dst := netip.AddrPortFrom(addrB4, 20000)
 	pa.SetWriteDeadline(time.Now().Add(-time.Second))
 	if _, err := pa.WriteToUDPAddrPort([]byte("late"), dst); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -219,12 +220,12 @@ func TestWriteDeadline(t *testing.T) {
 // datagram, mixing IPv4 and IPv6; ReadBatch gets every datagram, in order.
 func TestBatches(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	b4, b6 := netip.AddrPortFrom(addrB4, 20000), netip.AddrPortFrom(addrB6, 20000)
 
 	var bufs [][]byte
 	var dsts []netip.AddrPort
-	var want []datagram
+	var want []simlan.Datagram
 	for i := range 40 {
 		bufs = append(bufs, fmt.Appendf(nil, "one %d", i))
 		want = append(want, dg(fmt.Sprintf("one %d", i), netip.AddrPortFrom(addrA4, 20000)))
@@ -232,7 +233,7 @@ func TestBatches(t *testing.T) {
 	if n, err := pa.WriteBatch(bufs, []netip.AddrPort{b4}); n != 40 || err != nil {
 		t.Fatalf("WriteBatch to one destination: %d, %v", n, err)
 	}
-	l.run(10 * time.Millisecond)
+	l.Run(10 * time.Millisecond)
 	bufs = bufs[:0]
 	for i := range 40 {
 		dst, from := b4, addrA4
@@ -246,15 +247,15 @@ func TestBatches(t *testing.T) {
 	if n, err := pa.WriteBatch(bufs, dsts); n != 40 || err != nil {
 		t.Fatalf("WriteBatch to a destination each: %d, %v", n, err)
 	}
-	l.run(10 * time.Millisecond)
+	l.Run(10 * time.Millisecond)
 
 	rbufs := make([][]byte, 16)
 	for i := range rbufs {
 		rbufs[i] = make([]byte, 1500)
 	}
 	sizes, addrs := make([]int, 16), make([]netip.AddrPort, 16)
-	pb.SetReadDeadline(past)
-	var got []datagram
+	pb.SetReadDeadline(simlan.Past)
+	var got []simlan.Datagram
 	for {
 		n, err := pb.ReadBatch(rbufs, sizes, addrs)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -283,7 +284,7 @@ func TestBatches(t *testing.T) {
 // datagrams sent, never an empty one.
 func TestConcurrentReadersSeeNoWakeups(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	const n = 300
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -344,7 +345,7 @@ func TestConcurrentReadersSeeNoWakeups(t *testing.T) {
 	}
 	for i := range n {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "d%d", i), netip.AddrPortFrom(addrB4, 20000))
-		l.run(time.Millisecond)
+		l.Run(time.Millisecond)
 		if i%50 == 49 { // keep within the ring: this tests wake-ups, not overflow
 			caughtUp(uint64(i + 1))
 		}
@@ -367,7 +368,7 @@ func TestConcurrentReadersSeeNoWakeups(t *testing.T) {
 // receive goroutine itself; it has nothing to read.
 func TestOpenFuncReflects(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa := mustOpen(t, l.a.m, 20000)
+	pa := simlan.Open(t, l.a.m, 20000)
 	reflector, err := l.b.m.OpenFunc(20002, func(p *mediaport.Port, d *fastfilter.Datagram) {
 		p.WriteToUDPAddrPort(d.Payload, d.Src)
 	})
@@ -377,10 +378,10 @@ func TestOpenFuncReflects(t *testing.T) {
 	defer reflector.Close()
 	for i := range 5 {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "ping %d", i), netip.AddrPortFrom(addrB4, 20002))
-		l.run(10 * time.Millisecond)
+		l.Run(10 * time.Millisecond)
 	}
-	got := drain(t, pa)
-	var want []datagram
+	got := simlan.Drain(t, pa)
+	var want []simlan.Datagram
 	for i := range 5 {
 		want = append(want, dg(fmt.Sprintf("ping %d", i), netip.AddrPortFrom(addrB4, 20002)))
 	}
@@ -399,9 +400,9 @@ func TestOpenFuncReflects(t *testing.T) {
 // and what arrived for the old one is not seen by the new one.
 func TestCloseReleasesThePort(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	pa.WriteToUDPAddrPort([]byte("old"), netip.AddrPortFrom(addrB4, 20000))
-	l.run(10 * time.Millisecond)
+	l.Run(10 * time.Millisecond)
 	if err := pb.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -411,10 +412,10 @@ func TestCloseReleasesThePort(t *testing.T) {
 	if err := pb.SetReadDeadline(time.Time{}); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("SetReadDeadline after Close: %v", err)
 	}
-	again := mustOpen(t, l.b.m, 20000)
+	again := simlan.Open(t, l.b.m, 20000)
 	pa.WriteToUDPAddrPort([]byte("new"), netip.AddrPortFrom(addrB4, 20000))
-	l.run(10 * time.Millisecond)
-	if diff := cmp.Diff([]datagram{dg("new", netip.AddrPortFrom(addrA4, 20000))}, drain(t, again)); diff != "" {
+	l.Run(10 * time.Millisecond)
+	if diff := cmp.Diff([]simlan.Datagram{dg("new", netip.AddrPortFrom(addrA4, 20000))}, simlan.Drain(t, again)); diff != "" {
 		t.Errorf("reopened port received (-want +got):\n%s", diff)
 	}
 	// The manager's totals keep the closed port's counts.
@@ -428,13 +429,13 @@ func TestCloseReleasesThePort(t *testing.T) {
 // fast; none is lost.
 func TestFallbackUntilResolved(t *testing.T) {
 	l := newSimLAN(t, sim.Impairments{Delay: 30 * time.Millisecond}, mediaport.Options{})
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	for i := range 10 {
 		pa.WriteToUDPAddrPort(fmt.Appendf(nil, "%d", i), netip.AddrPortFrom(addrB4, 20000))
-		l.run(20 * time.Millisecond) // shorter than the ARP round trip
+		l.Run(20 * time.Millisecond) // shorter than the ARP round trip
 	}
-	l.run(100 * time.Millisecond)
-	if got := len(drain(t, pb)); got != 10 {
+	l.Run(100 * time.Millisecond)
+	if got := len(simlan.Drain(t, pb)); got != 10 {
 		t.Errorf("B received %d of 10", got)
 	}
 	st := summarize(pa.Stats().Send)

@@ -9,6 +9,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 )
@@ -66,13 +67,13 @@ func TestWebRTCConnectsOverMediaPorts(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				l.run(time.Millisecond)
+				l.Run(time.Millisecond)
 			}
 		}
 	}()
 	defer func() { close(stop); <-stopped }()
 
-	pa, pb := mustOpen(t, l.a.m, 20000), mustOpen(t, l.b.m, 20000)
+	pa, pb := simlan.Open(t, l.a.m, 20000), simlan.Open(t, l.b.m, 20000)
 	apiA, muxA := newWebRTCAPI(pa)
 	defer muxA.Close()
 	apiB, muxB := newWebRTCAPI(pb)

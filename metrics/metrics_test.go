@@ -1,23 +1,19 @@
 package metrics_test
 
 import (
-	"errors"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/leakcheck"
-	"github.com/mediastack/mediastack/link/sim"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/metrics"
 	"github.com/mediastack/mediastack/relay"
-	"github.com/mediastack/mediastack/stack"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -26,28 +22,10 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 // simulated LAN; the exposition shows the fast paths' counters, the ARP
 // table and the relay's.
 func TestMetrics(t *testing.T) {
-	clock := sim.NewClock()
-	network, err := sim.NewNetwork(sim.NetworkOptions{Clock: clock, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lan := simlan.New(t, simlan.Options{Seed: 1})
 	newManager := func(n byte) *mediaport.Manager {
-		ep, err := network.NewEndpoint(sim.EndpointOptions{MAC: tcpip.LinkAddress([]byte{2, 0, 0, 0, 0, n})})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := stack.New(stack.Options{NICs: []stack.NICOptions{{Link: ep, Addrs: []string{netip.AddrFrom4([4]byte{198, 51, 100, n}).String() + "/24"}}}, Clock: clock, Seed: int64(n)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock.AddSettler(st.Settle)
-		t.Cleanup(st.Close)
-		m, err := mediaport.NewManager(st, mediaport.Options{PortMin: 20000, PortMax: 20009})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
+		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
+			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
 	}
 	terminal, sidecar := newManager(1), newManager(2)
 	svc, err := relay.New(relay.Options{Manager: sidecar, Reflect: true})
@@ -69,18 +47,10 @@ func TestMetrics(t *testing.T) {
 	for range 10 {
 		out.WriteToUDPAddrPort(make([]byte, 100), netip.MustParseAddrPort("198.51.100.2:20000")) // relayed to in
 		out.WriteToUDPAddrPort(make([]byte, 50), netip.MustParseAddrPort("198.51.100.2:20009"))  // reflected to out
-		clock.Advance(20 * time.Millisecond)
+		lan.Run(20 * time.Millisecond)
 	}
 	for _, p := range []*mediaport.Port{in, out} {
-		p.SetReadDeadline(time.Unix(1, 0))
-		n := 0
-		for {
-			if _, _, err := p.ReadFrom(make([]byte, 200)); errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			n++
-		}
-		if n != 10 {
+		if n := len(simlan.Drain(t, p)); n != 10 {
 			t.Errorf("port %d received %d datagrams, want 10", p.Port(), n)
 		}
 	}

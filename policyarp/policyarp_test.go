@@ -13,42 +13,44 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/leakcheck"
+	"github.com/mediastack/mediastack/internal/simlan"
+	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/policyarp"
-	"github.com/mediastack/mediastack/policyarp/policyarptest"
 	"github.com/mediastack/mediastack/stack"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
+// The table covers ports base to base+nports-1; the tests resolve on rtp.
 const (
-	macA   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0a")
-	macB   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0b")
-	macB2  = tcpip.LinkAddress("\x02\x00\x00\x00\x01\x0b")
-	macR   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\xfe")
 	base   = 20000
 	nports = 100
 	rtp    = base + 4
 )
 
-func addr(s string) tcpip.Address { return stack.AddrFrom(netip.MustParseAddr(s)) }
+// The LAN: A (the stack under test, gateway R), B a peer on-link, R a
+// router; B2 is the card B moves to.
+const hostA, hostB, hostR, cardB2 = 1, 2, 254, 102
 
 var (
-	a4, b4, r4 = addr("198.51.100.1"), addr("198.51.100.2"), addr("198.51.100.254")
-	a6, b6     = addr("2001:db8::1"), addr("2001:db8::2")
-	remote4    = addr("203.0.113.9")
+	macA, macB, macB2, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(cardB2), frames.MAC(hostR)
+	a4, b4, r4, remote4     = addr(frames.V4(hostA)), addr(frames.V4(hostB)), addr(frames.V4(hostR)), addr(frames.Remote4)
+	a6, b6                  = addr(frames.V6(hostA)), addr(frames.V6(hostB))
 )
 
-// lan: A (the stack under test, gateway R), B a peer on-link, R a router.
-func newLAN(t *testing.T) *policyarptest.LAN {
-	return policyarptest.NewLAN(t, policyarptest.Options{Seed: 1, Delay: time.Millisecond},
-		policyarptest.HostConfig{MAC: macA, Addrs: []string{"198.51.100.1/24", "2001:db8::1/64"}, Gateways: []string{"198.51.100.254"}},
-		policyarptest.HostConfig{MAC: macB, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}},
-		policyarptest.HostConfig{MAC: macR, Addrs: []string{"198.51.100.254/24"}},
+func addr(a netip.Addr) tcpip.Address { return stack.AddrFrom(a) }
+
+func newLAN(t *testing.T) *simlan.LAN {
+	return simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}, Record: true},
+		simlan.HostOptions{N: hostA, Gateways: []string{frames.V4(hostR).String()}},
+		simlan.HostOptions{N: hostB},
+		simlan.HostOptions{N: hostR, Addrs: []string{frames.Prefix(frames.V4(hostR)).String()}},
 	)
 }
 
-func newTable(t *testing.T, lan *policyarptest.LAN) *policyarp.Table {
+func newTable(t *testing.T, lan *simlan.LAN) *policyarp.Table {
 	t.Helper()
 	a := lan.Hosts[0].Stack
 	tab, err := policyarp.New(policyarp.Options{Stack: a.Netstack(), NIC: a.NICID(0), BasePort: base, Ports: nports})
@@ -142,10 +144,10 @@ func TestResolveLearnsFromNetstack(t *testing.T) {
 			}
 			requests := 0
 			for _, f := range lan.Hosts[1].Frames() {
-				if tc.name == "v4" && policyarptest.IsARPRequest(f, b4) {
+				if tc.name == "v4" && frames.IsARPRequest(f, frames.V4(hostB)) {
 					requests++
 				}
-				if tc.name == "v6" && isNS(f, b6) {
+				if tc.name == "v6" && frames.IsNeighborSolicitation(f, frames.V6(hostB)) {
 					requests++
 				}
 			}
@@ -154,20 +156,6 @@ func TestResolveLearnsFromNetstack(t *testing.T) {
 			}
 		})
 	}
-}
-
-// isNS reports whether frame is a Neighbor Solicitation for target.
-func isNS(frame []byte, target tcpip.Address) bool {
-	if len(frame) < header.EthernetMinimumSize+header.IPv6MinimumSize+header.ICMPv6NeighborSolicitMinimumSize ||
-		header.Ethernet(frame).Type() != header.IPv6ProtocolNumber {
-		return false
-	}
-	ip := header.IPv6(frame[header.EthernetMinimumSize:])
-	if ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
-		return false
-	}
-	icmp := header.ICMPv6(ip.Payload())
-	return icmp.Type() == header.ICMPv6NeighborSolicit && header.NDPNeighborSolicit(icmp.MessageBody()).TargetAddress() == target
 }
 
 func TestResolveViaGatewayUsesGatewayMAC(t *testing.T) {
@@ -187,11 +175,11 @@ func TestResolveRejects(t *testing.T) {
 	lan := newLAN(t)
 	tab := newTable(t, lan)
 	for _, dst := range []string{"224.0.0.5", "255.255.255.255", "198.51.100.255", "198.51.100.1", "127.0.0.1", "ff02::1", "2001:db8:1::9", "0.0.0.0"} {
-		local := a4
-		if addr(dst).Len() == 16 {
+		local, to := a4, addr(netip.MustParseAddr(dst))
+		if to.Len() == 16 {
 			local = a6
 		}
-		e := mustResolve(t, tab, rtp, local, addr(dst))
+		e := mustResolve(t, tab, rtp, local, to)
 		if e.State != policyarp.Unsupported {
 			t.Errorf("%s: %v, want unsupported", dst, e)
 		}
@@ -207,7 +195,7 @@ func TestResolveRejects(t *testing.T) {
 func TestResolutionFailureIsReported(t *testing.T) {
 	lan := newLAN(t)
 	tab := newTable(t, lan)
-	mustResolve(t, tab, rtp, a4, addr("198.51.100.77"))
+	mustResolve(t, tab, rtp, a4, addr(frames.V4(77)))
 	lan.Run(5 * time.Second) // 3 probes, 1s apart
 	if got := state(tab, rtp); got != policyarp.Failed {
 		t.Fatalf("state %v, want failed", got)
@@ -216,7 +204,7 @@ func TestResolutionFailureIsReported(t *testing.T) {
 		t.Errorf("Failures = %d", tab.Stats().Failures)
 	}
 	// A new Resolve starts over (netstack sends a new round of requests).
-	if e := mustResolve(t, tab, rtp, a4, addr("198.51.100.77")); e.State != policyarp.Resolving {
+	if e := mustResolve(t, tab, rtp, a4, addr(frames.V4(77))); e.State != policyarp.Resolving {
 		t.Fatalf("Resolve after failure: %v", e)
 	}
 }
@@ -271,7 +259,7 @@ func TestRefreshKeepsEntryInUseValid(t *testing.T) {
 	}
 	probes := 0
 	for _, f := range lan.Hosts[1].Frames() {
-		if policyarptest.IsARPRequest(f, b4) && header.Ethernet(f).DestinationAddress() == macB {
+		if frames.IsARPRequest(f, frames.V4(hostB)) && header.Ethernet(f).DestinationAddress() == macB {
 			probes++
 		}
 	}
@@ -290,7 +278,7 @@ func TestNeighborUpdateInvalidates(t *testing.T) {
 	mustResolve(t, tab, rtp+2, a4, remote4) // via R: untouched
 	lan.Run(10 * time.Millisecond)
 
-	tab.HandleNeighborUpdate(addr("198.51.100.99"), macB2) // nobody's next hop
+	tab.HandleNeighborUpdate(addr(frames.V4(99)), macB2) // nobody's next hop
 	if got := state(tab, rtp); got != policyarp.Valid {
 		t.Fatalf("update for an unused address changed the entry: %v", got)
 	}
@@ -340,7 +328,7 @@ func TestStaticEntries(t *testing.T) {
 	mustResolve(t, tab, rtp+1, a4, b4)
 	lan.Run(10 * time.Millisecond)
 	lan.Hosts[1].Frames()
-	fixed := tcpip.LinkAddress("\x02\x00\x00\x00\x00\x77")
+	fixed := frames.MAC(0x77)
 	if err := tab.SetStatic(b4, fixed); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +344,7 @@ func TestStaticEntries(t *testing.T) {
 		t.Fatalf("static entry moved: %v", e)
 	}
 	for _, f := range lan.Hosts[1].Frames() {
-		if policyarptest.IsARPRequest(f, b4) {
+		if frames.IsARPRequest(f, frames.V4(hostB)) {
 			t.Fatal("ARP request for a static neighbour")
 		}
 	}

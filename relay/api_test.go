@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/relay"
 )
 
@@ -58,12 +59,12 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("relay with a fixed peer: %+v", got)
 	}
 
-	t1, t2 := open(t, l.t[0], 20010), open(t, l.t[1], 20020)
+	t1, t2 := simlan.Open(t, l.t[0], 20010), simlan.Open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20000"), "hello")    // latches A
 	send(t, t2, ap("198.51.100.2:20002"), "hi there") // latches B, goes to T1
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	send(t, t1, ap("198.51.100.2:20000"), "again") // to T2
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 
 	code, _, body = call(t, h, "GET", "/v1/relays", "")
 	if code != http.StatusOK {

@@ -4,71 +4,44 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/internal/leakcheck"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/relay"
-	"github.com/mediastack/mediastack/stack"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// lan is a simulated LAN: the relay host R (198.51.100.2) and three
-// terminals, T1 (.1), T2 (.3) and T3 (.4), each with a media port manager
-// over 20000-20099.
+// lan is a simulated LAN: the relay host R (host 2 of internal/frames) and
+// three terminals, T1 (1), T2 (3) and T3 (4), each with a media port
+// manager over 20000-20099.
 type lan struct {
-	clock *sim.Clock
-	r     *mediaport.Manager
-	t     []*mediaport.Manager // T1, T2, T3
+	*simlan.LAN
+	r *mediaport.Manager
+	t []*mediaport.Manager // T1, T2, T3
 }
 
 func newLAN(t *testing.T) *lan {
 	t.Helper()
-	clock := sim.NewClock()
-	network, err := sim.NewNetwork(sim.NetworkOptions{Clock: clock, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lan{clock: clock}
+	sl := simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}})
+	l := &lan{LAN: sl}
 	newHost := func(n byte) *mediaport.Manager {
-		ep, err := network.NewEndpoint(sim.EndpointOptions{MAC: tcpip.LinkAddress([]byte{2, 0, 0, 0, 0, n}), Impairments: sim.Impairments{Delay: time.Millisecond}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := stack.New(stack.Options{
-			NICs:  []stack.NICOptions{{Link: ep, Addrs: []string{fmt.Sprintf("198.51.100.%d/24", n), fmt.Sprintf("2001:db8::%d/64", n)}}},
-			Clock: clock,
-			Seed:  int64(n),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock.AddSettler(st.Settle)
-		t.Cleanup(st.Close)
-		m, err := mediaport.NewManager(st, mediaport.Options{PortMin: 20000, PortMax: 20099})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
+		return sl.AddHost(simlan.HostOptions{N: n, Seed: int64(n), Media: &mediaport.Options{PortMin: 20000, PortMax: 20099}}).Media
 	}
 	l.r = newHost(2)
 	for _, n := range []byte{1, 3, 4} {
 		l.t = append(l.t, newHost(n))
 	}
-	l.run(time.Second)
+	l.Run(time.Second)
 	return l
 }
-
-func (l *lan) run(d time.Duration) { l.clock.Advance(d) }
 
 func (l *lan) service(t *testing.T, reflect bool) *relay.Service {
 	t.Helper()
@@ -80,34 +53,16 @@ func (l *lan) service(t *testing.T, reflect bool) *relay.Service {
 	return s
 }
 
-func open(t *testing.T, m *mediaport.Manager, port uint16) *mediaport.Port {
-	t.Helper()
-	p, err := m.Open(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // drain returns the payloads p holds, without blocking.
 func drain(t *testing.T, p *mediaport.Port) []string {
 	t.Helper()
-	p.SetReadDeadline(time.Unix(1, 0))
 	var got []string
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := p.ReadFromUDPAddrPort(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return got
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(buf[:n]))
+	for _, d := range simlan.Drain(t, p) {
+		got = append(got, d.Payload)
 	}
+	return got
 }
 
 func send(t *testing.T, p *mediaport.Port, to netip.AddrPort, msgs ...string) {
@@ -131,18 +86,18 @@ func TestRelayLatchesBothSides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t1, t2, t3 := open(t, l.t[0], 20010), open(t, l.t[1], 20020), open(t, l.t[2], 20030)
+	t1, t2, t3 := simlan.Open(t, l.t[0], 20010), simlan.Open(t, l.t[1], 20020), simlan.Open(t, l.t[2], 20030)
 	a, b := ap("198.51.100.2:20000"), ap("198.51.100.2:20002")
 
 	send(t, t1, a, "t1 early") // B's peer unknown: dropped
-	l.run(20 * time.Millisecond)
+	l.Run(20 * time.Millisecond)
 	send(t, t2, b, "t2 hello") // latches B's peer, goes to T1
-	l.run(20 * time.Millisecond)
+	l.Run(20 * time.Millisecond)
 	for i := range 5 {
 		send(t, t2, b, fmt.Sprintf("t2 %d", i))
 		send(t, t1, a, fmt.Sprintf("t1 %d", i))
 		send(t, t3, a, fmt.Sprintf("t3 %d", i)) // not A's peer: dropped
-		l.run(20 * time.Millisecond)
+		l.Run(20 * time.Millisecond)
 	}
 	if diff := cmp.Diff([]string{"t2 hello", "t2 0", "t2 1", "t2 2", "t2 3", "t2 4"}, drain(t, t1)); diff != "" {
 		t.Errorf("T1 received (-want +got):\n%s", diff)
@@ -186,10 +141,10 @@ func TestRelayFixedPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t1, t2 := open(t, l.t[0], 20010), open(t, l.t[1], 20020)
+	t1, t2 := simlan.Open(t, l.t[0], 20010), simlan.Open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20004"), "from t1")
 	send(t, t2, ap("[2001:db8::2]:20005"), "from t2")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if diff := cmp.Diff([]string{"from t1"}, drain(t, t2)); diff != "" {
 		t.Errorf("T2 received (-want +got):\n%s", diff)
 	}
@@ -202,16 +157,16 @@ func TestRelayFixedPeers(t *testing.T) {
 // reflector and gives them back when deleted.
 func TestReflector(t *testing.T) {
 	l := newLAN(t)
-	mine := open(t, l.r, 20099) // opened by someone else: not reflected
+	mine := simlan.Open(t, l.r, 20099) // opened by someone else: not reflected
 	s := l.service(t, true)
 	if st := s.Stats(); st.Reflecting != 99 {
 		t.Fatalf("%d ports reflecting, want 99", st.Reflecting)
 	}
-	t1 := open(t, l.t[0], 20010)
+	t1 := simlan.Open(t, l.t[0], 20010)
 	send(t, t1, ap("198.51.100.2:20007"), "v4")
 	send(t, t1, ap("[2001:db8::2]:20007"), "v6")
 	send(t, t1, ap("198.51.100.2:20099"), "not reflected")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if diff := cmp.Diff([]string{"v4", "v6"}, drain(t, t1)); diff != "" {
 		t.Errorf("T1 received (-want +got):\n%s", diff)
 	}
@@ -223,9 +178,9 @@ func TestReflector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t2 := open(t, l.t[1], 20020)
+	t2 := simlan.Open(t, l.t[1], 20020)
 	send(t, t1, ap("198.51.100.2:20007"), "relayed")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if got := drain(t, t1); len(got) != 0 {
 		t.Errorf("T1 got %q back from a relay port", got)
 	}
@@ -236,7 +191,7 @@ func TestReflector(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, t1, ap("198.51.100.2:20007"), "reflected again")
-	l.run(50 * time.Millisecond)
+	l.Run(50 * time.Millisecond)
 	if diff := cmp.Diff([]string{"reflected again"}, drain(t, t1)); diff != "" {
 		t.Errorf("T1 received (-want +got):\n%s", diff)
 	}
@@ -251,7 +206,7 @@ func TestCreateRefusesBadRelays(t *testing.T) {
 	if _, err := s.Create(relay.Spec{Ports: [2]uint16{20000, 20001}}); err != nil {
 		t.Fatal(err)
 	}
-	open(t, l.r, 20050)
+	simlan.Open(t, l.r, 20050)
 	for _, tc := range []struct {
 		spec relay.Spec
 		want error

@@ -19,12 +19,12 @@ import (
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/raw"
 	"github.com/mediastack/mediastack/link/tap"
 	"github.com/mediastack/mediastack/policyarp"
-	"github.com/mediastack/mediastack/policyarp/policyarptest"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/udpfast"
 )
@@ -146,7 +146,7 @@ func (kp *kernelPeer) dst(v6 bool) netip.AddrPort {
 
 func (kp *kernelPeer) send(snd *udpfast.Sender, dst netip.AddrPort) {
 	kp.t.Helper()
-	p := policyarptest.Seq(make([]byte, 172), kp.seq)
+	p := frames.Seq(make([]byte, 172), kp.seq)
 	kp.seq++
 	if err := snd.Send(p, dst); err != nil {
 		kp.t.Fatalf("Send #%d to %v: %v", kp.seq-1, dst, err)
@@ -302,7 +302,7 @@ func TestKernelPeer(t *testing.T) {
 
 	// 2. New MAC, announced: the kernel's gratuitous ARP reaches the fast
 	// filter, the entry is invalidated, netstack resolves again.
-	announced := tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x11")
+	announced := frames.MAC(0x11)
 	kp.setKernelMAC(announced)
 	const afterGARP = 20
 	c = kp.capture(fmt.Sprintf("udp dst port %d and ether dst %s", sink, announced), afterGARP)
@@ -327,7 +327,7 @@ func TestKernelPeer(t *testing.T) {
 		t.Log("-short: skipping the unannounced MAC change (up to a minute of NUD)")
 		return
 	}
-	silent := tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x22")
+	silent := frames.MAC(0x22)
 	c = kp.capture(fmt.Sprintf("udp dst port %d and ether dst %s", sink, silent), 1)
 	kp.setKernelMAC(silent)
 	changed := time.Now()
@@ -479,7 +479,7 @@ func testKernelCutsTrains(t *testing.T, kind string) {
 			var payloads [][]byte
 			var want []byte
 			for i := range n {
-				p := policyarptest.Seq(make([]byte, 172), uint64(i))
+				p := frames.Seq(make([]byte, 172), uint64(i))
 				payloads = append(payloads, p)
 				want = append(want, p...)
 			}

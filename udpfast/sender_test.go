@@ -13,15 +13,15 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
-	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/leakcheck"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/linktest"
+	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/policyarp"
-	"github.com/mediastack/mediastack/policyarp/policyarptest"
 	"github.com/mediastack/mediastack/stack"
 	"github.com/mediastack/mediastack/udpfast"
 	"github.com/mediastack/mediastack/udpfast/udpfasttest"
@@ -29,15 +29,19 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
+// A sends from rtp, in the range the table and filter cover from base; the
+// peer receives on sink.
 const (
-	macA  = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0a")
-	macB  = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0b")
-	macB2 = tcpip.LinkAddress("\x02\x00\x00\x00\x01\x0b")
-	macR  = tcpip.LinkAddress("\x02\x00\x00\x00\x00\xfe")
-	base  = 20000
-	rtp   = base + 4
-	sink  = 6000
+	base = 20000
+	rtp  = base + 4
+	sink = 6000
 )
+
+// The LAN: A sends, B is a peer on-link, R the gateway to the rest; B2 is
+// the card B moves to.
+const hostA, hostB, hostR, cardB2 = 1, 2, 254, 102
+
+var macA, macB, macB2, macR = frames.MAC(hostA), frames.MAC(hostB), frames.MAC(cardB2), frames.MAC(hostR)
 
 // family holds one IP version's addresses on the simulated LAN.
 type family struct {
@@ -49,10 +53,8 @@ type family struct {
 }
 
 var (
-	v4 = family{"v4", netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2"),
-		netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("198.51.100.254"), 1500 - 28}
-	v6 = family{"v6", netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2"),
-		netip.MustParseAddr("2001:db8:1::9"), netip.MustParseAddr("2001:db8::fe"), 1500 - 48}
+	v4       = family{"v4", frames.V4(hostA), frames.V4(hostB), frames.Remote4, frames.V4(hostR), 1500 - 28}
+	v6       = family{"v6", frames.V6(hostA), frames.V6(hostB), frames.Remote6, frames.V6(hostR), 1500 - 48}
 	families = []family{v4, v6}
 )
 
@@ -61,7 +63,7 @@ var (
 type fixture struct {
 	t     *testing.T
 	fam   family
-	lan   *policyarptest.LAN
+	lan   *simlan.LAN
 	table *policyarp.Table
 	snd   *udpfast.Sender
 	rx    *receiver // on B, port sink
@@ -77,11 +79,10 @@ func newFixture(t *testing.T, fam family) *fixture {
 // trace.
 func newTracedFixture(t *testing.T, fam family, trace io.Writer) *fixture {
 	t.Helper()
-	lan := policyarptest.NewLAN(t, policyarptest.Options{Seed: 1, Delay: time.Millisecond, Trace: trace},
-		policyarptest.HostConfig{MAC: macA, Addrs: []string{"198.51.100.1/24", "2001:db8::1/64"},
-			Gateways: []string{"198.51.100.254", "2001:db8::fe"}},
-		policyarptest.HostConfig{MAC: macB, Addrs: []string{"198.51.100.2/24", "2001:db8::2/64"}},
-		policyarptest.HostConfig{MAC: macR, Addrs: []string{"198.51.100.254/24", "2001:db8::fe/64"}},
+	lan := simlan.New(t, simlan.Options{Seed: 1, Impairments: sim.Impairments{Delay: time.Millisecond}, Trace: trace, Record: true},
+		simlan.HostOptions{N: hostA, Gateways: []string{v4.gateway.String(), v6.gateway.String()}},
+		simlan.HostOptions{N: hostB},
+		simlan.HostOptions{N: hostR},
 	)
 	a := lan.Hosts[0]
 	table, err := policyarp.New(policyarp.Options{Stack: a.Stack.Netstack(), NIC: a.Stack.NICID(0), BasePort: base, Ports: 100})
@@ -114,7 +115,7 @@ func newTracedFixture(t *testing.T, fam family, trace io.Writer) *fixture {
 	for _, h := range lan.Hosts {
 		h.Frames()
 	}
-	return &fixture{t: t, fam: fam, lan: lan, table: table, snd: snd, rx: newReceiver(t, lan.Hosts[1].Stack, sink)}
+	return &fixture{t: t, fam: fam, lan: lan, table: table, snd: snd, rx: &receiver{t: t, ep: lan.Hosts[1].BindUDP(t, sink)}}
 }
 
 func (f *fixture) peer() netip.AddrPort { return netip.AddrPortFrom(f.fam.b, sink) }
@@ -124,7 +125,7 @@ func (f *fixture) peer() netip.AddrPort { return netip.AddrPortFrom(f.fam.b, sin
 func (f *fixture) send(n int, dst netip.AddrPort, gap time.Duration) {
 	f.t.Helper()
 	for i := 0; i < n; i++ {
-		p := policyarptest.Seq(make([]byte, 172), f.seq)
+		p := frames.Seq(make([]byte, 172), f.seq)
 		f.seq++
 		if err := f.snd.Send(p, dst); err != nil {
 			f.t.Fatalf("Send #%d: %v", f.seq-1, err)
@@ -157,10 +158,10 @@ func (f *fixture) expect(fast uint64, fallbacks map[udpfast.Reason]uint64) {
 
 // udpFramesAt returns the UDP datagrams from A to port sink that host h
 // received since the last call, with the MAC they were sent to.
-func udpFramesAt(h *policyarptest.Host) []policyarptest.UDPFrame {
-	var out []policyarptest.UDPFrame
+func udpFramesAt(h *simlan.Host) []frames.Datagram {
+	var out []frames.Datagram
 	for _, fr := range h.Frames() {
-		if u, ok := policyarptest.ParseUDP(fr); ok && u.SrcPort == rtp {
+		if u, ok := frames.ParseUDP(fr); ok && u.Src.Port() == rtp {
 			out = append(out, u)
 		}
 	}
@@ -174,21 +175,6 @@ type receiver struct {
 	got []uint64
 }
 
-func newReceiver(t *testing.T, st *stack.Stack, port uint16) *receiver {
-	t.Helper()
-	var wq waiter.Queue
-	ep, err := st.Netstack().NewEndpoint(udp.ProtocolNumber, header.IPv6ProtocolNumber, &wq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep.SocketOptions().SetV6Only(false)
-	if err := ep.Bind(tcpip.FullAddress{Port: port}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ep.Close)
-	return &receiver{t: t, ep: ep}
-}
-
 // poll reads what arrived, before netstack's receive buffer fills.
 func (r *receiver) poll() {
 	for {
@@ -196,7 +182,7 @@ func (r *receiver) poll() {
 		if _, err := r.ep.Read(&b, tcpip.ReadOptions{}); err != nil {
 			return
 		}
-		r.got = append(r.got, policyarptest.SeqOf(b.Bytes()))
+		r.got = append(r.got, frames.SeqOf(b.Bytes()))
 	}
 }
 
@@ -249,11 +235,11 @@ func TestFirstDatagramResolvesThenFast(t *testing.T) {
 
 			resolutions := 0
 			for _, fr := range f.lan.Hosts[1].Frames() {
-				u, isUDP := policyarptest.ParseUDP(fr)
+				u, isUDP := frames.ParseUDP(fr)
 				switch {
-				case isUDP && u.SrcPort == rtp && u.DstMAC != macB:
+				case isUDP && u.Src.Port() == rtp && u.DstMAC != macB:
 					t.Errorf("datagram to MAC %s, want %s", u.DstMAC, macB)
-				case policyarptest.IsARPRequest(fr, stack.AddrFrom(fam.b)), isNS(fr, fam.b):
+				case frames.IsARPRequest(fr, fam.b), frames.IsNeighborSolicitation(fr, fam.b):
 					resolutions++
 				}
 			}
@@ -262,20 +248,6 @@ func TestFirstDatagramResolvesThenFast(t *testing.T) {
 			}
 		})
 	}
-}
-
-func isNS(frame []byte, target netip.Addr) bool {
-	if len(frame) < header.EthernetMinimumSize+header.IPv6MinimumSize+header.ICMPv6NeighborSolicitMinimumSize ||
-		header.Ethernet(frame).Type() != header.IPv6ProtocolNumber {
-		return false
-	}
-	ip := header.IPv6(frame[header.EthernetMinimumSize:])
-	if ip.TransportProtocol() != header.ICMPv6ProtocolNumber {
-		return false
-	}
-	icmp := header.ICMPv6(ip.Payload())
-	return icmp.Type() == header.ICMPv6NeighborSolicit &&
-		header.NDPNeighborSolicit(icmp.MessageBody()).TargetAddress() == stack.AddrFrom(target)
 }
 
 // Datagrams sent while netstack is still resolving wait in netstack's queue
@@ -344,9 +316,9 @@ func TestAnnouncedMACChange(t *testing.T) {
 				case "frame": // through the wire and the real fast filter on A
 					var announce []byte
 					if fam.name == "v6" {
-						announce = policyarptest.UnsolicitedNA(stack.AddrFrom(fam.b), macB2)
+						announce = frames.UnsolicitedNA(fam.b, macB2)
 					} else {
-						announce = policyarptest.GratuitousARP(stack.AddrFrom(fam.b), macB2)
+						announce = frames.GratuitousARP(header.ARPRequest, fam.b, macB2)
 					}
 					if _, err := b.Link.WriteFrames([][]byte{announce}); err != nil {
 						t.Fatal(err)
@@ -360,13 +332,13 @@ func TestAnnouncedMACChange(t *testing.T) {
 				}
 				f.send(10, f.peer(), 10*time.Millisecond)
 				f.expect(18, map[udpfast.Reason]uint64{udpfast.ReasonNoEntry: 1, udpfast.ReasonInvalidated: 1})
-				frames := udpFramesAt(b)
-				if len(frames) != 10 {
-					t.Fatalf("peer got %d datagrams at its new MAC, want 10", len(frames))
+				seen := udpFramesAt(b)
+				if len(seen) != 10 {
+					t.Fatalf("peer got %d datagrams at its new MAC, want 10", len(seen))
 				}
-				for _, u := range frames {
+				for _, u := range seen {
 					if u.DstMAC != macB2 {
-						t.Errorf("datagram #%d to %s, want the new MAC %s", policyarptest.SeqOf(u.Payload), u.DstMAC, macB2)
+						t.Errorf("datagram #%d to %s, want the new MAC %s", frames.SeqOf(u.Payload), u.DstMAC, macB2)
 					}
 				}
 				f.expectReceived(seqRange(0, 20))
@@ -404,9 +376,9 @@ func TestSilentMACChangeRecovers(t *testing.T) {
 				t.Fatalf("delivery resumed after %v, later than NUD allows", resumed)
 			}
 			f.send(50, f.peer(), 20*time.Millisecond)
-			frames := udpFramesAt(b)
-			if len(frames) != 50 || frames[49].DstMAC != macB2 {
-				t.Fatalf("after recovery: %d datagrams at the new MAC", len(frames))
+			seen := udpFramesAt(b)
+			if len(seen) != 50 || seen[49].DstMAC != macB2 {
+				t.Fatalf("after recovery: %d datagrams at the new MAC", len(seen))
 			}
 			st := f.snd.Stats()
 			t.Logf("%s: silent MAC change: delivery resumed after %v simulated; fallbacks %v; table %+v",
@@ -428,12 +400,12 @@ func TestGatewayRouteUsesGatewayMAC(t *testing.T) {
 			if e := f.table.Slot(rtp).Peek(); e.NextHop != stack.AddrFrom(fam.gateway) {
 				t.Fatalf("next hop %s, want the gateway", e.NextHop)
 			}
-			frames := udpFramesAt(f.lan.Hosts[2])
-			if len(frames) != 6 {
-				t.Fatalf("gateway got %d datagrams, want 6", len(frames))
+			seen := udpFramesAt(f.lan.Hosts[2])
+			if len(seen) != 6 {
+				t.Fatalf("gateway got %d datagrams, want 6", len(seen))
 			}
-			for _, u := range frames {
-				if u.DstMAC != macR || u.Dst != stack.AddrFrom(fam.remote) {
+			for _, u := range seen {
+				if u.DstMAC != macR || u.Dst.Addr() != fam.remote {
 					t.Errorf("datagram to %s / %s, want %s / %s", u.DstMAC, u.Dst, macR, fam.remote)
 				}
 			}
@@ -452,9 +424,9 @@ func TestDestinationChange(t *testing.T) {
 	f.send(2, router, 10*time.Millisecond)
 	f.send(2, f.peer(), 10*time.Millisecond)
 	f.expect(5, map[udpfast.Reason]uint64{udpfast.ReasonNoEntry: 1, udpfast.ReasonDstChanged: 2})
-	frames := udpFramesAt(f.lan.Hosts[1])
-	if len(frames) != 6 || frames[2].DstPort != sink+1 || frames[5].DstPort != sink {
-		t.Fatalf("peer frames %+v", frames)
+	seen := udpFramesAt(f.lan.Hosts[1])
+	if len(seen) != 6 || seen[2].Dst.Port() != sink+1 || seen[5].Dst.Port() != sink {
+		t.Fatalf("peer frames %+v", seen)
 	}
 }
 
@@ -466,7 +438,7 @@ func TestTooBigGoesThroughNetstack(t *testing.T) {
 			f := newFixture(t, fam)
 			f.send(1, f.peer(), 10*time.Millisecond)
 			for _, n := range []int{fam.maxFastPayload, fam.maxFastPayload + 1, 4000} {
-				p := policyarptest.Seq(make([]byte, n), f.seq)
+				p := frames.Seq(make([]byte, n), f.seq)
 				f.seq++
 				if err := f.snd.Send(p, f.peer()); err != nil {
 					t.Fatal(err)
@@ -483,7 +455,7 @@ func TestSendBatch(t *testing.T) {
 	f := newFixture(t, v6)
 	payloads := make([][]byte, 40)
 	for i := range payloads {
-		payloads[i] = policyarptest.Seq(make([]byte, 172), uint64(i))
+		payloads[i] = frames.Seq(make([]byte, 172), uint64(i))
 	}
 	dsts := []netip.AddrPort{f.peer()}
 	// Unresolved: each through netstack, in order.
@@ -504,8 +476,8 @@ func TestSendBatch(t *testing.T) {
 	f.expectReceived(seqRange(0, 40))
 
 	// Per-datagram destinations; a too-big one in the middle keeps its place.
-	big := policyarptest.Seq(make([]byte, 3000), 41)
-	mixed := [][]byte{policyarptest.Seq(make([]byte, 10), 40), big, policyarptest.Seq(make([]byte, 10), 42)}
+	big := frames.Seq(make([]byte, 3000), 41)
+	mixed := [][]byte{frames.Seq(make([]byte, 10), 40), big, frames.Seq(make([]byte, 10), 42)}
 	if n, err := f.snd.SendBatch(mixed, []netip.AddrPort{f.peer(), f.peer(), f.peer()}); n != 3 || err != nil {
 		t.Fatalf("SendBatch = %d, %v", n, err)
 	}
@@ -529,7 +501,7 @@ func TestBadDestination(t *testing.T) {
 		}
 	}
 	// 4-in-6 is the IPv4 destination it maps.
-	if err := f.snd.Send(policyarptest.Seq(make([]byte, 8), 0), netip.AddrPortFrom(netip.AddrFrom16(v4.b.As16()), sink)); err != nil {
+	if err := f.snd.Send(frames.Seq(make([]byte, 8), 0), netip.AddrPortFrom(netip.AddrFrom16(v4.b.As16()), sink)); err != nil {
 		t.Fatal(err)
 	}
 	f.lan.Run(10 * time.Millisecond)
@@ -588,7 +560,7 @@ func newSinkStackSegmenting(tb testing.TB, clock tcpip.Clock, segment bool) *sin
 		tb.Fatal(err)
 	}
 	st, err := stack.New(stack.Options{
-		NICs:  []stack.NICOptions{{Name: "sink0", Link: ep, Addrs: []string{"198.51.100.1/24", "2001:db8::1/64"}}},
+		NICs:  []stack.NICOptions{{Name: "sink0", Link: ep, Addrs: frames.Addrs(hostA)}},
 		Clock: clock,
 		Seed:  1,
 	})
@@ -636,7 +608,7 @@ func TestQueueFullFallsBack(t *testing.T) {
 	s.sink.SetRoom(4)
 	payloads := make([][]byte, 10)
 	for i := range payloads {
-		payloads[i] = policyarptest.Seq(make([]byte, 8), uint64(i))
+		payloads[i] = frames.Seq(make([]byte, 8), uint64(i))
 	}
 	if n, err := snd.SendBatch(payloads, []netip.AddrPort{dst}); n != 10 || err != nil {
 		t.Fatalf("SendBatch = %d, %v", n, err)
@@ -716,7 +688,7 @@ func TestTraceIsDeterministic(t *testing.T) {
 		f.send(100, f.peer(), 20*time.Millisecond)
 		b := f.lan.Hosts[1]
 		b.Link.SetLinkAddress(macB2)
-		if _, err := b.Link.WriteFrames([][]byte{policyarptest.GratuitousARP(stack.AddrFrom(v4.b), macB2)}); err != nil {
+		if _, err := b.Link.WriteFrames([][]byte{frames.GratuitousARP(header.ARPRequest, v4.b, macB2)}); err != nil {
 			t.Fatal(err)
 		}
 		f.send(100, f.peer(), 20*time.Millisecond)

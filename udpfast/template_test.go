@@ -7,6 +7,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // FuzzTemplate builds frames from arbitrary addresses, ports, TTL/TOS,
@@ -27,7 +29,7 @@ func FuzzTemplate(f *testing.F) {
 			t.Skip()
 		}
 		fields := templateFields{
-			srcMAC: "\x02\x00\x00\x00\x00\x0a", dstMAC: "\x02\x00\x00\x00\x00\x0b",
+			srcMAC: frames.MAC(1), dstMAC: frames.MAC(2),
 			src: tcpip.AddrFromSlice(src[:size]), dst: tcpip.AddrFromSlice(dst[:size]),
 			srcPort: sport, dstPort: dport, ttl: ttl, tos: tos, df: df,
 		}

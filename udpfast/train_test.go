@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/mediastack/mediastack/policyarp/policyarptest"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/udpfast"
 	"github.com/mediastack/mediastack/udpfast/udpfasttest"
 )
@@ -25,7 +25,7 @@ func trainBatch(fam family) ([][]byte, []netip.AddrPort) {
 		for range n {
 			p := make([]byte, size)
 			if size >= 8 {
-				p = policyarptest.Seq(p, uint64(len(payloads)))
+				p = frames.Seq(p, uint64(len(payloads)))
 			}
 			payloads = append(payloads, p)
 			dsts = append(dsts, dst)
@@ -113,7 +113,7 @@ func TestTrainRefusedFallsBack(t *testing.T) {
 	dst := netip.AddrPortFrom(v4.b, sink)
 	payloads := make([][]byte, 10)
 	for i := range payloads {
-		payloads[i] = policyarptest.Seq(make([]byte, 64), uint64(i))
+		payloads[i] = frames.Seq(make([]byte, 64), uint64(i))
 	}
 	if err := snd.Send([]byte("first"), dst); err != nil { // makes the entry
 		t.Fatal(err)

@@ -25,6 +25,8 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // The load generator runs inside the peer's network namespace as
@@ -283,7 +285,7 @@ func newProbeFrames(req genRequest, epoch uint32) (*probeFrames, error) {
 	binary.BigEndian.PutUint32(payload[4:], epoch)
 	pf := &probeFrames{frames: make([][]byte, genBatch)}
 	for i := range pf.frames {
-		pf.frames[i] = udpFrame(tcpip.LinkAddress(src), tcpip.LinkAddress(dst), req.Src, req.Dst, payload)
+		pf.frames[i] = frames.UDP{SrcMAC: tcpip.LinkAddress(src), DstMAC: tcpip.LinkAddress(dst), Src: req.Src, Dst: req.Dst, Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
 	}
 	f := pf.frames[0]
 	pf.payload = len(f) - req.Size

@@ -5,25 +5,21 @@ import (
 	"fmt"
 	"net/netip"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/discard"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/stack"
 )
 
 // Addresses of the in-process workloads and of the real link: the stack
-// under test and its peer (the load generator). Documentation ranges only.
+// under test and its peer (the load generator) are internal/frames' Stack
+// and Peer.
 var (
-	stackMAC = tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x02")
-	peerMAC  = tcpip.LinkAddress("\x02\x00\x5e\x00\x53\x01")
-
-	stackV4 = netip.MustParsePrefix("198.51.100.2/24")
-	peerV4  = netip.MustParsePrefix("198.51.100.1/24")
-	stackV6 = netip.MustParsePrefix("2001:db8::2/64")
-	peerV6  = netip.MustParsePrefix("2001:db8::1/64")
+	stackMAC, peerMAC = frames.StackMAC, frames.PeerMAC
+	stackV4, stackV6  = frames.Prefix(frames.StackV4), frames.Prefix(frames.StackV6)
+	peerV4, peerV6    = frames.Prefix(frames.PeerV4), frames.Prefix(frames.PeerV6)
 )
 
 // basePort is the stack's first media port; peerPort the peer's.

@@ -7,7 +7,10 @@ import (
 	"net/netip"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/udpfast"
 )
 
@@ -69,7 +72,7 @@ func openReceive(cfg Config, fam family, size int, path Path) (Bench, error) {
 		return nil, err
 	}
 	local, peer := netip.AddrPortFrom(fam.local, basePort), netip.AddrPortFrom(fam.peer, peerPort)
-	frame := udpFrame(peerMAC, stackMAC, peer, local, testPayload(size))
+	frame := frames.UDP{Src: peer, Dst: local, Payload: frames.Pattern(size), Flags: header.IPv4FlagDontFragment}.Build()
 	buf := make([]byte, 2048)
 	switch path {
 	case PathFast:
@@ -118,7 +121,7 @@ func openSend(cfg Config, fam family, size int, path Path) (Bench, error) {
 		return nil, err
 	}
 	local, peer := netip.AddrPortFrom(fam.local, basePort), netip.AddrPortFrom(fam.peer, peerPort)
-	payload := testPayload(size)
+	payload := frames.Pattern(size)
 	switch path {
 	case PathFast:
 		// As an application sets it up: the port registered with the
@@ -179,7 +182,7 @@ func openReflect(cfg Config, fam family, size int, path Path) (Bench, error) {
 		return nil, err
 	}
 	local, peer := netip.AddrPortFrom(fam.local, basePort), netip.AddrPortFrom(fam.peer, peerPort)
-	frame := udpFrame(peerMAC, stackMAC, peer, local, testPayload(size))
+	frame := frames.UDP{Src: peer, Dst: local, Payload: frames.Pattern(size), Flags: header.IPv4FlagDontFragment}.Build()
 	switch path {
 	case PathFast:
 		r, err := newFastReflector(h.filter, h.table, h.link, basePort, basePort, []netip.Addr{fam.local})

@@ -6,6 +6,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/mediastack/mediastack/internal/frames"
 )
 
 // scaleSize is the payload of the scaling sweep: one RTP packet.
@@ -63,9 +67,7 @@ func ScaleStreams(workload string) (int, bool) {
 
 // scalePeer is stream i's peer.
 func scalePeer(i int) netip.AddrPort {
-	a := peerV4.Addr().As4()
-	a[3] = byte(10 + i%scalePeerAddrs)
-	return netip.AddrPortFrom(netip.AddrFrom4(a), uint16(peerPort+i/scalePeerAddrs))
+	return netip.AddrPortFrom(frames.V4(byte(10+i%scalePeerAddrs)), uint16(peerPort+i/scalePeerAddrs))
 }
 
 func openScale(cfg Config, streams int) (Bench, error) {
@@ -82,16 +84,16 @@ func openScale(cfg Config, streams int) (Bench, error) {
 		h.close()
 		return nil, err
 	}
-	payload := testPayload(scaleSize)
-	frames := make([][]byte, streams)
-	for i := range frames {
-		frames[i] = udpFrame(peerMAC, stackMAC, scalePeer(i), netip.AddrPortFrom(stackV4.Addr(), uint16(basePort+i)), payload)
+	payload := frames.Pattern(scaleSize)
+	streamFrames := make([][]byte, streams)
+	for i := range streamFrames {
+		streamFrames[i] = frames.UDP{Src: scalePeer(i), Dst: netip.AddrPortFrom(stackV4.Addr(), uint16(basePort+i)), Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
 	}
 	next := 0
 	run := func(n int) error {
 		before := h.written()
 		for range n {
-			h.link.DeliverFrame(frames[next])
+			h.link.DeliverFrame(streamFrames[next])
 			if next++; next == streams {
 				next = 0
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -121,18 +120,18 @@ func newSimTCPBench(path Path, size int) (*simTCPBench, error) {
 	if err != nil {
 		return nil, err
 	}
-	tx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: "\x02\x00\x5e\x00\x53\x02", TCPOffload: offload})
+	tx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: stackMAC, TCPOffload: offload})
 	if err != nil {
 		return nil, err
 	}
-	rx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: "\x02\x00\x5e\x00\x53\x01"})
+	rx, err := b.network.NewEndpoint(sim.EndpointOptions{MAC: peerMAC})
 	if err != nil {
 		return nil, err
 	}
-	if b.sender, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "tx", Link: tx, Addrs: []string{"198.51.100.2/24"}}}, Clock: b.clock, Seed: 1}); err != nil {
+	if b.sender, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "tx", Link: tx, Addrs: []string{stackV4.String()}}}, Clock: b.clock, Seed: 1}); err != nil {
 		return nil, err
 	}
-	if b.receiver, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "rx", Link: rx, Addrs: []string{"198.51.100.1/24"}}}, Clock: b.clock, Seed: 2}); err != nil {
+	if b.receiver, err = stack.New(stack.Options{NICs: []stack.NICOptions{{Name: "rx", Link: rx, Addrs: []string{peerV4.String()}}}, Clock: b.clock, Seed: 2}); err != nil {
 		b.sender.Close()
 		return nil, err
 	}
@@ -150,7 +149,7 @@ func pattern(n int) []byte {
 
 func (b *simTCPBench) Round(ctx context.Context) (Result, error) {
 	b.port++
-	dst := tcpip.FullAddress{Addr: stack.AddrFrom(netip.MustParseAddr("198.51.100.1")), Port: b.port}
+	dst := tcpip.FullAddress{Addr: stack.AddrFrom(peerV4.Addr()), Port: b.port}
 	var lwq, cwq waiter.Queue
 	l, terr := b.receiver.Netstack().NewEndpoint(tcp.ProtocolNumber, header.IPv4ProtocolNumber, &lwq)
 	if terr != nil {

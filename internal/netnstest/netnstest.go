@@ -29,16 +29,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/netns"
 )
 
-// The addresses on the test link. Only documentation ranges, and only
-// inside namespaces the test created.
+// The addresses on the test link: the kernel is internal/frames' Peer, the
+// stack under test its Stack. Only documentation ranges, and only inside
+// namespaces the test created.
 var (
-	KernelV4 = netip.MustParsePrefix("198.51.100.1/24")
-	StackV4  = netip.MustParsePrefix("198.51.100.2/24")
-	KernelV6 = netip.MustParsePrefix("2001:db8::1/64")
-	StackV6  = netip.MustParsePrefix("2001:db8::2/64")
+	KernelV4, KernelV6 = frames.Prefix(frames.PeerV4), frames.Prefix(frames.PeerV6)
+	StackV4, StackV6   = frames.Prefix(frames.StackV4), frames.Prefix(frames.StackV6)
 )
 
 // StateTimeout is how long a test waits for the kernel or the stack to

@@ -12,16 +12,13 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 )
 
-var (
-	ourMAC   = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x01")
-	peerMAC  = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x02")
-	otherMAC = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x03")
-)
+var ourMAC, peerMAC, otherMAC = frames.MAC(1), frames.MAC(2), frames.MAC(3)
 
 // recordingDevice keeps what is written; reads come from a channel of batches.
 type recordingDevice struct {

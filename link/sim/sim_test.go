@@ -7,17 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip"
-
 	"github.com/mediastack/mediastack/internal/simapp"
-	"github.com/mediastack/mediastack/link/pcap"
+	"github.com/mediastack/mediastack/internal/simlan"
 	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/stack"
-)
-
-const (
-	macA = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0a")
-	macB = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x0b")
 )
 
 type pair struct {
@@ -29,34 +22,11 @@ type pair struct {
 
 func newPair(t testing.TB, seed uint64, im sim.Impairments) *pair {
 	t.Helper()
-	p := &pair{clock: sim.NewClock()}
-	capture, err := pcap.NewWriter(&p.trace, p.clock, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.network, err = sim.NewNetwork(sim.NetworkOptions{Clock: p.clock, Seed: seed, Capture: capture})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mk := func(mac tcpip.LinkAddress, addrs ...string) *stack.Stack {
-		ep, err := p.network.NewEndpoint(sim.EndpointOptions{MAC: mac, Impairments: im})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := stack.New(stack.Options{
-			NICs:  []stack.NICOptions{{Name: "sim0", Link: ep, Addrs: addrs}},
-			Clock: p.clock,
-			Seed:  int64(seed),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.clock.AddSettler(s.Settle)
-		t.Cleanup(s.Close)
-		return s
-	}
-	p.a = mk(macA, "198.51.100.1/24", "2001:db8::1/64")
-	p.b = mk(macB, "198.51.100.2/24", "2001:db8::2/64")
+	p := &pair{}
+	lan := simlan.New(t, simlan.Options{Seed: seed, Impairments: im, Trace: &p.trace},
+		simlan.HostOptions{N: 1, Seed: int64(seed)}, simlan.HostOptions{N: 2, Seed: int64(seed)})
+	p.clock, p.network = lan.Clock, lan.Network
+	p.a, p.b = lan.Hosts[0].Stack, lan.Hosts[1].Stack
 	return p
 }
 
