@@ -56,11 +56,19 @@ func TestFastPathsAllocateNothing(t *testing.T) {
 		if err := l.Run(warmup); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		allocs := testing.AllocsPerRun(20, func() {
-			if err := l.Run(32); err != nil {
-				panic(err)
-			}
-		}) / 32
+		// AllocsPerRun counts the whole process's allocations, netstack's
+		// background timers (DAD, MLD, router solicitations on the real
+		// clock) included: a loaded machine stretches the measurement
+		// until one fires inside it. An allocation of the path itself
+		// shows in every measurement, so the least of a few is the path's.
+		allocs := math.Inf(1)
+		for try := 0; try < 5 && allocs != 0; try++ {
+			allocs = min(allocs, testing.AllocsPerRun(20, func() {
+				if err := l.Run(32); err != nil {
+					panic(err)
+				}
+			})/32)
+		}
 		switch {
 		case strings.HasSuffix(name, "/"+string(PathNetstack)):
 			if allocs < 1 {
