@@ -117,18 +117,20 @@ func (f *KernelFilter) Install() error {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return fmt.Errorf("mediahost: %w (%v)", ErrNoNft, err)
 	}
-	cmd := exec.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(f.rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mediahost: nft -f (table inet %s): %v: %s", f.table, err, bytes.TrimSpace(out))
-	}
-	return nil
+	return f.nft(f.rules)
 }
 
-// Remove deletes the table.
+// Remove deletes the table; one already gone is fine.
 func (f *KernelFilter) Remove() error {
-	if out, err := exec.Command("nft", "delete", "table", "inet", f.table).CombinedOutput(); err != nil {
-		return fmt.Errorf("mediahost: nft delete table inet %s: %v: %s", f.table, err, bytes.TrimSpace(out))
+	return f.nft(fmt.Sprintf("table inet %s\ndelete table inet %s\n", f.table, f.table))
+}
+
+// nft runs script with nft -f.
+func (f *KernelFilter) nft(script string) error {
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("mediahost: nft -f (table inet %s): %v: %s", f.table, err, bytes.TrimSpace(out))
 	}
 	return nil
 }

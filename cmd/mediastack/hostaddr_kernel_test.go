@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mediastack/mediastack/internal/netnstest"
+)
+
+// hostSharingWire makes two namespaces joined by a veth pair: in host, the
+// kernel holds the stack's address (StackV4) on hostEnd, the interface
+// serve's raw link binds to, as on a host whose own address a sidecar
+// takes; in peer, the kernel is the media peer (KernelV4).
+func hostSharingWire(t *testing.T) (host, peer *netnstest.Namespace, hostEnd string) {
+	t.Helper()
+	host, peer = netnstest.NewNamespace(t), netnstest.NewNamespace(t)
+	base := netnstest.UniqueName("msh")
+	hostEnd, peerEnd := base+"h", base+"p"
+	netnstest.MustRun(t, "ip", "link", "add", "dev", hostEnd, "netns", host.Name, "type", "veth", "peer", "name", peerEnd, "netns", peer.Name)
+	t.Cleanup(func() { host.IP("link", "del", "dev", hostEnd) }) // takes peerEnd along
+	host.MustIP("addr", "add", netnstest.StackV4.String(), "dev", hostEnd)
+	host.MustIP("link", "set", "dev", hostEnd, "up")
+	peer.MustIP("addr", "add", netnstest.KernelV4.String(), "dev", peerEnd)
+	peer.MustIP("link", "set", "dev", peerEnd, "up")
+	netnstest.WaitCarrier(t, host, hostEnd)
+	netnstest.WaitCarrier(t, peer, peerEnd)
+	return host, peer, hostEnd
+}
+
+func TestServeHostAddressOnRawLink(t *testing.T) {
+	netnstest.RequireTools(t, "ping", "socat", "nft")
+	host, peer, hostEnd := hostSharingWire(t)
+	bin := binary(t)
+	stackAddr := netnstest.StackV4.Addr().String()
+	table := "mediastack_" + hostEnd
+
+	t.Run("refused", func(t *testing.T) {
+		out, err := host.Exec(bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(), "--echo")
+		if err == nil {
+			t.Fatalf("serve took the host's own address on %s; output:\n%s", hostEnd, out)
+		}
+		out = strings.TrimSpace(out)
+		for _, want := range []string{stackAddr, hostEnd, "address of its own", "--share-host-address"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("error %q does not mention %q", out, want)
+			}
+		}
+		if strings.Contains(out, "\n") {
+			t.Errorf("want a one-line error, got:\n%s", out)
+		}
+	})
+
+	t.Run("no nft", func(t *testing.T) {
+		out, err := host.Exec("env", "PATH=/nonexistent", bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(),
+			"--share-host-address", "--rtp-ports", "20000-20099")
+		if err == nil {
+			t.Fatalf("serve shared the address without nft; output:\n%s", out)
+		}
+		for _, want := range []string{"apt-get install nftables", "table inet " + table + " {", "udp dport { 20000-20099 } drop", "icmp type echo-request drop"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("error does not show %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("shared", func(t *testing.T) {
+		// What a serve killed by SIGKILL leaves behind: the next one
+		// replaces it.
+		if _, err := host.ExecInput([]byte("table inet "+table+" {\n\tchain stale {\n\t}\n}\n"), "nft", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		p := host.Start(bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(),
+			"--share-host-address", "--rtp-ports", "20000-20099", "--reflect")
+		netnstest.WaitFor(t, netnstest.StateTimeout, "serve's media fast paths", func() error {
+			select {
+			case <-p.Done():
+				return errors.New("serve exited: " + p.Output())
+			default:
+			}
+			if !strings.Contains(p.Output(), "media fast paths up") {
+				return netnstest.ErrNotYet
+			}
+			return nil
+		})
+		out, err := host.Exec("nft", "list", "table", "inet", table)
+		if err != nil {
+			t.Fatalf("serve runs without its nft table %s: %v\n%s", table, err, out)
+		}
+		if strings.Contains(out, "stale") || !strings.Contains(out, "udp dport 20000-20099 drop") {
+			t.Errorf("serve's nft table %s is not its own:\n%s", table, out)
+		}
+		// With the kernel's echo requests dropped, a reply is the stack's;
+		// it also leaves both ARP caches filled.
+		peer.WaitPing(netnstest.StackV4.Addr())
+
+		const datagram = "a media datagram\n"
+		out, err = peer.ExecInput([]byte(datagram), "socat", "-t", "3", "-T", "5", "-", "UDP4:"+stackAddr+":20000")
+		if err != nil || out != datagram {
+			t.Errorf("UDP to the reflector on the shared address: got %q, %v; want exactly %q back", out, err, datagram)
+		}
+		if strings.Contains(out+fmt.Sprint(err), "Connection refused") {
+			t.Errorf("the kernel's port unreachable reached the peer: %q, %v", out, err)
+		}
+		out, err = peer.Exec("ping", "-c", "5", "-i", "0.2", "-W", "5", stackAddr)
+		if err != nil || strings.Contains(out, "DUP!") || !strings.Contains(out, " 0% packet loss") {
+			t.Errorf("ping of the shared address: want 5 replies and no DUP!, got %v:\n%s", err, out)
+		}
+
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		log, err := p.Wait()
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
+		}
+		if !strings.Contains(log, "kernel filter removed") {
+			t.Errorf("serve did not log removing its kernel filter:\n%s", log)
+		}
+		tables, err := host.Exec("nft", "list", "tables")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(tables, table) {
+			t.Errorf("table %s still there after serve exited:\n%s", table, tables)
+		}
+	})
+}
+
+func TestServeRefusesTheTAPKernelsAddress(t *testing.T) {
+	netnstest.RequireTUN(t)
+	ns := netnstest.NewNamespace(t)
+	tapName := netnstest.UniqueName("mst")
+	ns.MustIP("tuntap", "add", "dev", tapName, "mode", "tap")
+	t.Cleanup(func() { ns.IP("link", "del", "dev", tapName) })
+	ns.MustIP("addr", "add", netnstest.StackV4.String(), "dev", tapName)
+	bin := binary(t)
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  []string
+	}{
+		{"the kernel's address", nil, []string{netnstest.StackV4.Addr().String(), "tap:" + tapName, "unreachable", "another address"}},
+		{"no sharing on a TAP", []string{"--share-host-address"}, []string{"--share-host-address is for raw:IFACE", "an address of its own"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{bin, "serve", "--link", "tap:" + tapName, "--addr", netnstest.StackV4.String()}, tc.extra...)
+			out, err := ns.Exec(args...)
+			if err == nil {
+				t.Fatalf("exit 0, want an error; output:\n%s", out)
+			}
+			out = strings.TrimSpace(out)
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("error %q does not mention %q", out, want)
+				}
+			}
+			if strings.Contains(out, "\n") {
+				t.Errorf("want a one-line error, got:\n%s", out)
+			}
+		})
+	}
+}
