@@ -127,7 +127,7 @@ func (f *KernelFilter) Remove() error {
 
 // nft runs script with nft -f.
 func (f *KernelFilter) nft(script string) error {
-	cmd := exec.Command("nft", "-f", "-")
+	cmd := nftCommand("-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("mediahost: nft -f (table inet %s): %v: %s", f.table, err, bytes.TrimSpace(out))
