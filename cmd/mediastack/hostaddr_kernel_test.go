@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,6 +129,50 @@ func TestServeHostAddressOnRawLink(t *testing.T) {
 			t.Errorf("table %s still there after serve exited:\n%s", table, tables)
 		}
 	})
+}
+
+// TestServeSharesHostAddressWithFileCapabilities runs serve as nobody from
+// a copy of the binary given its capabilities with setcap, as BUILD.md
+// suggests instead of root: the nft it starts must get CAP_NET_ADMIN too.
+func TestServeSharesHostAddressWithFileCapabilities(t *testing.T) {
+	netnstest.RequireTools(t, "nft", "setcap", "setpriv")
+	host, _, hostEnd := hostSharingWire(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "mediastack")
+	data, err := os.ReadFile(binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.MustRun(t, "setcap", "cap_net_admin,cap_net_raw+ep", bin)
+	table := "mediastack_" + hostEnd
+	p := host.Start("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+		bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(), "--share-host-address", "--echo")
+	netnstest.WaitFor(t, netnstest.StateTimeout, "serve's kernel filter as nobody", func() error {
+		select {
+		case <-p.Done():
+			return errors.New("serve exited: " + p.Output())
+		default:
+		}
+		if !strings.Contains(p.Output(), "echo service") {
+			return netnstest.ErrNotYet
+		}
+		return nil
+	})
+	if out, err := host.Exec("nft", "list", "table", "inet", table); err != nil || !strings.Contains(out, "tcp dport 7 drop") {
+		t.Errorf("serve as nobody with file capabilities did not load its table: %v\n%s\nserve:\n%s", err, out, p.Output())
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if log, err := p.Wait(); err != nil || !strings.Contains(log, "kernel filter removed") {
+		t.Errorf("serve as nobody: exit %v, want 0 and the table removed; log:\n%s", err, log)
+	}
 }
 
 func TestServeRefusesTheTAPKernelsAddress(t *testing.T) {
