@@ -32,6 +32,36 @@ func hostSharingWire(t *testing.T) (host, peer *netnstest.Namespace, hostEnd str
 	return host, peer, hostEnd
 }
 
+// waitForLog waits until serve has logged line; serve exiting first fails
+// the test.
+func waitForLog(t *testing.T, p *netnstest.Process, line string) {
+	t.Helper()
+	netnstest.WaitFor(t, netnstest.StateTimeout, "serve logging "+line, func() error {
+		select {
+		case <-p.Done():
+			return errors.New("serve exited: " + p.Output())
+		default:
+		}
+		if !strings.Contains(p.Output(), line) {
+			return netnstest.ErrNotYet
+		}
+		return nil
+	})
+}
+
+// stopServe sends serve SIGTERM and checks that it exits 0 having removed
+// its kernel filter.
+func stopServe(t *testing.T, p *netnstest.Process) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	log, err := p.Wait()
+	if err != nil || !strings.Contains(log, "kernel filter removed") {
+		t.Errorf("serve after SIGTERM: exit %v, want 0 and its kernel filter removed; log:\n%s", err, log)
+	}
+}
+
 func TestServeHostAddressOnRawLink(t *testing.T) {
 	netnstest.RequireTools(t, "ping", "socat", "nft")
 	host, peer, hostEnd := hostSharingWire(t)
@@ -76,17 +106,7 @@ func TestServeHostAddressOnRawLink(t *testing.T) {
 		}
 		p := host.Start(bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(),
 			"--share-host-address", "--rtp-ports", "20000-20099", "--reflect")
-		netnstest.WaitFor(t, netnstest.StateTimeout, "serve's media fast paths", func() error {
-			select {
-			case <-p.Done():
-				return errors.New("serve exited: " + p.Output())
-			default:
-			}
-			if !strings.Contains(p.Output(), "media fast paths up") {
-				return netnstest.ErrNotYet
-			}
-			return nil
-		})
+		waitForLog(t, p, "media fast paths up")
 		out, err := host.Exec("nft", "list", "table", "inet", table)
 		if err != nil {
 			t.Fatalf("serve runs without its nft table %s: %v\n%s", table, err, out)
@@ -111,16 +131,7 @@ func TestServeHostAddressOnRawLink(t *testing.T) {
 			t.Errorf("ping of the shared address: want 5 replies and no DUP!, got %v:\n%s", err, out)
 		}
 
-		if err := p.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		log, err := p.Wait()
-		if err != nil {
-			t.Errorf("serve exited with %v after SIGTERM; log:\n%s", err, log)
-		}
-		if !strings.Contains(log, "kernel filter removed") {
-			t.Errorf("serve did not log removing its kernel filter:\n%s", log)
-		}
+		stopServe(t, p)
 		tables, err := host.Exec("nft", "list", "tables")
 		if err != nil {
 			t.Fatal(err)
@@ -153,26 +164,11 @@ func TestServeSharesHostAddressWithFileCapabilities(t *testing.T) {
 	table := "mediastack_" + hostEnd
 	p := host.Start("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
 		bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(), "--share-host-address", "--echo")
-	netnstest.WaitFor(t, netnstest.StateTimeout, "serve's kernel filter as nobody", func() error {
-		select {
-		case <-p.Done():
-			return errors.New("serve exited: " + p.Output())
-		default:
-		}
-		if !strings.Contains(p.Output(), "echo service") {
-			return netnstest.ErrNotYet
-		}
-		return nil
-	})
+	waitForLog(t, p, "echo service")
 	if out, err := host.Exec("nft", "list", "table", "inet", table); err != nil || !strings.Contains(out, "tcp dport 7 drop") {
 		t.Errorf("serve as nobody with file capabilities did not load its table: %v\n%s\nserve:\n%s", err, out, p.Output())
 	}
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if log, err := p.Wait(); err != nil || !strings.Contains(log, "kernel filter removed") {
-		t.Errorf("serve as nobody: exit %v, want 0 and the table removed; log:\n%s", err, log)
-	}
+	stopServe(t, p)
 }
 
 func TestServeRefusesTheTAPKernelsAddress(t *testing.T) {
