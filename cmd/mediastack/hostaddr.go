@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -45,6 +47,10 @@ func guardHostAddress(opts mediahost.Options, cfg serveConfig, log *slog.Logger)
 	case !cfg.hostAddr.share:
 		return nil, usageErrorf("%s is also the host's address on %s, so the kernel would answer beside the stack (duplicate pings, its port unreachable reaching media peers first): give the stack an address of its own (--addr), or pass --share-host-address to keep the kernel off the stack's ports with nftables",
 			list, opts.Link.Name)
+	}
+	if ifc, err := net.InterfaceByName(opts.Link.Name); err == nil && opts.MAC != nil && !bytes.Equal(opts.MAC, ifc.HardwareAddr) {
+		return nil, usageErrorf("--share-host-address with --mac %v: the kernel answers ARP and NDP for %s with %s's MAC %v, so peers would send to either; leave --mac out",
+			opts.MAC, list, opts.Link.Name, ifc.HardwareAddr)
 	}
 	f, err := mediahost.NewKernelFilter(mediahost.KernelFilterOptions{
 		Interface: opts.Link.Name, Addrs: shared, UDPPorts: cfg.udpPorts(), TCPPorts: cfg.tcpPorts(),

@@ -85,6 +85,15 @@ func TestServeHostAddressOnRawLink(t *testing.T) {
 		}
 	})
 
+	t.Run("another MAC", func(t *testing.T) {
+		out, err := host.Exec(bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(),
+			"--share-host-address", "--mac", "02:00:5e:00:53:01")
+		out = strings.TrimSpace(out)
+		if err == nil || !strings.Contains(out, "leave --mac out") || strings.Contains(out, "\n") {
+			t.Errorf("--share-host-address with a MAC of its own: %v, want a one-line error saying to leave --mac out; output:\n%s", err, out)
+		}
+	})
+
 	t.Run("no nft", func(t *testing.T) {
 		out, err := host.Exec("env", "PATH=/nonexistent", bin, "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(),
 			"--share-host-address", "--rtp-ports", "20000-20099")
