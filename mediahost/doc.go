@@ -22,6 +22,12 @@
 // docs/design.md shows the data path under the media ports and where this
 // package sits among the others.
 //
+// An address the host's kernel holds too on the link's interface makes
+// both answer on a raw link, and hides the stack on a TAP: KernelAddrs
+// finds such addresses before New, and KernelFilter is the nftables table
+// that keeps the kernel off the stack's ports and pings where a raw link
+// must share the host's address (`serve --share-host-address`).
+//
 // A TAP or AF_PACKET link needs Linux and CAP_NET_ADMIN (CAP_NET_RAW for
 // raw); elsewhere New returns the link's error.
 package mediahost

@@ -28,7 +28,8 @@ type serveConfig struct {
 	mtu      uint
 	echo     bool
 	pcapFile string
-	sidecar  sidecarConfig // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
+	sidecar  sidecarConfig  // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
+	hostAddr hostAddrConfig // hostaddr.go: --share-host-address
 
 	tcpOffloadMode string // serve_http.go
 	httpRoot       string
@@ -46,6 +47,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.echo, "echo", false, "run UDP and TCP echo services on port 7 through netstack sockets")
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap file")
 	cfg.sidecar.registerFlags(fs)
+	cfg.hostAddr.registerFlags(fs)
 	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
 	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this directory over HTTP (GET, HEAD, Range) from the user-space stack")
 	fs.UintVar(&cfg.httpPort, "http-port", 80, "the port of the --http-root service")
@@ -118,6 +120,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	removeKernelFilter, err := guardHostAddress(opts, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer removeKernelFilter()
 	if cfg.pcapFile != "" {
 		f, err := os.Create(cfg.pcapFile)
 		if err != nil {

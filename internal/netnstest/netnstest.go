@@ -84,6 +84,7 @@ var debianPackage = map[string]string{
 	"nft":     "nftables",
 	"nstat":   "iproute2",
 	"tc":      "iproute2",
+	"setcap":  "libcap2-bin",
 }
 
 // RequireTools skips (fails under CI) unless every tool is on PATH, naming
