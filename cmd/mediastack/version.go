@@ -11,7 +11,7 @@ import (
 var version = "dev"
 
 func runVersion(args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("version", "version", stdout)
+	fs := newFlagSet("version", commandHelp{}, stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
