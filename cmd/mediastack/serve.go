@@ -118,6 +118,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	logBuild(log)
 	if cfg.pcapFile != "" {
 		f, err := os.Create(cfg.pcapFile)
 		if err != nil {
