@@ -118,7 +118,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logBuild(log)
 	if cfg.pcapFile != "" {
 		f, err := os.Create(cfg.pcapFile)
 		if err != nil {
@@ -147,6 +146,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	defer services.Wait()
 	defer host.Close()
 	st := host.Stack()
+	logBuild(log)
 	log.Info("stack up", "link", cfg.link, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
 
 	if cfg.echo {

@@ -66,19 +66,3 @@ func TestVersionInProcess(t *testing.T) {
 		t.Errorf("version: exit %d, %q; want 0, %q", code, out, want)
 	}
 }
-
-// TestServeLogsVersionAtStart: serve's first log line says which
-// mediastack runs, before it opens the link (here one that fails).
-func TestServeLogsVersionAtStart(t *testing.T) {
-	code, _, stderr := runCapture("serve", "--link", "tap:bad/name", "--addr", "198.51.100.2/24")
-	if code != 1 {
-		t.Errorf("serve on an invalid TAP name: exit %d, want 1:\n%s", code, stderr)
-	}
-	first, _, _ := strings.Cut(stderr, "\n")
-	b := buildinfo.Read()
-	for _, want := range []string{"level=INFO", "msg=mediastack", "version=" + b.Version, "commit=" + b.Commit, "go=" + b.GoVersion, "gvisor=" + b.GVisor} {
-		if !strings.Contains(first, want) {
-			t.Errorf("serve's first line %q lacks %q", first, want)
-		}
-	}
-}
