@@ -59,7 +59,9 @@ func TestPermissionError(t *testing.T) {
 			"run as uid 65534, or have it re-created for uid 1000 (ip tuntap del dev ms0 mode tap; ip tuntap add dev ms0 mode tap user 1000): TUNSETIFF: operation not permitted"},
 		{grouped, eperm, "tap: TAP ms0 exists and belongs to group 65534, which uid 1000 is not in (and has no CAP_NET_ADMIN): " +
 			"run as a member of group 65534, or have it re-created for uid 1000 (ip tuntap del dev ms0 mode tap; ip tuntap add dev ms0 mode tap user 1000): TUNSETIFF: operation not permitted"},
-		{tap, eperm, "tap: attaching to TAP ms0 was refused although it has no owner or group (a security module such as SELinux or AppArmor?): TUNSETIFF: operation not permitted"},
+		{tap, eperm, "tap: attaching to TAP ms0 was refused, though its owner and group allow uid 1000 (a security module such as SELinux or AppArmor?): TUNSETIFF: operation not permitted"},
+		{owned, unix.EACCES, "tap: opening /dev/net/tun: permission denied: uid 1000 may not open the TUN/TAP device; " +
+			"make it usable by all (chmod 0666 /dev/net/tun, its usual mode) or run as root"},
 		{owned, unix.EBUSY, "device or resource busy"},
 	} {
 		err := tc.info.permissionError("ms0", 1000, tc.err)

@@ -175,6 +175,12 @@ func (info ifaceInfo) permissionError(name string, euid int, err error) error {
 	if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EACCES) {
 		return err
 	}
+	// TUNSETIFF refuses with EPERM; EACCES is open(2) refusing the
+	// clone device itself.
+	if errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("tap: opening %s: %w: uid %d may not open the TUN/TAP device; make it usable by all (chmod 0666 %s, its usual mode) or run as root",
+			tunDevicePath, err, euid, tunDevicePath)
+	}
 	if !info.isTAP() {
 		return fmt.Errorf("tap: creating TAP %s %s: %w", name, capHint, err)
 	}
@@ -187,9 +193,9 @@ func (info ifaceInfo) permissionError(name string, euid int, err error) error {
 		return fmt.Errorf("tap: TAP %s exists and belongs to group %d, which uid %d is not in (and has no CAP_NET_ADMIN): "+
 			"run as a member of group %d, or have it re-created for uid %d %s: %w", name, info.group, euid, info.group, euid, remake, err)
 	default:
-		// The kernel lets anyone attach to a TAP with neither owner nor
-		// group: what refused is not the TAP's ownership.
-		return fmt.Errorf("tap: attaching to TAP %s was refused although it has no owner or group "+
-			"(a security module such as SELinux or AppArmor?): %w", name, err)
+		// Its owner and group let the caller attach: what refused is not
+		// the kernel's TAP ownership check.
+		return fmt.Errorf("tap: attaching to TAP %s was refused, though its owner and group allow uid %d "+
+			"(a security module such as SELinux or AppArmor?): %w", name, euid, err)
 	}
 }
