@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -28,6 +30,40 @@ func TestRelayFlagPeers(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, c.relaySpecs, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 		t.Errorf("relays (-want +got):\n%s", diff)
+	}
+}
+
+// TestRelayFlagFixedPeerForwards: a relay from --relay with a fixed peer
+// sends what arrives on A to that peer out of B, with no datagram from the
+// peer first (a latched side would drop it: no peer yet).
+func TestRelayFlagFixedPeerForwards(t *testing.T) {
+	lan := simlan.New(t, simlan.Options{Seed: 1})
+	newManager := func(n byte) *mediaport.Manager {
+		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
+			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
+	}
+	terminal, sidecar := newManager(1), newManager(2)
+	peer := netip.AddrPortFrom(frames.V4(1), 20005)
+	c := sidecarConfig{rtpPorts: "20000-20009", relays: repeated{"20000:20002@" + peer.String()}}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := startSidecar(sidecar, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	out, in := simlan.Open(t, terminal, 20004), simlan.Open(t, terminal, 20005)
+	for range 5 {
+		out.WriteToUDPAddrPort([]byte("rtp"), netip.AddrPortFrom(frames.V4(2), 20000))
+		lan.Run(20 * time.Millisecond)
+	}
+	got := simlan.Drain(t, in)
+	if len(got) != 5 {
+		t.Fatalf("the fixed peer %v received %d datagrams, want 5", peer, len(got))
+	}
+	if from := got[0].From; from != netip.AddrPortFrom(frames.V4(2), 20002).String() {
+		t.Errorf("relayed from %v, want out of B, %v:20002", from, frames.V4(2))
 	}
 }
 
