@@ -33,16 +33,19 @@ func TestRelayFlagPeers(t *testing.T) {
 	}
 }
 
+// mediaHost adds host n of internal/frames to lan with media ports on
+// 20000-20009.
+func mediaHost(lan *simlan.LAN, n byte) *mediaport.Manager {
+	return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
+		Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
+}
+
 // TestRelayFlagFixedPeerForwards: a relay from --relay with a fixed peer
 // sends what arrives on A to that peer out of B, with no datagram from the
 // peer first (a latched side would drop it: no peer yet).
 func TestRelayFlagFixedPeerForwards(t *testing.T) {
 	lan := simlan.New(t, simlan.Options{Seed: 1})
-	newManager := func(n byte) *mediaport.Manager {
-		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
-			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
-	}
-	terminal, sidecar := newManager(1), newManager(2)
+	terminal, sidecar := mediaHost(lan, 1), mediaHost(lan, 2)
 	peer := netip.AddrPortFrom(frames.V4(1), 20005)
 	c := sidecarConfig{rtpPorts: "20000-20009", relays: repeated{"20000:20002@" + peer.String()}}
 	if err := c.validate(); err != nil {
@@ -92,15 +95,13 @@ func TestRelayFlagRTCPWarning(t *testing.T) {
 	}
 
 	// serve logs the warning, one line, when the sidecar starts.
-	lan := simlan.New(t, simlan.Options{Seed: 1})
-	h := lan.AddHost(simlan.HostOptions{N: 2, Addrs: []string{frames.Prefix(frames.V4(2)).String()},
-		Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}})
+	sidecar := mediaHost(simlan.New(t, simlan.Options{Seed: 1}), 2)
 	c := sidecarConfig{rtpPorts: "20000-20009", relays: repeated{"20001:20003"}}
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	stop, err := startSidecar(h.Media, c, slog.New(slog.NewTextHandler(&logs, nil)))
+	stop, err := startSidecar(sidecar, c, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
