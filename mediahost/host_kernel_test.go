@@ -79,3 +79,26 @@ func TestExampleWithTheKernel(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// TestTAPOnOtherInterface: tap:NAME on an interface that is not a TAP says
+// what it is and what to ask for instead: raw:NAME for a veth, raw:IFACE
+// (another interface) for the loopback; never to delete it.
+func TestTAPOnOtherInterface(t *testing.T) {
+	ns := netnstest.NewNamespace(t)
+	veth := ns.AddVeth()
+	for _, tc := range []struct{ name, want string }{
+		{veth.Outside, "tap: " + veth.Outside + " is a veth interface, not a TAP device; use raw:" + veth.Outside +
+			" to run on it (AF_PACKET), or another name to create a TAP"},
+		{"lo", "tap: lo is the loopback interface, not a TAP device; use raw:IFACE to run on an existing Ethernet interface (e.g. a veth end), or another name to create a TAP"},
+	} {
+		opts := hostOptions(tc.name)
+		h, err := mediahost.New(opts)
+		if err == nil {
+			h.Close()
+			t.Fatalf("mediahost.New on tap:%s succeeded, want an error", tc.name)
+		}
+		if err.Error() != tc.want {
+			t.Errorf("mediahost.New on tap:%s = %q, want %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -90,7 +90,7 @@ func newLink(opts *Options) (tcpipstack.LinkEndpoint, error) {
 		ep, err := tap.New(tap.Options{Name: opts.Link.Name, MAC: mac, MTU: opts.MTU, Capture: opts.Capture,
 			OnReadError: opts.OnLinkError, TCPOffload: offload, UDPSegmentation: opts.UDPSegmentation})
 		if err != nil {
-			return nil, err
+			return nil, tapAdvice(err)
 		}
 		return ep, nil
 	case Raw:

@@ -24,6 +24,7 @@
 //	policyarp_neighbor_flushes_total, policyarp_failures_total
 //	relays, relay_packets_total{direction}, relay_bytes_total{direction},
 //	relay_dropped_packets_total{reason}, reflector_ports, reflected_packets_total
+//	build_info{version,commit,goversion,gvisor}  always 1 (Handler; internal/buildinfo)
 package metrics
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mediastack/mediastack/internal/buildinfo"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/relay"
@@ -168,10 +170,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.reflected, rs.Reflected)
 }
 
-// Handler serves the collector's metrics, with the Go runtime's and the
-// process's, in the Prometheus text format (on a registry of its own).
+// buildInfoGauge is mediastack_build_info: 1, labelled with which
+// mediastack is running (the usual _build_info idiom: join it on its
+// labels, or alert when versions differ across a fleet).
+func buildInfoGauge(b buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "mediastack_build_info",
+		Help:        "Always 1; the labels say which mediastack is running: its version and commit, the Go toolchain and gVisor's version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion, "gvisor": b.GVisor},
+	})
+	g.Set(1)
+	return g
+}
+
+// Handler serves the collector's metrics, mediastack_build_info, and the
+// Go runtime's and the process's metrics, in the Prometheus text format
+// (on a registry of its own).
 func Handler(m *mediaport.Manager, s *relay.Service) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(m, s), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(NewCollector(m, s), buildInfoGauge(buildinfo.Read()),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }

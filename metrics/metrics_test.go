@@ -1,13 +1,16 @@
 package metrics_test
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/internal/buildinfo"
 	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/internal/simlan"
@@ -93,5 +96,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("metrics:\n%s", body)
+	}
+}
+
+// TestBuildInfo: the exposition carries mediastack_build_info, 1, labelled
+// with the running build. (A test binary's build info lists no
+// dependencies, so gVisor's label is "unknown" here; cmd/mediastack's
+// TestVersionBinary checks the value in a real build.)
+func TestBuildInfo(t *testing.T) {
+	lan := simlan.New(t, simlan.Options{Seed: 1})
+	m := lan.AddHost(simlan.HostOptions{N: 2, Addrs: []string{frames.Prefix(frames.V4(2)).String()},
+		Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
+	rec := httptest.NewRecorder()
+	metrics.Handler(m, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b := buildinfo.Read()
+	want := fmt.Sprintf(`mediastack_build_info{commit=%q,goversion=%q,gvisor=%q,version=%q} 1`, b.Commit, b.GoVersion, b.GVisor, b.Version)
+	if !slices.Contains(strings.Split(rec.Body.String(), "\n"), want) {
+		t.Errorf("metrics lack the line %q:\n%s", want, rec.Body.String())
+	}
+	if b.GoVersion != runtime.Version() {
+		t.Errorf("build info %+v: want %s", b, runtime.Version())
 	}
 }

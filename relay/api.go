@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 )
 
 // The control API's JSON shapes.
@@ -208,9 +207,9 @@ func parseCreate(body []byte) (Spec, error) {
 			if p == "" {
 				continue
 			}
-			ap, err := netip.ParseAddrPort(p)
+			ap, err := parsePeer(p)
 			if err != nil {
-				return spec, fmt.Errorf("peers[%d] %q is not ip:port (e.g. 198.51.100.1:5004 or [2001:db8::1]:5004)", i, p)
+				return spec, fmt.Errorf("peers[%d] %w", i, err)
 			}
 			spec.Peers[i] = ap
 		}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 )
 
@@ -42,6 +43,35 @@ func FuzzParseCreate(f *testing.F) {
 		spec2, err := parseCreate(again)
 		if err != nil || spec2 != spec {
 			t.Fatalf("%q parsed to %+v; written back as %s it parses to %+v, %v", body, spec, again, spec2, err)
+		}
+	})
+}
+
+// FuzzParseSpec: whatever --relay says, ParseSpec returns an error or a
+// spec with two nonzero ports and peers unset or valid, which String
+// writes back as a spec that parses to the same.
+func FuzzParseSpec(f *testing.F) {
+	for _, seed := range []string{"20000:20002", "20000:20002@198.51.100.1:30000", "20000@[2001:db8::3]:40000:20002@[2001:db8::1]:30000", "20000@[:20002", "1@1:"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spec, err := ParseSpec(s)
+		if err != nil {
+			return
+		}
+		for i, p := range spec.Ports {
+			if p == 0 {
+				t.Fatalf("ParseSpec(%q): port %d is 0", s, i)
+			}
+		}
+		for i, p := range spec.Peers {
+			if p != (netip.AddrPort{}) && !p.IsValid() {
+				t.Fatalf("ParseSpec(%q): peer %d neither valid nor unset: %#v", s, i, p)
+			}
+		}
+		again, err := ParseSpec(spec.String())
+		if err != nil || again != spec {
+			t.Fatalf("ParseSpec(%q) = %v, which as %q parses to %v, %v", s, spec, spec.String(), again, err)
 		}
 	})
 }

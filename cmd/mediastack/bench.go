@@ -30,16 +30,16 @@ type benchConfig struct {
 
 func runBench(args []string, stdout, stderr io.Writer) error {
 	var cfg benchConfig
-	fs := newFlagSet("bench", "bench [--json FILE] [--plot FILE.png] [--rounds N] [--short] [--streams N,N,...] [--link tap|raw [--link-rounds N] [--fast-reflector ring|inline]] [--only SUITE,...] [--quiet]", stdout)
-	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&cfg.plotFile, "plot", "", "draw the comparison (bar chart) and the scaling (line chart) to this PNG file")
-	fs.IntVar(&cfg.rounds, "rounds", 0, fmt.Sprintf("rounds per path; figures are medians over them (default %d, %d with --short)", bench.DefaultRounds, bench.ShortRounds))
-	fs.IntVar(&cfg.linkRnds, "link-rounds", 0, fmt.Sprintf("rate searches per path over the real link; figures are medians over them (default %d, 1 with --short)", bench.DefaultLinkRounds))
+	fs := newFlagSet("bench", benchHelp, stdout)
+	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to this `FILE`")
+	fs.StringVar(&cfg.plotFile, "plot", "", "draw the comparison (bar chart) and the scaling (line chart) to this PNG `FILE`")
+	fs.IntVar(&cfg.rounds, "rounds", 0, fmt.Sprintf("`N` rounds per path; figures are medians over them (default %d, %d with --short)", bench.DefaultRounds, bench.ShortRounds))
+	fs.IntVar(&cfg.linkRnds, "link-rounds", 0, fmt.Sprintf("`N` rate searches per path over the real link; figures are medians over them (default %d, 1 with --short)", bench.DefaultLinkRounds))
 	fs.BoolVar(&cfg.short, "short", false, "a quick run that keeps the command working (CI): few, short rounds; not for comparison")
-	fs.StringVar(&cfg.streams, "streams", "", "stream counts of the scaling sweep, comma-separated (default 1,100,1000,10000)")
-	fs.StringVar(&cfg.link, "link", "", "also benchmark over a real link with the Linux kernel as the peer: tap or raw (needs root)")
-	fs.StringVar(&cfg.reflect, "fast-reflector", bench.ReflectorRing, "the real link's fast reflector: ring (the filter fills a Ring that another goroutine reads and answers a batch at a time, as the gonet reflector is built) or inline (answers in the filter's receive function)")
-	fs.StringVar(&cfg.only, "only", "", "run only these suites, comma-separated: "+suiteNames())
+	fs.StringVar(&cfg.streams, "streams", "", "stream counts of the scaling sweep, `N,N,...` (default 1,100,1000,10000)")
+	fs.StringVar(&cfg.link, "link", "", "also benchmark over a real link with the Linux kernel as the peer: `tap|raw` (needs root)")
+	fs.StringVar(&cfg.reflect, "fast-reflector", bench.ReflectorRing, "the real link's fast reflector, `ring|inline`: ring (the filter fills a Ring that another goroutine reads and answers a batch at a time, as the gonet reflector is built) or inline (answers in the filter's receive function)")
+	fs.StringVar(&cfg.only, "only", "", "run only these `SUITE,...`: "+suiteNames()+" (default in-process, scaling, and link with --link)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -20,14 +20,14 @@ type demoConfig struct {
 
 func runDemo(args []string, stdout, _ io.Writer) error {
 	var cfg demoConfig
-	fs := newFlagSet("demo", "demo [--duration D] [--seed N] [--loss P] [--delay D] [--tcp-bytes N] [--rtp-streams N] [--pcap FILE]", stdout)
-	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "simulated time to run")
-	fs.Uint64Var(&cfg.seed, "seed", 1, "seed for every random choice (same seed, same run)")
-	fs.Float64Var(&cfg.loss, "loss", 0.005, "probability that a frame is lost, each way")
-	fs.DurationVar(&cfg.delay, "delay", 10*time.Millisecond, "one-way delay")
-	fs.IntVar(&cfg.tcpBytes, "tcp-bytes", 8<<20, "size of the TCP transfer")
-	fs.IntVar(&cfg.streams, "rtp-streams", 4, "RTP streams (G.711, 20 ms packets) over the fast paths, 1 to 25")
-	fs.StringVar(&cfg.pcapFile, "pcap", "", "write every frame to this pcap file")
+	fs := newFlagSet("demo", demoHelp, stdout)
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "simulated `TIME` to run")
+	fs.Uint64Var(&cfg.seed, "seed", 1, "`N`, the seed for every random choice (same seed, same run)")
+	fs.Float64Var(&cfg.loss, "loss", 0.005, "`P`, the probability that a frame is lost, each way")
+	fs.DurationVar(&cfg.delay, "delay", 10*time.Millisecond, "one-way `DELAY`")
+	fs.IntVar(&cfg.tcpBytes, "tcp-bytes", 8<<20, "size of the TCP transfer, `N` bytes")
+	fs.IntVar(&cfg.streams, "rtp-streams", 4, "`N` RTP streams (G.711, 20 ms packets) over the fast paths, 1 to 25")
+	fs.StringVar(&cfg.pcapFile, "pcap", "", "write every frame to this pcap `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -91,16 +91,20 @@ type usageError struct{ error }
 
 func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// newFlagSet returns a FlagSet whose errors come back as usage errors.
-func newFlagSet(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+// newFlagSet returns a FlagSet whose errors come back as usage errors and
+// whose --help is generated from its flags, grouped as help says.
+func newFlagSet(name string, help commandHelp, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: mediastack %s\n\n", synopsis)
-		fs.PrintDefaults()
+	fs.Usage = func() { help.printUsage(fs.Output(), name, fs) }
+	if newFlagSetHook != nil {
+		newFlagSetHook(fs)
 	}
 	return fs
 }
+
+// newFlagSetHook, when set (by tests), sees every FlagSet newFlagSet makes.
+var newFlagSetHook func(*flag.FlagSet)
 
 // parseFlags parses args; a bad flag is a usage error (the flag package has
 // already printed it with the usage text).

@@ -38,19 +38,19 @@ type serveConfig struct {
 
 func runServe(args []string, stdout, stderr io.Writer) error {
 	var cfg serveConfig
-	fs := newFlagSet("serve", "serve --link tap:NAME|raw:IFACE --addr CIDR [--addr CIDR ...] [--gateway IP ...] [--mac MAC] [--mtu N] [--echo] [--pcap FILE] [--tcp-offload auto|off|soft|vnet] [--http-root DIR [--http-port N]]", stdout)
-	fs.StringVar(&cfg.link, "link", "", "link to run on: tap:NAME (create or attach a TAP device) or raw:IFACE (AF_PACKET on an existing interface)")
-	fs.Var(&cfg.addrs, "addr", "an address of the stack in CIDR form, IPv4 or IPv6 (repeatable)")
-	fs.Var(&cfg.gateways, "gateway", "a default gateway, at most one IPv4 and one IPv6 (repeatable)")
-	fs.StringVar(&cfg.mac, "mac", "", "the stack's MAC address (default: random locally administered for tap, the interface's own for raw)")
-	fs.UintVar(&cfg.mtu, "mtu", 0, "link MTU (default: 1500 for tap, the interface's for raw)")
+	fs := newFlagSet("serve", serveHelp, stdout)
+	fs.StringVar(&cfg.link, "link", "", "link to run on: `tap:NAME|raw:IFACE`, a TAP device created or attached to, or AF_PACKET on an existing interface")
+	fs.Var(&cfg.addrs, "addr", "an address of the stack in `CIDR` form, IPv4 or IPv6")
+	fs.Var(&cfg.gateways, "gateway", "a default gateway `IP`, at most one IPv4 and one IPv6")
+	fs.StringVar(&cfg.mac, "mac", "", "the stack's `MAC` address (default: random locally administered for tap, the interface's own for raw)")
+	fs.UintVar(&cfg.mtu, "mtu", 0, "link MTU, `N` bytes (default: 1500 for tap, the interface's for raw)")
 	fs.BoolVar(&cfg.echo, "echo", false, "run UDP and TCP echo services on port 7 through netstack sockets")
-	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap file")
+	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap `FILE`")
 	cfg.sidecar.registerFlags(fs)
 	cfg.hostAddr.registerFlags(fs)
 	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
-	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this directory over HTTP (GET, HEAD, Range) from the user-space stack")
-	fs.UintVar(&cfg.httpPort, "http-port", 80, "the port of the --http-root service")
+	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this `DIR` over HTTP (GET, HEAD, Range) from the user-space stack")
+	fs.UintVar(&cfg.httpPort, "http-port", 80, "the `PORT` of the --http-root service")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -153,6 +153,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	defer services.Wait()
 	defer host.Close()
 	st := host.Stack()
+	logBuild(log)
 	log.Info("stack up", "link", cfg.link, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
 
 	if cfg.echo {

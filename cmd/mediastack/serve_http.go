@@ -17,7 +17,7 @@ import (
 )
 
 // tcpOffloadFlagUsage documents --tcp-offload.
-const tcpOffloadFlagUsage = "how TCP sends large packets: vnet (a TAP takes each once with a virtio-net header; the kernel segments it, " +
+const tcpOffloadFlagUsage = "how TCP sends large packets, `auto|off|soft|vnet`: vnet (a TAP takes each once with a virtio-net header; the kernel segments it, " +
 	"or delivers it whole to a local socket), soft (cut into MSS-sized frames from a header template, written in a batch), " +
 	"off (netstack builds every segment), or auto: vnet on tap, soft on raw"
 

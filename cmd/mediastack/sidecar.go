@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mediastack/mediastack/mediaport"
@@ -30,15 +28,18 @@ type sidecarConfig struct {
 
 	// Set by validate.
 	lo, hi     uint16
-	relayPorts [][2]uint16
+	relaySpecs []relay.Spec
+	warnings   []string // logged when the sidecar starts
 }
 
 func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.rtpPorts, "rtp-ports", "", "register the UDP port range LO-HI (e.g. 20000-20999) on the fast receive and send paths")
+	fs.StringVar(&c.rtpPorts, "rtp-ports", "", "register the UDP port range `LO-HI` (e.g. 20000-20999) on the fast receive and send paths")
 	fs.BoolVar(&c.reflect, "reflect", false, "send every datagram received on a registered port back to its source, from the same port (ports no relay holds)")
-	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as A:B, peers latched from their first datagram (repeatable)")
-	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host address, e.g. 127.0.0.1:8080")
-	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host address, e.g. 127.0.0.1:9090")
+	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as `A[@IP:PORT]:B[@IP:PORT]`: a side with @IP:PORT sends to that fixed peer, "+
+		"one without latches its peer from the first datagram it receives; a relay carries one port pair, so a call's RTP (even ports) "+
+		"and its RTCP (the odd ports after them) take two: --relay 20000:20002 --relay 20001:20003 (an odd-port relay alone is warned about)")
+	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host `ADDR`, e.g. 127.0.0.1:8080")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host `ADDR`, e.g. 127.0.0.1:9090")
 	registerARPFlags(fs, &c.arp)
 }
 
@@ -46,9 +47,9 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 // into o.
 func registerARPFlags(fs *flag.FlagSet, o *policyarp.Options) {
 	fs.DurationVar(&o.Aging, "arp-aging", policyarp.DefaultAging,
-		"fast-send ARP entries unconfirmed by netstack for this long go through netstack once and are re-learnt")
+		"fast-send ARP entries unconfirmed by netstack for this `DURATION` go through netstack once and are re-learnt")
 	fs.DurationVar(&o.Refresh, "arp-refresh", policyarp.DefaultRefresh,
-		"interval at which fast-send ARP entries in use are re-validated against netstack's neighbour cache (< --arp-aging)")
+		"`INTERVAL` at which fast-send ARP entries in use are re-validated against netstack's neighbour cache (< --arp-aging)")
 }
 
 // enabled reports whether serve runs the media fast paths at all.
@@ -66,35 +67,31 @@ func (c *sidecarConfig) validate() error {
 		}
 		return nil
 	}
-	lo, hi, ok := strings.Cut(c.rtpPorts, "-")
-	l, errL := strconv.ParseUint(lo, 10, 16)
-	h, errH := strconv.ParseUint(hi, 10, 16)
-	if !ok || errL != nil || errH != nil || l == 0 || l > h {
-		return usageErrorf("--rtp-ports %q: want LO-HI, two UDP ports with LO <= HI (e.g. 20000-20999)", c.rtpPorts)
+	var err error
+	if c.lo, c.hi, err = parsePortRange(c.rtpPorts); err != nil {
+		return err
 	}
-	c.lo, c.hi = uint16(l), uint16(h)
 	held := map[uint16]string{}
 	for _, r := range c.relays {
-		as, bs, ok := strings.Cut(r, ":")
-		a, errA := strconv.ParseUint(as, 10, 16)
-		b, errB := strconv.ParseUint(bs, 10, 16)
-		switch {
-		case !ok || errA != nil || errB != nil:
-			return usageErrorf("--relay %q: want A:B, two ports of --rtp-ports (e.g. 20000:20002)", r)
-		case a == b:
+		spec, err := relay.ParseSpec(r)
+		if err != nil {
+			return usageErrorf("--relay %q: %v", r, err)
+		}
+		if spec.Ports[0] == spec.Ports[1] {
 			return usageErrorf("--relay %q: A and B must differ", r)
 		}
-		for _, p := range []uint64{a, b} {
-			if p < l || p > h {
+		for _, p := range spec.Ports {
+			if p < c.lo || p > c.hi {
 				return usageErrorf("--relay %q: port %d is outside --rtp-ports %s", r, p, c.rtpPorts)
 			}
-			if other, dup := held[uint16(p)]; dup {
+			if other, dup := held[p]; dup {
 				return usageErrorf("--relay %q: port %d is in --relay %q already", r, p, other)
 			}
-			held[uint16(p)] = r
+			held[p] = r
 		}
-		c.relayPorts = append(c.relayPorts, [2]uint16{uint16(a), uint16(b)})
+		c.relaySpecs = append(c.relaySpecs, spec)
 	}
+	c.warnings = rtcpRelayWarnings(c.relaySpecs)
 	for _, f := range []struct{ name, addr string }{{"--control", c.control}, {"--metrics", c.metrics}} {
 		if f.addr == "" {
 			continue
@@ -135,13 +132,16 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		return nil, err
 	}
 	stops = append(stops, svc.Close)
-	for _, ports := range cfg.relayPorts {
-		if _, err := svc.Create(relay.Spec{Ports: ports}); err != nil {
+	for _, w := range cfg.warnings {
+		log.Warn(w)
+	}
+	for _, spec := range cfg.relaySpecs {
+		if _, err := svc.Create(spec); err != nil {
 			stop()
-			return nil, fmt.Errorf("--relay %d:%d: %w", ports[0], ports[1], err)
+			return nil, fmt.Errorf("--relay %s: %w", spec, err)
 		}
 	}
-	log.Info("media fast paths up", "rtp_ports", cfg.rtpPorts, "reflect", cfg.reflect, "relays", len(cfg.relayPorts),
+	log.Info("media fast paths up", "rtp_ports", cfg.rtpPorts, "reflect", cfg.reflect, "relays", len(cfg.relaySpecs),
 		"arp_aging", m.Table().Aging(), "arp_refresh", m.Table().Refresh())
 	for _, srv := range []struct{ name, flag, addr string }{{"control API", "--control", cfg.control}, {"metrics", "--metrics", cfg.metrics}} {
 		if srv.addr == "" {

@@ -130,18 +130,59 @@ func TestDeletedUnderReaderReportsOnce(t *testing.T) {
 	}
 }
 
+// TestNameTakenByOtherDevice: a name taken by an interface that is not a
+// TAP (a veth, the loopback) is refused before TUNSETIFF with an error that
+// says what the interface is (*tap.NotTAPError), not that it should be
+// deleted.
 func TestNameTakenByOtherDevice(t *testing.T) {
 	netnstest.Require(t)
 	ns := netnstest.NewNamespace(t)
 	veth := ns.AddVeth()
-	ep, err := tap.New(tap.Options{Name: veth.Outside})
-	if err == nil {
-		ep.Close()
-		t.Fatalf("tap.New on veth %s succeeded, want an error", veth.Outside)
+	for _, tc := range []struct {
+		name, want string
+		ethernet   bool
+	}{
+		{veth.Outside, "tap: " + veth.Outside + " is a veth interface, not a TAP device", true},
+		{"lo", "tap: lo is the loopback interface, not a TAP device", false},
+	} {
+		ep, err := tap.New(tap.Options{Name: tc.name})
+		if err == nil {
+			ep.Close()
+			t.Fatalf("tap.New on %s succeeded, want an error", tc.name)
+		}
+		var nt *tap.NotTAPError
+		if err.Error() != tc.want || !errors.As(err, &nt) || nt.Ethernet != tc.ethernet {
+			t.Errorf("tap.New(%q) = %q, want %q, a *tap.NotTAPError with Ethernet %v", tc.name, err, tc.want, tc.ethernet)
+		}
 	}
-	want := `interface "` + veth.Outside + `" already exists and is not a TAP device (it is a veth device)`
-	if !strings.Contains(err.Error(), want) {
-		t.Errorf("tap.New = %q, want it to contain %q", err, want)
+}
+
+// TestAttachToOtherUsersTAP: attaching to a TAP made for another user
+// (ip tuntap add ... user 65534) without CAP_NET_ADMIN says whose it is
+// and what to do, not that creating a TAP needs CAP_NET_ADMIN.
+func TestAttachToOtherUsersTAP(t *testing.T) {
+	requireTAP(t)
+	name := netnstest.UniqueName("mst")
+	netnstest.MustRun(t, "ip", "tuntap", "add", "dev", name, "mode", "tap", "user", "65534")
+	t.Cleanup(func() { deleteIfPresent(t, name) })
+	for _, vnet := range []bool{false, true} {
+		var opts tap.Options
+		opts.Name = name
+		opts.UDPSegmentation = vnet // opens the TAP itself, with IFF_VNET_HDR
+		var ep *tap.Endpoint
+		var err error
+		netnstest.WithoutCapabilities(t, func() {
+			ep, err = tap.New(opts)
+		}, unix.CAP_NET_ADMIN)
+		if err == nil {
+			ep.Close()
+			t.Fatalf("vnet %v: attaching to uid 65534's TAP as uid 0 without CAP_NET_ADMIN succeeded", vnet)
+		}
+		want := "tap: TAP " + name + " exists and belongs to uid 65534, and uid 0 without CAP_NET_ADMIN may not attach to it: " +
+			"run as uid 65534, or have it re-created for uid 0 (ip tuntap del dev " + name + " mode tap; ip tuntap add dev " + name + " mode tap user 0)"
+		if !strings.HasPrefix(err.Error(), want) || !errors.Is(err, unix.EPERM) {
+			t.Errorf("vnet %v: tap.New = %q, want it to start %q and wrap EPERM", vnet, err, want)
+		}
 	}
 }
 

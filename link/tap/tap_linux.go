@@ -43,20 +43,19 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 		}
 		return nil, "", fmt.Errorf("tap: %w", err)
 	}
-	persistent := false
+	var existing ifaceInfo
 	if name != "" {
-		kind, err := existingKind(name)
-		switch {
-		case err != nil:
+		var err error
+		if existing, err = inspect(name); err != nil {
 			return nil, "", err
-		case kind == "tap":
-			// water clears IFF_PERSIST when it attaches; remember it so a
-			// persistent TAP made by the admin outlives us.
-			persistent = tunFlags(name)&iffPersist != 0
-		case kind != "":
-			return nil, "", fmt.Errorf("tap: interface %q already exists and is not a TAP device (it is %s); pick another name or delete it (ip link del %s)", name, kind, name)
+		}
+		if err := existing.notTAP(name); err != nil {
+			return nil, "", err
 		}
 	}
+	// water clears IFF_PERSIST when it attaches; remember it so a
+	// persistent TAP made by the admin outlives us.
+	persistent := existing.isTAP() && (existing.persist || tunFlags(name)&iffPersist != 0)
 	// water leaks its descriptor when TUNSETIFF fails; the checks above
 	// catch the common causes (a name taken by another kind of device)
 	// first, so only a permission failure leaves one behind.
@@ -64,7 +63,7 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 	if vnet {
 		open = openVnetTAP
 	}
-	f, name, err := open(name)
+	f, name, err := open(name, existing)
 	if err != nil {
 		return nil, "", err
 	}
@@ -90,7 +89,7 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 // which water does not: a child process (a capture tool, a shell) would
 // otherwise inherit it and keep the TAP alive after we close it. Holding
 // ForkLock keeps a concurrent fork from taking it in between.
-func openTAP(name string) (*os.File, string, error) {
+func openTAP(name string, existing ifaceInfo) (*os.File, string, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
 	ifce, err := water.New(water.Config{
@@ -98,7 +97,7 @@ func openTAP(name string) (*os.File, string, error) {
 		PlatformSpecificParams: water.PlatformSpecificParams{Name: name},
 	})
 	if err != nil {
-		return nil, "", openError(name, err)
+		return nil, "", existing.openError(name, err)
 	}
 	f, ok := ifce.ReadWriteCloser.(*os.File)
 	if !ok {
@@ -116,15 +115,16 @@ func openTAP(name string) (*os.File, string, error) {
 	return f, ifce.Name(), nil
 }
 
-// openError turns water's error into one line that says what to fix.
-func openError(name string, err error) error {
+// openError turns TUNSETIFF's error on the interface as inspected before
+// into one line that says what to fix.
+func (existing ifaceInfo) openError(name string, err error) error {
 	shown := name
 	if shown == "" {
 		shown = "(any name)"
 	}
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-		return fmt.Errorf("tap: creating TAP %s %s: %w", shown, capHint, err)
+		return existing.permissionError(shown, os.Geteuid(), err)
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
 		return fmt.Errorf("tap: %s has no driver: load the tun module (modprobe tun): %w", tunDevicePath, err)
 	case errors.Is(err, unix.EINVAL):
@@ -133,37 +133,6 @@ func openError(name string, err error) error {
 		return fmt.Errorf("tap: TAP %s is in use by another process: %w", shown, err)
 	default:
 		return fmt.Errorf("tap: creating TAP %s: %w", shown, err)
-	}
-}
-
-// existingKind reports what the interface called name is: "" when there is
-// none, "tap" for a TAP device, or a description of anything else. It asks
-// the driver through ethtool, which answers for the caller's own network
-// namespace (sysfs may show another one).
-func existingKind(name string) (string, error) {
-	fd, err := controlSocket()
-	if err != nil {
-		return "", err
-	}
-	defer unix.Close(fd)
-	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
-	switch {
-	case errors.Is(err, unix.ENODEV):
-		return "", nil
-	case errors.Is(err, unix.EOPNOTSUPP):
-		return "a device without a driver name", nil
-	case err != nil:
-		return "", fmt.Errorf("tap: inspecting interface %q: %w", name, err)
-	}
-	driver := unix.ByteSliceToString(info.Driver[:])
-	bus := unix.ByteSliceToString(info.Bus_info[:])
-	switch {
-	case driver == "tun" && bus == "tap":
-		return "tap", nil
-	case driver == "tun":
-		return "a TUN device", nil
-	default:
-		return "a " + driver + " device", nil
 	}
 }
 

@@ -33,10 +33,10 @@ var zeroVnetHdr [vnet.HdrSize]byte
 // openVnetTAP opens the TAP itself (water cannot ask for IFF_VNET_HDR),
 // close-on-exec and non-blocking, and lets the kernel hand over frames with
 // checksums left partial (TUN_F_CSUM; no TSO, so frames still fit the MTU).
-func openVnetTAP(name string) (*os.File, string, error) {
+func openVnetTAP(name string, existing ifaceInfo) (*os.File, string, error) {
 	fd, err := unix.Open(tunDevicePath, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, "", openError(name, err)
+		return nil, "", existing.openError(name, err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
@@ -46,7 +46,7 @@ func openVnetTAP(name string) (*os.File, string, error) {
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, "", openError(name, err)
+		return nil, "", existing.openError(name, err)
 	}
 	name = ifr.Name()
 	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM); err != nil {

@@ -1,0 +1,32 @@
+package main
+
+// The topics of each command's --help. Every flag a command registers must
+// be in one of its groups: TestHelpListsEveryFlagInAGroup fails otherwise.
+
+var serveHelp = commandHelp{
+	required: []string{"link", "addr"},
+	groups: []flagGroup{
+		{"link and addresses", []string{"link", "addr", "gateway", "mac", "mtu"}},
+		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "arp-aging", "arp-refresh"}},
+		{"control and metrics", []string{"control", "metrics"}},
+		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
+		{"diagnostics", []string{"echo", "pcap"}},
+	},
+}
+
+var demoHelp = commandHelp{
+	groups: []flagGroup{
+		{"simulation", []string{"duration", "seed"}},
+		{"network", []string{"loss", "delay"}},
+		{"traffic", []string{"tcp-bytes", "rtp-streams"}},
+		{"output", []string{"pcap"}},
+	},
+}
+
+var benchHelp = commandHelp{
+	groups: []flagGroup{
+		{"what to run", []string{"only", "rounds", "short", "streams"}},
+		{"real link", []string{"link", "link-rounds", "fast-reflector"}},
+		{"output", []string{"json", "plot", "quiet"}},
+	},
+}
