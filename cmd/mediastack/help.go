@@ -8,9 +8,9 @@ var serveHelp = commandHelp{
 	groups: []flagGroup{
 		{"link and addresses", []string{"link", "addr", "gateway", "mac", "mtu", "share-host-address"}},
 		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "arp-aging", "arp-refresh"}},
-		{"control and metrics", []string{"control", "metrics"}},
+		{"control and metrics", []string{"control", "metrics", "control-token", "control-token-file"}},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
-		{"diagnostics", []string{"echo", "pcap"}},
+		{"diagnostics", []string{"echo", "pcap", "log-level", "log-format"}},
 	},
 }
 

@@ -30,6 +30,7 @@ type serveConfig struct {
 	pcapFile string
 	sidecar  sidecarConfig  // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
 	hostAddr hostAddrConfig // hostaddr.go: --share-host-address
+	logging  logConfig      // logflags.go: --log-level, --log-format
 
 	tcpOffloadMode string // serve_http.go
 	httpRoot       string
@@ -48,13 +49,17 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap `FILE`")
 	cfg.sidecar.registerFlags(fs)
 	cfg.hostAddr.registerFlags(fs)
+	cfg.logging.registerFlags(fs)
 	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
 	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this `DIR` over HTTP (GET, HEAD, Range) from the user-space stack")
 	fs.UintVar(&cfg.httpPort, "http-port", 80, "the `PORT` of the --http-root service")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log, err := cfg.logging.logger(stderr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, cfg, log)

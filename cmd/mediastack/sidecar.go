@@ -1,15 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"time"
 
+	"github.com/mediastack/mediastack/internal/controlhttp"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/metrics"
 	"github.com/mediastack/mediastack/policyarp"
@@ -24,6 +22,7 @@ type sidecarConfig struct {
 	relays   repeated
 	control  string
 	metrics  string
+	token    controlToken
 	arp      policyarp.Options
 
 	// Set by validate.
@@ -38,8 +37,10 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as `A[@IP:PORT]:B[@IP:PORT]`: a side with @IP:PORT sends to that fixed peer, "+
 		"one without latches its peer from the first datagram it receives; a relay carries one port pair, so a call's RTP (even ports) "+
 		"and its RTCP (the odd ports after them) take two: --relay 20000:20002 --relay 20001:20003 (an odd-port relay alone is warned about)")
-	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host `ADDR`, e.g. 127.0.0.1:8080")
-	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host `ADDR`, e.g. 127.0.0.1:9090")
+	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays, /healthz) on this host `ADDR`: PORT or :PORT is 127.0.0.1:PORT; "+
+		"an address other hosts can reach needs --control-token")
+	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics, /healthz) on this host `ADDR`, with --control's rules (loopback unless --control-token)")
+	c.token.registerFlags(fs)
 	registerARPFlags(fs, &c.arp)
 }
 
@@ -60,7 +61,8 @@ func (c *sidecarConfig) validate() error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--reflect", c.reflect}, {"--relay", len(c.relays) > 0}, {"--control", c.control != ""}, {"--metrics", c.metrics != ""}} {
+		}{{"--reflect", c.reflect}, {"--relay", len(c.relays) > 0}, {"--control", c.control != ""}, {"--metrics", c.metrics != ""},
+			{"--control-token", c.token.flag != "" || c.token.file != ""}} {
 			if f.set {
 				return usageErrorf("%s needs --rtp-ports LO-HI (the ports it works on)", f.name)
 			}
@@ -92,13 +94,26 @@ func (c *sidecarConfig) validate() error {
 		c.relaySpecs = append(c.relaySpecs, spec)
 	}
 	c.warnings = rtcpRelayWarnings(c.relaySpecs)
-	for _, f := range []struct{ name, addr string }{{"--control", c.control}, {"--metrics", c.metrics}} {
-		if f.addr == "" {
+	if err := c.token.load(); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		addr *string
+	}{{"--control", &c.control}, {"--metrics", &c.metrics}} {
+		if *f.addr == "" {
 			continue
 		}
-		if _, port, err := net.SplitHostPort(f.addr); err != nil || port == "" {
-			return usageErrorf("%s %q: want HOST:PORT (e.g. 127.0.0.1:8080)", f.name, f.addr)
+		addr, err := controlhttp.CheckAddr(*f.addr, c.token.value != "")
+		if errors.Is(err, controlhttp.ErrNeedsToken) {
+			return usageErrorf("%s %q %v", f.name, *f.addr, err)
+		} else if err != nil {
+			return usageErrorf("%s %q: %v", f.name, *f.addr, err)
 		}
+		*f.addr = addr
+	}
+	if c.token.value != "" && c.control == "" && c.metrics == "" {
+		return usageErrorf("--control-token is for --control and --metrics; neither is set")
 	}
 	aging, refresh := c.arp.Aging, c.arp.Refresh
 	if aging == 0 {
@@ -155,36 +170,12 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 			mux.Handle("GET /metrics", metrics.Handler(m, svc))
 			h = mux
 		}
-		shutdown, err := serveHTTP(srv.addr, h, log, srv.name)
+		server, err := controlhttp.Listen(controlhttp.Options{Addr: srv.addr, Handler: h, Token: cfg.token.value, Name: srv.name, Log: log})
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("%s %s: %w", srv.flag, srv.addr, err)
 		}
-		stops = append(stops, shutdown)
+		stops = append(stops, server.Close)
 	}
 	return stop, nil
-}
-
-// serveHTTP serves h on the host network at addr (not through the
-// user-space stack) until the returned function is called.
-func serveHTTP(addr string, h http.Handler, log *slog.Logger, name string) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(name+" stopped", "err", err)
-		}
-	}()
-	log.Info(name+" listening", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	}, nil
 }
