@@ -237,3 +237,16 @@ func BenchmarkInProcess(b *testing.B) {
 		})
 	}
 }
+
+// TestPlotCaption: a plot says the machine, the date and whether the run
+// was short, since it travels without its table.
+func TestPlotCaption(t *testing.T) {
+	cfg := Config{Short: true}.withDefaults()
+	rep := &Report{Machine: "AMD EPYC 9B45, 2 cores", Date: "2026-12-02T22:00:00Z", Settings: cfg.settings()}
+	got := caption(rep)
+	for _, want := range []string{"AMD EPYC 9B45", "2026-12-02T22:00:00Z", "short"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("caption %q lacks %q", got, want)
+		}
+	}
+}
