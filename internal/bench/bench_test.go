@@ -92,7 +92,9 @@ func TestRunShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Results), 3*2*2*2+2; got != want {
+	// receive, send, reflect on both paths; reflect-inline on the fast
+	// path only; two scaling rows.
+	if got, want := len(rep.Results), 3*2*2*2+2*2+2; got != want {
 		t.Fatalf("%d results, want %d", got, want)
 	}
 	for _, r := range rep.Results {
@@ -105,7 +107,7 @@ func TestRunShort(t *testing.T) {
 	}
 	var out strings.Builder
 	Print(&out, rep, suites)
-	for _, want := range []string{"reflect/v6/1200", "fast vs netstack", ScaleWorkload(10), "×"} {
+	for _, want := range []string{"reflect/v6/1200", "reflect-inline/v4/172", "fast vs netstack", ScaleWorkload(10), "×"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
