@@ -92,7 +92,9 @@ func TestRunShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Results), 3*2*2*2+2; got != want {
+	// receive, send, reflect on both paths; reflect-inline on the fast
+	// path only; two scaling rows.
+	if got, want := len(rep.Results), 3*2*2*2+2*2+2; got != want {
 		t.Fatalf("%d results, want %d", got, want)
 	}
 	for _, r := range rep.Results {
@@ -105,7 +107,7 @@ func TestRunShort(t *testing.T) {
 	}
 	var out strings.Builder
 	Print(&out, rep, suites)
-	for _, want := range []string{"reflect/v6/1200", "fast vs netstack", ScaleWorkload(10), "×"} {
+	for _, want := range []string{"reflect/v6/1200", "reflect-inline/v4/172", "fast vs netstack", ScaleWorkload(10), "×"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -235,5 +237,18 @@ func BenchmarkInProcess(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
 		})
+	}
+}
+
+// TestPlotCaption: a plot says the machine, the date and whether the run
+// was short, since it travels without its table.
+func TestPlotCaption(t *testing.T) {
+	cfg := Config{Short: true}.withDefaults()
+	rep := &Report{Machine: "AMD EPYC 9B45, 2 cores", Date: "2026-12-02T22:00:00Z", Settings: cfg.settings()}
+	got := caption(rep)
+	for _, want := range []string{"AMD EPYC 9B45", "2026-12-02T22:00:00Z", "short"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("caption %q lacks %q", got, want)
+		}
 	}
 }

@@ -402,8 +402,11 @@ func udpRcvbufErrors(v6 bool) uint64 {
 }
 
 // runKernelReflector answers every datagram on the given addresses with
-// Linux's own UDP sockets, batched: recvmmsg up to 64 datagrams, then
-// sendmmsg them back to their sources. It prints "ready" once bound and
+// Linux's own UDP sockets at their best, batched and offloaded: UDP_GRO
+// merges a flow's datagrams into one buffer on receive, recvmmsg takes up
+// to 64 such buffers, and sendmmsg sends each back to its source with
+// UDP_SEGMENT, so the kernel cuts it into the same datagrams again (the
+// fast reflector sends UDP trains too; the anchor gets the same offloads). It prints "ready" once bound and
 // exits when stdin closes (the bench that started it is done or gone).
 func runKernelReflector(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -421,21 +424,11 @@ func runKernelReflector(ctx context.Context, args []string, stdin io.Reader, std
 		if err != nil {
 			return fmt.Errorf("kernel-reflector: %w", err)
 		}
-		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		conn, pc, err := listenKernelReflector(ap)
 		if err != nil {
 			return fmt.Errorf("kernel-reflector: %w", err)
 		}
 		conns = append(conns, conn)
-		if rc, err := conn.SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, linkSocketBuffer)
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-			})
-		}
-		var pc batchConn = ipv4.NewPacketConn(conn)
-		if ap.Addr().Is6() {
-			pc = ipv6.NewPacketConn(conn)
-		}
 		go func() { errc <- reflectBatches(pc) }()
 	}
 	fmt.Fprintln(stdout, "ready")
@@ -451,16 +444,53 @@ func runKernelReflector(ctx context.Context, args []string, stdin io.Reader, std
 	}
 }
 
+// listenKernelReflector opens the kernel reflector's socket on ap: large
+// buffers and UDP_GRO.
+func listenKernelReflector(ap netip.AddrPort) (*net.UDPConn, batchConn, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err != nil {
+		return nil, nil, err
+	}
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, linkSocketBuffer)
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+			// Linux 5.0 and later; without it every datagram is a
+			// message of its own and no segment size is reported.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
+		})
+	}
+	if ap.Addr().Is6() {
+		return conn, ipv6.NewPacketConn(conn), nil
+	}
+	return conn, ipv4.NewPacketConn(conn), nil
+}
+
+// reflectBatches answers every datagram pc receives to its source until pc
+// is closed. Like the fast reflector, it sends trains: a merged (GRO)
+// buffer goes back as one UDP_SEGMENT send, and so do consecutive
+// datagrams of a batch from one source and of one size (the last may be
+// shorter), copied into one buffer; the kernel cuts them apart again.
 func reflectBatches(pc batchConn) error {
-	msgs := make([]ipv4.Message, 64)
+	const batch = 64
+	msgs := make([]ipv4.Message, batch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
-	out := make([]ipv4.Message, 64)
+	out := make([]ipv4.Message, batch)
+	segment := make([][]byte, batch) // a UDP_SEGMENT control message each
+	trains := make([][]byte, batch)
 	for i := range out {
 		out[i].Buffers = make([][]byte, 1)
+		segment[i] = make([]byte, unix.CmsgSpace(2))
+		putCmsgHeader(segment[i], unix.CmsgLen(2), unix.SOL_UDP, unix.UDP_SEGMENT)
+		trains[i] = make([]byte, 0, 65536)
 	}
 	for {
+		for i := range msgs {
+			msgs[i].OOB = msgs[i].OOB[:cap(msgs[i].OOB)]
+		}
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -468,11 +498,36 @@ func reflectBatches(pc batchConn) error {
 			}
 			return err
 		}
-		for i, m := range msgs[:n] {
-			out[i].Buffers[0], out[i].Addr = m.Buffers[0][:m.N], m.Addr
+		o := 0
+		for i := 0; i < n; o++ {
+			m := &msgs[i]
+			data := m.Buffers[0][:m.N]
+			out[o].Buffers[0], out[o].Addr, out[o].OOB = data, m.Addr, nil
+			segSize := groSize(m.OOB[:m.NN])
+			j := i + 1
+			if segSize == 0 && m.N > 0 {
+				total := m.N
+				for j < n && msgs[j-1].N == m.N && msgs[j].N <= m.N && total+msgs[j].N <= maxUDPPayload &&
+					groSize(msgs[j].OOB[:msgs[j].NN]) == 0 && sameUDPAddr(msgs[j].Addr, m.Addr) {
+					total += msgs[j].N
+					j++
+				}
+				if j > i+1 {
+					train := trains[o][:0]
+					for _, mm := range msgs[i:j] {
+						train = append(train, mm.Buffers[0][:mm.N]...)
+					}
+					out[o].Buffers[0], segSize = train, m.N
+				}
+			}
+			if segSize > 0 && segSize < len(out[o].Buffers[0]) {
+				binary.NativeEndian.PutUint16(segment[o][unix.CmsgLen(0):], uint16(segSize))
+				out[o].OOB = segment[o]
+			}
+			i = j
 		}
-		for k := 0; k < n; {
-			w, err := pc.WriteBatch(out[k:n], 0)
+		for k := 0; k < o; {
+			w, err := pc.WriteBatch(out[k:o], 0)
 			if err != nil {
 				if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
 					k++ // drop one: a full queue loses datagrams, as a socket does
@@ -483,4 +538,50 @@ func reflectBatches(pc batchConn) error {
 			k += w
 		}
 	}
+}
+
+// maxUDPPayload is the most a UDP datagram (or a UDP_SEGMENT train) holds.
+const maxUDPPayload = 65507
+
+func sameUDPAddr(a, b net.Addr) bool {
+	x, ok1 := a.(*net.UDPAddr)
+	y, ok2 := b.(*net.UDPAddr)
+	return ok1 && ok2 && x.Port == y.Port && x.IP.Equal(y.IP)
+}
+
+// The control message header (struct cmsghdr) is a size_t length, then
+// the level and the type as ints.
+const cmsgLenSize = unix.SizeofCmsghdr - 8
+
+func putCmsgHeader(b []byte, length, level, typ int) {
+	if cmsgLenSize == 8 {
+		binary.NativeEndian.PutUint64(b, uint64(length))
+	} else {
+		binary.NativeEndian.PutUint32(b, uint32(length))
+	}
+	binary.NativeEndian.PutUint32(b[cmsgLenSize:], uint32(level))
+	binary.NativeEndian.PutUint32(b[cmsgLenSize+4:], uint32(typ))
+}
+
+// groSize returns the segment size of a UDP_GRO control message in oob, or
+// 0 when the kernel merged nothing.
+func groSize(oob []byte) int {
+	for len(oob) >= unix.CmsgLen(0) {
+		var length int
+		if cmsgLenSize == 8 {
+			length = int(binary.NativeEndian.Uint64(oob))
+		} else {
+			length = int(binary.NativeEndian.Uint32(oob))
+		}
+		level := int32(binary.NativeEndian.Uint32(oob[cmsgLenSize:]))
+		typ := int32(binary.NativeEndian.Uint32(oob[cmsgLenSize+4:]))
+		if length < unix.CmsgLen(0) || length > len(oob) {
+			return 0
+		}
+		if level == unix.SOL_UDP && typ == unix.UDP_GRO && length >= unix.CmsgLen(4) {
+			return int(binary.NativeEndian.Uint32(oob[unix.CmsgLen(0):]))
+		}
+		oob = oob[min(unix.CmsgSpace(length-unix.CmsgLen(0)), len(oob)):]
+	}
+	return 0
 }

@@ -25,23 +25,34 @@ var payloadSizes = []int{172, 1200}
 //     (a fastfilter Ring; a gonet UDP socket's ReadFrom);
 //   - send: a payload in from the application, the frame out at the link
 //     (udpfast.Sender.Send; gonet WriteTo);
-//   - reflect: both, a datagram answered to its source (the fast reflector;
-//     the same reflector written on gonet: ReadFrom then WriteTo).
+//   - reflect: both, a datagram answered to its source by the application,
+//     one datagram at a time on one goroutine: a fastfilter Ring read then
+//     udpfast.Sender.Send, against gonet ReadFrom then WriteTo;
+//   - reflect-inline (fast path only, no netstack twin): the answer sent
+//     from inside the filter's receive function, with no ring and no
+//     application read, as `serve --reflect` and the relays do.
 func inProcessSuite() Suite {
 	return Suite{
 		Name:  "in-process",
 		Title: "In-process, no syscalls: per packet, frame in at the link to payload out in the application and back",
 		Workloads: func(cfg Config) ([]Workload, func() error, error) {
 			var ws []Workload
+			both := []Path{PathFast, PathNetstack}
 			for _, kind := range []struct {
-				name string
-				open func(cfg Config, fam family, size int, path Path) (Bench, error)
-			}{{"receive", openReceive}, {"send", openSend}, {"reflect", openReflect}} {
+				name  string
+				open  func(cfg Config, fam family, size int, path Path) (Bench, error)
+				paths []Path
+			}{
+				{"receive", openReceive, both},
+				{"send", openSend, both},
+				{"reflect", openReflect, both},
+				{"reflect-inline", openReflectInline, []Path{PathFast}},
+			} {
 				for _, fam := range families {
 					for _, size := range payloadSizes {
 						ws = append(ws, Workload{
 							Name:  fmt.Sprintf("%s/%s/%d", kind.name, fam.name, size),
-							Paths: []Path{PathFast, PathNetstack},
+							Paths: kind.paths,
 							Open: func(_ context.Context, path Path) (Bench, error) {
 								return kind.open(cfg, fam, size, path)
 							},
@@ -185,27 +196,48 @@ func openReflect(cfg Config, fam family, size int, path Path) (Bench, error) {
 	frame := frames.UDP{Src: peer, Dst: local, Payload: frames.Pattern(size), Flags: header.IPv4FlagDontFragment}.Build()
 	switch path {
 	case PathFast:
-		r, err := newFastReflector(h.filter, h.table, h.link, basePort, basePort, []netip.Addr{fam.local})
+		// The application's loop, one datagram at a time on this
+		// goroutine, as the gonet reflector below: the filter fills the
+		// port's Ring, the application reads it and sends the answer.
+		ring, err := fastfilter.NewRing(fastfilter.RingOptions{})
 		if err != nil {
 			h.close()
 			return nil, err
 		}
+		reg, err := h.filter.RegisterRing(basePort, basePort, ring)
+		if err != nil {
+			h.close()
+			return nil, err
+		}
+		snd, err := udpfast.New(udpfast.Options{
+			Table:    h.table,
+			Link:     h.link,
+			Fallback: udpfast.EndpointFallback{Endpoint: reg.NetstackEndpoint(basePort)},
+			Local:    local,
+		})
+		if err != nil {
+			h.close()
+			return nil, err
+		}
+		buf := make([]byte, 2048)
 		return NewLoop(cfg.RoundTime, func(n int) error {
 			before := h.written()
 			for range n {
 				h.link.DeliverFrame(frame)
+				got, from, err := ring.Read(buf, past)
+				if err != nil {
+					return fmt.Errorf("%w: ring read: %v", errNotDelivered, err)
+				}
+				if err := snd.Send(buf[:got], from); err != nil {
+					return err
+				}
 			}
 			return h.expectWritten(before, n)
 		}, func() error {
-			_, fb := r.stats()
-			err := r.close()
-			if fb > 1 {
-				err = fmt.Errorf("%d datagrams went through netstack", fb)
+			if fb := snd.Stats().FallbackTotal(); fb > 1 {
+				return fmt.Errorf("%d datagrams went through netstack", fb)
 			}
-			if cerr := h.close(); err == nil {
-				err = cerr
-			}
-			return err
+			return h.close()
 		}), nil
 	default:
 		conn, err := h.st.ListenUDP(local)
@@ -234,4 +266,38 @@ func openReflect(cfg Config, fam family, size int, path Path) (Bench, error) {
 			return h.expectWritten(before, n)
 		}, func() error { conn.Close(); return h.close() }), nil
 	}
+}
+
+// openReflectInline answers from inside the filter's receive function (the
+// fast reflector of `serve --reflect`): no ring, no application read. It
+// has no netstack twin; the reflect workload is the like-for-like one.
+func openReflectInline(cfg Config, fam family, size int, _ Path) (Bench, error) {
+	h, err := newHost(hostOptions{peers: []netip.Addr{fam.peer}, fast: true})
+	if err != nil {
+		return nil, err
+	}
+	local, peer := netip.AddrPortFrom(fam.local, basePort), netip.AddrPortFrom(fam.peer, peerPort)
+	frame := frames.UDP{Src: peer, Dst: local, Payload: frames.Pattern(size), Flags: header.IPv4FlagDontFragment}.Build()
+	r, err := newFastReflector(h.filter, h.table, h.link, basePort, basePort, []netip.Addr{fam.local})
+	if err != nil {
+		h.close()
+		return nil, err
+	}
+	return NewLoop(cfg.RoundTime, func(n int) error {
+		before := h.written()
+		for range n {
+			h.link.DeliverFrame(frame)
+		}
+		return h.expectWritten(before, n)
+	}, func() error {
+		_, fb := r.stats()
+		err := r.close()
+		if fb > 1 {
+			err = fmt.Errorf("%d datagrams went through netstack", fb)
+		}
+		if cerr := h.close(); err == nil {
+			err = cerr
+		}
+		return err
+	}), nil
 }

@@ -54,6 +54,10 @@ func Plot(rep *Report, file string) error {
 	if len(panels) == 0 {
 		return fmt.Errorf("no results to plot")
 	}
+	// Say where and when, and whether the run was --short, above the first
+	// panel: a plot travels without its table.
+	panels[0].p.Title.Text = caption(rep) + "\n" + panels[0].p.Title.Text
+	panels[0].height += vg.Centimeter
 	const width, pad = 26 * vg.Centimeter, vg.Centimeter / 2
 	var total vg.Length
 	for _, pn := range panels {
@@ -225,4 +229,16 @@ func scalingPlot(rep *Report) (*plot.Plot, vg.Length, error) {
 	}
 	p.Add(line, points, lbl, plotter.NewGrid())
 	return p, 10 * vg.Centimeter, nil
+}
+
+// caption describes the run in one line: machine, date, settings.
+func caption(rep *Report) string {
+	parts := []string{rep.Machine}
+	if rep.Date != "" {
+		parts = append(parts, rep.Date)
+	}
+	if rep.Settings != "" {
+		parts = append(parts, rep.Settings)
+	}
+	return strings.Join(parts, " · ")
 }

@@ -55,6 +55,8 @@ type Result struct {
 type Report struct {
 	// Machine describes where the run happened (CPU model, cores, Go version).
 	Machine string `json:"machine"`
+	// Date is when the run started, UTC, RFC 3339.
+	Date string `json:"date,omitempty"`
 	// Settings are the run's settings that change the figures (rounds,
 	// link, fast reflector), as one line.
 	Settings string   `json:"settings,omitempty"`

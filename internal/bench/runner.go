@@ -8,13 +8,14 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Run runs every enabled suite with cfg and returns the report: each row a
 // median over the rounds, each ratio taken between rows of this run.
 func Run(ctx context.Context, cfg Config, suites []Suite) (*Report, error) {
 	cfg = cfg.withDefaults()
-	rep := &Report{Machine: Machine(), Settings: cfg.settings()}
+	rep := &Report{Machine: Machine(), Date: time.Now().UTC().Format(time.RFC3339), Settings: cfg.settings()}
 	for _, s := range suites {
 		if s.Enabled != nil && !s.Enabled(cfg) {
 			continue

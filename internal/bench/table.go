@@ -19,6 +19,9 @@ var packetColumns = []Column{
 // suite's ratios beside the rows they compare.
 func Print(w io.Writer, rep *Report, suites []Suite) {
 	fmt.Fprintf(w, "machine: %s\n", rep.Machine)
+	if rep.Date != "" {
+		fmt.Fprintf(w, "date: %s\n", rep.Date)
+	}
 	if rep.Settings != "" {
 		fmt.Fprintf(w, "settings: %s\n", rep.Settings)
 	}

@@ -91,3 +91,26 @@ func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
 	}
 	return nil
 }
+
+// Do runs f on a thread inside ns and returns its error. Sockets f makes
+// live in ns and work from any goroutine afterwards. The thread is never
+// unlocked: it ends with its goroutine instead of going back to the
+// runtime in the wrong namespace.
+func (ns Namespace) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/var/run/netns/"+ns.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering %s: %w", ns.Name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}

@@ -27,3 +27,6 @@ func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
 	}
 	return cmd.Process.Signal(sig)
 }
+
+// Do says namespaces need Linux.
+func (Namespace) Do(func() error) error { return errNeedsLinux }

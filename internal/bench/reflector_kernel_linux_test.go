@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/internal/netnstest"
+)
+
+func TestCmsgRoundTrip(t *testing.T) {
+	b := make([]byte, unix.CmsgSpace(4))
+	putCmsgHeader(b, unix.CmsgLen(4), unix.SOL_UDP, unix.UDP_GRO)
+	copy(b[unix.CmsgLen(0):], []byte{172, 0, 0, 0})
+	if got := groSize(b); got != 172 {
+		t.Errorf("groSize = %d, want 172", got)
+	}
+	for _, bad := range [][]byte{nil, b[:unix.CmsgLen(0)-1], b[:unix.CmsgLen(2)]} {
+		if got := groSize(bad); got != 0 {
+			t.Errorf("groSize(%d bytes) = %d, want 0", len(bad), got)
+		}
+	}
+	other := make([]byte, unix.CmsgSpace(4))
+	putCmsgHeader(other, unix.CmsgLen(4), unix.SOL_SOCKET, unix.SCM_RIGHTS)
+	if got := groSize(append(other, b...)); got != 172 {
+		t.Errorf("groSize after another message = %d, want 172", got)
+	}
+}
+
+// TestKernelReflectorTrains: the kernel anchor answers a UDP_SEGMENT train
+// and single datagrams with the same datagrams, in order, whether the
+// kernel merged them on receive (UDP_GRO), the reflector gathered them into
+// a train, or neither.
+func TestKernelReflectorTrains(t *testing.T) {
+	netnstest.Require(t)
+	ns := netnstest.NewNamespace(t)
+	ns.MustIP("link", "set", "lo", "up")
+	var refl, client *net.UDPConn
+	var pc batchConn
+	err := ns.Do(func() error {
+		var err error
+		if refl, pc, err = listenKernelReflector(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
+			return err
+		}
+		client, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	done := make(chan error, 1)
+	go func() { done <- reflectBatches(pc) }()
+	defer func() {
+		refl.Close()
+		if err := <-done; err != nil {
+			t.Errorf("reflectBatches: %v", err)
+		}
+	}()
+	to := refl.LocalAddr().(*net.UDPAddr)
+
+	const n, size = 10, 172
+	train := make([]byte, n*size)
+	for i := range train {
+		train[i] = byte(i / size)
+	}
+	seg := make([]byte, unix.CmsgSpace(2))
+	putCmsgHeader(seg, unix.CmsgLen(2), unix.SOL_UDP, unix.UDP_SEGMENT)
+	binary.NativeEndian.PutUint16(seg[unix.CmsgLen(0):], size)
+	if _, _, err := client.WriteMsgUDP(train, seg, to); err != nil {
+		t.Fatalf("sending a UDP_SEGMENT train: %v", err)
+	}
+	// Single datagrams: the reflector may gather those of one size that
+	// one read returns into a train of its own; the answer is the same.
+	singles := [][]byte{[]byte("one"), bytes.Repeat([]byte{7}, 1200)}
+	for i := range 5 {
+		singles = append(singles, bytes.Repeat([]byte{byte(0x10 + i)}, 300))
+	}
+	singles = append(singles, bytes.Repeat([]byte{0x20}, 100), bytes.Repeat([]byte{0x21}, 300))
+	for _, p := range singles {
+		if _, err := client.WriteToUDP(p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := make([][]byte, 0, n+len(singles))
+	for i := range n {
+		want = append(want, train[i*size:(i+1)*size])
+	}
+	want = append(want, singles...)
+	buf := make([]byte, 65536)
+	for i, w := range want {
+		if err := client.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := client.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("datagram %d of %d: %v", i, len(want), err)
+		}
+		if !bytes.Equal(buf[:got], w) {
+			t.Fatalf("datagram %d: %s", i, describe(buf[:got], w))
+		}
+	}
+}
+
+func describe(got, want []byte) string {
+	return fmt.Sprintf("got %d bytes starting %x, want %d bytes starting %x", len(got), got[:min(8, len(got))], len(want), want[:min(8, len(want))])
+}
