@@ -81,6 +81,12 @@ type Options struct {
 	// datagrams to one peer in one write, for the kernel to cut
 	// (link.UDPSegmenter, udpgso.go). It needs a VnetDevice.
 	UDPSegmentation bool
+	// VLAN makes the endpoint the link of this 802.1Q VLAN ID (1-4094):
+	// tags come off inbound frames and go onto outbound ones (vlan.go).
+	// 0: no VLAN. It does not combine with TCP offload mode vnet or
+	// UDPSegmentation, whose kernel-side segmentation expects untagged
+	// headers.
+	VLAN uint16
 }
 
 // MaxVLANHeaderLength is the room an 802.1Q tag takes beyond the plain
@@ -101,6 +107,8 @@ type Stats struct {
 	RxDropShort     atomic.Uint64 // shorter than an Ethernet header
 	RxDropOtherHost atomic.Uint64 // unicast to another MAC
 	RxDropDetached  atomic.Uint64 // arrived with no stack attached
+	RxDropOtherVLAN atomic.Uint64 // tagged with a VLAN that is not the link's
+	RxDropUntagged  atomic.Uint64 // untagged (or VID 0) on a link with a VLAN
 	TxFrames        atomic.Uint64 // frames written (netstack's and raw)
 	TxErrors        atomic.Uint64 // frames the device refused
 	TxUDPTrains     atomic.Uint64 // UDP trains written for the kernel to cut (their datagrams count in TxFrames)
@@ -127,6 +135,7 @@ type Endpoint struct {
 	txScratch [][]byte
 	offload   offloadState // TCP offload transmit scratch (gso.go)
 	udpGSO    udpGSOState  // UDP segmentation (udpgso.go)
+	vlan      vlanState    // VLAN tagging scratch (vlan.go)
 
 	onCloseMu sync.Mutex
 	onClose   func()
@@ -153,6 +162,12 @@ func New(opts Options) (*Endpoint, error) {
 	}
 	if opts.MTU < header.IPv4MinimumProcessableDatagramSize || opts.MTU > 65535 {
 		return nil, fmt.Errorf("ethlink: MTU %d out of range [%d, 65535]", opts.MTU, header.IPv4MinimumProcessableDatagramSize)
+	}
+	if opts.VLAN > MaxVLANID {
+		return nil, fmt.Errorf("ethlink: VLAN %d is not a VLAN ID (1-%d)", opts.VLAN, MaxVLANID)
+	}
+	if opts.VLAN != 0 && (opts.UDPSegmentation || link.ActiveTCPOffload(opts.TCPOffload) != nil && opts.TCPOffload.Vnet()) {
+		return nil, fmt.Errorf("ethlink: VLAN %d does not combine with UDP segmentation or TCP offload mode vnet (use soft)", opts.VLAN)
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 32
@@ -184,7 +199,8 @@ func (e *Endpoint) SetFrameHook(h link.FrameHook) {
 }
 
 // DeliverFrame runs one inbound frame through the hook and, unless the hook
-// handled it, hands a copy to netstack. frame is not retained. Devices that
+// handled it, hands a copy to netstack. frame is not retained, but its
+// bytes may be moved (a VLAN tag is taken out in place). Devices that
 // push frames (link/sim) and tests call it; BatchReader devices are read by
 // the endpoint itself. It does not count the frame in Stats.RxFrames (a
 // pushing device counts what it delivers), and a frame the hook handles
@@ -192,6 +208,10 @@ func (e *Endpoint) SetFrameHook(h link.FrameHook) {
 func (e *Endpoint) DeliverFrame(frame []byte) {
 	if c := e.opts.Capture; c != nil {
 		_ = c.WriteFrame(frame)
+	}
+	frame, ok := e.untag(frame)
+	if !ok {
+		return
 	}
 	if o := e.offload.tcp; o != nil {
 		o.ObserveInbound(frame) // the ACK hook: records, never consumes
@@ -235,8 +255,19 @@ func (e *Endpoint) DeliverFrame(frame []byte) {
 	box.d.DeliverNetworkPacket(eth.Type(), pkt)
 }
 
-// WriteFrames implements link.FrameWriter: raw frames straight to the device.
+// WriteFrames implements link.FrameWriter: raw frames straight to the
+// device, tagged on the way when the link has a VLAN.
 func (e *Endpoint) WriteFrames(frames [][]byte) (int, error) {
+	if e.opts.VLAN == 0 {
+		return e.writeDevice(frames)
+	}
+	e.vlan.mu.Lock()
+	defer e.vlan.mu.Unlock()
+	return e.writeDevice(e.tagFrames(frames))
+}
+
+// writeDevice writes frames as they are, captured and counted.
+func (e *Endpoint) writeDevice(frames [][]byte) (int, error) {
 	if e.closed.Load() {
 		return 0, link.ErrClosed
 	}

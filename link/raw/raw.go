@@ -89,6 +89,11 @@ type Options struct {
 	// into the datagrams (virtio-net UDP GSO through a second, send-only
 	// socket with PACKET_VNET_HDR).
 	UDPSegmentation bool
+	// VLAN makes the link that of this 802.1Q VLAN ID (1-4094), as a
+	// Linux VLAN sub-interface is: tags off on receive, on at send, for
+	// netstack's frames and the fast path's (ethlink Options.VLAN);
+	// untagged frames and other VLANs' are dropped and counted. 0: none.
+	VLAN uint16
 }
 
 // batchSize is how many frames one recvmmsg may return.
@@ -164,6 +169,7 @@ func New(opts Options) (*Endpoint, error) {
 		TCPOffload:  tcp,
 
 		UDPSegmentation: opts.UDPSegmentation,
+		VLAN:            opts.VLAN,
 	})
 	if err != nil {
 		_ = dev.Close()

@@ -216,9 +216,16 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 				continue
 			}
 			size := int(m.len)
-			if status, ok := s.rx.auxStatus(i); ok && status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+			aux, ok := s.rx.auxdata(i)
+			if ok && aux.Status&unix.TP_STATUS_CSUMNOTREADY != 0 {
 				if vnet.CompleteChecksum(s.rbufs[i][:size]) {
 					s.stats.RxChecksumCompleted.Add(1)
+				}
+			}
+			if ok && aux.Status&unix.TP_STATUS_VLAN_VALID != 0 {
+				if size = retag(s.rbufs[i], size, aux); size == 0 {
+					s.stats.RxTruncated.Add(1)
+					continue
 				}
 			}
 			s.rbufs[kept], s.rbufs[i] = s.rbufs[i], s.rbufs[kept]
@@ -230,6 +237,27 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// retag puts back the 802.1Q tag that the kernel took off a frame of
+// size bytes in buf into the auxiliary data (it always does on receive), so
+// that ethlink sees the frame as it was on the wire and keeps only its
+// VLAN's. It returns the new size, 0 when buf has no room for the tag.
+// Moving the frame's tail by 4 bytes costs a memmove of a media frame's
+// size, far less than the recvmmsg that brought it.
+func retag(buf []byte, size int, aux unix.TpacketAuxdata) int {
+	const macs, tag = 12, 4
+	if size < macs || size+tag > len(buf) {
+		return 0
+	}
+	tpid := uint16(0x8100)
+	if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 && aux.Vlan_tpid != 0 {
+		tpid = aux.Vlan_tpid
+	}
+	copy(buf[macs+tag:size+tag], buf[macs:size])
+	binary.BigEndian.PutUint16(buf[macs:], tpid)
+	binary.BigEndian.PutUint16(buf[macs+2:], aux.Vlan_tci)
+	return size + tag
 }
 
 func (s *packetSocket) readError(err error) error {

@@ -83,6 +83,11 @@ type Options struct {
 	// per datagram sent in bursts drops to a fraction (mediastack bench's
 	// real-link suite shows it).
 	UDPSegmentation bool
+	// VLAN makes the link that of this 802.1Q VLAN ID (1-4094), as a
+	// Linux VLAN sub-interface is: tags off on receive, on at send, for
+	// netstack's frames and the fast path's (ethlink Options.VLAN);
+	// untagged frames and other VLANs' are dropped and counted. 0: none.
+	VLAN uint16
 }
 
 // DefaultMTU is the MTU used when Options.MTU is zero.
@@ -147,6 +152,7 @@ func New(opts Options) (*Endpoint, error) {
 		TCPOffload:  tcp,
 
 		UDPSegmentation: opts.UDPSegmentation,
+		VLAN:            opts.VLAN,
 	})
 	if err != nil {
 		_ = dev.Close()
