@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"golang.org/x/sys/unix"
 
 	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/internal/netnstest"
@@ -32,27 +30,9 @@ const (
 	metricsAddr = "127.0.0.1:9090"
 )
 
-// inNamespace runs f on an OS thread inside ns's network namespace, so the
-// sockets f makes live there; they work from any goroutine afterwards. The
-// thread is never unlocked: it ends with the goroutine instead of going
-// back to the runtime in the wrong namespace.
+// inNamespace runs f inside ns's network namespace (netns.Namespace.Enter).
 func inNamespace(ns *netnstest.Namespace, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/var/run/netns/"+ns.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering %s: %w", ns.Name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
+	return ns.Enter(f)
 }
 
 // listenUDP opens a kernel UDP socket in ns, closed when the test ends.

@@ -91,3 +91,29 @@ func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
 	}
 	return nil
 }
+
+// Enter runs f on an OS thread inside the namespace, so the sockets f
+// opens live there; they work from any goroutine afterwards. The thread is
+// never unlocked: it ends with its goroutine instead of going back to the
+// runtime in the wrong namespace. An empty Name is the caller's namespace.
+func (ns Namespace) Enter(f func() error) error {
+	if ns.Name == "" {
+		return f()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/var/run/netns/"+ns.Name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering %s: %w", ns.Name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}

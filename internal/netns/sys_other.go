@@ -27,3 +27,11 @@ func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
 	}
 	return cmd.Process.Signal(sig)
 }
+
+// Enter runs f in the caller's namespace, the only one there is.
+func (ns Namespace) Enter(f func() error) error {
+	if ns.Name != "" {
+		return errNeedsLinux
+	}
+	return f()
+}

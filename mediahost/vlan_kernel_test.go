@@ -1,0 +1,139 @@
+//go:build linux
+
+package mediahost_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/mediahost"
+	"github.com/mediastack/mediastack/mediaport"
+)
+
+const kernelVLAN = 100
+
+// vlanPeer makes a veth pair whose inside end, in ns, carries no address
+// of its own but a kernel VLAN sub-interface, VLAN kernelVLAN, with the
+// kernel's addresses: the stack must tag and untag to talk to it. It
+// returns the outside end, for a raw link.
+func vlanPeer(t *testing.T, ns *netnstest.Namespace) string {
+	t.Helper()
+	veth := ns.AddVeth()
+	ns.MustIP("addr", "flush", "dev", veth.Inside)
+	ns.AddVLAN(veth.Inside, "vl100", kernelVLAN, netnstest.KernelV4, netnstest.KernelV6)
+	return veth.Outside
+}
+
+// TestVLANWithTheKernel puts a host on VLAN 100 of a raw link whose peer is
+// a Linux VLAN sub-interface: ping over IPv4 and IPv6, TCP, and RTP both
+// ways on the fast paths, payloads intact.
+func TestVLANWithTheKernel(t *testing.T) {
+	netnstest.Require(t)
+	netnstest.RequireTools(t, "ping", "nc")
+	ns := netnstest.NewNamespace(t)
+	iface := vlanPeer(t, ns)
+	h, err := mediahost.New(mediahost.Options{
+		Link:  mediahost.Link{Kind: mediahost.Raw, Name: iface},
+		Addrs: []netip.Prefix{netnstest.StackV4, netnstest.StackV6},
+		VLAN:  kernelVLAN,
+		Ports: mediaport.Options{PortMin: 20000, PortMax: 20999},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	ns.WaitPing(netnstest.StackV4.Addr())
+	ns.WaitPing(netnstest.StackV6.Addr())
+
+	t.Run("TCP", func(t *testing.T) {
+		ln, err := h.Stack().ListenTCP(netip.AddrPortFrom(netnstest.StackV4.Addr(), 7000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(hangGuard))
+			_, _ = io.Copy(c, c)
+		}()
+		msg := bytes.Repeat([]byte("tagged tcp "), 1000) // several segments
+		out, err := ns.ExecInput(msg, "nc", "-N", "-w", "5", netnstest.StackV4.Addr().String(), "7000")
+		if err != nil || out != string(msg) {
+			t.Errorf("TCP echo over the VLAN: %d bytes back (want %d), %v", len(out), len(msg), err)
+		}
+	})
+
+	for _, kernel := range []netip.Addr{netnstest.KernelV4.Addr(), netnstest.KernelV6.Addr()} {
+		t.Run("RTP "+kernel.String(), func(t *testing.T) {
+			port, err := h.Ports().Open(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer port.Close()
+			var conn *net.UDPConn
+			if err := ns.Enter(func() (err error) {
+				conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(kernel, 40000)))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			local := netip.AddrPortFrom(netnstest.StackV4.Addr(), port.Port())
+			if kernel.Is6() {
+				local = netip.AddrPortFrom(netnstest.StackV6.Addr(), port.Port())
+			}
+			const packets = 20
+			payload := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 172) }
+
+			// Kernel to stack.
+			_ = port.SetReadDeadline(time.Now().Add(hangGuard))
+			buf := make([]byte, 2048)
+			for i := range packets {
+				if _, err := conn.WriteToUDPAddrPort(payload(i), local); err != nil {
+					t.Fatal(err)
+				}
+				n, from, err := port.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("datagram %d from the kernel: %v", i, err)
+				}
+				if from.Port() != 40000 || !bytes.Equal(buf[:n], payload(i)) {
+					t.Fatalf("datagram %d: %d bytes from %v, want %d bytes %#x from port 40000", i, n, from, len(payload(i)), i)
+				}
+			}
+			// Stack to kernel.
+			_ = conn.SetReadDeadline(time.Now().Add(hangGuard))
+			for i := range packets {
+				if _, err := port.WriteToUDPAddrPort(payload(i), netip.AddrPortFrom(kernel, 40000)); err != nil {
+					t.Fatal(err)
+				}
+				n, from, err := conn.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("datagram %d to the kernel: %v", i, err)
+				}
+				if from.Addr().Unmap() != local.Addr() || !bytes.Equal(buf[:n], payload(i)) {
+					t.Fatalf("kernel got %d bytes from %v, want %d bytes %#x from %v", n, from, len(payload(i)), i, local)
+				}
+			}
+			st := port.Stats()
+			t.Log(st)
+			if st.Receive.FastDelivered != packets {
+				t.Errorf("%d of %d datagrams from the kernel came fast: %v", st.Receive.FastDelivered, packets, st)
+			}
+			// The first send makes the port's entry in the ARP table
+			// (policyarp) through netstack; the others go fast.
+			if st.Send.Fast < packets-1 {
+				t.Errorf("%d of %d datagrams to the kernel went fast, want all but the first: %v", st.Send.Fast, packets, st)
+			}
+		})
+	}
+}
