@@ -47,8 +47,17 @@
 // MSS-sized frames from a header template and the link sends with one
 // sendmmsg per burst.
 //
-// Sends use sendmmsg(2). Close wakes a blocked reader; an interface taken
-// down or deleted under the reader stops it and reports the error to
+// Sends use sendmmsg(2). Close wakes a blocked reader.
+//
+// # Interface flaps
+//
+// An interface taken down and up again (ip link set X down; ... up, a
+// cable pulled, a driver reset) does not end the link, as it does not end
+// a TAP: the reader counts it (DeviceStats.InterfaceDown), waits for the
+// interface to be up again, and reads on; writes meanwhile fail and are
+// counted (ethlink Stats.TxErrors), and netstack and the fast senders
+// carry on, so relays and connections outlive the flap. Only an
+// interface deleted under the reader stops it and reports the error to
 // Options.OnReadError once.
 package raw
 
@@ -76,8 +85,8 @@ type Options struct {
 	// Capture, when set, records every frame sent or received.
 	Capture *pcap.Writer
 	// OnReadError is called once, from the reader goroutine, when reading
-	// fails for a reason other than Close (the interface went down or was
-	// deleted).
+	// fails for a reason other than Close (the interface was deleted; one
+	// taken down is waited for).
 	OnReadError func(error)
 	// TCPOffload sends large TCP packets from netstack as frames cut from
 	// a header template, written with one sendmmsg per burst (a
@@ -123,6 +132,10 @@ type DeviceStats struct {
 	// RxChecksumCompleted counts frames whose TCP or UDP checksum the
 	// kernel left to offload and the reader filled in.
 	RxChecksumCompleted atomic.Uint64
+	// InterfaceDown counts the times the reader found the interface down
+	// (ENETDOWN) and waited for it to come back up. Frames written
+	// meanwhile fail and count in ethlink's Stats.TxErrors.
+	InterfaceDown atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches.
