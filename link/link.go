@@ -79,6 +79,25 @@ type UDPSegmenter interface {
 	WriteUDPSegments(hdr []byte, payloads [][]byte) error
 }
 
+// Drop counts the frames a link lost for one reason.
+type Drop struct {
+	// Reason is a short lowercase label, words joined by hyphens
+	// ("queue-full"), like the reasons of mediastack's other metrics.
+	Reason  string
+	Packets uint64
+}
+
+// DropReporter is a link that counts the frames lost at it or below it,
+// where netstack and the fast paths never see them: the kernel's queue
+// toward a TAP or an AF_PACKET socket, frames the link itself refused.
+// metrics exports them as mediastack_link_dropped_packets_total.
+type DropReporter interface {
+	// AppendDrops appends the link's drop counts, one per reason, to dst
+	// and returns it. The counts only grow. It may ask the kernel (a
+	// system call): for metrics, not for the packet path.
+	AppendDrops(dst []Drop) []Drop
+}
+
 // Error is a link error with a constant text.
 type Error string
 

@@ -117,6 +117,22 @@ type Stats struct {
 	TxUDPTrainsRefused atomic.Uint64
 }
 
+// AppendDrops implements link.DropReporter with the endpoint's own drops:
+// frames too short, for another MAC, arriving detached, of another VLAN or
+// untagged on a VLAN, and frames the device refused to write. Links add
+// their device's drops to these.
+func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
+	s := &e.Stats
+	return append(dst,
+		link.Drop{Reason: "short", Packets: s.RxDropShort.Load()},
+		link.Drop{Reason: "other-host", Packets: s.RxDropOtherHost.Load()},
+		link.Drop{Reason: "detached", Packets: s.RxDropDetached.Load()},
+		link.Drop{Reason: "other-vlan", Packets: s.RxDropOtherVLAN.Load()},
+		link.Drop{Reason: "untagged", Packets: s.RxDropUntagged.Load()},
+		link.Drop{Reason: "tx-error", Packets: s.TxErrors.Load()},
+	)
+}
+
 // Endpoint is a netstack Ethernet LinkEndpoint over a Device.
 type Endpoint struct {
 	opts Options
@@ -149,6 +165,7 @@ var (
 	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
 	_ link.Hookable           = (*Endpoint)(nil)
 	_ link.FrameWriter        = (*Endpoint)(nil)
+	_ link.DropReporter       = (*Endpoint)(nil)
 )
 
 // New validates opts and returns an Endpoint. Reading starts when netstack

@@ -117,10 +117,14 @@ const maxNameLen = 15
 type Endpoint struct {
 	*ethlink.Endpoint
 	iface string
+	dev   device
 	stats *DeviceStats
 }
 
-var _ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+var (
+	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+	_ link.DropReporter       = (*Endpoint)(nil)
+)
 
 // DeviceStats counts what the socket layer handles before ethlink sees a
 // frame. Fields are updated atomically.
@@ -136,12 +140,20 @@ type DeviceStats struct {
 	// (ENETDOWN) and waited for it to come back up. Frames written
 	// meanwhile fail and count in ethlink's Stats.TxErrors.
 	InterfaceDown atomic.Uint64
+	// RxQueueFull counts the frames the kernel dropped because the
+	// socket's receive buffer was full (the stack read too slowly), from
+	// PACKET_STATISTICS, which resets when read: AppendDrops reads it
+	// and adds it here.
+	RxQueueFull atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches.
 type device interface {
 	ethlink.Device
 	ethlink.BatchReader
+	// readQueueDrops adds the kernel's count of frames dropped for a full
+	// receive buffer since the last call to DeviceStats.RxQueueFull.
+	readQueueDrops() error
 }
 
 // New opens an AF_PACKET socket on opts.Interface and returns an endpoint
@@ -188,7 +200,7 @@ func New(opts Options) (*Endpoint, error) {
 		_ = dev.Close()
 		return nil, fmt.Errorf("raw %s: %w", opts.Interface, err)
 	}
-	return &Endpoint{Endpoint: ep, iface: opts.Interface, stats: stats}, nil
+	return &Endpoint{Endpoint: ep, iface: opts.Interface, dev: dev, stats: stats}, nil
 }
 
 // Interface returns the name of the interface the socket is bound to.
@@ -196,3 +208,16 @@ func (e *Endpoint) Interface() string { return e.iface }
 
 // DeviceStats returns the socket-level counters.
 func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
+
+// AppendDrops implements link.DropReporter: ethlink's drops, frames too big
+// for the read buffer, and the frames the kernel dropped because the
+// socket's receive buffer was full ("queue-full", PACKET_STATISTICS'
+// tp_drops, asked of the kernel now).
+func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
+	_ = e.dev.readQueueDrops() // a closed socket keeps what it counted
+	dst = e.Endpoint.AppendDrops(dst)
+	return append(dst,
+		link.Drop{Reason: "too-big", Packets: e.stats.RxTruncated.Load()},
+		link.Drop{Reason: "queue-full", Packets: e.stats.RxQueueFull.Load()},
+	)
+}

@@ -406,3 +406,23 @@ func (s *packetSocket) Close() error {
 	close(s.done)
 	return s.f.Close()
 }
+
+// readQueueDrops implements device: PACKET_STATISTICS resets on read, so
+// its drops are added up in DeviceStats.RxQueueFull.
+func (s *packetSocket) readQueueDrops() error {
+	if s.closed.Load() {
+		return link.ErrClosed
+	}
+	var st *unix.TpacketStats
+	var serr error
+	if err := s.rc.Control(func(fd uintptr) {
+		st, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	s.stats.RxQueueFull.Add(uint64(st.Drops))
+	return nil
+}

@@ -101,10 +101,14 @@ const maxNameLen = 15
 type Endpoint struct {
 	*ethlink.Endpoint
 	name  string
+	dev   device
 	stats *DeviceStats
 }
 
-var _ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+var (
+	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+	_ link.DropReporter       = (*Endpoint)(nil)
+)
 
 // ErrDeviceGone is wrapped by the read and write errors of a TAP that was
 // deleted while in use.
@@ -124,10 +128,23 @@ type DeviceStats struct {
 	RxBadVnetHdr atomic.Uint64
 }
 
-// device is what the platform code returns: a frame device read in batches.
+// device is what the platform code returns: a frame device read in batches
+// whose kernel interface counts what it drops.
 type device interface {
 	ethlink.Device
 	ethlink.BatchReader
+	// kernelStats reads the TAP interface's counters now.
+	kernelStats() (linkStats, error)
+}
+
+// linkStats are the fields of struct rtnl_link_stats64 the link exports.
+type linkStats struct {
+	// RxDropped counts frames the stack wrote that the kernel dropped.
+	RxDropped uint64
+	// TxDropped counts frames the kernel dropped on their way to the
+	// stack, mostly because the TAP's queue was full: the stack did not
+	// read fast enough.
+	TxDropped uint64
 }
 
 // New creates or attaches the TAP device opts.Name, sets it up and returns an
@@ -158,7 +175,7 @@ func New(opts Options) (*Endpoint, error) {
 		_ = dev.Close()
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
-	return &Endpoint{Endpoint: ep, name: name, stats: stats}, nil
+	return &Endpoint{Endpoint: ep, name: name, dev: dev, stats: stats}, nil
 }
 
 // Name returns the TAP device's name (the kernel's choice when Options.Name
@@ -167,6 +184,29 @@ func (e *Endpoint) Name() string { return e.name }
 
 // DeviceStats returns the device-level drop counters.
 func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
+
+// AppendDrops implements link.DropReporter: ethlink's drops, frames too big
+// for the read buffer or with a bad virtio-net header, and from the
+// kernel's counters of the TAP interface the frames it dropped toward the
+// stack ("queue-full": its queue of 500 frames was full, the stack read too
+// slowly; the interface's tx_dropped) and the frames the stack wrote that
+// it dropped ("kernel-dropped": rx_dropped). The kernel's counters are
+// left out when it cannot be asked (the TAP was moved to another network
+// namespace after New).
+func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
+	dst = e.Endpoint.AppendDrops(dst)
+	dst = append(dst,
+		link.Drop{Reason: "too-big", Packets: e.stats.RxTooBig.Load()},
+		link.Drop{Reason: "bad-vnet-header", Packets: e.stats.RxBadVnetHdr.Load()},
+	)
+	if ks, err := e.dev.kernelStats(); err == nil {
+		dst = append(dst,
+			link.Drop{Reason: "queue-full", Packets: ks.TxDropped},
+			link.Drop{Reason: "kernel-dropped", Packets: ks.RxDropped},
+		)
+	}
+	return dst
+}
 
 func (o *Options) setDefaults() error {
 	if len(o.Name) > maxNameLen {

@@ -82,6 +82,10 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 		_ = d.Close()
 		return nil, "", err
 	}
+	if d.counters, err = openKernelCounters(d.name); err != nil {
+		_ = d.Close()
+		return nil, "", err
+	}
 	return d, d.name, nil
 }
 
@@ -200,11 +204,12 @@ func bringUp(name string, mtu uint32) error {
 // poller (water opens it non-blocking, so os.NewFile registers it): a read
 // that would block parks the goroutine, and Close wakes it.
 type tapDevice struct {
-	name   string
-	f      *os.File
-	rc     syscall.RawConn
-	closed atomic.Bool
-	stats  *DeviceStats
+	name     string
+	f        *os.File
+	rc       syscall.RawConn
+	closed   atomic.Bool
+	stats    *DeviceStats
+	counters *kernelCounters // the interface's own; nil until open
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a read allocates nothing.
@@ -389,5 +394,15 @@ func (d *tapDevice) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	if d.counters != nil {
+		d.counters.close()
+	}
 	return d.f.Close()
+}
+
+func (d *tapDevice) kernelStats() (linkStats, error) {
+	if d.counters == nil {
+		return linkStats{}, errNoCounters
+	}
+	return d.counters.read()
 }

@@ -1,0 +1,137 @@
+//go:build linux
+
+package tap
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// kernelCounters reads the TAP interface's own counters (rtnl_link_stats64)
+// over an rtnetlink socket opened where the TAP was made, so it keeps
+// answering from that namespace whichever thread asks. A TAP moved to
+// another namespace afterwards is not found there: its counters read as
+// unavailable.
+type kernelCounters struct {
+	mu    sync.Mutex
+	fd    int // -1 after close
+	index int32
+	seq   uint32
+	buf   []byte
+}
+
+func openKernelCounters(name string) (*kernelCounters, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("tap %s: rtnetlink socket for the device's counters: %w", name, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tap %s: rtnetlink socket for the device's counters: %w", name, err)
+	}
+	tv := unix.Timeval{Sec: 1} // a kernel that never answers must not hang a scrape
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	ifi, err := interfaceIndex(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tap %s: interface index: %w", name, err)
+	}
+	return &kernelCounters{fd: fd, index: int32(ifi), buf: make([]byte, 1<<14)}, nil
+}
+
+// interfaceIndex looks name up in the caller's namespace.
+func interfaceIndex(name string) (int, error) {
+	fd, err := controlSocket()
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
+}
+
+var errNoCounters = errors.New("the kernel reported no counters for the device")
+
+// read asks the kernel for the TAP's counters now.
+func (k *kernelCounters) read() (linkStats, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fd < 0 {
+		return linkStats{}, unix.EBADF
+	}
+	k.seq++
+	req := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.RTM_GETLINK)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	binary.NativeEndian.PutUint32(req[8:], k.seq)
+	binary.NativeEndian.PutUint32(req[unix.NLMSG_HDRLEN+4:], uint32(k.index)) // ifinfomsg.ifi_index
+	if err := unix.Sendto(k.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return linkStats{}, err
+	}
+	for {
+		n, _, err := unix.Recvfrom(k.fd, k.buf, 0)
+		if err != nil {
+			return linkStats{}, err
+		}
+		msgs, err := syscall.ParseNetlinkMessage(k.buf[:n])
+		if err != nil {
+			return linkStats{}, err
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			if m.Header.Seq != k.seq {
+				continue // an answer to an earlier request that timed out
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+						return linkStats{}, unix.Errno(-errno)
+					}
+				}
+				return linkStats{}, errNoCounters
+			case unix.RTM_NEWLINK:
+				return parseLinkStats(m)
+			}
+		}
+	}
+}
+
+func parseLinkStats(m *syscall.NetlinkMessage) (linkStats, error) {
+	attrs, err := syscall.ParseNetlinkRouteAttr(m)
+	if err != nil {
+		return linkStats{}, err
+	}
+	for _, a := range attrs {
+		// struct rtnl_link_stats64 starts rx_packets, tx_packets, rx_bytes,
+		// tx_bytes, rx_errors, tx_errors, rx_dropped, tx_dropped.
+		if a.Attr.Type == unix.IFLA_STATS64 && len(a.Value) >= 8*8 {
+			return linkStats{
+				RxDropped: binary.NativeEndian.Uint64(a.Value[6*8:]),
+				TxDropped: binary.NativeEndian.Uint64(a.Value[7*8:]),
+			}, nil
+		}
+	}
+	return linkStats{}, errNoCounters
+}
+
+func (k *kernelCounters) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fd >= 0 {
+		unix.Close(k.fd)
+		k.fd = -1
+	}
+}
