@@ -69,6 +69,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -154,6 +155,8 @@ type device interface {
 	// readQueueDrops adds the kernel's count of frames dropped for a full
 	// receive buffer since the last call to DeviceStats.RxQueueFull.
 	readQueueDrops() error
+	// interfaceStats reads the interface's own counters now.
+	interfaceStats() (linkstats.Counters, error)
 }
 
 // New opens an AF_PACKET socket on opts.Interface and returns an endpoint
@@ -210,14 +213,21 @@ func (e *Endpoint) Interface() string { return e.iface }
 func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
 
 // AppendDrops implements link.DropReporter: ethlink's drops, frames too big
-// for the read buffer, and the frames the kernel dropped because the
-// socket's receive buffer was full ("queue-full", PACKET_STATISTICS'
-// tp_drops, asked of the kernel now).
+// for the read buffer, the frames the kernel dropped because the socket's
+// receive buffer was full ("queue-full", PACKET_STATISTICS' tp_drops,
+// asked of the kernel now), and the interface's own rx_dropped
+// ("interface-dropped": frames the kernel dropped as they arrived, before
+// any socket saw them, e.g. a full backlog; on an interface the host uses
+// too, its drops count there as well).
 func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
 	_ = e.dev.readQueueDrops() // a closed socket keeps what it counted
 	dst = e.Endpoint.AppendDrops(dst)
-	return append(dst,
+	dst = append(dst,
 		link.Drop{Reason: "too-big", Packets: e.stats.RxTruncated.Load()},
 		link.Drop{Reason: "queue-full", Packets: e.stats.RxQueueFull.Load()},
 	)
+	if c, err := e.dev.interfaceStats(); err == nil {
+		dst = append(dst, link.Drop{Reason: "interface-dropped", Packets: c.RxDropped})
+	}
+	return dst
 }

@@ -17,6 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/internal/iovec"
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/vnet"
 )
@@ -66,6 +67,10 @@ func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats, segment 
 	if err != nil {
 		f.Close()
 		return nil, "", 0, err
+	}
+	if s.counters, err = linkstats.Open(name); err != nil {
+		s.Close()
+		return nil, "", 0, fmt.Errorf("raw: %w", err)
 	}
 	if segment {
 		seg, err := openSegmentingSocket(s, ifindex)
@@ -144,6 +149,8 @@ type packetSocket struct {
 	closed  atomic.Bool
 	done    chan struct{} // closed by Close: ends a wait for the interface
 	stats   *DeviceStats
+	// counters reads the interface's own counters; nil until open.
+	counters *linkstats.Reader
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a batch allocates nothing.
@@ -404,6 +411,9 @@ func (s *packetSocket) Close() error {
 		return nil
 	}
 	close(s.done)
+	if s.counters != nil {
+		s.counters.Close()
+	}
 	return s.f.Close()
 }
 
@@ -425,4 +435,11 @@ func (s *packetSocket) readQueueDrops() error {
 	}
 	s.stats.RxQueueFull.Add(uint64(st.Drops))
 	return nil
+}
+
+func (s *packetSocket) interfaceStats() (linkstats.Counters, error) {
+	if s.counters == nil {
+		return linkstats.Counters{}, linkstats.ErrNoCounters
+	}
+	return s.counters.Read()
 }

@@ -81,6 +81,22 @@ func kernelSide(t *testing.T, dev device, name string) int {
 	return fd
 }
 
+func interfaceIndex(name string) (int, error) {
+	fd, err := controlSocket()
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
+}
+
 // BenchmarkWriteFrames: batches of 32 frames written to the TAP (one write
 // each), which the kernel receives and drops.
 func BenchmarkWriteFrames(b *testing.B) {

@@ -46,6 +46,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -134,17 +135,7 @@ type device interface {
 	ethlink.Device
 	ethlink.BatchReader
 	// kernelStats reads the TAP interface's counters now.
-	kernelStats() (linkStats, error)
-}
-
-// linkStats are the fields of struct rtnl_link_stats64 the link exports.
-type linkStats struct {
-	// RxDropped counts frames the stack wrote that the kernel dropped.
-	RxDropped uint64
-	// TxDropped counts frames the kernel dropped on their way to the
-	// stack, mostly because the TAP's queue was full: the stack did not
-	// read fast enough.
-	TxDropped uint64
+	kernelStats() (linkstats.Counters, error)
 }
 
 // New creates or attaches the TAP device opts.Name, sets it up and returns an
@@ -190,7 +181,7 @@ func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
 // kernel's counters of the TAP interface the frames it dropped toward the
 // stack ("queue-full": its queue of 500 frames was full, the stack read too
 // slowly; the interface's tx_dropped) and the frames the stack wrote that
-// it dropped ("kernel-dropped": rx_dropped). The kernel's counters are
+// it dropped ("write-dropped": rx_dropped). The kernel's counters are
 // left out when it cannot be asked (the TAP was moved to another network
 // namespace after New).
 func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
@@ -202,7 +193,7 @@ func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
 	if ks, err := e.dev.kernelStats(); err == nil {
 		dst = append(dst,
 			link.Drop{Reason: "queue-full", Packets: ks.TxDropped},
-			link.Drop{Reason: "kernel-dropped", Packets: ks.RxDropped},
+			link.Drop{Reason: "write-dropped", Packets: ks.RxDropped},
 		)
 	}
 	return dst

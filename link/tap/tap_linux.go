@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mediastack/mediastack/internal/iovec"
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -82,7 +83,7 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 		_ = d.Close()
 		return nil, "", err
 	}
-	if d.counters, err = openKernelCounters(d.name); err != nil {
+	if d.counters, err = linkstats.Open(d.name); err != nil {
 		_ = d.Close()
 		return nil, "", err
 	}
@@ -209,7 +210,7 @@ type tapDevice struct {
 	rc       syscall.RawConn
 	closed   atomic.Bool
 	stats    *DeviceStats
-	counters *kernelCounters // the interface's own; nil until open
+	counters *linkstats.Reader // the interface's own; nil until open
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a read allocates nothing.
@@ -395,14 +396,14 @@ func (d *tapDevice) Close() error {
 		return nil
 	}
 	if d.counters != nil {
-		d.counters.close()
+		d.counters.Close()
 	}
 	return d.f.Close()
 }
 
-func (d *tapDevice) kernelStats() (linkStats, error) {
+func (d *tapDevice) kernelStats() (linkstats.Counters, error) {
 	if d.counters == nil {
-		return linkStats{}, errNoCounters
+		return linkstats.Counters{}, linkstats.ErrNoCounters
 	}
-	return d.counters.read()
+	return d.counters.Read()
 }

@@ -1,10 +1,9 @@
 //go:build linux
 
-package tap
+package linkstats
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -12,12 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// kernelCounters reads the TAP interface's own counters (rtnl_link_stats64)
-// over an rtnetlink socket opened where the TAP was made, so it keeps
-// answering from that namespace whichever thread asks. A TAP moved to
-// another namespace afterwards is not found there: its counters read as
-// unavailable.
-type kernelCounters struct {
+// Reader reads one interface's counters over an rtnetlink socket opened in
+// the network namespace of the goroutine that called Open, so it keeps
+// asking that namespace whichever thread it runs on later. An interface
+// moved to another namespace afterwards is not found there: Read fails.
+// It is safe for concurrent use.
+type Reader struct {
 	mu    sync.Mutex
 	fd    int // -1 after close
 	index int32
@@ -25,28 +24,29 @@ type kernelCounters struct {
 	buf   []byte
 }
 
-func openKernelCounters(name string) (*kernelCounters, error) {
+// Open returns a Reader of the counters of the interface name.
+func Open(name string) (*Reader, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("tap %s: rtnetlink socket for the device's counters: %w", name, err)
+		return nil, fmt.Errorf("%s: rtnetlink socket for the interface's counters: %w", name, err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tap %s: rtnetlink socket for the device's counters: %w", name, err)
+		return nil, fmt.Errorf("%s: rtnetlink socket for the interface's counters: %w", name, err)
 	}
 	tv := unix.Timeval{Sec: 1} // a kernel that never answers must not hang a scrape
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	ifi, err := interfaceIndex(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tap %s: interface index: %w", name, err)
+		return nil, fmt.Errorf("%s: interface index: %w", name, err)
 	}
-	return &kernelCounters{fd: fd, index: int32(ifi), buf: make([]byte, 1<<14)}, nil
+	return &Reader{fd: fd, index: int32(ifi), buf: make([]byte, 1<<14)}, nil
 }
 
 // interfaceIndex looks name up in the caller's namespace.
 func interfaceIndex(name string) (int, error) {
-	fd, err := controlSocket()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -61,14 +61,12 @@ func interfaceIndex(name string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
-var errNoCounters = errors.New("the kernel reported no counters for the device")
-
-// read asks the kernel for the TAP's counters now.
-func (k *kernelCounters) read() (linkStats, error) {
+// Read asks the kernel for the interface's counters now.
+func (k *Reader) Read() (Counters, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.fd < 0 {
-		return linkStats{}, unix.EBADF
+		return Counters{}, unix.EBADF
 	}
 	k.seq++
 	req := make([]byte, unix.NLMSG_HDRLEN+unix.SizeofIfInfomsg)
@@ -78,16 +76,16 @@ func (k *kernelCounters) read() (linkStats, error) {
 	binary.NativeEndian.PutUint32(req[8:], k.seq)
 	binary.NativeEndian.PutUint32(req[unix.NLMSG_HDRLEN+4:], uint32(k.index)) // ifinfomsg.ifi_index
 	if err := unix.Sendto(k.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return linkStats{}, err
+		return Counters{}, err
 	}
 	for {
 		n, _, err := unix.Recvfrom(k.fd, k.buf, 0)
 		if err != nil {
-			return linkStats{}, err
+			return Counters{}, err
 		}
 		msgs, err := syscall.ParseNetlinkMessage(k.buf[:n])
 		if err != nil {
-			return linkStats{}, err
+			return Counters{}, err
 		}
 		for i := range msgs {
 			m := &msgs[i]
@@ -98,10 +96,10 @@ func (k *kernelCounters) read() (linkStats, error) {
 			case unix.NLMSG_ERROR:
 				if len(m.Data) >= 4 {
 					if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-						return linkStats{}, unix.Errno(-errno)
+						return Counters{}, unix.Errno(-errno)
 					}
 				}
-				return linkStats{}, errNoCounters
+				return Counters{}, ErrNoCounters
 			case unix.RTM_NEWLINK:
 				return parseLinkStats(m)
 			}
@@ -109,25 +107,28 @@ func (k *kernelCounters) read() (linkStats, error) {
 	}
 }
 
-func parseLinkStats(m *syscall.NetlinkMessage) (linkStats, error) {
+func parseLinkStats(m *syscall.NetlinkMessage) (Counters, error) {
 	attrs, err := syscall.ParseNetlinkRouteAttr(m)
 	if err != nil {
-		return linkStats{}, err
+		return Counters{}, err
 	}
 	for _, a := range attrs {
 		// struct rtnl_link_stats64 starts rx_packets, tx_packets, rx_bytes,
 		// tx_bytes, rx_errors, tx_errors, rx_dropped, tx_dropped.
 		if a.Attr.Type == unix.IFLA_STATS64 && len(a.Value) >= 8*8 {
-			return linkStats{
+			return Counters{
+				RxPackets: binary.NativeEndian.Uint64(a.Value[0*8:]),
+				TxPackets: binary.NativeEndian.Uint64(a.Value[1*8:]),
 				RxDropped: binary.NativeEndian.Uint64(a.Value[6*8:]),
 				TxDropped: binary.NativeEndian.Uint64(a.Value[7*8:]),
 			}, nil
 		}
 	}
-	return linkStats{}, errNoCounters
+	return Counters{}, ErrNoCounters
 }
 
-func (k *kernelCounters) close() {
+// Close releases the socket; Read fails afterwards.
+func (k *Reader) Close() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.fd >= 0 {
