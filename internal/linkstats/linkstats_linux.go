@@ -36,7 +36,7 @@ func Open(name string) (*Reader, error) {
 	}
 	tv := unix.Timeval{Sec: 1} // a kernel that never answers must not hang a scrape
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	ifi, err := interfaceIndex(name)
+	ifi, err := InterfaceIndex(name)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: interface index: %w", name, err)
@@ -44,8 +44,8 @@ func Open(name string) (*Reader, error) {
 	return &Reader{fd: fd, index: int32(ifi), buf: make([]byte, 1<<14)}, nil
 }
 
-// interfaceIndex looks name up in the caller's namespace.
-func interfaceIndex(name string) (int, error) {
+// InterfaceIndex looks the interface name up in the caller's namespace.
+func InterfaceIndex(name string) (int, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, err

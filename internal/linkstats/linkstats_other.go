@@ -17,3 +17,8 @@ func (*Reader) Read() (Counters, error) { return Counters{}, ErrNoCounters }
 
 // Close does nothing.
 func (*Reader) Close() {}
+
+// InterfaceIndex says interfaces need Linux.
+func InterfaceIndex(string) (int, error) {
+	return 0, errors.New("linkstats: interface counters need Linux")
+}
