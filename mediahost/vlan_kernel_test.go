@@ -29,25 +29,53 @@ func vlanPeer(t *testing.T, ns *netnstest.Namespace) string {
 	return veth.Outside
 }
 
-// TestVLANWithTheKernel puts a host on VLAN 100 of a raw link whose peer is
-// a Linux VLAN sub-interface: ping over IPv4 and IPv6, TCP, and RTP both
-// ways on the fast paths, payloads intact.
+// TestVLANWithTheKernel puts a host on VLAN 100 of a raw link and of a TAP
+// whose kernel side is a Linux VLAN sub-interface: ping over IPv4 and
+// IPv6, TCP, and RTP both ways on the fast paths, payloads intact.
 func TestVLANWithTheKernel(t *testing.T) {
 	netnstest.Require(t)
 	netnstest.RequireTools(t, "ping", "nc")
-	ns := netnstest.NewNamespace(t)
-	iface := vlanPeer(t, ns)
-	h, err := mediahost.New(mediahost.Options{
-		Link:  mediahost.Link{Kind: mediahost.Raw, Name: iface},
+	t.Run("raw", func(t *testing.T) {
+		ns := netnstest.NewNamespace(t)
+		iface := vlanPeer(t, ns)
+		h, err := mediahost.New(vlanHostOptions(mediahost.Link{Kind: mediahost.Raw, Name: iface}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		checkVLANHost(t, ns, h)
+	})
+	t.Run("tap", func(t *testing.T) {
+		netnstest.RequireTUN(t)
+		ns := netnstest.NewNamespace(t)
+		name := netnstest.UniqueName("msv")
+		var h *mediahost.Host
+		// Made inside the namespace: the VLAN sub-interface goes on the
+		// TAP's kernel side there.
+		if err := ns.Enter(func() (err error) {
+			h, err = mediahost.New(vlanHostOptions(mediahost.Link{Kind: mediahost.TAP, Name: name}))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		ns.AddVLAN(name, "vl100", kernelVLAN, netnstest.KernelV4, netnstest.KernelV6)
+		checkVLANHost(t, ns, h)
+	})
+}
+
+func vlanHostOptions(l mediahost.Link) mediahost.Options {
+	return mediahost.Options{
+		Link:  l,
 		Addrs: []netip.Prefix{netnstest.StackV4, netnstest.StackV6},
 		VLAN:  kernelVLAN,
 		Ports: mediaport.Options{PortMin: 20000, PortMax: 20999},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	defer h.Close()
+}
 
+// checkVLANHost checks that the kernel in ns reaches h by ping, TCP and
+// RTP both ways.
+func checkVLANHost(t *testing.T, ns *netnstest.Namespace, h *mediahost.Host) {
 	ns.WaitPing(netnstest.StackV4.Addr())
 	ns.WaitPing(netnstest.StackV6.Addr())
 
