@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	defer host.Close()
 	st := host.Stack()
 	logBuild(log)
-	log.Info("stack up", "link", cfg.link, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
+	log.Info("stack up", "link", cfg.link, "vlan", cfg.vlan, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
 
 	if cfg.echo {
 		var addrs []netip.AddrPort
