@@ -16,6 +16,10 @@
 //
 // Frames that are neither for this endpoint's MAC nor broadcast or multicast
 // are dropped and counted (a TAP or AF_PACKET socket sees the whole segment).
+// With Options.VLAN the endpoint is the link of one 802.1Q VLAN: tags come
+// off before the hook and netstack see a frame and go on at send (vlan.go).
+// What the endpoint drops is exported through AppendDrops
+// (link.DropReporter), to which the links add their device's drops.
 package ethlink
 
 import (
