@@ -5,6 +5,7 @@ package linkstats
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -20,6 +21,7 @@ type Reader struct {
 	mu    sync.Mutex
 	fd    int // -1 after close
 	index int32
+	name  string // checked in answers: the index may name another interface later
 	seq   uint32
 	buf   []byte
 }
@@ -41,7 +43,7 @@ func Open(name string) (*Reader, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: interface index: %w", name, err)
 	}
-	return &Reader{fd: fd, index: int32(ifi), buf: make([]byte, 1<<14)}, nil
+	return &Reader{fd: fd, index: int32(ifi), name: name, buf: make([]byte, 1<<14)}, nil
 }
 
 // InterfaceIndex looks the interface name up in the caller's namespace.
@@ -101,16 +103,21 @@ func (k *Reader) Read() (Counters, error) {
 				}
 				return Counters{}, ErrNoCounters
 			case unix.RTM_NEWLINK:
-				return parseLinkStats(m)
+				return parseLinkStats(m, k.name)
 			}
 		}
 	}
 }
 
-func parseLinkStats(m *syscall.NetlinkMessage) (Counters, error) {
+func parseLinkStats(m *syscall.NetlinkMessage, name string) (Counters, error) {
 	attrs, err := syscall.ParseNetlinkRouteAttr(m)
 	if err != nil {
 		return Counters{}, err
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.IFLA_IFNAME && strings.TrimRight(string(a.Value), "\x00") != name {
+			return Counters{}, unix.ENODEV // moved away; its index names another interface now
+		}
 	}
 	for _, a := range attrs {
 		// struct rtnl_link_stats64 starts rx_packets, tx_packets, rx_bytes,
