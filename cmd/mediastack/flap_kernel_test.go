@@ -16,17 +16,7 @@ import (
 func TestServeRawLinkSurvivesFlap(t *testing.T) {
 	netnstest.Require(t)
 	netnstest.RequireTools(t, "ping")
-	host, peer := netnstest.NewNamespace(t), netnstest.NewNamespace(t)
-	base := netnstest.UniqueName("msl")
-	hostEnd, peerEnd := base+"h", base+"p"
-	netnstest.MustRun(t, "ip", "link", "add", "dev", hostEnd, "netns", host.Name, "type", "veth", "peer", "name", peerEnd, "netns", peer.Name)
-	t.Cleanup(func() { host.IP("link", "del", "dev", hostEnd) }) // takes peerEnd along
-	host.MustIP("link", "set", "dev", hostEnd, "up")
-	if err := peer.Address(peerEnd, nil, netnstest.KernelV4); err != nil {
-		t.Fatal(err)
-	}
-	netnstest.WaitCarrier(t, host, hostEnd)
-	netnstest.WaitCarrier(t, peer, peerEnd)
+	host, peer, hostEnd := wireBetween(t)
 
 	p := host.Start(binary(t), "serve", "--link", "raw:"+hostEnd, "--addr", netnstest.StackV4.String(),
 		"--rtp-ports", "20000-20009", "--reflect")
