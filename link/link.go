@@ -1,7 +1,8 @@
 // Package link holds the small types every mediastack link shares: the
 // verdict a receive hook returns, the hook itself, the raw-frame write
 // that the fast send path uses beside netstack's WritePackets, the UDP
-// train write (UDPSegmenter), and TCPOffload, the interface through which a
+// train write (UDPSegmenter), the drops a link counts (DropReporter), and
+// TCPOffload, the interface through which a
 // TCP segmentation offload (tcpoffload.Engine) plugs into a link. The
 // capability packages depend on the link layer, never the reverse.
 // docs/design.md shows the data path through them.
