@@ -68,7 +68,7 @@ func (e *Endpoint) untag(frame []byte) (_ []byte, ok bool) {
 	return frame[vlanTagSize:], true
 }
 
-// tagged returns frames with the endpoint's 802.1Q tag inserted, copied
+// tagFrames returns frames with the endpoint's 802.1Q tag inserted, copied
 // into scratch buffers that stay valid until the caller unlocks v.mu.
 func (e *Endpoint) tagFrames(frames [][]byte) [][]byte {
 	v := &e.vlan
