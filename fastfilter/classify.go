@@ -44,9 +44,10 @@ func (f *Filter) classifyEthernet(frame []byte, s *snapshot, offload bool) link.
 		if len(l3) < vlanHeaderSize {
 			return f.pass(nil, passMalformed)
 		}
-		// Untagged, priority-tagged (VID 0, 802.1p class of service only)
-		// and the configured VLAN are ours; other VLANs are not.
-		if vid := binary.BigEndian.Uint16(l3) & vlanIDMask; vid != 0 && vid != f.vlan {
+		// Priority-tagged (VID 0, 802.1p class of service only) frames are
+		// untagged ones; a link with a VLAN (ethlink Options.VLAN) takes
+		// its own tag off before the hook, so other VIDs are not ours.
+		if vid := binary.BigEndian.Uint16(l3) & vlanIDMask; vid != 0 {
 			return f.pass(nil, passNotIP)
 		}
 		typ = tcpip.NetworkProtocolNumber(binary.BigEndian.Uint16(l3[2:]))

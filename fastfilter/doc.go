@@ -33,7 +33,8 @@
 //  1. Ethernet: the destination MAC is the NIC's, broadcast or multicast
 //     (unicast to another MAC is dropped and counted as NotOurs, unless the
 //     NIC is promiscuous); an 802.1Q tag is skipped when it is a priority tag
-//     (VID 0) or Options.VLAN. ARP and IPv6 Neighbor Advertisements are
+//     (VID 0); other tagged frames are passed on (a link with a VLAN,
+//     ethlink Options.VLAN, takes its own VLAN's tag off before the hook). ARP and IPv6 Neighbor Advertisements are
 //     looked at for neighbour announcements (SubscribeNeighborUpdates) and
 //     passed on.
 //  2. IPv4 or IPv6, protocol UDP, no IPv6 extension header.
@@ -58,9 +59,9 @@
 // (Datagram.ViaNetstack tells which). That endpoint is also the fallback
 // sender of the fast send path (Registration.NetstackEndpoint).
 //
-// 802.1Q-tagged frames that are passed on reach netstack still tagged, and
-// netstack does not parse VLAN tags: on a tagged link, strip tags in the link
-// (or the kernel) if netstack must see them.
+// VLANs are the link's business, as on Linux: a link with Options.VLAN
+// (link/ethlink) strips its VLAN's tag before the hook and tags what is
+// sent, so the hook and netstack see plain Ethernet frames.
 //
 // # Concurrency
 //

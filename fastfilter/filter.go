@@ -45,10 +45,6 @@ type Options struct {
 	// (default DefaultPortMin..DefaultPortMax). The registry is an array
 	// indexed by port - PortMin, 8 bytes per port.
 	PortMin, PortMax uint16
-	// VLAN is an 802.1Q VLAN ID whose tagged frames are classified as well as
-	// untagged and priority-tagged (VID 0) ones. 0: none. Frames tagged with
-	// any other VID are passed on.
-	VLAN uint16
 	// AddressRefresh is how often the address snapshot is re-read from
 	// netstack (default DefaultAddressRefresh; negative: only at New,
 	// Register and RefreshAddresses). Until a refresh, a new address is
@@ -63,7 +59,6 @@ type Filter struct {
 	nic       tcpip.NICID
 	clock     tcpip.Clock
 	realClock bool // clock is netstack's real clock: see now
-	vlan      uint16
 	portMin   uint16
 	ports     []atomic.Pointer[portEntry] // indexed by port - portMin
 	snap      atomic.Pointer[snapshot]
@@ -159,9 +154,6 @@ func New(opts Options) (*Filter, error) {
 	if opts.PortMin == 0 || opts.PortMin > opts.PortMax {
 		return nil, fmt.Errorf("fastfilter: port range %d-%d is empty or includes port 0", opts.PortMin, opts.PortMax)
 	}
-	if opts.VLAN > 4094 {
-		return nil, fmt.Errorf("fastfilter: VLAN %d is not a VLAN ID (1-4094)", opts.VLAN)
-	}
 	if opts.Clock == nil {
 		opts.Clock = opts.Stack.Clock()
 	}
@@ -173,7 +165,6 @@ func New(opts Options) (*Filter, error) {
 		nic:       opts.NIC,
 		clock:     opts.Clock,
 		realClock: reflect.TypeOf(opts.Clock) == stdClockType,
-		vlan:      opts.VLAN,
 		portMin:   opts.PortMin,
 		ports:     make([]atomic.Pointer[portEntry], int(opts.PortMax)-int(opts.PortMin)+1),
 		regs:      make(map[*Registration]struct{}),

@@ -62,7 +62,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: frames.Stack, RXChecksumOffload: o.offload})
 	fx := &fixture{lan: lan, clock: lan.Clock, ep: lan.Hosts[0].Link, st: lan.Hosts[0].Stack, rec: &recorder{}}
 	var err error
-	fx.f, err = fastfilter.New(fastfilter.Options{Stack: fx.st.Netstack(), NIC: fx.st.NICID(0), VLAN: testVLAN})
+	fx.f, err = fastfilter.New(fastfilter.Options{Stack: fx.st.Netstack(), NIC: fx.st.NICID(0)})
 	if err != nil {
 		t.Fatal(err)
 	}

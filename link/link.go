@@ -1,7 +1,8 @@
 // Package link holds the small types every mediastack link shares: the
 // verdict a receive hook returns, the hook itself, the raw-frame write
 // that the fast send path uses beside netstack's WritePackets, the UDP
-// train write (UDPSegmenter), and TCPOffload, the interface through which a
+// train write (UDPSegmenter), the drops a link counts (DropReporter), and
+// TCPOffload, the interface through which a
 // TCP segmentation offload (tcpoffload.Engine) plugs into a link. The
 // capability packages depend on the link layer, never the reverse.
 // docs/design.md shows the data path through them.
@@ -77,6 +78,25 @@ type UDPSegmenter interface {
 	// and the last is no longer. It does not retain hdr or payloads; a
 	// link that cannot take the train now returns ErrQueueFull.
 	WriteUDPSegments(hdr []byte, payloads [][]byte) error
+}
+
+// Drop counts the frames a link lost for one reason.
+type Drop struct {
+	// Reason is a short lowercase label, words joined by hyphens
+	// ("queue-full"), like the reasons of mediastack's other metrics.
+	Reason  string
+	Packets uint64
+}
+
+// DropReporter is a link that counts the frames lost at it or below it,
+// where netstack and the fast paths never see them: the kernel's queue
+// toward a TAP or an AF_PACKET socket, frames the link itself refused.
+// metrics exports them as mediastack_link_dropped_packets_total.
+type DropReporter interface {
+	// AppendDrops appends the link's drop counts, one per reason, to dst
+	// and returns it. The counts only grow. It may ask the kernel (a
+	// system call): for metrics, not for the packet path.
+	AppendDrops(dst []Drop) []Drop
 }
 
 // Error is a link error with a constant text.

@@ -39,6 +39,12 @@ type Options struct {
 	// datagrams to one peer in one system call, for the kernel to cut (see
 	// link/tap and link/raw).
 	UDPSegmentation bool
+	// VLAN puts the host on this 802.1Q VLAN ID (1-4094) of the link, as a
+	// Linux VLAN sub-interface would: frames go out tagged and only the
+	// VLAN's come in (ethlink Options.VLAN). 0: untagged. With a VLAN a
+	// TAP's default TCP offload is soft (vnet segmentation expects
+	// untagged headers), and UDPSegmentation is refused.
+	VLAN uint16
 	// Ports configures the media ports (mediaport.Manager) on the UDP port
 	// range Ports.PortMin to Ports.PortMax; a zero range opens none and
 	// Host.Ports returns nil. NIC is the host's one NIC, 0.

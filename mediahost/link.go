@@ -77,6 +77,9 @@ func (l Link) String() string { return l.Kind.String() + ":" + l.Name }
 // the links' own options.
 func newLink(opts *Options) (tcpipstack.LinkEndpoint, error) {
 	mode := opts.Link.Kind.TCPOffload()
+	if opts.VLAN != 0 && mode == tcpoffload.Vnet {
+		mode = tcpoffload.Soft // vnet segmentation expects untagged headers
+	}
 	if opts.TCPOffload != nil {
 		mode = *opts.TCPOffload
 	}
@@ -88,14 +91,14 @@ func newLink(opts *Options) (tcpipstack.LinkEndpoint, error) {
 	switch opts.Link.Kind {
 	case TAP:
 		ep, err := tap.New(tap.Options{Name: opts.Link.Name, MAC: mac, MTU: opts.MTU, Capture: opts.Capture,
-			OnReadError: opts.OnLinkError, TCPOffload: offload, UDPSegmentation: opts.UDPSegmentation})
+			OnReadError: opts.OnLinkError, TCPOffload: offload, UDPSegmentation: opts.UDPSegmentation, VLAN: opts.VLAN})
 		if err != nil {
 			return nil, tapAdvice(err)
 		}
 		return ep, nil
 	case Raw:
 		ep, err := raw.New(raw.Options{Interface: opts.Link.Name, MAC: mac, MTU: opts.MTU, Capture: opts.Capture,
-			OnReadError: opts.OnLinkError, TCPOffload: offload, UDPSegmentation: opts.UDPSegmentation})
+			OnReadError: opts.OnLinkError, TCPOffload: offload, UDPSegmentation: opts.UDPSegmentation, VLAN: opts.VLAN})
 		if err != nil {
 			return nil, err
 		}

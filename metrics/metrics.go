@@ -24,17 +24,24 @@
 //	policyarp_neighbor_flushes_total, policyarp_failures_total
 //	relays, relay_packets_total{direction}, relay_bytes_total{direction},
 //	relay_dropped_packets_total{reason}, reflector_ports, reflected_packets_total
+//	link_dropped_packets_total{link,reason}   frames lost at the link or below it (link.DropReporter):
+//	                                          the kernel's queue toward a TAP or AF_PACKET socket (queue-full),
+//	                                          frames the link dropped itself (other-host, other-vlan, ...)
 //	build_info{version,commit,goversion,gvisor}  always 1 (Handler; internal/buildinfo)
 package metrics
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/internal/buildinfo"
+	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/relay"
@@ -53,6 +60,7 @@ type Collector struct {
 	arpInvalidations, arpFlushes, arpFailures      *prometheus.Desc
 	relays, relayPackets, relayBytes, relayDropped *prometheus.Desc
 	reflectorPorts, reflected                      *prometheus.Desc
+	linkDropped                                    *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -88,6 +96,7 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 		relayDropped:     d("relay_dropped_packets_total", "Datagrams relays dropped, by reason.", "reason"),
 		reflectorPorts:   d("reflector_ports", "Ports reflecting now."),
 		reflected:        d("reflected_packets_total", "Datagrams the reflector sent back to their source."),
+		linkDropped:      d("link_dropped_packets_total", "Frames lost at the link or below it, where netstack and the fast paths never see them (queue-full: the kernel's queue toward the stack overflowed), by link (the NIC's name) and reason.", "link", "reason"),
 	}
 }
 
@@ -95,7 +104,7 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.fastRx, c.laneRx, c.passed, c.dropped, c.netstackRx, c.fastTx, c.fastTxTrains, c.fallback, c.fallbackErrors, c.portsOpen,
-		c.arpEntries, c.arpResolutions, c.arpAged, c.arpInvalidations, c.arpFlushes, c.arpFailures,
+		c.arpEntries, c.arpResolutions, c.arpAged, c.arpInvalidations, c.arpFlushes, c.arpFailures, c.linkDropped,
 	} {
 		ch <- d
 	}
@@ -153,6 +162,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.arpInvalidations, st.ARP.Invalidations)
 	counter(c.arpFlushes, st.ARP.NeighborFlushes)
 	counter(c.arpFailures, st.ARP.Failures)
+	c.collectLinkDrops(counter)
 
 	if c.s == nil {
 		return
@@ -168,6 +178,31 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.relayDropped, rs.Relayed.SendErrors+rs.ReflectErrors, "send-error")
 	gauge(c.reflectorPorts, rs.Reflecting)
 	counter(c.reflected, rs.Reflected)
+}
+
+// collectLinkDrops reports the drops of every link of the manager's stack
+// that counts them (link.DropReporter).
+func (c *Collector) collectLinkDrops(counter func(d *prometheus.Desc, v uint64, labels ...string)) {
+	st := c.m.Stack()
+	var nics map[tcpip.NICID]tcpipstack.NICInfo
+	var drops []link.Drop
+	for i := range st.NumNICs() {
+		r, ok := st.Link(i).(link.DropReporter)
+		if !ok {
+			continue
+		}
+		if nics == nil {
+			nics = st.Netstack().NICInfo()
+		}
+		name := nics[st.NICID(i)].Name
+		if name == "" {
+			name = fmt.Sprintf("nic%d", st.NICID(i))
+		}
+		drops = r.AppendDrops(drops[:0])
+		for _, d := range drops {
+			counter(c.linkDropped, d.Packets, name, d.Reason)
+		}
+	}
 }
 
 // buildInfoGauge is mediastack_build_info: 1, labelled with which

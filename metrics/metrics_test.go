@@ -118,3 +118,36 @@ func TestBuildInfo(t *testing.T) {
 		t.Errorf("build info %+v: want %s", b, runtime.Version())
 	}
 }
+
+// TestLinkDrops: frames the link itself drops (of another VLAN, untagged
+// on a VLAN) show in mediastack_link_dropped_packets_total, by link and
+// reason.
+func TestLinkDrops(t *testing.T) {
+	lan := simlan.New(t, simlan.Options{Seed: 1})
+	h := lan.AddHost(simlan.HostOptions{N: 2, VLAN: 100, Addrs: []string{frames.Prefix(frames.V4(2)).String()},
+		Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}})
+	untagged := frames.UDP{Src: netip.AddrPortFrom(frames.V4(1), 40000), Dst: netip.AddrPortFrom(frames.V4(2), 20000),
+		SrcMAC: frames.MAC(1), DstMAC: frames.MAC(2), Payload: []byte("untagged")}
+	otherVLAN := untagged
+	otherVLAN.Tagged, otherVLAN.VID = true, 7
+	h.Link.DeliverFrame(untagged.Build())
+	h.Link.DeliverFrame(otherVLAN.Build())
+	h.Link.DeliverFrame(otherVLAN.Build())
+
+	rec := httptest.NewRecorder()
+	metrics.Handler(h.Media, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	lines := strings.Split(rec.Body.String(), "\n")
+	for _, want := range []string{
+		`mediastack_link_dropped_packets_total{link="sim0",reason="untagged"} 1`,
+		`mediastack_link_dropped_packets_total{link="sim0",reason="other-vlan"} 2`,
+		`mediastack_link_dropped_packets_total{link="sim0",reason="tx-error"} 0`,
+		"# TYPE mediastack_link_dropped_packets_total counter",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("metrics lack the line %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", rec.Body.String())
+	}
+}

@@ -212,6 +212,9 @@ func (s *Stack) NICID(i int) tcpip.NICID { return s.nics[i] }
 // Link returns the link endpoint of the i-th NIC.
 func (s *Stack) Link(i int) tcpipstack.LinkEndpoint { return s.links[i] }
 
+// NumNICs returns how many NICs the stack has (Options.NICs).
+func (s *Stack) NumNICs() int { return len(s.links) }
+
 // Seed returns the seed in use (the one picked when Options.Seed was zero).
 func (s *Stack) Seed() int64 { return s.seed }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,12 +19,22 @@ import (
 // takes; in peer, the kernel is the media peer (KernelV4).
 func hostSharingWire(t *testing.T) (host, peer *netnstest.Namespace, hostEnd string) {
 	t.Helper()
+	return wireBetween(t, netnstest.StackV4)
+}
+
+// wireBetween makes two namespaces joined by a veth pair, both ends up:
+// hostEnd in host with hostAddrs, for serve's raw link; in peer, the
+// kernel is the media peer (KernelV4).
+func wireBetween(t *testing.T, hostAddrs ...netip.Prefix) (host, peer *netnstest.Namespace, hostEnd string) {
+	t.Helper()
 	host, peer = netnstest.NewNamespace(t), netnstest.NewNamespace(t)
 	base := netnstest.UniqueName("msh")
 	hostEnd, peerEnd := base+"h", base+"p"
 	netnstest.MustRun(t, "ip", "link", "add", "dev", hostEnd, "netns", host.Name, "type", "veth", "peer", "name", peerEnd, "netns", peer.Name)
 	t.Cleanup(func() { host.IP("link", "del", "dev", hostEnd) }) // takes peerEnd along
-	host.MustIP("addr", "add", netnstest.StackV4.String(), "dev", hostEnd)
+	for _, a := range hostAddrs {
+		host.MustIP("addr", "add", a.String(), "dev", hostEnd)
+	}
 	host.MustIP("link", "set", "dev", hostEnd, "up")
 	peer.MustIP("addr", "add", netnstest.KernelV4.String(), "dev", peerEnd)
 	peer.MustIP("link", "set", "dev", peerEnd, "up")

@@ -70,6 +70,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--link", "tap:ms0", "--addr", "198.51.100.2"}, `--addr "198.51.100.2" is not in CIDR form`},
 		{[]string{"serve", "--link", "tap:ms0", "--addr", "198.51.100.2/24", "--mac", "zz"}, `--mac "zz" is not a unicast Ethernet address`},
 		{[]string{"serve", "--link", "tap:ms0", "--addr", "198.51.100.2/24", "--gateway", "x"}, `--gateway "x" is not an IP address`},
+		{[]string{"serve", "--link", "tap:ms0", "--addr", "198.51.100.2/24", "--vlan", "4095"}, "--vlan 4095 is not a VLAN ID (1-4094)"},
 	} {
 		code, _, stderr := runCapture(tc.args...)
 		if code != 2 {

@@ -26,6 +26,7 @@ type serveConfig struct {
 	gateways repeated
 	mac      string
 	mtu      uint
+	vlan     uint
 	echo     bool
 	pcapFile string
 	sidecar  sidecarConfig  // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
@@ -45,6 +46,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&cfg.gateways, "gateway", "a default gateway `IP`, at most one IPv4 and one IPv6")
 	fs.StringVar(&cfg.mac, "mac", "", "the stack's `MAC` address (default: random locally administered for tap, the interface's own for raw)")
 	fs.UintVar(&cfg.mtu, "mtu", 0, "link MTU, `N` bytes (default: 1500 for tap, the interface's for raw)")
+	fs.UintVar(&cfg.vlan, "vlan", 0, "802.1Q VLAN `ID` (1-4094) of the link: frames go out tagged, only that VLAN's come in (default: untagged)")
 	fs.BoolVar(&cfg.echo, "echo", false, "run UDP and TCP echo services on port 7 through netstack sockets")
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap `FILE`")
 	cfg.sidecar.registerFlags(fs)
@@ -104,6 +106,10 @@ func (cfg *serveConfig) validate() (mediahost.Options, error) {
 		return opts, usageErrorf("--mtu %d out of range [1280, 65535]", cfg.mtu)
 	}
 	opts.MTU = uint32(cfg.mtu)
+	if cfg.vlan > 4094 {
+		return opts, usageErrorf("--vlan %d is not a VLAN ID (1-4094)", cfg.vlan)
+	}
+	opts.VLAN = uint16(cfg.vlan)
 	if opts.TCPOffload, err = cfg.tcpOffload(link.Kind); err != nil {
 		return opts, err
 	}
@@ -159,7 +165,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	defer host.Close()
 	st := host.Stack()
 	logBuild(log)
-	log.Info("stack up", "link", cfg.link, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
+	log.Info("stack up", "link", cfg.link, "vlan", cfg.vlan, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(cfg.addrs), "gateways", []string(cfg.gateways))
 
 	if cfg.echo {
 		var addrs []netip.AddrPort

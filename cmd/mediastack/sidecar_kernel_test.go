@@ -30,9 +30,10 @@ const (
 	metricsAddr = "127.0.0.1:9090"
 )
 
-// inNamespace runs f on an OS thread inside ns's network namespace, so the
-// sockets f makes live there (netns.Namespace.Do).
-func inNamespace(ns *netnstest.Namespace, f func() error) error { return ns.Do(f) }
+// inNamespace runs f inside ns's network namespace (netns.Namespace.Enter).
+func inNamespace(ns *netnstest.Namespace, f func() error) error {
+	return ns.Enter(f)
+}
 
 // listenUDP opens a kernel UDP socket in ns, closed when the test ends.
 func listenUDP(t testing.TB, ns *netnstest.Namespace, network, addr string) *net.UDPConn {

@@ -43,7 +43,7 @@ func TestKernelReflectorTrains(t *testing.T) {
 	ns.MustIP("link", "set", "lo", "up")
 	var refl, client *net.UDPConn
 	var pc batchConn
-	err := ns.Do(func() error {
+	err := ns.Enter(func() error {
 		var err error
 		if refl, pc, err = listenKernelReflector(netip.MustParseAddrPort("127.0.0.1:0")); err != nil {
 			return err

@@ -92,11 +92,14 @@ func signalGroup(cmd *exec.Cmd, sig os.Signal) error {
 	return nil
 }
 
-// Do runs f on a thread inside ns and returns its error. Sockets f makes
-// live in ns and work from any goroutine afterwards. The thread is never
-// unlocked: it ends with its goroutine instead of going back to the
-// runtime in the wrong namespace.
-func (ns Namespace) Do(f func() error) error {
+// Enter runs f on an OS thread inside the namespace, so the sockets f
+// opens live there; they work from any goroutine afterwards. The thread is
+// never unlocked: it ends with its goroutine instead of going back to the
+// runtime in the wrong namespace. An empty Name is the caller's namespace.
+func (ns Namespace) Enter(f func() error) error {
+	if ns.Name == "" {
+		return f()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

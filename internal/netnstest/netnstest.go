@@ -26,6 +26,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,5 +306,24 @@ func WithoutCapabilities(t testing.TB, f func(), caps ...int) {
 	t.Helper()
 	if err := netns.WithoutCapabilities(f, caps...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// AddVLAN adds a VLAN sub-interface name on dev in ns (ip link add link
+// DEV name NAME type vlan id ID) with addrs, up. It skips, under CI too,
+// when the kernel has no 802.1Q support (CONFIG_VLAN_8021Q not set and no
+// 8021q module): that is the kernel's build, which no package installs, not
+// a missing tool or capability.
+func (ns *Namespace) AddVLAN(dev, name string, id uint16, addrs ...netip.Prefix) {
+	ns.t.Helper()
+	out, err := ns.IP("link", "add", "link", dev, "name", name, "type", "vlan", "id", strconv.Itoa(int(id)))
+	if err != nil {
+		if strings.Contains(out+err.Error(), "Unknown device type") {
+			ns.t.Skipf("the kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q; modprobe 8021q), so it cannot be the VLAN peer: %v", err)
+		}
+		ns.t.Fatal(err)
+	}
+	if err := ns.Address(name, nil, addrs...); err != nil {
+		ns.t.Fatal(err)
 	}
 }

@@ -63,6 +63,8 @@ type HostOptions struct {
 	Seed int64
 	// RXChecksumOffload makes the link report received checksums verified.
 	RXChecksumOffload bool
+	// VLAN puts the host's link on this 802.1Q VLAN (sim EndpointOptions).
+	VLAN uint16
 	// Media, when set, gives the host media ports (Host.Media) over these
 	// options' range. Their manager hooks the link itself: not on a LAN
 	// that records.
@@ -133,7 +135,7 @@ func (l *LAN) AddHost(o HostOptions) *Host {
 	if o.Seed == 0 {
 		o.Seed = int64(l.opts.Seed) + int64(len(l.Hosts))
 	}
-	ep, err := l.Network.NewEndpoint(sim.EndpointOptions{MAC: frames.MAC(o.N), Impairments: l.opts.Impairments, RXChecksumOffload: o.RXChecksumOffload})
+	ep, err := l.Network.NewEndpoint(sim.EndpointOptions{MAC: frames.MAC(o.N), Impairments: l.opts.Impairments, RXChecksumOffload: o.RXChecksumOffload, VLAN: o.VLAN})
 	if err != nil {
 		l.tb.Fatal(err)
 	}

@@ -16,6 +16,10 @@
 //
 // Frames that are neither for this endpoint's MAC nor broadcast or multicast
 // are dropped and counted (a TAP or AF_PACKET socket sees the whole segment).
+// With Options.VLAN the endpoint is the link of one 802.1Q VLAN: tags come
+// off before the hook and netstack see a frame and go on at send (vlan.go).
+// What the endpoint drops is exported through AppendDrops
+// (link.DropReporter), to which the links add their device's drops.
 package ethlink
 
 import (
@@ -81,6 +85,12 @@ type Options struct {
 	// datagrams to one peer in one write, for the kernel to cut
 	// (link.UDPSegmenter, udpgso.go). It needs a VnetDevice.
 	UDPSegmentation bool
+	// VLAN makes the endpoint the link of this 802.1Q VLAN ID (1-4094):
+	// tags come off inbound frames and go onto outbound ones (vlan.go).
+	// 0: no VLAN. It does not combine with TCP offload mode vnet or
+	// UDPSegmentation, whose kernel-side segmentation expects untagged
+	// headers.
+	VLAN uint16
 }
 
 // MaxVLANHeaderLength is the room an 802.1Q tag takes beyond the plain
@@ -101,12 +111,30 @@ type Stats struct {
 	RxDropShort     atomic.Uint64 // shorter than an Ethernet header
 	RxDropOtherHost atomic.Uint64 // unicast to another MAC
 	RxDropDetached  atomic.Uint64 // arrived with no stack attached
+	RxDropOtherVLAN atomic.Uint64 // tagged with a VLAN that is not the link's
+	RxDropUntagged  atomic.Uint64 // untagged (or VID 0) on a link with a VLAN
 	TxFrames        atomic.Uint64 // frames written (netstack's and raw)
 	TxErrors        atomic.Uint64 // frames the device refused
 	TxUDPTrains     atomic.Uint64 // UDP trains written for the kernel to cut (their datagrams count in TxFrames)
 	// TxUDPTrainsRefused counts trains the kernel refused as invalid (one:
 	// UDP segmentation is then off; the kernel is older than 6.2).
 	TxUDPTrainsRefused atomic.Uint64
+}
+
+// AppendDrops implements link.DropReporter with the endpoint's own drops:
+// frames too short, for another MAC, arriving detached, of another VLAN or
+// untagged on a VLAN, and frames the device refused to write. Links add
+// their device's drops to these.
+func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
+	s := &e.Stats
+	return append(dst,
+		link.Drop{Reason: "short", Packets: s.RxDropShort.Load()},
+		link.Drop{Reason: "other-host", Packets: s.RxDropOtherHost.Load()},
+		link.Drop{Reason: "detached", Packets: s.RxDropDetached.Load()},
+		link.Drop{Reason: "other-vlan", Packets: s.RxDropOtherVLAN.Load()},
+		link.Drop{Reason: "untagged", Packets: s.RxDropUntagged.Load()},
+		link.Drop{Reason: "tx-error", Packets: s.TxErrors.Load()},
+	)
 }
 
 // Endpoint is a netstack Ethernet LinkEndpoint over a Device.
@@ -127,6 +155,7 @@ type Endpoint struct {
 	txScratch [][]byte
 	offload   offloadState // TCP offload transmit scratch (gso.go)
 	udpGSO    udpGSOState  // UDP segmentation (udpgso.go)
+	vlan      vlanState    // VLAN tagging scratch (vlan.go)
 
 	onCloseMu sync.Mutex
 	onClose   func()
@@ -140,6 +169,7 @@ var (
 	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
 	_ link.Hookable           = (*Endpoint)(nil)
 	_ link.FrameWriter        = (*Endpoint)(nil)
+	_ link.DropReporter       = (*Endpoint)(nil)
 )
 
 // New validates opts and returns an Endpoint. Reading starts when netstack
@@ -153,6 +183,12 @@ func New(opts Options) (*Endpoint, error) {
 	}
 	if opts.MTU < header.IPv4MinimumProcessableDatagramSize || opts.MTU > 65535 {
 		return nil, fmt.Errorf("ethlink: MTU %d out of range [%d, 65535]", opts.MTU, header.IPv4MinimumProcessableDatagramSize)
+	}
+	if opts.VLAN > MaxVLANID {
+		return nil, fmt.Errorf("ethlink: VLAN %d is not a VLAN ID (1-%d)", opts.VLAN, MaxVLANID)
+	}
+	if opts.VLAN != 0 && (opts.UDPSegmentation || link.ActiveTCPOffload(opts.TCPOffload) != nil && opts.TCPOffload.Vnet()) {
+		return nil, fmt.Errorf("ethlink: VLAN %d does not combine with UDP segmentation or TCP offload mode vnet (use soft)", opts.VLAN)
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 32
@@ -184,7 +220,8 @@ func (e *Endpoint) SetFrameHook(h link.FrameHook) {
 }
 
 // DeliverFrame runs one inbound frame through the hook and, unless the hook
-// handled it, hands a copy to netstack. frame is not retained. Devices that
+// handled it, hands a copy to netstack. frame is not retained, but its
+// bytes may be moved (a VLAN tag is taken out in place). Devices that
 // push frames (link/sim) and tests call it; BatchReader devices are read by
 // the endpoint itself. It does not count the frame in Stats.RxFrames (a
 // pushing device counts what it delivers), and a frame the hook handles
@@ -192,6 +229,10 @@ func (e *Endpoint) SetFrameHook(h link.FrameHook) {
 func (e *Endpoint) DeliverFrame(frame []byte) {
 	if c := e.opts.Capture; c != nil {
 		_ = c.WriteFrame(frame)
+	}
+	frame, ok := e.untag(frame)
+	if !ok {
+		return
 	}
 	if o := e.offload.tcp; o != nil {
 		o.ObserveInbound(frame) // the ACK hook: records, never consumes
@@ -235,8 +276,19 @@ func (e *Endpoint) DeliverFrame(frame []byte) {
 	box.d.DeliverNetworkPacket(eth.Type(), pkt)
 }
 
-// WriteFrames implements link.FrameWriter: raw frames straight to the device.
+// WriteFrames implements link.FrameWriter: raw frames straight to the
+// device, tagged on the way when the link has a VLAN.
 func (e *Endpoint) WriteFrames(frames [][]byte) (int, error) {
+	if e.opts.VLAN == 0 {
+		return e.writeDevice(frames)
+	}
+	e.vlan.mu.Lock()
+	defer e.vlan.mu.Unlock()
+	return e.writeDevice(e.tagFrames(frames))
+}
+
+// writeDevice writes frames as they are, captured and counted.
+func (e *Endpoint) writeDevice(frames [][]byte) (int, error) {
 	if e.closed.Load() {
 		return 0, link.ErrClosed
 	}

@@ -74,18 +74,17 @@ func (b *mmsgBatch) prepareSend(frames [][]byte) {
 	}
 }
 
-// auxStatus returns tp_status from message i's PACKET_AUXDATA, if present.
-func (b *mmsgBatch) auxStatus(i int) (uint32, bool) {
+// auxdata returns message i's PACKET_AUXDATA, if present.
+func (b *mmsgBatch) auxdata(i int) (unix.TpacketAuxdata, bool) {
 	if int(b.msgs[i].hdr.Controllen) < unix.CmsgLen(sizeofAuxdata) {
-		return 0, false
+		return unix.TpacketAuxdata{}, false
 	}
 	ctrl := b.ctrl[i*auxdataSpace : (i+1)*auxdataSpace]
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
 	if h.Level != unix.SOL_PACKET || h.Type != unix.PACKET_AUXDATA {
-		return 0, false
+		return unix.TpacketAuxdata{}, false
 	}
-	aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)]))
-	return aux.Status, true
+	return *(*unix.TpacketAuxdata)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)])), true
 }
 
 // recvmmsg receives up to len(msgs) messages without blocking.

@@ -47,8 +47,17 @@
 // MSS-sized frames from a header template and the link sends with one
 // sendmmsg per burst.
 //
-// Sends use sendmmsg(2). Close wakes a blocked reader; an interface taken
-// down or deleted under the reader stops it and reports the error to
+// Sends use sendmmsg(2). Close wakes a blocked reader.
+//
+// # Interface flaps
+//
+// An interface taken down and up again (ip link set X down; ... up, a
+// cable pulled, a driver reset) does not end the link, as it does not end
+// a TAP: the reader counts it (DeviceStats.InterfaceDown), waits for the
+// interface to be up again, and reads on; writes meanwhile fail and are
+// counted (ethlink Stats.TxErrors), and netstack and the fast senders
+// carry on, so relays and connections outlive the flap. Only an
+// interface deleted under the reader stops it and reports the error to
 // Options.OnReadError once.
 package raw
 
@@ -60,6 +69,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -76,8 +86,8 @@ type Options struct {
 	// Capture, when set, records every frame sent or received.
 	Capture *pcap.Writer
 	// OnReadError is called once, from the reader goroutine, when reading
-	// fails for a reason other than Close (the interface went down or was
-	// deleted).
+	// fails for a reason other than Close (the interface was deleted; one
+	// taken down is waited for).
 	OnReadError func(error)
 	// TCPOffload sends large TCP packets from netstack as frames cut from
 	// a header template, written with one sendmmsg per burst (a
@@ -89,6 +99,11 @@ type Options struct {
 	// into the datagrams (virtio-net UDP GSO through a second, send-only
 	// socket with PACKET_VNET_HDR).
 	UDPSegmentation bool
+	// VLAN makes the link that of this 802.1Q VLAN ID (1-4094), as a
+	// Linux VLAN sub-interface is: tags off on receive, on at send, for
+	// netstack's frames and the fast path's (ethlink Options.VLAN);
+	// untagged frames and other VLANs' are dropped and counted. 0: none.
+	VLAN uint16
 }
 
 // batchSize is how many frames one recvmmsg may return.
@@ -103,10 +118,14 @@ const maxNameLen = 15
 type Endpoint struct {
 	*ethlink.Endpoint
 	iface string
+	dev   device
 	stats *DeviceStats
 }
 
-var _ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+var (
+	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+	_ link.DropReporter       = (*Endpoint)(nil)
+)
 
 // DeviceStats counts what the socket layer handles before ethlink sees a
 // frame. Fields are updated atomically.
@@ -118,12 +137,26 @@ type DeviceStats struct {
 	// RxChecksumCompleted counts frames whose TCP or UDP checksum the
 	// kernel left to offload and the reader filled in.
 	RxChecksumCompleted atomic.Uint64
+	// InterfaceDown counts the times the reader found the interface down
+	// (ENETDOWN) and waited for it to come back up. Frames written
+	// meanwhile fail and count in ethlink's Stats.TxErrors.
+	InterfaceDown atomic.Uint64
+	// RxQueueFull counts the frames the kernel dropped because the
+	// socket's receive buffer was full (the stack read too slowly), from
+	// PACKET_STATISTICS, which resets when read: AppendDrops reads it
+	// and adds it here.
+	RxQueueFull atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches.
 type device interface {
 	ethlink.Device
 	ethlink.BatchReader
+	// readQueueDrops adds the kernel's count of frames dropped for a full
+	// receive buffer since the last call to DeviceStats.RxQueueFull.
+	readQueueDrops() error
+	// interfaceStats reads the interface's own counters now.
+	interfaceStats() (linkstats.Counters, error)
 }
 
 // New opens an AF_PACKET socket on opts.Interface and returns an endpoint
@@ -164,12 +197,13 @@ func New(opts Options) (*Endpoint, error) {
 		TCPOffload:  tcp,
 
 		UDPSegmentation: opts.UDPSegmentation,
+		VLAN:            opts.VLAN,
 	})
 	if err != nil {
 		_ = dev.Close()
 		return nil, fmt.Errorf("raw %s: %w", opts.Interface, err)
 	}
-	return &Endpoint{Endpoint: ep, iface: opts.Interface, stats: stats}, nil
+	return &Endpoint{Endpoint: ep, iface: opts.Interface, dev: dev, stats: stats}, nil
 }
 
 // Interface returns the name of the interface the socket is bound to.
@@ -177,3 +211,23 @@ func (e *Endpoint) Interface() string { return e.iface }
 
 // DeviceStats returns the socket-level counters.
 func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
+
+// AppendDrops implements link.DropReporter: ethlink's drops, frames too big
+// for the read buffer, the frames the kernel dropped because the socket's
+// receive buffer was full ("queue-full", PACKET_STATISTICS' tp_drops,
+// asked of the kernel now), and the interface's own rx_dropped
+// ("interface-dropped": frames the kernel dropped as they arrived, before
+// any socket saw them, e.g. a full backlog; on an interface the host uses
+// too, its drops count there as well).
+func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
+	_ = e.dev.readQueueDrops() // a closed socket keeps what it counted
+	dst = e.Endpoint.AppendDrops(dst)
+	dst = append(dst,
+		link.Drop{Reason: "too-big", Packets: e.stats.RxTruncated.Load()},
+		link.Drop{Reason: "queue-full", Packets: e.stats.RxQueueFull.Load()},
+	)
+	if c, err := e.dev.interfaceStats(); err == nil {
+		dst = append(dst, link.Drop{Reason: "interface-dropped", Packets: c.RxDropped})
+	}
+	return dst
+}

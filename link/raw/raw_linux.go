@@ -11,11 +11,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/mediastack/mediastack/internal/iovec"
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/vnet"
 )
@@ -61,10 +63,14 @@ func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats, segment 
 	}
 	// The descriptor is non-blocking, so os.NewFile puts it in the poller.
 	f := os.NewFile(uintptr(fd), "packet:"+name)
-	s, err := newPacketSocket(f, name, stats)
+	s, err := newPacketSocket(f, name, ifindex, stats)
 	if err != nil {
 		f.Close()
 		return nil, "", 0, err
+	}
+	if s.counters, err = linkstats.Open(name); err != nil {
+		s.Close()
+		return nil, "", 0, fmt.Errorf("raw: %w", err)
 	}
 	if segment {
 		seg, err := openSegmentingSocket(s, ifindex)
@@ -136,11 +142,15 @@ func htons(v uint16) uint16 {
 // packetSocket reads and writes frames on the AF_PACKET socket through the
 // Go poller: a read that would block parks the goroutine, and Close wakes it.
 type packetSocket struct {
-	iface  string
-	f      *os.File
-	rc     syscall.RawConn
-	closed atomic.Bool
-	stats  *DeviceStats
+	iface   string
+	ifindex int
+	f       *os.File
+	rc      syscall.RawConn
+	closed  atomic.Bool
+	done    chan struct{} // closed by Close: ends a wait for the interface
+	stats   *DeviceStats
+	// counters reads the interface's own counters; nil until open.
+	counters *linkstats.Reader
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a batch allocates nothing.
@@ -159,12 +169,12 @@ type packetSocket struct {
 	writeFn func(fd uintptr) bool
 }
 
-func newPacketSocket(f *os.File, iface string, stats *DeviceStats) (*packetSocket, error) {
+func newPacketSocket(f *os.File, iface string, ifindex int, stats *DeviceStats) (*packetSocket, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", iface, err)
 	}
-	s := &packetSocket{iface: iface, f: f, rc: rc, stats: stats, rx: newRecvBatch(batchSize)}
+	s := &packetSocket{iface: iface, ifindex: ifindex, f: f, rc: rc, done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
 	s.readFn = s.readSome
 	s.writeFn = s.writeAll
 	return s, nil
@@ -173,21 +183,82 @@ func newPacketSocket(f *os.File, iface string, stats *DeviceStats) (*packetSocke
 // ReadFrames implements ethlink.BatchReader with one recvmmsg per batch.
 // Dropped frames are skipped by reordering bufs (the buffers are
 // interchangeable), so the n frames returned are bufs[:n].
+//
+// An interface taken down is not the end: the socket reports ENETDOWN
+// once, the kernel re-arms the socket when the interface comes back up,
+// so ReadFrames counts the flap (DeviceStats.InterfaceDown), waits for
+// the interface to be up again and reads on. Only an interface deleted, or
+// Close, ends it.
 func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
-	err := s.rc.Read(s.readFn)
-	n := s.rn
-	if err == nil {
-		err = s.rerr
+	for {
+		s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
+		err := s.rc.Read(s.readFn)
+		n := s.rn
+		if err == nil {
+			err = s.rerr
+		}
+		s.rbufs, s.rsizes = nil, nil
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, unix.ENETDOWN) || s.closed.Load() {
+			return n, s.readError(err)
+		}
+		s.stats.InterfaceDown.Add(1)
+		if werr := s.waitUp(); werr != nil {
+			return 0, s.readError(errors.Join(err, werr))
+		}
 	}
-	s.rbufs, s.rsizes = nil, nil
+}
+
+// interfacePoll is how often a reader whose interface went down looks
+// whether it is up again (or gone).
+const interfacePoll = 20 * time.Millisecond
+
+// waitUp waits, with no deadline, until the socket's interface is up again.
+// It fails when the interface is gone (deleted) or Close is called.
+func (s *packetSocket) waitUp() error {
+	t := time.NewTicker(interfacePoll)
+	defer t.Stop()
+	for {
+		up, err := interfaceUp(s.ifindex)
+		switch {
+		case err != nil:
+			return err
+		case up:
+			return nil
+		}
+		select {
+		case <-s.done:
+			return link.ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// interfaceUp reports whether the interface with index ifindex is up;
+// ENODEV when there is none.
+func interfaceUp(ifindex int) (bool, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return n, s.readError(err)
+		return false, err
 	}
-	return n, nil
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return false, err
+	}
+	ifr.SetUint32(uint32(ifindex))
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFNAME, ifr); err != nil {
+		return false, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return false, err
+	}
+	return ifr.Uint16()&unix.IFF_UP != 0, nil
 }
 
 // readSome is the poller callback: false means "wait until readable".
@@ -216,9 +287,16 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 				continue
 			}
 			size := int(m.len)
-			if status, ok := s.rx.auxStatus(i); ok && status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+			aux, ok := s.rx.auxdata(i)
+			if ok && aux.Status&unix.TP_STATUS_CSUMNOTREADY != 0 {
 				if vnet.CompleteChecksum(s.rbufs[i][:size]) {
 					s.stats.RxChecksumCompleted.Add(1)
+				}
+			}
+			if ok && aux.Status&unix.TP_STATUS_VLAN_VALID != 0 {
+				if size = retag(s.rbufs[i], size, aux); size == 0 {
+					s.stats.RxTruncated.Add(1)
+					continue
 				}
 			}
 			s.rbufs[kept], s.rbufs[i] = s.rbufs[i], s.rbufs[kept]
@@ -230,6 +308,27 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// retag puts back the 802.1Q tag that the kernel took off a frame of
+// size bytes in buf into the auxiliary data (it always does on receive), so
+// that ethlink sees the frame as it was on the wire and keeps only its
+// VLAN's. It returns the new size, 0 when buf has no room for the tag.
+// Moving the frame's tail by 4 bytes costs a memmove of a media frame's
+// size, far less than the recvmmsg that brought it.
+func retag(buf []byte, size int, aux unix.TpacketAuxdata) int {
+	const macs, tag = 12, 4
+	if size < macs || size+tag > len(buf) {
+		return 0
+	}
+	tpid := uint16(0x8100)
+	if aux.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 && aux.Vlan_tpid != 0 {
+		tpid = aux.Vlan_tpid
+	}
+	copy(buf[macs+tag:size+tag], buf[macs:size])
+	binary.BigEndian.PutUint16(buf[macs:], tpid)
+	binary.BigEndian.PutUint16(buf[macs+2:], aux.Vlan_tci)
+	return size + tag
 }
 
 func (s *packetSocket) readError(err error) error {
@@ -311,5 +410,36 @@ func (s *packetSocket) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	close(s.done)
+	if s.counters != nil {
+		s.counters.Close()
+	}
 	return s.f.Close()
+}
+
+// readQueueDrops implements device: PACKET_STATISTICS resets on read, so
+// its drops are added up in DeviceStats.RxQueueFull.
+func (s *packetSocket) readQueueDrops() error {
+	if s.closed.Load() {
+		return link.ErrClosed
+	}
+	var st *unix.TpacketStats
+	var serr error
+	if err := s.rc.Control(func(fd uintptr) {
+		st, serr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	s.stats.RxQueueFull.Add(uint64(st.Drops))
+	return nil
+}
+
+func (s *packetSocket) interfaceStats() (linkstats.Counters, error) {
+	if s.counters == nil {
+		return linkstats.Counters{}, linkstats.ErrNoCounters
+	}
+	return s.counters.Read()
 }

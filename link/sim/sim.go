@@ -154,6 +154,10 @@ type EndpointOptions struct {
 	// a header template (a *tcpoffload.Engine in mode Soft, one per
 	// endpoint, made with the network's Clock; the default, nil, is off).
 	TCPOffload link.TCPOffload
+	// VLAN makes the endpoint the link of this 802.1Q VLAN (ethlink
+	// Options.VLAN): it tags what it sends and takes only its VLAN's
+	// frames. 0: untagged.
+	VLAN uint16
 }
 
 // Endpoint is one port of the network: a netstack LinkEndpoint.
@@ -200,6 +204,7 @@ func (n *Network) NewEndpoint(opts EndpointOptions) (*Endpoint, error) {
 		MTU:               opts.MTU,
 		RXChecksumOffload: opts.RXChecksumOffload,
 		TCPOffload:        opts.TCPOffload,
+		VLAN:              opts.VLAN,
 	})
 	if err != nil {
 		return nil, err
@@ -300,10 +305,10 @@ func (n *Network) transmit(src *Endpoint, frame []byte) {
 			return
 		}
 	}
-	buf := append([]byte(nil), frame...)
 	for i := 0; i < copies; i++ {
 		for _, t := range targets {
 			t := t
+			buf := append([]byte(nil), frame...) // each its own: DeliverFrame may move bytes
 			n.clock.AfterFunc(arrival-now, func() {
 				n.Stats.Delivered.Add(1)
 				t.DeliverFrame(buf)

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
 
@@ -67,7 +68,7 @@ func kernelSide(t *testing.T, dev device, name string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	index, err := interfaceIndex(name)
+	index, err := linkstats.InterfaceIndex(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,22 +80,6 @@ func kernelSide(t *testing.T, dev device, name string) int {
 		t.Fatal(err)
 	}
 	return fd
-}
-
-func interfaceIndex(name string) (int, error) {
-	fd, err := controlSocket()
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return 0, err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return 0, err
-	}
-	return int(ifr.Uint32()), nil
 }
 
 // BenchmarkWriteFrames: batches of 32 frames written to the TAP (one write

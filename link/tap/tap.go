@@ -46,6 +46,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/link/pcap"
@@ -83,6 +84,11 @@ type Options struct {
 	// per datagram sent in bursts drops to a fraction (mediastack bench's
 	// real-link suite shows it).
 	UDPSegmentation bool
+	// VLAN makes the link that of this 802.1Q VLAN ID (1-4094), as a
+	// Linux VLAN sub-interface is: tags off on receive, on at send, for
+	// netstack's frames and the fast path's (ethlink Options.VLAN);
+	// untagged frames and other VLANs' are dropped and counted. 0: none.
+	VLAN uint16
 }
 
 // DefaultMTU is the MTU used when Options.MTU is zero.
@@ -96,10 +102,14 @@ const maxNameLen = 15
 type Endpoint struct {
 	*ethlink.Endpoint
 	name  string
+	dev   device
 	stats *DeviceStats
 }
 
-var _ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+var (
+	_ tcpipstack.LinkEndpoint = (*Endpoint)(nil)
+	_ link.DropReporter       = (*Endpoint)(nil)
+)
 
 // ErrDeviceGone is wrapped by the read and write errors of a TAP that was
 // deleted while in use.
@@ -119,10 +129,13 @@ type DeviceStats struct {
 	RxBadVnetHdr atomic.Uint64
 }
 
-// device is what the platform code returns: a frame device read in batches.
+// device is what the platform code returns: a frame device read in batches
+// whose kernel interface counts what it drops.
 type device interface {
 	ethlink.Device
 	ethlink.BatchReader
+	// kernelStats reads the TAP interface's counters now.
+	kernelStats() (linkstats.Counters, error)
 }
 
 // New creates or attaches the TAP device opts.Name, sets it up and returns an
@@ -147,12 +160,13 @@ func New(opts Options) (*Endpoint, error) {
 		TCPOffload:  tcp,
 
 		UDPSegmentation: opts.UDPSegmentation,
+		VLAN:            opts.VLAN,
 	})
 	if err != nil {
 		_ = dev.Close()
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
-	return &Endpoint{Endpoint: ep, name: name, stats: stats}, nil
+	return &Endpoint{Endpoint: ep, name: name, dev: dev, stats: stats}, nil
 }
 
 // Name returns the TAP device's name (the kernel's choice when Options.Name
@@ -161,6 +175,29 @@ func (e *Endpoint) Name() string { return e.name }
 
 // DeviceStats returns the device-level drop counters.
 func (e *Endpoint) DeviceStats() *DeviceStats { return e.stats }
+
+// AppendDrops implements link.DropReporter: ethlink's drops, frames too big
+// for the read buffer or with a bad virtio-net header, and from the
+// kernel's counters of the TAP interface the frames it dropped toward the
+// stack ("queue-full": its queue of 500 frames was full, the stack read too
+// slowly; the interface's tx_dropped) and the frames the stack wrote that
+// it dropped ("write-dropped": rx_dropped). The kernel's counters are
+// left out when it cannot be asked (the TAP was moved to another network
+// namespace after New).
+func (e *Endpoint) AppendDrops(dst []link.Drop) []link.Drop {
+	dst = e.Endpoint.AppendDrops(dst)
+	dst = append(dst,
+		link.Drop{Reason: "too-big", Packets: e.stats.RxTooBig.Load()},
+		link.Drop{Reason: "bad-vnet-header", Packets: e.stats.RxBadVnetHdr.Load()},
+	)
+	if ks, err := e.dev.kernelStats(); err == nil {
+		dst = append(dst,
+			link.Drop{Reason: "queue-full", Packets: ks.TxDropped},
+			link.Drop{Reason: "write-dropped", Packets: ks.RxDropped},
+		)
+	}
+	return dst
+}
 
 func (o *Options) setDefaults() error {
 	if len(o.Name) > maxNameLen {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mediastack/mediastack/internal/iovec"
+	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -79,6 +80,10 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 		}
 	}
 	if err := bringUp(d.name, mtu); err != nil {
+		_ = d.Close()
+		return nil, "", err
+	}
+	if d.counters, err = linkstats.Open(d.name); err != nil {
 		_ = d.Close()
 		return nil, "", err
 	}
@@ -200,11 +205,12 @@ func bringUp(name string, mtu uint32) error {
 // poller (water opens it non-blocking, so os.NewFile registers it): a read
 // that would block parks the goroutine, and Close wakes it.
 type tapDevice struct {
-	name   string
-	f      *os.File
-	rc     syscall.RawConn
-	closed atomic.Bool
-	stats  *DeviceStats
+	name     string
+	f        *os.File
+	rc       syscall.RawConn
+	closed   atomic.Bool
+	stats    *DeviceStats
+	counters *linkstats.Reader // the interface's own; nil until open
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a read allocates nothing.
@@ -389,5 +395,15 @@ func (d *tapDevice) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	if d.counters != nil {
+		d.counters.Close()
+	}
 	return d.f.Close()
+}
+
+func (d *tapDevice) kernelStats() (linkstats.Counters, error) {
+	if d.counters == nil {
+		return linkstats.Counters{}, linkstats.ErrNoCounters
+	}
+	return d.counters.Read()
 }
