@@ -291,33 +291,53 @@ type retiringEntry struct {
 	since  time.Time
 }
 
-// retire folds the counts of e, just unregistered, into f.retired. f.regMu
-// must be held.
+// retire queues the counts of e, just unregistered, to be folded into
+// f.retired, and finishes with the ports retired longer than retireGrace
+// ago. Each port is folded once when its grace ends (and at every Counters
+// call meanwhile), so unregistering n ports costs O(n), not O(n²): the
+// queue is in retirement order and only its expired head is read.
+// f.regMu must be held.
 func (f *Filter) retire(e *portEntry) {
-	f.retiring = append(f.retiring, retiringEntry{e: e, since: time.Now()})
-	f.foldRetiring()
+	now := time.Now()
+	f.retiring = append(f.retiring, retiringEntry{e: e, since: now})
+	f.expireRetiring(now)
 }
 
-// foldRetiring folds into f.retired what the retiring entries counted since
-// their last fold, and forgets those retired longer than retireGrace ago.
-// f.regMu must be held.
-func (f *Filter) foldRetiring() {
-	now := time.Now()
-	kept := 0
-	for i := range f.retiring {
-		r := &f.retiring[i]
-		for c := range r.folded {
-			v := r.e.counters[c].Load()
-			f.retired[c].Add(v - r.folded[c])
-			r.folded[c] = v
-		}
-		if now.Sub(r.since) < retireGrace {
-			f.retiring[kept] = *r
-			kept++
-		}
+// fold adds to f.retired what r's port counted since its last fold.
+func (f *Filter) fold(r *retiringEntry) {
+	for c := range r.folded {
+		v := r.e.counters[c].Load()
+		f.retired[c].Add(v - r.folded[c])
+		r.folded[c] = v
 	}
-	clear(f.retiring[kept:])
-	f.retiring = f.retiring[:kept]
+}
+
+// expireRetiring folds the entries retired longer than retireGrace ago a
+// last time and forgets them. f.regMu must be held.
+func (f *Filter) expireRetiring(now time.Time) {
+	n := 0
+	for n < len(f.retiring) && now.Sub(f.retiring[n].since) >= retireGrace {
+		f.fold(&f.retiring[n])
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	clear(f.retiring[:n]) // let the entries go
+	f.retiring = f.retiring[n:]
+	if len(f.retiring) == 0 {
+		f.retiring = nil // the emptied front is not reused by append
+	}
+}
+
+// foldRetiring folds into f.retired what every retiring entry counted
+// since its last fold, and forgets those retired longer than retireGrace
+// ago: Counters' view. f.regMu must be held.
+func (f *Filter) foldRetiring() {
+	for i := range f.retiring {
+		f.fold(&f.retiring[i])
+	}
+	f.expireRetiring(time.Now())
 }
 
 // PortCounters returns the counters of a registered port, and false when the
