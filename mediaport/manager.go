@@ -317,7 +317,6 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 		done:     make(chan struct{}),
 		notify:   make(chan struct{}, 1),
 		rdCancel: make(chan struct{}),
-		scratch:  udpfast.NewScratch(udpfast.DefaultBatch, header.EthernetMinimumSize+int(m.link.MTU())),
 	}
 	p.local = m.primaryAddrPort(port)
 	var receive fastfilter.ReceiveFunc

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/udpfast"
 )
@@ -38,7 +40,7 @@ type Port struct {
 	// Write side: a udpfast.Sender has one writer at a time.
 	writeDeadline atomic.Int64 // UnixNano; 0: none
 	wmu           sync.Mutex
-	scratch       *udpfast.Scratch
+	scratch       *udpfast.Scratch                  // nil until the first send
 	lastDst       netip.Addr                        // destination the last send resolved a sender for
 	lastSender    *udpfast.Sender                   // and that sender
 	oneDst        [1]netip.AddrPort                 // WriteBatch's single destination, unmapped
@@ -429,6 +431,9 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 		}
 	}
 	if s == nil {
+		if p.scratch == nil { // made for the first send: an idle port does without
+			p.scratch = udpfast.NewScratch(udpfast.DefaultBatch, header.EthernetMinimumSize+int(p.m.link.MTU()))
+		}
 		s, err = udpfast.New(udpfast.Options{
 			Table:    p.m.table,
 			Link:     p.m.link,
