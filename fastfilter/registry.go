@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -55,6 +56,8 @@ type Registration struct {
 	lo, hi  uint16
 	entries []*portEntry // indexed by port - lo
 	lanes   []*lane      // indexed by port - lo
+
+	acceptBroadcast atomic.Bool // SetAcceptBroadcast
 
 	mu      sync.Mutex // serialises the netstack lanes' reads (one scratch buffer) with Close
 	closed  bool
@@ -187,10 +190,15 @@ func (r *Registration) drain(l *lane) {
 			return // ErrWouldBlock: drained; or the endpoint is closing
 		}
 		src := addrPort(res.RemoteAddr)
+		dst := addrPort(res.ControlMessages.OriginalDstAddress).Addr()
+		if c, drop := r.laneDrop(src.Addr(), dst); drop {
+			r.f.count(l.entry, c)
+			continue
+		}
 		d := Datagram{
 			Payload:     r.buf[:res.Count],
 			Src:         src,
-			Dst:         netip.AddrPortFrom(addrPort(res.ControlMessages.OriginalDstAddress).Addr(), l.entry.port),
+			Dst:         netip.AddrPortFrom(dst, l.entry.port),
 			Version:     header.IPv6Version,
 			ViaNetstack: true,
 			port:        l.entry,
@@ -204,6 +212,45 @@ func (r *Registration) drain(l *lane) {
 		l.entry.handOver(&d, netstackDelivered)
 	}
 }
+
+// laneDrop reports whether the netstack lane drops a datagram from src to
+// dst, and the counter that says why: a martian source, as the fast lane
+// drops (reassembled fragments and datagrams with IP options reach the
+// lane without its checks), or a broadcast or multicast destination (which
+// netstack hands every endpoint bound to the port on the unspecified
+// address, as the lanes are) when the registration did not ask for them.
+func (r *Registration) laneDrop(src, dst netip.Addr) (counter, bool) {
+	s := r.f.snap.Load()
+	if src.Is4() {
+		a := src.As4()
+		if martianV4Source(a[:], s) {
+			return dropMartian, true
+		}
+	} else if a := src.As16(); martianV6Source(a[:], s) {
+		return dropMartian, true
+	}
+	if r.acceptBroadcast.Load() {
+		return 0, false
+	}
+	if dst.IsMulticast() {
+		return dropBroadcast, true
+	}
+	if dst.Is4() {
+		if a := dst.As4(); a == [4]byte{255, 255, 255, 255} || s.isV4Broadcast(a[:]) {
+			return dropBroadcast, true
+		}
+	}
+	return 0, false
+}
+
+// SetAcceptBroadcast makes the ports of the registration receive (accept
+// true) or not (false, the default) datagrams sent to a broadcast address
+// (255.255.255.255, the subnet's) or to a multicast group the NIC belongs
+// to (IPv6's all-nodes ff02::1 always). Such datagrams take the netstack
+// lane; without this they are dropped there and counted in
+// Dropped.Broadcast, as a socket bound to a unicast address would never see
+// them.
+func (r *Registration) SetAcceptBroadcast(accept bool) { r.acceptBroadcast.Store(accept) }
 
 func addrPort(fa tcpip.FullAddress) netip.AddrPort {
 	var a netip.Addr
