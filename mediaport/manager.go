@@ -49,12 +49,33 @@ type Options struct {
 	// Ring sizes each port's receive buffer (fastfilter.RingOptions).
 	// Default: DefaultPortBufferPackets datagrams, in slots of the link's MTU.
 	Ring fastfilter.RingOptions
+	// DSCP is the Differentiated Services code point the ports mark their
+	// datagrams with, on both lanes (the IPv4 TOS / IPv6 traffic class byte
+	// is DSCP << 2; the ECN bits stay 0, not ECN-capable, as RTP over UDP
+	// needs RFC 6679's negotiation for ECN). 0 means DefaultDSCP;
+	// DSCPBestEffort sends them unmarked. Port.SetDSCP changes one port.
+	DSCP int
+	// AcceptBroadcast makes the ports receive datagrams sent to a broadcast
+	// address or a multicast group the NIC is in (IPv6's all-nodes group
+	// always). By default a port, like a socket bound to a unicast
+	// address, does not: they are dropped and counted (Dropped.Broadcast).
+	// Port.SetAcceptBroadcast changes one port.
+	AcceptBroadcast bool
 	// InstallHook installs the filter's receive hook on the link, and is
 	// called with nil at Close. Default: the link's own SetFrameHook (the
 	// link must be a link.Hookable). Set it when something else owns the
 	// link's hook and chains to the filter.
 	InstallHook func(link.FrameHook)
 }
+
+// DefaultDSCP is the code point media ports mark their datagrams with by
+// default: EF, expedited forwarding (RFC 3246), RFC 4594's class for
+// real-time interactive audio and video.
+const DefaultDSCP = 46
+
+// DSCPBestEffort as Options.DSCP sends datagrams unmarked (CS0, the
+// default class).
+const DSCPBestEffort = -1
 
 // DefaultPortBufferPackets is the default depth of a port's receive buffer
 // (its Options.Ring.Packets): at 50 packets/s, five seconds of an RTP
@@ -71,6 +92,8 @@ type Manager struct {
 	table   *policyarp.Table
 	install func(link.FrameHook)
 	ring    fastfilter.RingOptions
+	tos     uint8 // Options.DSCP << 2
+	bcast   bool  // Options.AcceptBroadcast
 	lo, hi  uint16
 
 	mu      sync.Mutex
@@ -107,6 +130,14 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		}
 		install = h.SetFrameHook
 	}
+	switch {
+	case opts.DSCP == 0:
+		opts.DSCP = DefaultDSCP
+	case opts.DSCP == DSCPBestEffort:
+		opts.DSCP = 0
+	case opts.DSCP < 0 || opts.DSCP > maxDSCP:
+		return nil, fmt.Errorf("mediaport: Options.DSCP %d: want 0 to %d, or DSCPBestEffort", opts.DSCP, maxDSCP)
+	}
 	ring := opts.Ring
 	if ring.Packets == 0 {
 		ring.Packets = DefaultPortBufferPackets
@@ -141,6 +172,8 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		table:   table,
 		install: install,
 		ring:    ring,
+		tos:     uint8(opts.DSCP) << 2,
+		bcast:   opts.AcceptBroadcast,
 		lo:      opts.PortMin,
 		hi:      opts.PortMax,
 		ports:   make([]*Port, arp.Ports),
@@ -345,6 +378,11 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 		return nil, err
 	}
 	p.fallback = udpfast.EndpointFallback{Endpoint: p.reg.NetstackEndpoint(port)}
+	p.reg.SetAcceptBroadcast(m.bcast)
+	if err := p.setTOSLocked(m.tos); err != nil {
+		p.reg.Close()
+		return nil, err
+	}
 	m.ports[port-m.lo] = p
 	m.open++
 	return p, nil

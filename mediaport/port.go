@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/mediastack/mediastack/fastfilter"
@@ -41,6 +42,7 @@ type Port struct {
 	writeDeadline atomic.Int64 // UnixNano; 0: none
 	wmu           sync.Mutex
 	scratch       *udpfast.Scratch                  // nil until the first send
+	tos           uint8                             // DSCP << 2, of both lanes
 	lastDst       netip.Addr                        // destination the last send resolved a sender for
 	lastSender    *udpfast.Sender                   // and that sender
 	oneDst        [1]netip.AddrPort                 // WriteBatch's single destination, unmapped
@@ -439,6 +441,7 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 			Link:     p.m.link,
 			Fallback: p.fallback,
 			Local:    netip.AddrPortFrom(local, p.port),
+			TOS:      p.tos,
 			Scratch:  p.scratch, // the senders of a port are driven under p.wmu, one at a time
 		})
 		if err != nil {
@@ -450,6 +453,51 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 	p.lastDst, p.lastSender = dst.Addr(), s
 	return s, nil
 }
+
+// maxDSCP is the largest code point: DSCP is 6 bits.
+const maxDSCP = 63
+
+// SetDSCP changes the Differentiated Services code point the port marks
+// the datagrams it sends with, on the fast lane and through netstack
+// (Options.DSCP is the default; 0 here is unmarked, CS0).
+func (p *Port) SetDSCP(dscp uint8) error {
+	if dscp > maxDSCP {
+		return p.opError("set", nil, fmt.Errorf("mediaport: DSCP %d: want 0 to %d", dscp, maxDSCP))
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.closed.Load() {
+		return p.opError("set", nil, net.ErrClosed)
+	}
+	if err := p.setTOSLocked(dscp << 2); err != nil {
+		return p.opError("set", nil, err)
+	}
+	return nil
+}
+
+// setTOSLocked sets the TOS / traffic class byte of both lanes: the
+// netstack endpoint's options (IPv4 and IPv6, as it is dual-stack) and the
+// fast senders' templates. p.wmu must be held.
+func (p *Port) setTOSLocked(tos uint8) error {
+	ep := p.fallback.Endpoint
+	for _, opt := range []tcpip.SockOptInt{tcpip.IPv4TOSOption, tcpip.IPv6TrafficClassOption} {
+		if err := ep.SetSockOptInt(opt, int(tos)); err != nil {
+			return fmt.Errorf("mediaport: port %d: setting the netstack endpoint's TOS: %s", p.port, err)
+		}
+	}
+	p.tos = tos
+	if cur := p.senders.Load(); cur != nil {
+		for _, s := range *cur {
+			s.SetTOS(tos)
+		}
+	}
+	return nil
+}
+
+// SetAcceptBroadcast makes the port receive (true) or not (false)
+// datagrams sent to a broadcast address or a multicast group the NIC is in
+// (Options.AcceptBroadcast is the default).
+func (p *Port) SetAcceptBroadcast(accept bool) { p.reg.SetAcceptBroadcast(accept) }
 
 // Close implements net.PacketConn: it unregisters the port, releases its
 // netstack endpoint and its number, and makes blocked and later reads and

@@ -173,6 +173,17 @@ func New(opts Options) (*Sender, error) {
 	}, nil
 }
 
+// SetTOS changes the IPv4 TOS / IPv6 traffic class byte of the datagrams
+// sent from now on (Options.TOS); the template is rebuilt at the next send.
+// Like Send, it must not run concurrently with the sender's other methods.
+func (s *Sender) SetTOS(tos uint8) {
+	if tos != s.tos {
+		s.tos = tos
+		s.tmpl.n = 0 // makes retemplate build it again
+		s.tmplEntry = nil
+	}
+}
+
 // Local returns the address and port the sender sends from.
 func (s *Sender) Local() netip.AddrPort { return s.local }
 

@@ -24,6 +24,7 @@ type sidecarConfig struct {
 	relays   repeated
 	control  string
 	metrics  string
+	dscp     int
 	arp      policyarp.Options
 
 	// Set by validate.
@@ -40,7 +41,17 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 		"and its RTCP (the odd ports after them) take two: --relay 20000:20002 --relay 20001:20003 (an odd-port relay alone is warned about)")
 	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host `ADDR`, e.g. 127.0.0.1:8080")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host `ADDR`, e.g. 127.0.0.1:9090")
+	fs.IntVar(&c.dscp, "dscp", mediaport.DefaultDSCP, "mark every datagram the media ports send (fast and through netstack) with DSCP `N`, 0 to 63: 46 is EF, "+
+		"RFC 4594's class for real-time media; 34 AF41 (interactive video); 0 unmarked")
 	registerARPFlags(fs, &c.arp)
+}
+
+// dscpOption is --dscp as mediaport.Options.DSCP, whose 0 is the default.
+func (c *sidecarConfig) dscpOption() int {
+	if c.dscp == 0 {
+		return mediaport.DSCPBestEffort
+	}
+	return c.dscp
 }
 
 // registerARPFlags registers --arp-aging and --arp-refresh on fs, writing
@@ -99,6 +110,9 @@ func (c *sidecarConfig) validate() error {
 		if _, port, err := net.SplitHostPort(f.addr); err != nil || port == "" {
 			return usageErrorf("%s %q: want HOST:PORT (e.g. 127.0.0.1:8080)", f.name, f.addr)
 		}
+	}
+	if c.dscp < 0 || c.dscp > 63 {
+		return usageErrorf("--dscp %d: want a DSCP from 0 to 63 (46: EF)", c.dscp)
 	}
 	aging, refresh := c.arp.Aging, c.arp.Refresh
 	if aging == 0 {
