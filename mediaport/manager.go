@@ -92,8 +92,9 @@ type Manager struct {
 	table   *policyarp.Table
 	install func(link.FrameHook)
 	ring    fastfilter.RingOptions
-	tos     uint8 // Options.DSCP << 2
-	bcast   bool  // Options.AcceptBroadcast
+	ids     *udpfast.IDs // the IPv4 IDs of every port's senders
+	tos     uint8        // Options.DSCP << 2
+	bcast   bool         // Options.AcceptBroadcast
 	lo, hi  uint16
 
 	mu      sync.Mutex
@@ -172,6 +173,7 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		table:   table,
 		install: install,
 		ring:    ring,
+		ids:     udpfast.NewIDs(uint64(st.Seed())), // same seed, same IDs: simulations stay deterministic
 		tos:     uint8(opts.DSCP) << 2,
 		bcast:   opts.AcceptBroadcast,
 		lo:      opts.PortMin,

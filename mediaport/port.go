@@ -442,6 +442,7 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 			Fallback: p.fallback,
 			Local:    netip.AddrPortFrom(local, p.port),
 			TOS:      p.tos,
+			IDs:      p.m.ids,
 			Scratch:  p.scratch, // the senders of a port are driven under p.wmu, one at a time
 		})
 		if err != nil {
