@@ -49,6 +49,21 @@ type Options struct {
 	// untagged and priority-tagged (VID 0) ones. 0: none. Frames tagged with
 	// any other VID are passed on.
 	VLAN uint16
+	// UnboundUDP, when set, installs the filter's handler of the NIC's UDP
+	// packets no netstack endpoint is bound to as netstack's default UDP
+	// handler for the NIC (stack.Stack.SetUnboundUDP does; netstack allows
+	// setting its own only before the stack runs), and is called with nil
+	// at Close. The filter then opens a registered port's netstack
+	// endpoint only when it is first asked for (NetstackEndpoint, the fast
+	// sender's fallback), and until then receives the port's netstack lane
+	// through the handler: an idle registered port costs the registry a
+	// few hundred bytes instead of the endpoint's 5 KB (netstack's port
+	// reservation, demultiplexer entry and endpoint). Register still
+	// refuses a port a netstack socket holds, but a port without an
+	// endpoint is not reserved in netstack: a netstack socket bound to it
+	// explicitly later takes its netstack lane. nil: every registered port
+	// gets its endpoint at Register.
+	UnboundUDP func(func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool)
 	// AddressRefresh is how often the address snapshot is re-read from
 	// netstack (default DefaultAddressRefresh; negative: only at New,
 	// Register and RefreshAddresses). Until a refresh, a new address is
@@ -72,14 +87,16 @@ type Filter struct {
 	regMu     sync.Mutex // serialises Register, Close, Counters and subscriptions
 	regs      map[*Registration]struct{}
 	refresh   time.Duration
+	unbound   func(func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool) // Options.UnboundUDP
 	timerMu   sync.Mutex
 	timer     tcpip.Timer
 	stopping  bool
 
 	// Each event is counted once, with one atomic add: in its port's set
 	// when the port is known, else in shared. Counters sums shared, the
-	// live ports' sets and retired, into which Registration.Close folds a
-	// port's counts, so totals never go backwards.
+	// live and retiring ports' sets and retired, into which a port's
+	// counts are folded a second after it is unregistered (when no frame
+	// in flight can move them), so totals never go backwards.
 	shared   counterSet
 	retired  counterSet      // written under regMu
 	retiring []retiringEntry // guarded by regMu
@@ -178,9 +195,13 @@ func New(opts Options) (*Filter, error) {
 		ports:     make([]atomic.Pointer[portEntry], int(opts.PortMax)-int(opts.PortMin)+1),
 		regs:      make(map[*Registration]struct{}),
 		refresh:   opts.AddressRefresh,
+		unbound:   opts.UnboundUDP,
 	}
 	if err := f.RefreshAddresses(); err != nil {
 		return nil, err
+	}
+	if f.unbound != nil {
+		f.unbound(f.handleUnbound)
 	}
 	if f.refresh > 0 {
 		f.timerMu.Lock()
@@ -253,6 +274,9 @@ func (f *Filter) Close() {
 	for _, r := range regs {
 		r.Close()
 	}
+	if f.unbound != nil {
+		f.unbound(nil)
+	}
 }
 
 // PortRange returns the inclusive bounds of the registrable ports.
@@ -266,12 +290,15 @@ func (f *Filter) PortRange() (lo, hi uint16) {
 func (f *Filter) Counters() Counters {
 	f.regMu.Lock()
 	defer f.regMu.Unlock()
-	f.foldRetiring()
+	f.expireRetiring(time.Now())
 	c := f.shared.snapshot().Add(f.retired.snapshot())
 	for r := range f.regs {
 		for _, e := range r.entries {
 			c = c.Add(e.counters.snapshot())
 		}
+	}
+	for _, r := range f.retiring {
+		c = c.Add(r.e.counters.snapshot())
 	}
 	return c
 }
@@ -283,41 +310,32 @@ func (f *Filter) Counters() Counters {
 // only when the filter forgets the port.
 const retireGrace = time.Second
 
-// retiringEntry is an unregistered port whose counts are folded into
-// Filter.retired: folded is how much of each counter was folded so far.
+// retiringEntry is an unregistered port whose counters may still move.
 type retiringEntry struct {
-	e      *portEntry
-	folded [numCounters]uint64
-	since  time.Time
+	e     *portEntry
+	since time.Time
 }
 
-// retire queues the counts of e, just unregistered, to be folded into
-// f.retired, and finishes with the ports retired longer than retireGrace
-// ago. Each port is folded once when its grace ends (and at every Counters
-// call meanwhile), so unregistering n ports costs O(n), not O(n²): the
-// queue is in retirement order and only its expired head is read.
-// f.regMu must be held.
+// retire queues e, just unregistered, and folds the counts of the ports
+// retired longer than retireGrace ago into f.retired. Until then Counters
+// reads a retiring port's counters as it reads a live one's. The queue is
+// in retirement order and only its expired head is read, so unregistering
+// n ports costs O(n), not O(n²). f.regMu must be held.
 func (f *Filter) retire(e *portEntry) {
 	now := time.Now()
 	f.retiring = append(f.retiring, retiringEntry{e: e, since: now})
 	f.expireRetiring(now)
 }
 
-// fold adds to f.retired what r's port counted since its last fold.
-func (f *Filter) fold(r *retiringEntry) {
-	for c := range r.folded {
-		v := r.e.counters[c].Load()
-		f.retired[c].Add(v - r.folded[c])
-		r.folded[c] = v
-	}
-}
-
-// expireRetiring folds the entries retired longer than retireGrace ago a
-// last time and forgets them. f.regMu must be held.
+// expireRetiring folds the counts of the entries retired longer than
+// retireGrace ago into f.retired and forgets them. f.regMu must be held.
 func (f *Filter) expireRetiring(now time.Time) {
 	n := 0
 	for n < len(f.retiring) && now.Sub(f.retiring[n].since) >= retireGrace {
-		f.fold(&f.retiring[n])
+		e := f.retiring[n].e
+		for c := range e.counters {
+			f.retired[c].Add(e.counters[c].Load())
+		}
 		n++
 	}
 	if n == 0 {
@@ -328,16 +346,6 @@ func (f *Filter) expireRetiring(now time.Time) {
 	if len(f.retiring) == 0 {
 		f.retiring = nil // the emptied front is not reused by append
 	}
-}
-
-// foldRetiring folds into f.retired what every retiring entry counted
-// since its last fold, and forgets those retired longer than retireGrace
-// ago: Counters' view. f.regMu must be held.
-func (f *Filter) foldRetiring() {
-	for i := range f.retiring {
-		f.fold(&f.retiring[i])
-	}
-	f.expireRetiring(time.Now())
 }
 
 // PortCounters returns the counters of a registered port, and false when the

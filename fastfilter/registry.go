@@ -8,6 +8,8 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/ports"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -22,6 +24,7 @@ type portEntry struct {
 	port     uint16
 	fn       ReceiveFunc
 	ring     *Ring // set by RegisterRing: fn is ring.Receive
+	reg      *Registration
 	counters counterSet
 }
 
@@ -52,10 +55,12 @@ func (e *portEntry) handOver(d *Datagram, c counter) bool {
 
 // Registration is a registered port range. Close it to release the ports.
 type Registration struct {
-	f       *Filter
-	lo, hi  uint16
-	entries []*portEntry // indexed by port - lo
-	lanes   []*lane      // indexed by port - lo
+	f          *Filter
+	lo, hi     uint16
+	entries    []*portEntry // indexed by port - lo
+	lanes      []*lane      // indexed by port - lo; nil until opened with Options.UnboundUDP
+	laneMu     sync.Mutex   // guards lanes after register, and laneClosed
+	laneClosed bool
 
 	acceptBroadcast atomic.Bool // SetAcceptBroadcast
 
@@ -129,9 +134,15 @@ func (f *Filter) register(lo, hi uint16, fn ReceiveFunc, ring *Ring) (*Registrat
 		if f.lookup(port) != nil {
 			return nil, fmt.Errorf("%w: %d is registered already", ErrPortInUse, port)
 		}
-		r.entries[i] = &portEntry{filter: f, port: port, fn: fn, ring: ring}
+		r.entries[i] = &portEntry{filter: f, port: port, fn: fn, ring: ring, reg: r}
 	}
 	for i := range n {
+		if f.unbound != nil { // opened on demand: only check the port is free
+			if err := f.checkPortFree(r.entries[i].port); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		l, err := r.openLane(r.entries[i])
 		if err != nil {
 			r.closeLanes()
@@ -170,6 +181,74 @@ func (r *Registration) openLane(e *portEntry) (*lane, error) {
 	}
 	return l, nil
 }
+
+// udpReservation is what a port's dual-stack netstack endpoint reserves.
+func udpReservation(port uint16) ports.Reservation {
+	return ports.Reservation{
+		Networks:  []tcpip.NetworkProtocolNumber{header.IPv4ProtocolNumber, header.IPv6ProtocolNumber},
+		Transport: header.UDPProtocolNumber,
+		Port:      port,
+	}
+}
+
+// checkPortFree reports ErrPortInUse when a netstack socket holds port:
+// what binding the port's endpoint would find, without keeping one.
+func (f *Filter) checkPortFree(port uint16) error {
+	res := udpReservation(port)
+	if _, err := f.ns.ReservePort(f.ns.SecureRNG(), res, nil); err != nil {
+		return fmt.Errorf("%w: a netstack socket is bound to %d", ErrPortInUse, port)
+	}
+	f.ns.ReleasePort(res)
+	return nil
+}
+
+// handleUnbound is the netstack lane of registered ports that have no
+// endpoint yet (Options.UnboundUDP): netstack hands it the UDP packets no
+// endpoint is bound to. It validates them as a UDP endpoint would (else
+// netstack counts and drops them) and delivers those for a registered port,
+// as drain does.
+func (f *Filter) handleUnbound(id tcpipstack.TransportEndpointID, pkt *tcpipstack.PacketBuffer) bool {
+	e := f.lookup(id.LocalPort)
+	if e == nil {
+		return false // netstack answers port unreachable
+	}
+	netHdr := pkt.Network()
+	lengthValid, csumValid := header.UDPValid(header.UDP(pkt.TransportHeader().Slice()),
+		func() uint16 { return pkt.Data().Checksum() }, uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber,
+		netHdr.SourceAddress(), netHdr.DestinationAddress(), pkt.RXChecksumValidated)
+	if !lengthValid || !csumValid {
+		return false // netstack counts it malformed and drops it
+	}
+	src := addrPort(tcpip.FullAddress{Addr: id.RemoteAddress, Port: id.RemotePort})
+	dst := addrPort(tcpip.FullAddress{Addr: id.LocalAddress, Port: id.LocalPort})
+	if c, drop := e.reg.laneDrop(src.Addr(), dst.Addr()); drop {
+		f.count(e, c)
+		return true
+	}
+	buf := lanePool.Get().(*[]byte)
+	defer lanePool.Put(buf)
+	w := tcpip.SliceWriter(*buf)
+	n, _ := pkt.Data().ReadTo(&w, true)
+	d := Datagram{
+		Payload:     (*buf)[:n],
+		Src:         src,
+		Dst:         dst,
+		Version:     header.IPv6Version,
+		ViaNetstack: true,
+		port:        e,
+	}
+	if pkt.NetworkProtocolNumber == header.IPv4ProtocolNumber {
+		d.Version = header.IPv4Version
+	}
+	e.handOver(&d, netstackDelivered)
+	return true
+}
+
+// lanePool holds the buffers handleUnbound copies payloads into.
+var lanePool = sync.Pool{New: func() any {
+	b := make([]byte, maxDatagram)
+	return &b
+}}
 
 // drain reads every datagram queued on l's endpoint and feeds it to the
 // port's ReceiveFunc. It runs from netstack's notification, on the goroutine
@@ -266,15 +345,39 @@ func addrPort(fa tcpip.FullAddress) netip.AddrPort {
 // Ports returns the registered range, inclusive.
 func (r *Registration) Ports() (lo, hi uint16) { return r.lo, r.hi }
 
-// NetstackEndpoint returns the netstack UDP endpoint bound on port (nil when
-// port is not in the registration). It is dual-stack: write to an IPv4
-// destination with a 4-byte address. The fast send path uses it as its
-// fallback sender; do not Read from it or Close it: the registration does.
+// NetstackEndpoint returns the netstack UDP endpoint bound on port, opening
+// it first with Options.UnboundUDP, and nil when port is not in the
+// registration or its endpoint could not be opened (OpenNetstackEndpoint
+// says why). It is dual-stack: write to an IPv4 destination with a 4-byte
+// address. The fast send path uses it as its fallback sender; do not Read
+// from it or Close it: the registration does.
 func (r *Registration) NetstackEndpoint(port uint16) tcpip.Endpoint {
+	ep, _ := r.OpenNetstackEndpoint(port)
+	return ep
+}
+
+// OpenNetstackEndpoint is NetstackEndpoint with the error: the port is not
+// in the registration, the registration is closed, or (with
+// Options.UnboundUDP, whose endpoints open here, on first use) a netstack
+// socket took the port since Register (ErrPortInUse).
+func (r *Registration) OpenNetstackEndpoint(port uint16) (tcpip.Endpoint, error) {
 	if port < r.lo || port > r.hi {
-		return nil
+		return nil, fmt.Errorf("%w: %d is not in %d-%d", ErrPortRange, port, r.lo, r.hi)
 	}
-	return r.lanes[port-r.lo].ep
+	r.laneMu.Lock()
+	defer r.laneMu.Unlock()
+	if l := r.lanes[port-r.lo]; l != nil {
+		return l.ep, nil
+	}
+	if r.f.unbound == nil || r.laneClosed {
+		return nil, ErrClosed
+	}
+	l, err := r.openLane(r.entries[port-r.lo])
+	if err != nil {
+		return nil, err
+	}
+	r.lanes[port-r.lo] = l
+	return l.ep, nil
 }
 
 // Counters returns the sum of the counters of the registration's ports.
@@ -320,6 +423,9 @@ func (r *Registration) closeLanes() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	r.laneMu.Lock()
+	defer r.laneMu.Unlock()
+	r.laneClosed = true
 	for _, l := range r.lanes {
 		if l == nil {
 			continue

@@ -8,6 +8,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/link"
@@ -152,7 +153,12 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("mediaport: Options.Ring: %w", err)
 	}
 
-	filter, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: nic, PortMin: opts.PortMin, PortMax: opts.PortMax})
+	// The ports' netstack endpoints open on first use (the first datagram
+	// sent through netstack): an idle port costs no netstack memory.
+	unbound := func(h func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool) {
+		st.SetUnboundUDP(opts.NIC, h)
+	}
+	filter, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: nic, PortMin: opts.PortMin, PortMax: opts.PortMax, UnboundUDP: unbound})
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +374,7 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 		receive = func(d *fastfilter.Datagram) { fn(p, d) }
 	}
 	// Datagrams may arrive as soon as the port is registered: a write from
-	// fn waits here until the port has its fallback lane.
+	// fn waits here until the port is set up.
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	var err error
@@ -379,12 +385,8 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 		}
 		return nil, err
 	}
-	p.fallback = udpfast.EndpointFallback{Endpoint: p.reg.NetstackEndpoint(port)}
 	p.reg.SetAcceptBroadcast(m.bcast)
-	if err := p.setTOSLocked(m.tos); err != nil {
-		p.reg.Close()
-		return nil, err
-	}
+	p.tos = m.tos // its netstack endpoint, opened for the first send through netstack, gets it then
 	m.ports[port-m.lo] = p
 	m.open++
 	return p, nil

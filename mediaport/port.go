@@ -19,14 +19,14 @@ import (
 
 // Port is one media port: a net.PacketConn over the fast paths.
 type Port struct {
-	m        *Manager
-	port     uint16
-	local    netip.AddrPort
-	reg      *fastfilter.Registration
-	ring     *fastfilter.Ring // nil for OpenFunc ports
-	fallback udpfast.EndpointFallback
-	closed   atomic.Bool
-	done     chan struct{} // closed by Close
+	m      *Manager
+	port   uint16
+	local  netip.AddrPort
+	reg    *fastfilter.Registration
+	ring   *fastfilter.Ring // nil for OpenFunc ports
+	lane   tcpip.Endpoint   // the netstack endpoint, opened for the first send through netstack; guarded by wmu
+	closed atomic.Bool
+	done   chan struct{} // closed by Close
 
 	// Read side. A reader that finds the ring empty waits for a token on
 	// notify (which receive sends when waiting > 0), for its deadline's
@@ -439,7 +439,7 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 		s, err = udpfast.New(udpfast.Options{
 			Table:    p.m.table,
 			Link:     p.m.link,
-			Fallback: p.fallback,
+			Fallback: portLane{p},
 			Local:    netip.AddrPortFrom(local, p.port),
 			TOS:      p.tos,
 			IDs:      p.m.ids,
@@ -480,10 +480,9 @@ func (p *Port) SetDSCP(dscp uint8) error {
 // netstack endpoint's options (IPv4 and IPv6, as it is dual-stack) and the
 // fast senders' templates. p.wmu must be held.
 func (p *Port) setTOSLocked(tos uint8) error {
-	ep := p.fallback.Endpoint
-	for _, opt := range []tcpip.SockOptInt{tcpip.IPv4TOSOption, tcpip.IPv6TrafficClassOption} {
-		if err := ep.SetSockOptInt(opt, int(tos)); err != nil {
-			return fmt.Errorf("mediaport: port %d: setting the netstack endpoint's TOS: %s", p.port, err)
+	if p.lane != nil {
+		if err := setEndpointTOS(p.lane, tos); err != nil {
+			return fmt.Errorf("mediaport: port %d: %w", p.port, err)
 		}
 	}
 	p.tos = tos
@@ -493,6 +492,36 @@ func (p *Port) setTOSLocked(tos uint8) error {
 		}
 	}
 	return nil
+}
+
+func setEndpointTOS(ep tcpip.Endpoint, tos uint8) error {
+	for _, opt := range []tcpip.SockOptInt{tcpip.IPv4TOSOption, tcpip.IPv6TrafficClassOption} {
+		if err := ep.SetSockOptInt(opt, int(tos)); err != nil {
+			return fmt.Errorf("setting the netstack endpoint's TOS: %s", err)
+		}
+	}
+	return nil
+}
+
+// portLane is a port's netstack lane as the fast senders' fallback: it
+// opens the port's netstack endpoint for the first datagram, so a port
+// that never sends through netstack costs none. Called under p.wmu, as
+// the senders are.
+type portLane struct{ p *Port }
+
+func (l portLane) SendViaNetstack(payload []byte, dst netip.AddrPort) error {
+	p := l.p
+	if p.lane == nil {
+		ep, err := p.reg.OpenNetstackEndpoint(p.port)
+		if err != nil {
+			return err
+		}
+		if err := setEndpointTOS(ep, p.tos); err != nil {
+			return err
+		}
+		p.lane = ep
+	}
+	return udpfast.EndpointFallback{Endpoint: p.lane}.SendViaNetstack(payload, dst)
 }
 
 // SetAcceptBroadcast makes the port receive (true) or not (false)
