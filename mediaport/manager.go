@@ -352,16 +352,13 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 	if m.ports[port-m.lo] != nil {
 		return nil, fmt.Errorf("%w: %d is open already", ErrPortInUse, port)
 	}
-	p := &Port{
-		m:        m,
-		port:     port,
-		done:     make(chan struct{}),
-		notify:   make(chan struct{}, 1),
-		rdCancel: make(chan struct{}),
-	}
+	p := &Port{m: m, port: port}
 	p.local = m.primaryAddrPort(port)
 	var receive fastfilter.ReceiveFunc
 	if fn == nil {
+		// What readers wait on: a port with a receive function has none
+		// (a few hundred bytes less per port of a full-range relay).
+		p.done, p.notify, p.rdCancel = make(chan struct{}), make(chan struct{}, 1), make(chan struct{})
 		// The port's own receive function, not RegisterRing: it wakes the
 		// port's readers, which wait on the deadline channels of
 		// SetReadDeadline rather than inside the ring.
@@ -399,7 +396,9 @@ func (m *Manager) closeLocked(p *Port) {
 	if p.ring != nil {
 		p.ring.Close()
 	}
-	close(p.done)
+	if p.done != nil {
+		close(p.done)
+	}
 	m.ports[p.port-m.lo] = nil
 	m.open--
 }

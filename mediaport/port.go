@@ -26,7 +26,7 @@ type Port struct {
 	ring   *fastfilter.Ring // nil for OpenFunc ports
 	lane   tcpip.Endpoint   // the netstack endpoint, opened for the first send through netstack; guarded by wmu
 	closed atomic.Bool
-	done   chan struct{} // closed by Close
+	done   chan struct{} // closed by Close; nil for OpenFunc ports, as notify and rdCancel
 
 	// Read side. A reader that finds the ring empty waits for a token on
 	// notify (which receive sends when waiting > 0), for its deadline's
@@ -257,6 +257,9 @@ func (p *Port) SetDeadline(t time.Time) error {
 func (p *Port) SetReadDeadline(t time.Time) error {
 	if p.closed.Load() {
 		return p.opError("set", nil, net.ErrClosed)
+	}
+	if p.ring == nil {
+		return nil // nothing to read (ErrNoBuffer): no read to time out
 	}
 	p.rdMu.Lock()
 	defer p.rdMu.Unlock()
@@ -544,7 +547,9 @@ func (p *Port) Close() error {
 	if p.ring != nil {
 		p.ring.Close()
 	}
-	close(p.done)
+	if p.done != nil {
+		close(p.done)
+	}
 	p.rdMu.Lock()
 	if p.rdTimer != nil {
 		p.rdTimer.Stop()
