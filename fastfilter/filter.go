@@ -82,6 +82,7 @@ type Filter struct {
 	portMin   uint16
 	ports     []atomic.Pointer[portEntry] // indexed by port - portMin
 	snap      atomic.Pointer[snapshot]
+	snapAt    atomic.Int64 // when snap was read, in nanoseconds since monoBase
 	subs      atomic.Pointer[[]neighborFunc]
 	closed    atomic.Bool
 	regMu     sync.Mutex // serialises Register, Close, Counters and subscriptions
@@ -222,7 +223,8 @@ func (f *Filter) periodicRefresh() {
 
 // RefreshAddresses re-reads the NIC's MAC, addresses, promiscuous mode and
 // checksum offload from netstack into the snapshot the receive path uses. It
-// runs at New, at every Register and periodically (Options.AddressRefresh);
+// runs at New, at Register (unless it ran in the last 10 ms) and
+// periodically (Options.AddressRefresh);
 // call it after changing the NIC's addresses or MAC to take effect at once
 // (until then, frames to a new MAC are dropped as not ours).
 func (f *Filter) RefreshAddresses() error {
@@ -252,7 +254,25 @@ func (f *Filter) RefreshAddresses() error {
 		s.rxOffload = nic.Capabilities()&tcpipstack.CapabilityRXChecksumOffload != 0
 	}
 	f.snap.Store(s)
+	f.snapAt.Store(int64(time.Since(monoBase)))
 	return nil
+}
+
+// monoBase is what Filter.snapAt counts from (monotonic time).
+var monoBase = time.Now()
+
+// registerRefreshEvery is how stale a snapshot Register takes without
+// reading it again: opening ports one at a time (a full range is 64512)
+// would otherwise read the NIC's addresses, a kilobyte of garbage, for
+// each.
+const registerRefreshEvery = 10 * time.Millisecond
+
+// refreshForRegister refreshes the snapshot unless it is fresher than
+// registerRefreshEvery.
+func (f *Filter) refreshForRegister() {
+	if time.Since(monoBase)-time.Duration(f.snapAt.Load()) >= registerRefreshEvery {
+		_ = f.RefreshAddresses() // the NIC may be gone; the old snapshot stays
+	}
 }
 
 // Close unregisters every registration and stops the periodic refresh. The
