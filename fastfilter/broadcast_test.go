@@ -1,6 +1,8 @@
 package fastfilter_test
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -8,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/frames"
 )
 
@@ -16,7 +19,13 @@ import (
 // address (unless the registration asked for them) and a martian with IP
 // options (which the fast lane leaves to netstack).
 func TestNetstackLaneDrops(t *testing.T) {
-	fx := newFixture(t, fixtureOptions{})
+	for _, lazy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lazy=%v", lazy), func(t *testing.T) { testNetstackLaneDrops(t, lazy) })
+	}
+}
+
+func testNetstackLaneDrops(t *testing.T, lazy bool) {
+	fx := newFixture(t, fixtureOptions{lazy: lazy})
 	to := func(dst netip.Addr, mac tcpip.LinkAddress, payload string) []byte {
 		u := v4Frame([]byte(payload))
 		if dst.Is6() {
@@ -58,5 +67,55 @@ func TestNetstackLaneDrops(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"subnet broadcast", "limited broadcast", "all nodes"}, got); diff != "" {
 		t.Errorf("with SetAcceptBroadcast(true), delivered (-want +got):\n%s", diff)
+	}
+}
+
+// TestLazyLanes: with Options.UnboundUDP a registered port has no netstack
+// endpoint until one is asked for; meanwhile its netstack lane (here a
+// datagram with IP options) comes through the stack's default UDP handler,
+// then through the endpoint; a port a netstack socket holds is still
+// refused, and a closed registration's lane delivers nothing.
+func TestLazyLanes(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{lazy: true})
+	if _, err := fx.bindNetstack(t, header.IPv4ProtocolNumber, 30001); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.f.Register(30000, 30002, nop); !errors.Is(err, fastfilter.ErrPortInUse) {
+		t.Fatalf("Register over a bound netstack socket: %v, want ErrPortInUse", err)
+	}
+	withOptions := func(payload string) []byte {
+		u := v4Frame([]byte(payload))
+		u.IPOptions = []byte{1, 1, 1, 0}
+		return u.Build()
+	}
+	fx.ep.DeliverFrame(withOptions("before the endpoint"))
+	ep, err := fx.reg.OpenNetstackEndpoint(rtpPort)
+	if err != nil || ep == nil {
+		t.Fatalf("OpenNetstackEndpoint: %v, %v", ep, err)
+	}
+	if again := fx.reg.NetstackEndpoint(rtpPort); again != ep {
+		t.Error("NetstackEndpoint opened a second endpoint")
+	}
+	fx.ep.DeliverFrame(withOptions("through the endpoint"))
+	var got []string
+	for _, d := range fx.rec.take() {
+		if !d.ViaNetstack || d.Src != netip.AddrPortFrom(frames.PeerV4, peerPort) || d.Dst != netip.AddrPortFrom(frames.StackV4, rtpPort) {
+			t.Errorf("netstack lane delivered %+v", d)
+		}
+		got = append(got, d.Payload)
+	}
+	if diff := cmp.Diff([]string{"before the endpoint", "through the endpoint"}, got); diff != "" {
+		t.Errorf("netstack lane (-want +got):\n%s", diff)
+	}
+	if c := fx.reg.PortCounters(rtpPort); c.NetstackDelivered != 2 {
+		t.Errorf("NetstackDelivered = %d, want 2", c.NetstackDelivered)
+	}
+	fx.reg.Close()
+	fx.ep.DeliverFrame(withOptions("after Close"))
+	if got := fx.rec.take(); len(got) != 0 {
+		t.Errorf("a closed registration's lane delivered %+v", got)
+	}
+	if _, err := fx.reg.OpenNetstackEndpoint(rtpPort + 1); !errors.Is(err, fastfilter.ErrClosed) {
+		t.Errorf("OpenNetstackEndpoint after Close: %v, want ErrClosed", err)
 	}
 }

@@ -73,3 +73,15 @@ func BenchmarkIdlePorts(b *testing.B) {
 		})
 	}
 }
+
+// TestIdlePortMemory: an idle port with a receive function (a relay's, the
+// reflector's) costs at most 1 KB: no netstack endpoint, no buffer, no send
+// scratch until it is used.
+func TestIdlePortMemory(t *testing.T) {
+	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: hostA})
+	per, _ := openIdlePorts(t, lan.Hosts[0].Stack, mediaport.Options{PortMin: 20000, PortMax: 24095}, false)
+	t.Logf("%.0f bytes per idle port", per)
+	if per > 1024 {
+		t.Errorf("an idle port costs %.0f bytes, want at most 1024", per)
+	}
+}
