@@ -63,7 +63,11 @@
 // asked for them (Registration.SetAcceptBroadcast): the endpoint is bound
 // to the unspecified address, and would see them where a socket bound to a
 // unicast address does not. That endpoint is also the fallback sender of
-// the fast send path (Registration.NetstackEndpoint).
+// the fast send path (Registration.NetstackEndpoint). With
+// Options.UnboundUDP the endpoint is opened only when first asked for,
+// and netstack's default UDP handler serves the port's netstack lane
+// until then: an idle port then costs the filter a few hundred bytes
+// instead of netstack's 5 KB.
 //
 // 802.1Q-tagged frames that are passed on reach netstack still tagged, and
 // netstack does not parse VLAN tags: on a tagged link, strip tags in the link

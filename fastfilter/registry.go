@@ -90,6 +90,8 @@ type lane struct {
 // what netstack receives on it (reassembled fragments, datagrams with IP
 // options) is fed to the same fn with Datagram.ViaNetstack set. The endpoints
 // are read from waiter callbacks, so a registration costs no goroutine.
+// With Options.UnboundUDP the endpoint is opened on first use instead
+// (NetstackEndpoint), and the port is not reserved in netstack until then.
 //
 // A port that is registered already, or bound by a netstack socket, is an
 // error wrapping ErrPortInUse; nothing is registered then. Registering while
