@@ -83,8 +83,8 @@ func (f *Filter) classifyIPv4(pkt []byte, s *snapshot, offload bool) link.Verdic
 		return f.pass(nil, passNotLocal)
 	}
 	hlen := int(ip.HeaderLength())
-	if hlen < header.IPv4MinimumSize {
-		return f.pass(nil, passMalformed)
+	if hlen < header.IPv4MinimumSize || hlen > int(ip.TotalLength()) {
+		return f.pass(nil, passMalformed) // no port can be read from it
 	}
 	if ip.More() || ip.FragmentOffset() != 0 {
 		// netstack reassembles; the datagram reaches the port's netstack
@@ -120,7 +120,10 @@ func (f *Filter) classifyIPv4(pkt []byte, s *snapshot, offload bool) link.Verdic
 		return f.drop(e, dropBadChecksum)
 	}
 	srcAddr := ip.SourceAddressSlice()
-	if unusualV4Source(srcAddr, s) {
+	if martianV4Source(srcAddr, s) {
+		return f.drop(e, dropMartian)
+	}
+	if srcAddr[0] >= 240 { // class E: netstack decides
 		return f.pass(e, passUnusual)
 	}
 	ulen := int(udp.Length())
@@ -180,8 +183,8 @@ func (f *Filter) classifyIPv6(pkt, eth []byte, s *snapshot, offload bool) link.V
 		return f.drop(e, dropTruncated)
 	}
 	srcAddr := ip.SourceAddressSlice()
-	if unusualV6Source(srcAddr, s) {
-		return f.pass(e, passUnusual)
+	if martianV6Source(srcAddr, s) {
+		return f.drop(e, dropMartian)
 	}
 	ulen := int(udp.Length())
 	if ulen < header.UDPMinimumSize {
@@ -244,17 +247,19 @@ func addWords(b []byte, acc uint64) uint64 {
 	return acc
 }
 
-// unusualV4Source reports source addresses a host must not receive from
-// (RFC 1122 3.2.1.3), which netstack drops and counts: loopback, multicast,
-// broadcast (limited or subnet), and its own addresses. Class E goes along
-// to netstack too.
-func unusualV4Source(a []byte, s *snapshot) bool {
-	return a[0] == 127 || a[0] >= 224 || s.hasV4(a) || s.isV4Broadcast(a)
+// martianV4Source reports source addresses no datagram may come from (RFC
+// 1122 3.2.1.3), which Linux drops as martians: "this network" (0/8, the
+// unspecified address included), loopback, multicast, broadcast (limited
+// or subnet), and the stack's own addresses (a spoof, or a loop). Class E
+// (240/4) is not one: Linux takes it as unicast.
+func martianV4Source(a []byte, s *snapshot) bool {
+	return a[0] == 0 || a[0] == 127 || a[0]&0xf0 == 224 || [4]byte(a) == [4]byte{255, 255, 255, 255} ||
+		s.hasV4(a) || s.isV4Broadcast(a)
 }
 
-// unusualV6Source is unusualV4Source for IPv6: multicast, loopback,
-// unspecified, IPv4-mapped and our own addresses.
-func unusualV6Source(a []byte, s *snapshot) bool {
+// martianV6Source is martianV4Source for IPv6: multicast, loopback,
+// unspecified, IPv4-mapped (RFC 4291 2.5.5.2) and our own addresses.
+func martianV6Source(a []byte, s *snapshot) bool {
 	if a[0] == 0xff || s.hasV6(a) {
 		return true
 	}

@@ -42,6 +42,7 @@ func incFragment(c *fastfilter.Counters)      { c.Passed.Fragment++; c.ToNetstac
 func incIPOptions(c *fastfilter.Counters)     { c.Passed.IPOptions++; c.ToNetstack++ }
 func incUnusual(c *fastfilter.Counters)       { c.Passed.Unusual++; c.ToNetstack++ }
 func incMalformed(c *fastfilter.Counters)     { c.Passed.Malformed++; c.ToNetstack++ }
+func incMartian(c *fastfilter.Counters)       { c.Dropped.Martian++ }
 
 // classifyCases covers every branch of the classifier for one IP version,
 // untagged or tagged.
@@ -97,15 +98,15 @@ func classifyCases(v6, tagged bool) []classifyCase {
 			} else {
 				u.Src = netip.AddrPortFrom(netip.MustParseAddr("224.0.0.1"), peerPort)
 			}
-		}), verdict: link.Pass, total: incUnusual, port: incUnusual},
-		{name: "own address as source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(ourAddr, peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+		}), verdict: link.Handled, total: incMartian, port: incMartian},
+		{name: "own address as source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(ourAddr, peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
 		{name: "loopback source", frame: with(func(u *frames.UDP) {
 			if v6 {
 				u.Src = netip.AddrPortFrom(netip.IPv6Loopback(), peerPort)
 			} else {
 				u.Src = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), peerPort)
 			}
-		}), verdict: link.Pass, total: incUnusual, port: incUnusual},
+		}), verdict: link.Handled, total: incMartian, port: incMartian},
 		{name: "short frame", frame: base().Build()[:10], verdict: link.Pass, total: incMalformed},
 		{name: "short IP header", frame: func() []byte {
 			b := base().Build()
@@ -127,7 +128,8 @@ func classifyCases(v6, tagged bool) []classifyCase {
 			classifyCase{name: "payload length past frame", frame: with(func(u *frames.UDP) {
 				u.MutateIP = func(b []byte) { header.IPv6(b).SetPayloadLength(header.IPv6(b).PayloadLength() + 1) }
 			}), verdict: link.Handled, total: incTruncated, port: incTruncated},
-			classifyCase{name: "unspecified source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.IPv6Unspecified(), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+			classifyCase{name: "IPv4-mapped source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("::ffff:198.51.100.9"), peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
+			classifyCase{name: "unspecified source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.IPv6Unspecified(), peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
 		)
 	} else {
 		cases = append(cases,
@@ -149,8 +151,18 @@ func classifyCases(v6, tagged bool) []classifyCase {
 			classifyCase{name: "IHL below 5", frame: with(func(u *frames.UDP) {
 				u.MutateIP = func(b []byte) { b[0] = 0x44 }
 			}), verdict: link.Pass, total: incMalformed},
-			classifyCase{name: "subnet broadcast source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.255"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
-			classifyCase{name: "broadcast source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("255.255.255.255"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+			classifyCase{name: "IHL past total length", frame: with(func(u *frames.UDP) {
+				u.Padding = 40 // room for the header the IHL claims, so only the lengths disagree
+				u.MutateIP = func(b []byte) {
+					b[0] = 0x4f // 60 bytes of header
+					header.IPv4(b).SetTotalLength(header.IPv4MinimumSize + header.UDPMinimumSize)
+				}
+			}), verdict: link.Pass, total: incMalformed},
+			classifyCase{name: "zero source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.IPv4Unspecified(), peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
+			classifyCase{name: "this-network source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("0.1.2.3"), peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
+			classifyCase{name: "class E source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("240.0.0.1"), peerPort) }), verdict: link.Pass, total: incUnusual, port: incUnusual},
+			classifyCase{name: "subnet broadcast source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.255"), peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
+			classifyCase{name: "broadcast source", frame: with(func(u *frames.UDP) { u.Src = netip.AddrPortFrom(netip.MustParseAddr("255.255.255.255"), peerPort) }), verdict: link.Handled, total: incMartian, port: incMartian},
 			classifyCase{name: "wrong IP version", frame: with(func(u *frames.UDP) { u.MutateIP = func(b []byte) { b[0] = 0x65 } }), verdict: link.Pass, total: incMalformed},
 		)
 	}

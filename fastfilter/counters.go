@@ -28,6 +28,8 @@ const (
 	dropBadLength
 	dropBadChecksum
 	dropBufferFull
+	dropMartian
+	dropBroadcast
 
 	numCounters
 )
@@ -60,6 +62,8 @@ func (cs *counterSet) snapshot() Counters {
 			BadLength:   v[dropBadLength],
 			BadChecksum: v[dropBadChecksum],
 			BufferFull:  v[dropBufferFull],
+			Martian:     v[dropMartian],
+			Broadcast:   v[dropBroadcast],
 		},
 	}
 	c.ToNetstack = c.Passed.Total()
@@ -92,7 +96,7 @@ type PassedCounters struct {
 	NotRegistered uint64 // UDP to a port with no registration
 	Fragment      uint64 // IPv4 fragments, IPv6 fragment header
 	IPOptions     uint64 // IPv4 options, IPv6 extension headers
-	Unusual       uint64 // legal but odd: multicast or broadcast source, ...
+	Unusual       uint64 // legal but odd: an IPv4 class E (240/4) source
 	Malformed     uint64 // too short or inconsistent to tell whether it is ours
 }
 
@@ -110,11 +114,21 @@ type DroppedCounters struct {
 	BadLength   uint64 // inconsistent length fields (UDP length < 8, ...)
 	BadChecksum uint64 // IPv4 header or UDP checksum wrong
 	BufferFull  uint64 // the ReceiveFunc had no room (Datagram.ReportBufferFull)
+	// Martian counts datagrams for a registered port from a source no
+	// host sends from (RFC 1122 3.2.1.3, RFC 4291 2.5.5.2): unspecified,
+	// loopback, multicast or broadcast, IPv4-mapped, or one of the stack's
+	// own addresses (a spoof or a loop). Linux drops them too (its
+	// "martian source" log).
+	Martian uint64
+	// Broadcast counts datagrams sent to a broadcast or multicast address
+	// (the all-nodes group included), dropped by the netstack lane of a
+	// port that did not ask for them (Registration.SetAcceptBroadcast).
+	Broadcast uint64
 }
 
 // Total is the sum of all reasons.
 func (d DroppedCounters) Total() uint64 {
-	return d.NotOurs + d.Truncated + d.BadLength + d.BadChecksum + d.BufferFull
+	return d.NotOurs + d.Truncated + d.BadLength + d.BadChecksum + d.BufferFull + d.Martian + d.Broadcast
 }
 
 // Add returns the field-wise sum of c and o.
@@ -135,6 +149,8 @@ func (c Counters) Add(o Counters) Counters {
 	c.Dropped.BadLength += o.Dropped.BadLength
 	c.Dropped.BadChecksum += o.Dropped.BadChecksum
 	c.Dropped.BufferFull += o.Dropped.BufferFull
+	c.Dropped.Martian += o.Dropped.Martian
+	c.Dropped.Broadcast += o.Dropped.Broadcast
 	return c
 }
 
@@ -156,6 +172,6 @@ func (p PassedCounters) String() string {
 // String lists the reasons with a count, e.g. "buffer-full 3"; "none" when
 // every count is zero.
 func (d DroppedCounters) String() string {
-	return counts.Named([]string{"not-ours", "truncated", "bad-length", "bad-checksum", "buffer-full"},
-		[]uint64{d.NotOurs, d.Truncated, d.BadLength, d.BadChecksum, d.BufferFull})
+	return counts.Named([]string{"not-ours", "truncated", "bad-length", "bad-checksum", "buffer-full", "martian", "broadcast"},
+		[]uint64{d.NotOurs, d.Truncated, d.BadLength, d.BadChecksum, d.BufferFull, d.Martian, d.Broadcast})
 }

@@ -41,9 +41,11 @@
 //  3. The destination address is one of the NIC's unicast addresses (read
 //     from netstack into a snapshot, refreshed periodically and at Register).
 //  4. Not a fragment, then the destination port is registered.
-//  5. No IPv4 options; sources netstack refuses (multicast, broadcast,
-//     loopback, the stack's own addresses) are passed on for it to refuse.
-//  6. Soundness: IPv4 total length and IHL, IPv4 header checksum, UDP length
+//  5. No IPv4 options.
+//  6. Soundness: IPv4 total length and IHL, IPv4 header checksum, a source
+//     a datagram may come from (not 0/8, loopback, multicast, broadcast,
+//     IPv4-mapped or the stack's own: martians, dropped as Linux drops
+//     them; class E goes to netstack as unusual), UDP length
 //     against the IP payload, UDP checksum (IPv4 when non-zero, IPv6
 //     always), checksums skipped when the link reports
 //     CapabilityRXChecksumOffload. A frame for a registered port that fails
@@ -51,13 +53,22 @@
 //     (A Ring checks the UDP checksum while it copies the payload in; a
 //     ReceiveFunc of the application's own is called only once it passed.)
 //
-// Whatever fails steps 1 to 5 goes on to netstack unchanged. Every registered
+// Whatever fails steps 1 to 5 goes on to netstack unchanged (an IPv4 header
+// whose IHL exceeds its total length as malformed). Every registered
 // port also has a netstack UDP endpoint bound on it, which reserves the port
 // in netstack and feeds what netstack receives for it (reassembled
 // fragments, datagrams with IP options) to the same ReceiveFunc, so the
 // application sees every valid datagram whichever lane it took
-// (Datagram.ViaNetstack tells which). That endpoint is also the fallback
-// sender of the fast send path (Registration.NetstackEndpoint).
+// (Datagram.ViaNetstack tells which). That lane drops martians too, and
+// datagrams to a broadcast or multicast address unless the registration
+// asked for them (Registration.SetAcceptBroadcast): the endpoint is bound
+// to the unspecified address, and would see them where a socket bound to a
+// unicast address does not. That endpoint is also the fallback sender of
+// the fast send path (Registration.NetstackEndpoint). With
+// Options.UnboundUDP the endpoint is opened only when first asked for,
+// and netstack's default UDP handler serves the port's netstack lane
+// until then: an idle port then costs the filter a few hundred bytes
+// instead of netstack's 5 KB.
 //
 // VLANs are the link's business, as on Linux: a link with Options.VLAN
 // (link/ethlink) strips its VLAN's tag before the hook and tags what is

@@ -45,6 +45,21 @@ type Options struct {
 	// (default DefaultPortMin..DefaultPortMax). The registry is an array
 	// indexed by port - PortMin, 8 bytes per port.
 	PortMin, PortMax uint16
+	// UnboundUDP, when set, installs the filter's handler of the NIC's UDP
+	// packets no netstack endpoint is bound to as netstack's default UDP
+	// handler for the NIC (stack.Stack.SetUnboundUDP does; netstack allows
+	// setting its own only before the stack runs), and is called with nil
+	// at Close. The filter then opens a registered port's netstack
+	// endpoint only when it is first asked for (NetstackEndpoint, the fast
+	// sender's fallback), and until then receives the port's netstack lane
+	// through the handler: an idle registered port costs the registry a
+	// few hundred bytes instead of the endpoint's 5 KB (netstack's port
+	// reservation, demultiplexer entry and endpoint). Register still
+	// refuses a port a netstack socket holds, but a port without an
+	// endpoint is not reserved in netstack: a netstack socket bound to it
+	// explicitly later takes its netstack lane. nil: every registered port
+	// gets its endpoint at Register.
+	UnboundUDP func(func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool)
 	// AddressRefresh is how often the address snapshot is re-read from
 	// netstack (default DefaultAddressRefresh; negative: only at New,
 	// Register and RefreshAddresses). Until a refresh, a new address is
@@ -62,19 +77,22 @@ type Filter struct {
 	portMin   uint16
 	ports     []atomic.Pointer[portEntry] // indexed by port - portMin
 	snap      atomic.Pointer[snapshot]
+	snapAt    atomic.Int64 // when snap was read, in nanoseconds since monoBase
 	subs      atomic.Pointer[[]neighborFunc]
 	closed    atomic.Bool
 	regMu     sync.Mutex // serialises Register, Close, Counters and subscriptions
 	regs      map[*Registration]struct{}
 	refresh   time.Duration
+	unbound   func(func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool) // Options.UnboundUDP
 	timerMu   sync.Mutex
 	timer     tcpip.Timer
 	stopping  bool
 
 	// Each event is counted once, with one atomic add: in its port's set
 	// when the port is known, else in shared. Counters sums shared, the
-	// live ports' sets and retired, into which Registration.Close folds a
-	// port's counts, so totals never go backwards.
+	// live and retiring ports' sets and retired, into which a port's
+	// counts are folded a second after it is unregistered (when no frame
+	// in flight can move them), so totals never go backwards.
 	shared   counterSet
 	retired  counterSet      // written under regMu
 	retiring []retiringEntry // guarded by regMu
@@ -169,9 +187,13 @@ func New(opts Options) (*Filter, error) {
 		ports:     make([]atomic.Pointer[portEntry], int(opts.PortMax)-int(opts.PortMin)+1),
 		regs:      make(map[*Registration]struct{}),
 		refresh:   opts.AddressRefresh,
+		unbound:   opts.UnboundUDP,
 	}
 	if err := f.RefreshAddresses(); err != nil {
 		return nil, err
+	}
+	if f.unbound != nil {
+		f.unbound(f.handleUnbound)
 	}
 	if f.refresh > 0 {
 		f.timerMu.Lock()
@@ -192,7 +214,8 @@ func (f *Filter) periodicRefresh() {
 
 // RefreshAddresses re-reads the NIC's MAC, addresses, promiscuous mode and
 // checksum offload from netstack into the snapshot the receive path uses. It
-// runs at New, at every Register and periodically (Options.AddressRefresh);
+// runs at New, at Register (unless it ran in the last 10 ms) and
+// periodically (Options.AddressRefresh);
 // call it after changing the NIC's addresses or MAC to take effect at once
 // (until then, frames to a new MAC are dropped as not ours).
 func (f *Filter) RefreshAddresses() error {
@@ -222,7 +245,25 @@ func (f *Filter) RefreshAddresses() error {
 		s.rxOffload = nic.Capabilities()&tcpipstack.CapabilityRXChecksumOffload != 0
 	}
 	f.snap.Store(s)
+	f.snapAt.Store(int64(time.Since(monoBase)))
 	return nil
+}
+
+// monoBase is what Filter.snapAt counts from (monotonic time).
+var monoBase = time.Now()
+
+// registerRefreshEvery is how stale a snapshot Register takes without
+// reading it again: opening ports one at a time (a full range is 64512)
+// would otherwise read the NIC's addresses, a kilobyte of garbage, for
+// each.
+const registerRefreshEvery = 10 * time.Millisecond
+
+// refreshForRegister refreshes the snapshot unless it is fresher than
+// registerRefreshEvery.
+func (f *Filter) refreshForRegister() {
+	if time.Since(monoBase)-time.Duration(f.snapAt.Load()) >= registerRefreshEvery {
+		_ = f.RefreshAddresses() // the NIC may be gone; the old snapshot stays
+	}
 }
 
 // Close unregisters every registration and stops the periodic refresh. The
@@ -244,6 +285,9 @@ func (f *Filter) Close() {
 	for _, r := range regs {
 		r.Close()
 	}
+	if f.unbound != nil {
+		f.unbound(nil)
+	}
 }
 
 // PortRange returns the inclusive bounds of the registrable ports.
@@ -257,12 +301,15 @@ func (f *Filter) PortRange() (lo, hi uint16) {
 func (f *Filter) Counters() Counters {
 	f.regMu.Lock()
 	defer f.regMu.Unlock()
-	f.foldRetiring()
+	f.expireRetiring(time.Now())
 	c := f.shared.snapshot().Add(f.retired.snapshot())
 	for r := range f.regs {
 		for _, e := range r.entries {
 			c = c.Add(e.counters.snapshot())
 		}
+	}
+	for _, r := range f.retiring {
+		c = c.Add(r.e.counters.snapshot())
 	}
 	return c
 }
@@ -274,41 +321,42 @@ func (f *Filter) Counters() Counters {
 // only when the filter forgets the port.
 const retireGrace = time.Second
 
-// retiringEntry is an unregistered port whose counts are folded into
-// Filter.retired: folded is how much of each counter was folded so far.
+// retiringEntry is an unregistered port whose counters may still move.
 type retiringEntry struct {
-	e      *portEntry
-	folded [numCounters]uint64
-	since  time.Time
+	e     *portEntry
+	since time.Time
 }
 
-// retire folds the counts of e, just unregistered, into f.retired. f.regMu
-// must be held.
+// retire queues e, just unregistered, and folds the counts of the ports
+// retired longer than retireGrace ago into f.retired. Until then Counters
+// reads a retiring port's counters as it reads a live one's. The queue is
+// in retirement order and only its expired head is read, so unregistering
+// n ports costs O(n), not O(n²). f.regMu must be held.
 func (f *Filter) retire(e *portEntry) {
-	f.retiring = append(f.retiring, retiringEntry{e: e, since: time.Now()})
-	f.foldRetiring()
+	now := time.Now()
+	f.retiring = append(f.retiring, retiringEntry{e: e, since: now})
+	f.expireRetiring(now)
 }
 
-// foldRetiring folds into f.retired what the retiring entries counted since
-// their last fold, and forgets those retired longer than retireGrace ago.
-// f.regMu must be held.
-func (f *Filter) foldRetiring() {
-	now := time.Now()
-	kept := 0
-	for i := range f.retiring {
-		r := &f.retiring[i]
-		for c := range r.folded {
-			v := r.e.counters[c].Load()
-			f.retired[c].Add(v - r.folded[c])
-			r.folded[c] = v
+// expireRetiring folds the counts of the entries retired longer than
+// retireGrace ago into f.retired and forgets them. f.regMu must be held.
+func (f *Filter) expireRetiring(now time.Time) {
+	n := 0
+	for n < len(f.retiring) && now.Sub(f.retiring[n].since) >= retireGrace {
+		e := f.retiring[n].e
+		for c := range e.counters {
+			f.retired[c].Add(e.counters[c].Load())
 		}
-		if now.Sub(r.since) < retireGrace {
-			f.retiring[kept] = *r
-			kept++
-		}
+		n++
 	}
-	clear(f.retiring[kept:])
-	f.retiring = f.retiring[:kept]
+	if n == 0 {
+		return
+	}
+	clear(f.retiring[:n]) // let the entries go
+	f.retiring = f.retiring[n:]
+	if len(f.retiring) == 0 {
+		f.retiring = nil // the emptied front is not reused by append
+	}
 }
 
 // PortCounters returns the counters of a registered port, and false when the

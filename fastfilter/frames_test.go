@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/leakcheck"
@@ -55,6 +57,9 @@ type fixtureOptions struct {
 	// ring registers the ports to a Ring (fixture.ring) instead of the
 	// recorder: the path that verifies the UDP checksum while copying.
 	ring bool
+	// lazy opens the ports' netstack endpoints on demand
+	// (Options.UnboundUDP, through the stack's default UDP handler).
+	lazy bool
 }
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
@@ -62,7 +67,11 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	lan := simlan.New(t, simlan.Options{Seed: 1}, simlan.HostOptions{N: frames.Stack, RXChecksumOffload: o.offload})
 	fx := &fixture{lan: lan, clock: lan.Clock, ep: lan.Hosts[0].Link, st: lan.Hosts[0].Stack, rec: &recorder{}}
 	var err error
-	fx.f, err = fastfilter.New(fastfilter.Options{Stack: fx.st.Netstack(), NIC: fx.st.NICID(0)})
+	opts := fastfilter.Options{Stack: fx.st.Netstack(), NIC: fx.st.NICID(0)}
+	if o.lazy {
+		opts.UnboundUDP = func(h func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool) { fx.st.SetUnboundUDP(0, h) }
+	}
+	fx.f, err = fastfilter.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/ports"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -21,6 +24,7 @@ type portEntry struct {
 	port     uint16
 	fn       ReceiveFunc
 	ring     *Ring // set by RegisterRing: fn is ring.Receive
+	reg      *Registration
 	counters counterSet
 }
 
@@ -51,10 +55,14 @@ func (e *portEntry) handOver(d *Datagram, c counter) bool {
 
 // Registration is a registered port range. Close it to release the ports.
 type Registration struct {
-	f       *Filter
-	lo, hi  uint16
-	entries []*portEntry // indexed by port - lo
-	lanes   []*lane      // indexed by port - lo
+	f          *Filter
+	lo, hi     uint16
+	entries    []*portEntry // indexed by port - lo
+	lanes      []*lane      // indexed by port - lo; nil until opened with Options.UnboundUDP
+	laneMu     sync.Mutex   // guards lanes after register, and laneClosed
+	laneClosed bool
+
+	acceptBroadcast atomic.Bool // SetAcceptBroadcast
 
 	mu      sync.Mutex // serialises the netstack lanes' reads (one scratch buffer) with Close
 	closed  bool
@@ -82,6 +90,8 @@ type lane struct {
 // what netstack receives on it (reassembled fragments, datagrams with IP
 // options) is fed to the same fn with Datagram.ViaNetstack set. The endpoints
 // are read from waiter callbacks, so a registration costs no goroutine.
+// With Options.UnboundUDP the endpoint is opened on first use instead
+// (NetstackEndpoint), and the port is not reserved in netstack until then.
 //
 // A port that is registered already, or bound by a netstack socket, is an
 // error wrapping ErrPortInUse; nothing is registered then. Registering while
@@ -112,7 +122,7 @@ func (f *Filter) register(lo, hi uint16, fn ReceiveFunc, ring *Ring) (*Registrat
 	if first, last := f.PortRange(); lo < first || hi > last {
 		return nil, fmt.Errorf("%w %d-%d: %d-%d", ErrPortRange, first, last, lo, hi)
 	}
-	_ = f.RefreshAddresses()
+	f.refreshForRegister()
 
 	f.regMu.Lock()
 	defer f.regMu.Unlock()
@@ -126,9 +136,15 @@ func (f *Filter) register(lo, hi uint16, fn ReceiveFunc, ring *Ring) (*Registrat
 		if f.lookup(port) != nil {
 			return nil, fmt.Errorf("%w: %d is registered already", ErrPortInUse, port)
 		}
-		r.entries[i] = &portEntry{filter: f, port: port, fn: fn, ring: ring}
+		r.entries[i] = &portEntry{filter: f, port: port, fn: fn, ring: ring, reg: r}
 	}
 	for i := range n {
+		if f.unbound != nil { // opened on demand: only check the port is free
+			if err := f.checkPortFree(r.entries[i].port); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		l, err := r.openLane(r.entries[i])
 		if err != nil {
 			r.closeLanes()
@@ -168,6 +184,80 @@ func (r *Registration) openLane(e *portEntry) (*lane, error) {
 	return l, nil
 }
 
+// dualStack is the network protocols of a port's endpoint.
+var dualStack = []tcpip.NetworkProtocolNumber{header.IPv4ProtocolNumber, header.IPv6ProtocolNumber}
+
+// checkPortFree reports ErrPortInUse when a netstack socket is bound to
+// port, on the unspecified address or one of the NIC's: it asks netstack's
+// demultiplexer, which allocates nothing (a trial reservation in its port
+// manager costs 3 KB of garbage a port).
+func (f *Filter) checkPortFree(port uint16) error {
+	s := f.snap.Load()
+	free := func(a tcpip.Address) bool {
+		id := tcpipstack.TransportEndpointID{LocalPort: port, LocalAddress: a}
+		return f.ns.CheckRegisterTransportEndpoint(dualStack, header.UDPProtocolNumber, id, ports.Flags{}, 0) == nil
+	}
+	ok := free(tcpip.Address{})
+	for _, a := range s.v4 {
+		ok = ok && free(tcpip.AddrFrom4(a))
+	}
+	for _, a := range s.v6 {
+		ok = ok && free(tcpip.AddrFrom16(a))
+	}
+	if !ok {
+		return fmt.Errorf("%w: a netstack socket is bound to %d", ErrPortInUse, port)
+	}
+	return nil
+}
+
+// handleUnbound is the netstack lane of registered ports that have no
+// endpoint yet (Options.UnboundUDP): netstack hands it the UDP packets no
+// endpoint is bound to. It validates them as a UDP endpoint would (else
+// netstack counts and drops them) and delivers those for a registered port,
+// as drain does.
+func (f *Filter) handleUnbound(id tcpipstack.TransportEndpointID, pkt *tcpipstack.PacketBuffer) bool {
+	e := f.lookup(id.LocalPort)
+	if e == nil {
+		return false // netstack answers port unreachable
+	}
+	netHdr := pkt.Network()
+	lengthValid, csumValid := header.UDPValid(header.UDP(pkt.TransportHeader().Slice()),
+		func() uint16 { return pkt.Data().Checksum() }, uint16(pkt.Data().Size()), pkt.NetworkProtocolNumber,
+		netHdr.SourceAddress(), netHdr.DestinationAddress(), pkt.RXChecksumValidated)
+	if !lengthValid || !csumValid {
+		return false // netstack counts it malformed and drops it
+	}
+	src := addrPort(tcpip.FullAddress{Addr: id.RemoteAddress, Port: id.RemotePort})
+	dst := addrPort(tcpip.FullAddress{Addr: id.LocalAddress, Port: id.LocalPort})
+	if c, drop := e.reg.laneDrop(src.Addr(), dst.Addr()); drop {
+		f.count(e, c)
+		return true
+	}
+	buf := lanePool.Get().(*[]byte)
+	defer lanePool.Put(buf)
+	w := tcpip.SliceWriter(*buf)
+	n, _ := pkt.Data().ReadTo(&w, true)
+	d := Datagram{
+		Payload:     (*buf)[:n],
+		Src:         src,
+		Dst:         dst,
+		Version:     header.IPv6Version,
+		ViaNetstack: true,
+		port:        e,
+	}
+	if pkt.NetworkProtocolNumber == header.IPv4ProtocolNumber {
+		d.Version = header.IPv4Version
+	}
+	e.handOver(&d, netstackDelivered)
+	return true
+}
+
+// lanePool holds the buffers handleUnbound copies payloads into.
+var lanePool = sync.Pool{New: func() any {
+	b := make([]byte, maxDatagram)
+	return &b
+}}
+
 // drain reads every datagram queued on l's endpoint and feeds it to the
 // port's ReceiveFunc. It runs from netstack's notification, on the goroutine
 // that delivered the packet.
@@ -187,10 +277,15 @@ func (r *Registration) drain(l *lane) {
 			return // ErrWouldBlock: drained; or the endpoint is closing
 		}
 		src := addrPort(res.RemoteAddr)
+		dst := addrPort(res.ControlMessages.OriginalDstAddress).Addr()
+		if c, drop := r.laneDrop(src.Addr(), dst); drop {
+			r.f.count(l.entry, c)
+			continue
+		}
 		d := Datagram{
 			Payload:     r.buf[:res.Count],
 			Src:         src,
-			Dst:         netip.AddrPortFrom(addrPort(res.ControlMessages.OriginalDstAddress).Addr(), l.entry.port),
+			Dst:         netip.AddrPortFrom(dst, l.entry.port),
 			Version:     header.IPv6Version,
 			ViaNetstack: true,
 			port:        l.entry,
@@ -204,6 +299,45 @@ func (r *Registration) drain(l *lane) {
 		l.entry.handOver(&d, netstackDelivered)
 	}
 }
+
+// laneDrop reports whether the netstack lane drops a datagram from src to
+// dst, and the counter that says why: a martian source, as the fast lane
+// drops (reassembled fragments and datagrams with IP options reach the
+// lane without its checks), or a broadcast or multicast destination (which
+// netstack hands every endpoint bound to the port on the unspecified
+// address, as the lanes are) when the registration did not ask for them.
+func (r *Registration) laneDrop(src, dst netip.Addr) (counter, bool) {
+	s := r.f.snap.Load()
+	if src.Is4() {
+		a := src.As4()
+		if martianV4Source(a[:], s) {
+			return dropMartian, true
+		}
+	} else if a := src.As16(); martianV6Source(a[:], s) {
+		return dropMartian, true
+	}
+	if r.acceptBroadcast.Load() {
+		return 0, false
+	}
+	if dst.IsMulticast() {
+		return dropBroadcast, true
+	}
+	if dst.Is4() {
+		if a := dst.As4(); a == [4]byte{255, 255, 255, 255} || s.isV4Broadcast(a[:]) {
+			return dropBroadcast, true
+		}
+	}
+	return 0, false
+}
+
+// SetAcceptBroadcast makes the ports of the registration receive (accept
+// true) or not (false, the default) datagrams sent to a broadcast address
+// (255.255.255.255, the subnet's) or to a multicast group the NIC belongs
+// to (IPv6's all-nodes ff02::1 always). Such datagrams take the netstack
+// lane; without this they are dropped there and counted in
+// Dropped.Broadcast, as a socket bound to a unicast address would never see
+// them.
+func (r *Registration) SetAcceptBroadcast(accept bool) { r.acceptBroadcast.Store(accept) }
 
 func addrPort(fa tcpip.FullAddress) netip.AddrPort {
 	var a netip.Addr
@@ -219,15 +353,39 @@ func addrPort(fa tcpip.FullAddress) netip.AddrPort {
 // Ports returns the registered range, inclusive.
 func (r *Registration) Ports() (lo, hi uint16) { return r.lo, r.hi }
 
-// NetstackEndpoint returns the netstack UDP endpoint bound on port (nil when
-// port is not in the registration). It is dual-stack: write to an IPv4
-// destination with a 4-byte address. The fast send path uses it as its
-// fallback sender; do not Read from it or Close it: the registration does.
+// NetstackEndpoint returns the netstack UDP endpoint bound on port, opening
+// it first with Options.UnboundUDP, and nil when port is not in the
+// registration or its endpoint could not be opened (OpenNetstackEndpoint
+// says why). It is dual-stack: write to an IPv4 destination with a 4-byte
+// address. The fast send path uses it as its fallback sender; do not Read
+// from it or Close it: the registration does.
 func (r *Registration) NetstackEndpoint(port uint16) tcpip.Endpoint {
+	ep, _ := r.OpenNetstackEndpoint(port)
+	return ep
+}
+
+// OpenNetstackEndpoint is NetstackEndpoint with the error: the port is not
+// in the registration, the registration is closed, or (with
+// Options.UnboundUDP, whose endpoints open here, on first use) a netstack
+// socket took the port since Register (ErrPortInUse).
+func (r *Registration) OpenNetstackEndpoint(port uint16) (tcpip.Endpoint, error) {
 	if port < r.lo || port > r.hi {
-		return nil
+		return nil, fmt.Errorf("%w: %d is not in %d-%d", ErrPortRange, port, r.lo, r.hi)
 	}
-	return r.lanes[port-r.lo].ep
+	r.laneMu.Lock()
+	defer r.laneMu.Unlock()
+	if l := r.lanes[port-r.lo]; l != nil {
+		return l.ep, nil
+	}
+	if r.f.unbound == nil || r.laneClosed {
+		return nil, ErrClosed
+	}
+	l, err := r.openLane(r.entries[port-r.lo])
+	if err != nil {
+		return nil, err
+	}
+	r.lanes[port-r.lo] = l
+	return l.ep, nil
 }
 
 // Counters returns the sum of the counters of the registration's ports.
@@ -273,6 +431,9 @@ func (r *Registration) closeLanes() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	r.laneMu.Lock()
+	defer r.laneMu.Unlock()
+	r.laneClosed = true
 	for _, l := range r.lanes {
 		if l == nil {
 			continue

@@ -85,13 +85,15 @@ type RingStats struct {
 // (skb_copy_and_csum_datagram); one that fails keeps its slot, marked,
 // until a reader skips it, and is never returned. When the ring is
 // full the new datagram is dropped and counted (in RingStats and in the
-// filter's Dropped.BufferFull). Payloads are copied into memory allocated at
-// NewRing, so nothing is allocated per datagram on either side.
+// filter's Dropped.BufferFull). Payloads are copied into memory the ring
+// allocates for its first datagram (so an idle ring, such as a media port
+// nobody sends to, costs a few hundred bytes, not Packets × SlotSize); after
+// that nothing is allocated per datagram on either side.
 type Ring struct {
 	// Set at NewRing.
-	slots    []ringSlot
-	mask     uint64 // len(slots) - 1
-	data     []byte // slot i's payload room: data[i*slotSize:][:slotSize]
+	mem      atomic.Pointer[ringMemory] // nil until the first datagram
+	memMu    sync.Mutex                 // serialises allocating mem
+	mask     uint64                     // number of slots - 1
 	slotSize int
 	stamp    bool          // RingOptions.Timestamps
 	wake     chan struct{} // a token when a reader may have work
@@ -121,6 +123,13 @@ type Ring struct {
 // cache line, adjacent-line prefetch included.
 const cacheLineSize = 128
 
+// ringMemory is a ring's slots and payload room, allocated for its first
+// datagram (Ring.memory).
+type ringMemory struct {
+	slots []ringSlot
+	data  []byte // slot i's payload room: data[i*slotSize:][:slotSize]
+}
+
 type ringSlot struct {
 	// seq is the slot's turn: i + k*len(slots) when free for the k-th lap
 	// of receivers, one more once filled for the k-th lap of readers.
@@ -149,19 +158,38 @@ func NewRing(opts RingOptions) (*Ring, error) {
 	for n < opts.Packets {
 		n <<= 1
 	}
-	r := &Ring{
-		slots:    make([]ringSlot, n),
+	return &Ring{
 		mask:     uint64(n - 1),
-		data:     make([]byte, n*opts.SlotSize),
 		slotSize: opts.SlotSize,
 		stamp:    opts.Timestamps,
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+	}, nil
+}
+
+// memory returns the ring's slots and payload room, allocating them for
+// the first datagram: after that, one load and a branch that always goes
+// the same way.
+func (r *Ring) memory() *ringMemory {
+	if m := r.mem.Load(); m != nil {
+		return m
 	}
-	for i := range r.slots {
-		r.slots[i].seq.Store(uint64(i))
+	return r.allocate()
+}
+
+func (r *Ring) allocate() *ringMemory {
+	r.memMu.Lock()
+	defer r.memMu.Unlock()
+	if m := r.mem.Load(); m != nil {
+		return m // another receiver was first
 	}
-	return r, nil
+	n := int(r.mask) + 1
+	m := &ringMemory{slots: make([]ringSlot, n), data: make([]byte, n*r.slotSize)}
+	for i := range m.slots {
+		m.slots[i].seq.Store(uint64(i))
+	}
+	r.mem.Store(m)
+	return m
 }
 
 // Receive is the ReceiveFunc that copies d into the ring:
@@ -220,10 +248,11 @@ func (r *Ring) push(d *Datagram, delivered *atomic.Uint64) pushResult {
 	if n > r.slotSize && !d.checksumValid() {
 		return pushBadChecksum // verified before a slot is taken: no copy to verify in
 	}
+	m := r.memory()
 	t := r.tail.Load()
 	var s *ringSlot
 	for {
-		s = &r.slots[t&r.mask]
+		s = &m.slots[t&r.mask]
 		if seq := s.seq.Load(); seq != t {
 			if int64(seq-t) < 0 {
 				return pushFull // the slot a lap back is still held
@@ -239,8 +268,8 @@ func (r *Ring) push(d *Datagram, delivered *atomic.Uint64) pushResult {
 	if n <= r.slotSize {
 		i := int(t&r.mask) * r.slotSize
 		if !d.verify {
-			copy(r.data[i:i+n], d.Payload)
-		} else if csum.Copy(r.data[i:i+n], d.Payload, d.partialSum) != 0xffff {
+			copy(m.data[i:i+n], d.Payload)
+		} else if csum.Copy(m.data[i:i+n], d.Payload, d.partialSum) != 0xffff {
 			// The slot is ours and the ones after it may be taken
 			// already: hand it over marked, for readers to skip.
 			s.bad = true
@@ -272,9 +301,13 @@ func (r *Ring) push(d *Datagram, delivered *atomic.Uint64) pushResult {
 // many it took: none when the ring is empty. The caller copies them out and
 // releases each.
 func (r *Ring) claim(max int) (first uint64, k int) {
+	m := r.mem.Load()
+	if m == nil {
+		return 0, 0 // no datagram yet
+	}
 	for {
 		h := r.head.Load()
-		seq := r.slots[h&r.mask].seq.Load()
+		seq := m.slots[h&r.mask].seq.Load()
 		if seq != h+1 {
 			if int64(seq-(h+1)) < 0 {
 				return h, 0 // not filled yet: empty
@@ -282,7 +315,7 @@ func (r *Ring) claim(max int) (first uint64, k int) {
 			continue // another reader took h
 		}
 		k = 1
-		for k < max && r.slots[(h+uint64(k))&r.mask].seq.Load() == h+uint64(k)+1 {
+		for k < max && m.slots[(h+uint64(k))&r.mask].seq.Load() == h+uint64(k)+1 {
 			k++
 		}
 		// No other reader took h (head is still h), so none took the
@@ -297,7 +330,8 @@ func (r *Ring) claim(max int) (first uint64, k int) {
 // and returns the bytes copied and its slot, whose info the caller reads
 // before it calls release.
 func (r *Ring) take(pos uint64, buf []byte) (int, *ringSlot) {
-	s := &r.slots[pos&r.mask]
+	m := r.mem.Load() // set: pos was claimed
+	s := &m.slots[pos&r.mask]
 	if b := s.big; b != nil {
 		n := copy(buf, *b)
 		s.big = nil
@@ -305,7 +339,7 @@ func (r *Ring) take(pos uint64, buf []byte) (int, *ringSlot) {
 		return n, s
 	}
 	i := int(pos&r.mask) * r.slotSize
-	return copy(buf, r.data[i:i+s.size]), s
+	return copy(buf, m.data[i:i+s.size]), s
 }
 
 // release hands the slot at position pos to the receivers' next lap.
@@ -314,7 +348,7 @@ func (r *Ring) release(s *ringSlot, pos uint64) { relaxed.StoreRelease(&s.seq, p
 // skipBad releases the claimed slot at pos and reports true when it holds a
 // datagram that failed its checksum.
 func (r *Ring) skipBad(pos uint64) bool {
-	s := &r.slots[pos&r.mask]
+	s := &r.mem.Load().slots[pos&r.mask] // set: pos was claimed
 	if !s.bad {
 		return false
 	}
@@ -326,8 +360,12 @@ func (r *Ring) skipBad(pos uint64) bool {
 
 // available reports whether the oldest slot is filled.
 func (r *Ring) available() bool {
+	m := r.mem.Load()
+	if m == nil {
+		return false
+	}
 	h := r.head.Load()
-	return r.slots[h&r.mask].seq.Load() == h+1
+	return m.slots[h&r.mask].seq.Load() == h+1
 }
 
 func (r *Ring) signal() {

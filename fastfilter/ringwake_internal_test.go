@@ -38,7 +38,7 @@ func TestRingReaderWaitsForClaimedSlot(t *testing.T) {
 	}
 	time.Sleep(10 * time.Millisecond) // let the reader find position 0 still claimed
 	// Receiver 1: its checksum failed; push hands the slot over marked.
-	s := &r.slots[0]
+	s := &r.mem.Load().slots[0]
 	s.bad = true
 	r.discarded.Add(1)
 	relaxed.StoreRelease(&s.seq, 1)

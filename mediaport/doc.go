@@ -51,6 +51,18 @@
 // datagram is handed to a ReceiveFunc on the link's receive goroutine,
 // which is how relays and reflectors forward without a goroutine hop.
 //
+// # Marking, broadcast and memory
+//
+// Ports mark what they send with a DSCP, EF by default (Options.DSCP,
+// Port.SetDSCP), on both lanes. They receive unicast only, unless
+// Options.AcceptBroadcast or Port.SetAcceptBroadcast asks for datagrams
+// to broadcast and multicast addresses. An idle port is cheap (660 bytes
+// with a receive function, 1.7 KB with a buffer; a full range of 64512
+// ports idles under 100 MB): a port's buffer memory is allocated for its
+// first datagram, its send scratch for its first send and its netstack
+// endpoint for its first datagram sent through netstack. Those first
+// datagrams allocate; the ones after them do not.
+//
 // # Go media libraries
 //
 // A Port plugs into code written for a net.UDPConn or a net.PacketConn.

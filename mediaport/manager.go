@@ -8,6 +8,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/link"
@@ -49,12 +50,33 @@ type Options struct {
 	// Ring sizes each port's receive buffer (fastfilter.RingOptions).
 	// Default: DefaultPortBufferPackets datagrams, in slots of the link's MTU.
 	Ring fastfilter.RingOptions
+	// DSCP is the Differentiated Services code point the ports mark their
+	// datagrams with, on both lanes (the IPv4 TOS / IPv6 traffic class byte
+	// is DSCP << 2; the ECN bits stay 0, not ECN-capable, as RTP over UDP
+	// needs RFC 6679's negotiation for ECN). 0 means DefaultDSCP;
+	// DSCPBestEffort sends them unmarked. Port.SetDSCP changes one port.
+	DSCP int
+	// AcceptBroadcast makes the ports receive datagrams sent to a broadcast
+	// address or a multicast group the NIC is in (IPv6's all-nodes group
+	// always). By default a port, like a socket bound to a unicast
+	// address, does not: they are dropped and counted (Dropped.Broadcast).
+	// Port.SetAcceptBroadcast changes one port.
+	AcceptBroadcast bool
 	// InstallHook installs the filter's receive hook on the link, and is
 	// called with nil at Close. Default: the link's own SetFrameHook (the
 	// link must be a link.Hookable). Set it when something else owns the
 	// link's hook and chains to the filter.
 	InstallHook func(link.FrameHook)
 }
+
+// DefaultDSCP is the code point media ports mark their datagrams with by
+// default: EF, expedited forwarding (RFC 3246), RFC 4594's class for
+// real-time interactive audio and video.
+const DefaultDSCP = 46
+
+// DSCPBestEffort as Options.DSCP sends datagrams unmarked (CS0, the
+// default class).
+const DSCPBestEffort = -1
 
 // DefaultPortBufferPackets is the default depth of a port's receive buffer
 // (its Options.Ring.Packets): at 50 packets/s, five seconds of an RTP
@@ -71,6 +93,9 @@ type Manager struct {
 	table   *policyarp.Table
 	install func(link.FrameHook)
 	ring    fastfilter.RingOptions
+	ids     *udpfast.IDs // the IPv4 IDs of every port's senders
+	tos     uint8        // Options.DSCP << 2
+	bcast   bool         // Options.AcceptBroadcast
 	lo, hi  uint16
 
 	mu      sync.Mutex
@@ -107,6 +132,14 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		}
 		install = h.SetFrameHook
 	}
+	switch {
+	case opts.DSCP == 0:
+		opts.DSCP = DefaultDSCP
+	case opts.DSCP == DSCPBestEffort:
+		opts.DSCP = 0
+	case opts.DSCP < 0 || opts.DSCP > maxDSCP:
+		return nil, fmt.Errorf("mediaport: Options.DSCP %d: want 0 to %d, or DSCPBestEffort", opts.DSCP, maxDSCP)
+	}
 	ring := opts.Ring
 	if ring.Packets == 0 {
 		ring.Packets = DefaultPortBufferPackets
@@ -120,7 +153,12 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("mediaport: Options.Ring: %w", err)
 	}
 
-	filter, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: nic, PortMin: opts.PortMin, PortMax: opts.PortMax})
+	// The ports' netstack endpoints open on first use (the first datagram
+	// sent through netstack): an idle port costs no netstack memory.
+	unbound := func(h func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool) {
+		st.SetUnboundUDP(opts.NIC, h)
+	}
+	filter, err := fastfilter.New(fastfilter.Options{Stack: st.Netstack(), NIC: nic, PortMin: opts.PortMin, PortMax: opts.PortMax, UnboundUDP: unbound})
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +179,9 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		table:   table,
 		install: install,
 		ring:    ring,
+		ids:     udpfast.NewIDs(uint64(st.Seed())), // same seed, same IDs: simulations stay deterministic
+		tos:     uint8(opts.DSCP) << 2,
+		bcast:   opts.AcceptBroadcast,
 		lo:      opts.PortMin,
 		hi:      opts.PortMax,
 		ports:   make([]*Port, arp.Ports),
@@ -311,17 +352,13 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 	if m.ports[port-m.lo] != nil {
 		return nil, fmt.Errorf("%w: %d is open already", ErrPortInUse, port)
 	}
-	p := &Port{
-		m:        m,
-		port:     port,
-		done:     make(chan struct{}),
-		notify:   make(chan struct{}, 1),
-		rdCancel: make(chan struct{}),
-		scratch:  udpfast.NewScratch(udpfast.DefaultBatch, header.EthernetMinimumSize+int(m.link.MTU())),
-	}
+	p := &Port{m: m, port: port}
 	p.local = m.primaryAddrPort(port)
 	var receive fastfilter.ReceiveFunc
 	if fn == nil {
+		// What readers wait on: a port with a receive function has none
+		// (a few hundred bytes less per port of a full-range relay).
+		p.done, p.notify, p.rdCancel = make(chan struct{}), make(chan struct{}, 1), make(chan struct{})
 		// The port's own receive function, not RegisterRing: it wakes the
 		// port's readers, which wait on the deadline channels of
 		// SetReadDeadline rather than inside the ring.
@@ -334,7 +371,7 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 		receive = func(d *fastfilter.Datagram) { fn(p, d) }
 	}
 	// Datagrams may arrive as soon as the port is registered: a write from
-	// fn waits here until the port has its fallback lane.
+	// fn waits here until the port is set up.
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	var err error
@@ -345,7 +382,8 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 		}
 		return nil, err
 	}
-	p.fallback = udpfast.EndpointFallback{Endpoint: p.reg.NetstackEndpoint(port)}
+	p.reg.SetAcceptBroadcast(m.bcast)
+	p.tos = m.tos // its netstack endpoint, opened for the first send through netstack, gets it then
 	m.ports[port-m.lo] = p
 	m.open++
 	return p, nil
@@ -358,7 +396,9 @@ func (m *Manager) closeLocked(p *Port) {
 	if p.ring != nil {
 		p.ring.Close()
 	}
-	close(p.done)
+	if p.done != nil {
+		close(p.done)
+	}
 	m.ports[p.port-m.lo] = nil
 	m.open--
 }

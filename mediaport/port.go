@@ -10,20 +10,23 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/udpfast"
 )
 
 // Port is one media port: a net.PacketConn over the fast paths.
 type Port struct {
-	m        *Manager
-	port     uint16
-	local    netip.AddrPort
-	reg      *fastfilter.Registration
-	ring     *fastfilter.Ring // nil for OpenFunc ports
-	fallback udpfast.EndpointFallback
-	closed   atomic.Bool
-	done     chan struct{} // closed by Close
+	m      *Manager
+	port   uint16
+	local  netip.AddrPort
+	reg    *fastfilter.Registration
+	ring   *fastfilter.Ring // nil for OpenFunc ports
+	lane   tcpip.Endpoint   // the netstack endpoint, opened for the first send through netstack; guarded by wmu
+	closed atomic.Bool
+	done   chan struct{} // closed by Close; nil for OpenFunc ports, as notify and rdCancel
 
 	// Read side. A reader that finds the ring empty waits for a token on
 	// notify (which receive sends when waiting > 0), for its deadline's
@@ -38,7 +41,8 @@ type Port struct {
 	// Write side: a udpfast.Sender has one writer at a time.
 	writeDeadline atomic.Int64 // UnixNano; 0: none
 	wmu           sync.Mutex
-	scratch       *udpfast.Scratch
+	scratch       *udpfast.Scratch                  // nil until the first send
+	tos           uint8                             // DSCP << 2, of both lanes
 	lastDst       netip.Addr                        // destination the last send resolved a sender for
 	lastSender    *udpfast.Sender                   // and that sender
 	oneDst        [1]netip.AddrPort                 // WriteBatch's single destination, unmapped
@@ -254,6 +258,9 @@ func (p *Port) SetReadDeadline(t time.Time) error {
 	if p.closed.Load() {
 		return p.opError("set", nil, net.ErrClosed)
 	}
+	if p.ring == nil {
+		return nil // nothing to read (ErrNoBuffer): no read to time out
+	}
 	p.rdMu.Lock()
 	defer p.rdMu.Unlock()
 	// As gonet does: keep the channel readers wait on unless the old
@@ -429,11 +436,16 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 		}
 	}
 	if s == nil {
+		if p.scratch == nil { // made for the first send: an idle port does without
+			p.scratch = udpfast.NewScratch(udpfast.DefaultBatch, header.EthernetMinimumSize+int(p.m.link.MTU()))
+		}
 		s, err = udpfast.New(udpfast.Options{
 			Table:    p.m.table,
 			Link:     p.m.link,
-			Fallback: p.fallback,
+			Fallback: portLane{p},
 			Local:    netip.AddrPortFrom(local, p.port),
+			TOS:      p.tos,
+			IDs:      p.m.ids,
 			Scratch:  p.scratch, // the senders of a port are driven under p.wmu, one at a time
 		})
 		if err != nil {
@@ -445,6 +457,80 @@ func (p *Port) senderFor(dst netip.AddrPort) (*udpfast.Sender, error) {
 	p.lastDst, p.lastSender = dst.Addr(), s
 	return s, nil
 }
+
+// maxDSCP is the largest code point: DSCP is 6 bits.
+const maxDSCP = 63
+
+// SetDSCP changes the Differentiated Services code point the port marks
+// the datagrams it sends with, on the fast lane and through netstack
+// (Options.DSCP is the default; 0 here is unmarked, CS0).
+func (p *Port) SetDSCP(dscp uint8) error {
+	if dscp > maxDSCP {
+		return p.opError("set", nil, fmt.Errorf("mediaport: DSCP %d: want 0 to %d", dscp, maxDSCP))
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.closed.Load() {
+		return p.opError("set", nil, net.ErrClosed)
+	}
+	if err := p.setTOSLocked(dscp << 2); err != nil {
+		return p.opError("set", nil, err)
+	}
+	return nil
+}
+
+// setTOSLocked sets the TOS / traffic class byte of both lanes: the
+// netstack endpoint's options (IPv4 and IPv6, as it is dual-stack) and the
+// fast senders' templates. p.wmu must be held.
+func (p *Port) setTOSLocked(tos uint8) error {
+	if p.lane != nil {
+		if err := setEndpointTOS(p.lane, tos); err != nil {
+			return fmt.Errorf("mediaport: port %d: %w", p.port, err)
+		}
+	}
+	p.tos = tos
+	if cur := p.senders.Load(); cur != nil {
+		for _, s := range *cur {
+			s.SetTOS(tos)
+		}
+	}
+	return nil
+}
+
+func setEndpointTOS(ep tcpip.Endpoint, tos uint8) error {
+	for _, opt := range []tcpip.SockOptInt{tcpip.IPv4TOSOption, tcpip.IPv6TrafficClassOption} {
+		if err := ep.SetSockOptInt(opt, int(tos)); err != nil {
+			return fmt.Errorf("setting the netstack endpoint's TOS: %s", err)
+		}
+	}
+	return nil
+}
+
+// portLane is a port's netstack lane as the fast senders' fallback: it
+// opens the port's netstack endpoint for the first datagram, so a port
+// that never sends through netstack costs none. Called under p.wmu, as
+// the senders are.
+type portLane struct{ p *Port }
+
+func (l portLane) SendViaNetstack(payload []byte, dst netip.AddrPort) error {
+	p := l.p
+	if p.lane == nil {
+		ep, err := p.reg.OpenNetstackEndpoint(p.port)
+		if err != nil {
+			return err
+		}
+		if err := setEndpointTOS(ep, p.tos); err != nil {
+			return err
+		}
+		p.lane = ep
+	}
+	return udpfast.EndpointFallback{Endpoint: p.lane}.SendViaNetstack(payload, dst)
+}
+
+// SetAcceptBroadcast makes the port receive (true) or not (false)
+// datagrams sent to a broadcast address or a multicast group the NIC is in
+// (Options.AcceptBroadcast is the default).
+func (p *Port) SetAcceptBroadcast(accept bool) { p.reg.SetAcceptBroadcast(accept) }
 
 // Close implements net.PacketConn: it unregisters the port, releases its
 // netstack endpoint and its number, and makes blocked and later reads and
@@ -461,7 +547,9 @@ func (p *Port) Close() error {
 	if p.ring != nil {
 		p.ring.Close()
 	}
-	close(p.done)
+	if p.done != nil {
+		close(p.done)
+	}
 	p.rdMu.Lock()
 	if p.rdTimer != nil {
 		p.rdTimer.Stop()

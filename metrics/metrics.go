@@ -143,6 +143,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}{
 		{"not-ours", rx.Dropped.NotOurs}, {"truncated", rx.Dropped.Truncated}, {"bad-length", rx.Dropped.BadLength},
 		{"bad-checksum", rx.Dropped.BadChecksum}, {"buffer-full", rx.Dropped.BufferFull},
+		{"martian", rx.Dropped.Martian}, {"broadcast", rx.Dropped.Broadcast},
 	} {
 		counter(c.dropped, r.v, r.reason)
 	}

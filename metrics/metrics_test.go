@@ -73,6 +73,8 @@ func TestMetrics(t *testing.T) {
 		`mediastack_fast_tx_fallback_packets_total{reason="too-big"} 0`,
 		`mediastack_fast_rx_dropped_packets_total{reason="buffer-full"} 0`,
 		`mediastack_fast_rx_dropped_packets_total{reason="bad-checksum"} 0`,
+		`mediastack_fast_rx_dropped_packets_total{reason="martian"} 0`,
+		`mediastack_fast_rx_dropped_packets_total{reason="broadcast"} 0`,
 		`mediastack_policyarp_entries{state="valid"} 2`,
 		"mediastack_policyarp_invalidations_total 0",
 		"mediastack_media_ports_open 10",

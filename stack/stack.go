@@ -73,6 +73,8 @@ type Stack struct {
 	links []tcpipstack.LinkEndpoint
 	seed  int64
 	clock tcpip.Clock
+	// unbound[i] is NIC i's UnboundUDPFunc (SetUnboundUDP).
+	unbound unboundHandlers
 
 	closeOnce sync.Once
 }
@@ -109,7 +111,8 @@ func New(opts Options) (*Stack, error) {
 		RandSource: &lockedSource{src: rand.NewSource(seed)},
 		SecureRNG:  &lockedReader{r: randv2.NewChaCha8(chachaSeed)},
 	})
-	s := &Stack{ns: ns, seed: seed, clock: clock}
+	s := &Stack{ns: ns, seed: seed, clock: clock, unbound: make(unboundHandlers, len(opts.NICs))}
+	ns.SetTransportProtocolHandler(udp.ProtocolNumber, s.handleUnboundUDP)
 	sack := tcpip.TCPSACKEnabled(true)
 	if err := ns.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
 		ns.Destroy()

@@ -14,7 +14,9 @@
 // (incrementally, from the precomputed sum), the UDP length and the UDP
 // checksum (always: mandatory for IPv6, and netstack sets it for IPv4 too).
 // The IPv4 ID is 0 with DF set, as netstack sends UDP (RFC 6864 atomic
-// datagrams); with Options.AllowFragmentation it counts per datagram.
+// datagrams); with Options.AllowFragmentation it comes from Options.IDs,
+// counters per (source, destination, protocol) with random starts, shared by
+// the senders of a stack (RFC 6864 section 4.3, RFC 7739).
 //
 // The next hop's MAC comes from the port's policyarp entry, read without a
 // lock. When there is no usable entry (unknown MAC, aged, invalidated by a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -54,9 +55,14 @@ type Options struct {
 	// (default 0, netstack's). Set the fallback endpoint's TOS to match.
 	TOS uint8
 	// AllowFragmentation clears IPv4's don't-fragment bit and gives every
-	// datagram an identification. The default sets DF with ID 0, as
-	// netstack does for UDP (RFC 6864 atomic datagrams).
+	// datagram an identification, from IDs. The default sets DF with ID 0,
+	// as netstack does for UDP (RFC 6864 atomic datagrams).
 	AllowFragmentation bool
+	// IDs numbers the datagrams of AllowFragmentation. Give every sender
+	// of a stack the same: senders to one peer then never repeat each
+	// other's IDs. nil: the sender gets counters of its own, seeded from
+	// the stack's seed and its port.
+	IDs *IDs
 	// Scratch holds the frames being built. Senders used from one goroutine
 	// may share one; nil gives the sender its own of DefaultBatch frames.
 	Scratch *Scratch
@@ -109,7 +115,8 @@ type Sender struct {
 	ttl    uint8
 	tos    uint8
 	df     bool
-	id     uint16
+	ids    *IDs           // with !df
+	idCtr  *atomic.Uint32 // ids' counter of (local, tmplDst), with !df
 	sc     *Scratch
 	one    [1][]byte
 
@@ -157,6 +164,9 @@ func New(opts Options) (*Sender, error) {
 	if opts.Scratch == nil {
 		opts.Scratch = NewScratch(DefaultBatch, ethLen+int(opts.Link.MTU()))
 	}
+	if opts.AllowFragmentation && opts.IDs == nil {
+		opts.IDs = NewIDs(uint64(opts.Table.Stack().Seed())<<16 | uint64(local.Port()))
+	}
 	return &Sender{
 		table:  opts.Table,
 		slot:   slot,
@@ -169,8 +179,20 @@ func New(opts Options) (*Sender, error) {
 		ttl:    opts.TTL,
 		tos:    opts.TOS,
 		df:     !opts.AllowFragmentation,
+		ids:    opts.IDs,
 		sc:     opts.Scratch,
 	}, nil
+}
+
+// SetTOS changes the IPv4 TOS / IPv6 traffic class byte of the datagrams
+// sent from now on (Options.TOS); the template is rebuilt at the next send.
+// Like Send, it must not run concurrently with the sender's other methods.
+func (s *Sender) SetTOS(tos uint8) {
+	if tos != s.tos {
+		s.tos = tos
+		s.tmpl.n = 0 // makes retemplate build it again
+		s.tmplEntry = nil
+	}
 }
 
 // Local returns the address and port the sender sends from.
@@ -241,6 +263,9 @@ func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
 			tos:     s.tos,
 			df:      s.df,
 		})
+		if !s.df {
+			s.idCtr = s.ids.counter(s.localT, e.Dst)
+		}
 	} else {
 		s.tmpl.setDstMAC(e.MAC)
 	}
@@ -248,15 +273,13 @@ func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
 	return fastOK
 }
 
-func (s *Sender) nextID() uint16 {
+// nextIDs reserves the IPv4 IDs of n datagrams to the template's
+// destination and returns the first (0 with DF, as netstack sends).
+func (s *Sender) nextIDs(n int) uint16 {
 	if s.df {
 		return 0
 	}
-	s.id++
-	if s.id == 0 {
-		s.id = 1
-	}
-	return s.id
+	return take(s.idCtr, n)
 }
 
 // Send sends payload to dst: as a raw frame when the port's entry is valid
@@ -270,7 +293,7 @@ func (s *Sender) Send(payload []byte, dst netip.AddrPort) error {
 	default:
 		return s.fallback(r, payload, dst)
 	}
-	s.one[0] = s.tmpl.fill(s.sc.buf(0, s.tmpl.n+len(payload)), payload, s.nextID())
+	s.one[0] = s.tmpl.fill(s.sc.buf(0, s.tmpl.n+len(payload)), payload, s.nextIDs(1))
 	n, err := s.link.WriteFrames(s.one[:])
 	s.one[0] = nil
 	add(&s.c.linkWrites, 1)
@@ -355,8 +378,8 @@ type batch struct {
 	trainBytes int
 	trainDst   netip.AddrPort
 	trainEntry *policyarp.Entry
-	trainTmpl  template // as it was for the train's first datagram
-	trainID    uint16
+	trainTmpl  template       // as it was for the train's first datagram
+	trainIDs   *atomic.Uint32 // the template's ID counter (nil with DF)
 }
 
 func (b *batch) dst(i int) netip.AddrPort {
@@ -378,7 +401,7 @@ func (b *batch) addFrame(i int, p []byte) (int, error) {
 	if b.pending == 0 {
 		b.first = i
 	}
-	s.sc.frames[b.pending] = s.tmpl.fill(s.sc.buf(b.pending, s.tmpl.n+len(p)), p, s.nextID())
+	s.sc.frames[b.pending] = s.tmpl.fill(s.sc.buf(b.pending, s.tmpl.n+len(p)), p, s.nextIDs(1))
 	b.pending++
 	return 0, nil
 }
@@ -409,12 +432,7 @@ func (b *batch) addToTrain(i int, p []byte, dst netip.AddrPort) (int, error) {
 		b.trainFirst, b.trainBytes = i, 0
 		b.trainDst, b.trainEntry = dst, s.tmplEntry
 		b.trainTmpl = s.tmpl
-		b.trainID = s.nextID()
-	} else {
-		// The kernel numbers the datagrams it cuts up from the first
-		// one's ID: keep ours in step. (With DF it stays 0 here and counts
-		// up there, which RFC 6864 allows for atomic datagrams.)
-		s.nextID()
+		b.trainIDs = s.idCtr
 	}
 	b.trainLen++
 	b.trainBytes += len(p)
@@ -434,6 +452,14 @@ func (b *batch) flushTrain() (int, error) {
 	b.trainLen = 0
 	s := b.s
 	first := b.trainFirst
+	// The kernel numbers the datagrams it cuts from a train up from the
+	// first one's ID: reserve k in a row. (With DF the ID is 0 and the
+	// kernel counts up from it, which RFC 6864 allows for atomic
+	// datagrams.)
+	var id uint16
+	if b.trainIDs != nil {
+		id = take(b.trainIDs, k)
+	}
 	if k == 1 {
 		p := b.payloads[first]
 		if b.pending == len(s.sc.frames) {
@@ -444,14 +470,14 @@ func (b *batch) flushTrain() (int, error) {
 		if b.pending == 0 {
 			b.first = first
 		}
-		s.sc.frames[b.pending] = b.trainTmpl.fill(s.sc.buf(b.pending, b.trainTmpl.n+len(p)), p, b.trainID)
+		s.sc.frames[b.pending] = b.trainTmpl.fill(s.sc.buf(b.pending, b.trainTmpl.n+len(p)), p, id)
 		b.pending++
 		return 0, nil
 	}
 	if n, err := b.flushFrames(); err != nil {
 		return n, err
 	}
-	hdr := b.trainTmpl.trainHeader(s.sc.trainHdr[:], b.trainBytes, b.trainID)
+	hdr := b.trainTmpl.trainHeader(s.sc.trainHdr[:], b.trainBytes, id)
 	err := b.seg.WriteUDPSegments(hdr, b.payloads[first:first+k])
 	add(&s.c.linkWrites, 1)
 	if err == nil {

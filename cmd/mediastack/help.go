@@ -7,7 +7,7 @@ var serveHelp = commandHelp{
 	required: []string{"link", "addr"},
 	groups: []flagGroup{
 		{"link and addresses", []string{"link", "addr", "gateway", "mac", "mtu", "vlan", "share-host-address"}},
-		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "arp-aging", "arp-refresh"}},
+		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "dscp", "arp-aging", "arp-refresh"}},
 		{"control and metrics", []string{"control", "metrics", "control-token", "control-token-file"}},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
 		{"diagnostics", []string{"echo", "pcap", "log-level", "log-format"}},

@@ -120,7 +120,7 @@ func (cfg *serveConfig) validate() (mediahost.Options, error) {
 		return opts, err
 	}
 	if cfg.sidecar.enabled() {
-		opts.Ports = mediaport.Options{PortMin: cfg.sidecar.lo, PortMax: cfg.sidecar.hi, ARP: cfg.sidecar.arp}
+		opts.Ports = mediaport.Options{PortMin: cfg.sidecar.lo, PortMax: cfg.sidecar.hi, ARP: cfg.sidecar.arp, DSCP: cfg.sidecar.dscpOption()}
 	}
 	return opts, nil
 }

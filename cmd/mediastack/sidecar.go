@@ -23,6 +23,7 @@ type sidecarConfig struct {
 	control  string
 	metrics  string
 	token    controlToken
+	dscp     int
 	arp      policyarp.Options
 
 	// Set by validate.
@@ -41,7 +42,17 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 		"an address other hosts can reach needs --control-token")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics, /healthz) on this host `ADDR`, with --control's rules (loopback unless --control-token)")
 	c.token.registerFlags(fs)
+	fs.IntVar(&c.dscp, "dscp", mediaport.DefaultDSCP, "mark every datagram the media ports send (fast and through netstack) with DSCP `N`, 0 to 63: 46 is EF, "+
+		"RFC 4594's class for real-time media; 34 AF41 (interactive video); 0 unmarked")
 	registerARPFlags(fs, &c.arp)
+}
+
+// dscpOption is --dscp as mediaport.Options.DSCP, whose 0 is the default.
+func (c *sidecarConfig) dscpOption() int {
+	if c.dscp == 0 {
+		return mediaport.DSCPBestEffort
+	}
+	return c.dscp
 }
 
 // registerARPFlags registers --arp-aging and --arp-refresh on fs, writing
@@ -114,6 +125,9 @@ func (c *sidecarConfig) validate() error {
 	}
 	if c.token.value != "" && c.control == "" && c.metrics == "" {
 		return usageErrorf("--control-token is for --control and --metrics; neither is set")
+	}
+	if c.dscp < 0 || c.dscp > 63 {
+		return usageErrorf("--dscp %d: want a DSCP from 0 to 63 (46: EF)", c.dscp)
 	}
 	aging, refresh := c.arp.Aging, c.arp.Refresh
 	if aging == 0 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/policyarp"
 )
 
@@ -43,10 +44,34 @@ func TestSidecarUsageErrors(t *testing.T) {
 		{[]string{"--rtp-ports", "20000-20999", "--control", "8080", "--control-token", "0123456789abcdef", "--control-token-file", "/x"}, "give the control token once"},
 		{[]string{"--rtp-ports", "20000-20999", "--arp-aging", "1s", "--arp-refresh", "2s"}, "--arp-refresh 2s must be shorter than --arp-aging 1s"},
 		{[]string{"--rtp-ports", "20000-20999", "--arp-aging", "-1s"}, "--arp-refresh 1s must be shorter than --arp-aging -1s"},
+		{[]string{"--rtp-ports", "20000-20999", "--dscp", "64"}, "--dscp 64: want a DSCP from 0 to 63 (46: EF)"},
+		{[]string{"--rtp-ports", "20000-20999", "--dscp", "-1"}, "--dscp -1: want a DSCP from 0 to 63 (46: EF)"},
 	} {
 		code, _, stderr := runCapture(append(base, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line containing %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestDSCPFlag: --dscp reaches the media ports' options; its 0 (unmarked)
+// is mediaport's DSCPBestEffort, its default EF.
+func TestDSCPFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{nil, mediaport.DefaultDSCP}, {[]string{"--dscp", "34"}, 34}, {[]string{"--dscp", "0"}, mediaport.DSCPBestEffort}} {
+		var c sidecarConfig
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		c.registerFlags(fs)
+		if err := fs.Parse(append([]string{"--rtp-ports", "20000-20999"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.validate(); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.dscpOption(); got != tc.want {
+			t.Errorf("%q: mediaport DSCP %d, want %d", tc.args, got, tc.want)
 		}
 	}
 }

@@ -12,6 +12,10 @@ import (
 type Datagram struct {
 	DstMAC   tcpip.LinkAddress
 	Src, Dst netip.AddrPort
+	// TOS is the IPv4 TOS or IPv6 traffic class byte: DSCP << 2 | ECN.
+	TOS uint8
+	// ID is the IPv4 identification (0 for IPv6).
+	ID uint16
 	// Payload is part of the frame, not a copy.
 	Payload []byte
 }
@@ -27,6 +31,8 @@ func ParseUDP(frame []byte) (Datagram, bool) {
 	rest := frame[header.EthernetMinimumSize:]
 	var src, dst tcpip.Address
 	var l4 []byte
+	var tos uint8
+	var id uint16
 	switch eth.Type() {
 	case header.IPv4ProtocolNumber:
 		ip := header.IPv4(rest)
@@ -34,12 +40,15 @@ func ParseUDP(frame []byte) (Datagram, bool) {
 			return Datagram{}, false
 		}
 		src, dst, l4 = ip.SourceAddress(), ip.DestinationAddress(), ip.Payload()
+		tos, _ = ip.TOS()
+		id = ip.ID()
 	case header.IPv6ProtocolNumber:
 		ip := header.IPv6(rest)
 		if !ip.IsValid(len(rest)) || ip.TransportProtocol() != header.UDPProtocolNumber {
 			return Datagram{}, false
 		}
 		src, dst, l4 = ip.SourceAddress(), ip.DestinationAddress(), ip.Payload()
+		tos, _ = ip.TOS()
 	default:
 		return Datagram{}, false
 	}
@@ -51,6 +60,8 @@ func ParseUDP(frame []byte) (Datagram, bool) {
 		DstMAC:  eth.DestinationAddress(),
 		Src:     netip.AddrPortFrom(netipAddr(src), u.SourcePort()),
 		Dst:     netip.AddrPortFrom(netipAddr(dst), u.DestinationPort()),
+		TOS:     tos,
+		ID:      id,
 		Payload: u.Payload(),
 	}, true
 }
