@@ -162,6 +162,7 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepEphemeralPortsOut(st.Netstack(), opts.PortMin, opts.PortMax)
 	arp := opts.ARP
 	arp.Stack, arp.NIC = st.Netstack(), nic
 	arp.BasePort, arp.Ports = opts.PortMin, int(opts.PortMax)-int(opts.PortMin)+1
@@ -445,4 +446,24 @@ func (m *Manager) localAddrFor(dst netip.Addr) (netip.Addr, error) {
 	}
 	defer r.Release()
 	return stack.AddrTo(r.LocalAddress()), nil
+}
+
+// keepEphemeralPortsOut narrows netstack's ephemeral port range (16000-65535
+// by default) to its larger part outside [lo, hi], so that a netstack socket
+// bound to port 0 never takes a media port: an idle media port has no
+// netstack endpoint to reserve it (docs/design.md, decision 3). When no part
+// of 1024 ports or more is left, the range stays as it is.
+func keepEphemeralPortsOut(ns *tcpipstack.Stack, lo, hi uint16) {
+	first, last := ns.PortRange()
+	if hi < first || lo > last {
+		return
+	}
+	const minEphemeral = 1024
+	below, above := int(lo)-int(first), int(last)-int(hi)
+	switch {
+	case above >= below && above >= minEphemeral:
+		_ = ns.SetPortRange(hi+1, last)
+	case below >= minEphemeral:
+		_ = ns.SetPortRange(first, lo-1)
+	}
 }
