@@ -297,7 +297,9 @@ func (r *Relay) learnLocked(st *stream, src netip.AddrPort, ssrc uint32, hasSSRC
 		return learned("first")
 	case r.learning == LearnOff:
 		return st.foreign(src, ssrc, hasSSRC, now), false
-	case src == st.expected && !(r.strict && ps.state == PeerLearned):
+	case src == st.expected:
+		// The expected peer always takes its side back (from a stranger
+		// immediate learning trusted, or from a learned NAT address).
 		return learned("expected")
 	case ps.state != PeerLearned:
 		switch {

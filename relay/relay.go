@@ -56,16 +56,18 @@
 //     address (another port, as a NAT that keeps the address does) becomes
 //     the peer at once.
 //
-// In every mode except off, the expected peer itself takes the side back
-// whenever it sends, so a stranger who got in first (immediate) loses the
-// side as soon as the real peer speaks.
+// In every mode, strict source or not, the expected peer itself takes the
+// side back whenever it sends, so a stranger who got in first (immediate
+// learning trusts the first datagram) loses the side as soon as the real
+// peer speaks.
 //
 // Once learned, the peer moves (media handover) only to a source that
 // carries the same SSRC as the peer's stream and sends HandoverPackets
 // datagrams with nothing from the old peer in between, which is what a NAT
 // rebinding looks like; for a stream with no SSRC (not RTP/RTCP) the old
 // peer must moreover have been silent for HandoverSilence. StrictSource
-// turns handover off: once learned, only that source is accepted. Unlike
+// turns handover off: once learned, only that source (or the expected
+// peer) is accepted. Unlike
 // rtpengine, a source that is not the peer is never relayed: without
 // strict source rtpengine forwards it.
 //
@@ -322,7 +324,8 @@ type Spec struct {
 	RTCPPeers [2]netip.AddrPort
 	// Learning is how sides learn their peers (package doc).
 	Learning Learning
-	// StrictSource: once a side's peer is learned, it never moves.
+	// StrictSource: once a side's peer is learned, it moves to no other
+	// source (but back to the expected peer).
 	StrictSource bool
 	// Silent: side i's peer is not expected to send (on hold: its SDP
 	// says sendonly for us... recvonly or inactive from it); the relay
