@@ -45,7 +45,8 @@ func (s *Service) armLocked(dl int64) {
 	if dl == math.MaxInt64 || s.closed {
 		return
 	}
-	due := (dl + int64(timerSlack) - 1) / int64(timerSlack) * int64(timerSlack)
+	// Service times are 1 ns ahead of the clock (now); round the clock's.
+	due := (dl-1+int64(timerSlack)-1)/int64(timerSlack)*int64(timerSlack) + 1
 	if s.timerDue != 0 && s.timerDue <= due {
 		return
 	}
