@@ -21,8 +21,10 @@ type Relay struct {
 	learning Learning
 	strict   bool
 	rtcp     bool
-	rates    [32]uint32 // Spec.ClockRates
-	created  int64      // service clock
+	// permanent relays never time out.
+	permanent bool
+	rates     [32]uint32 // Spec.ClockRates
+	created   int64      // service clock
 	// lastSignal is when signalling last touched the relay (creation,
 	// SetPeer): activity for the timeouts.
 	lastSignal atomic.Int64

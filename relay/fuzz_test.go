@@ -9,40 +9,50 @@ import (
 )
 
 // FuzzParseCreate: whatever the body of POST /v1/relays, parseCreate
-// returns an error or a spec with two valid ports and peers that are unset
-// or valid; and a spec it accepts, written back as a request, parses to
-// the same spec. Seeds: testdata/fuzz/FuzzParseCreate.
+// returns an error or a spec with two valid ports (or none, both zero,
+// for the service to allocate) and peers that are unset or valid; and a
+// spec it accepts, written back as a request, parses to the same spec.
+// Seeds: testdata/fuzz/FuzzParseCreate.
 func FuzzParseCreate(f *testing.F) {
 	for _, seed := range []string{
 		`{"ports":[20000,20002]}`,
 		`{"ports":[20000,20002],"peers":["","198.51.100.1:5004"]}`,
 		`{"ports":[20000,20002],"peers":["[2001:db8::1]:5004","[::ffff:198.51.100.1]:5004"]}`,
+		`{"rtcp":true,"rtcp_mux":[false,true],"rtcp_peers":["198.51.100.1:5005",""],"learning":"heuristic","strict_source":true,"label":"call-id"}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		spec, err := parseCreate(body)
+		spec, err := parseCreate(body, LearnDelayed, false)
 		if err != nil {
 			return
 		}
-		for i, p := range spec.Ports {
-			if p == 0 {
-				t.Fatalf("accepted port %d = 0 from %q", i, body)
-			}
+		if (spec.Ports[0] == 0) != (spec.Ports[1] == 0) {
+			t.Fatalf("accepted ports %v from %q: both given or both allocated", spec.Ports, body)
 		}
-		req := CreateRequest{Ports: []int{int(spec.Ports[0]), int(spec.Ports[1])}, Peers: []string{"", ""}}
-		for i, p := range spec.Peers {
-			if p.IsValid() {
-				req.Peers[i] = p.String()
-			} else if p != (spec.Peers[i]) {
-				t.Fatalf("peer %d neither valid nor unset: %#v", i, p)
+		strict := spec.StrictSource
+		req := CreateRequest{Peers: []string{"", ""}, RTCPPeers: []string{"", ""}, RTCP: spec.RTCP,
+			RTCPMux: spec.Mux[:], Learning: spec.Learning.String(), StrictSource: &strict, Label: spec.Label}
+		if spec.Ports[0] != 0 {
+			req.Ports = []int{int(spec.Ports[0]), int(spec.Ports[1])}
+		}
+		for _, l := range []struct {
+			in  [2]netip.AddrPort
+			out []string
+		}{{spec.Peers, req.Peers}, {spec.RTCPPeers, req.RTCPPeers}} {
+			for i, p := range l.in {
+				if p.IsValid() {
+					l.out[i] = p.String()
+				} else if p != (netip.AddrPort{}) {
+					t.Fatalf("peer %d neither valid nor unset: %#v", i, p)
+				}
 			}
 		}
 		again, err := json.Marshal(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		spec2, err := parseCreate(again)
+		spec2, err := parseCreate(again, LearnOff, true)
 		if err != nil || spec2 != spec {
 			t.Fatalf("%q parsed to %+v; written back as %s it parses to %+v, %v", body, spec, again, spec2, err)
 		}

@@ -45,6 +45,7 @@ type Info struct {
 	RTCP         bool
 	Learning     Learning
 	StrictSource bool
+	Permanent    bool
 	Created      time.Time
 }
 
@@ -139,7 +140,7 @@ type ReportStats struct {
 func (r *Relay) Info() Info {
 	info := Info{
 		ID: r.id, Label: r.label, RTCP: r.rtcp, Learning: r.learning, StrictSource: r.strict,
-		Created: r.s.wall(r.created),
+		Permanent: r.permanent, Created: r.s.wall(r.created),
 	}
 	var rates [2]uint32
 	for i := range r.sides {

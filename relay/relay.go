@@ -337,6 +337,9 @@ type Spec struct {
 	ClockRates [32]uint32
 	// Label is free text for logs (ng puts the call-id and tags here).
 	Label string
+	// Permanent relays never time out (serve's --relay: they live as long
+	// as the process).
+	Permanent bool
 }
 
 // validPeer checks a peer: zero, or a unicast address and port; it
@@ -420,7 +423,7 @@ func (s *Service) createLocked(spec Spec) (*Relay, error) {
 	s.nextID++
 	r := &Relay{
 		s: s, id: strconv.FormatUint(s.nextID, 10), label: spec.Label,
-		learning: spec.Learning, strict: spec.StrictSource, rtcp: spec.RTCP,
+		learning: spec.Learning, strict: spec.StrictSource, rtcp: spec.RTCP, permanent: spec.Permanent,
 		rates: spec.ClockRates, created: s.now(),
 	}
 	// Take the ports from the reflector, or allocate them; give them

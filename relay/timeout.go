@@ -15,6 +15,9 @@ const timerSlack = time.Second
 // alive by media for Timeout, or SilentTimeout when it is Silent; the
 // relay lives while any side does, and never past FinalTimeout.
 func (r *Relay) deadline(o Options) (int64, EndReason) {
+	if r.permanent {
+		return math.MaxInt64, EndTimeout
+	}
 	dl, reason := int64(math.MinInt64), EndTimeout
 	signal := r.lastSignal.Load()
 	for i := range r.sides {
