@@ -23,6 +23,7 @@ type Relay struct {
 	rtcp     bool
 	// permanent relays never time out.
 	permanent bool
+	held      []uint16   // the ports the relay holds or reserves (Service.mu)
 	rates     [32]uint32 // Spec.ClockRates
 	created   int64      // service clock
 	// lastSignal is when signalling last touched the relay (creation,

@@ -19,6 +19,9 @@ type Counters struct {
 	NoPeer, ForeignSource, SendErrors uint64
 }
 
+// Add returns the sums of c's and o's counts.
+func (c Counters) Add(o Counters) Counters { return c.add(o) }
+
 func (c Counters) add(o Counters) Counters {
 	c.ReceivedPackets += o.ReceivedPackets
 	c.ReceivedBytes += o.ReceivedBytes

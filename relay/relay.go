@@ -456,6 +456,7 @@ func (s *Service) createLocked(spec Spec) (*Relay, error) {
 		}
 	}
 	r.lastSignal.Store(r.created)
+	r.held = reserved
 	s.relays[r.id] = r
 	dl, _ := r.deadline(s.opts)
 	s.armLocked(dl)
@@ -588,10 +589,7 @@ func (s *Service) removeLocked(r *Relay) Info {
 	r.close()
 	info := r.Info()
 	delete(s.relays, r.id)
-	for port, holder := range s.held {
-		if holder != r {
-			continue
-		}
+	for _, port := range r.held {
 		delete(s.held, port)
 		if s.opts.Reflect && !s.closed {
 			_ = s.reflectLocked(port)
