@@ -94,6 +94,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -173,8 +174,9 @@ type Service struct {
 	clock tcpip.Clock
 	// wallBase and monoBase convert the clock's monotonic readings, which
 	// the receive path keeps, back to wall time.
-	wallBase time.Time
-	monoBase tcpip.MonotonicTime
+	wallBase  time.Time // with the real clock, it has Go's monotonic reading
+	monoBase  tcpip.MonotonicTime
+	realClock bool
 
 	mu         sync.Mutex
 	relays     map[string]*Relay
@@ -229,6 +231,7 @@ func New(opts Options) (*Service, error) {
 		s.clock = s.m.Stack().Clock()
 	}
 	s.wallBase, s.monoBase = s.clock.Now(), s.clock.NowMonotonic()
+	s.realClock = reflect.TypeOf(s.clock) == stdClockType
 	s.nextAlloc, _ = s.m.PortRange()
 	if s.opts.Reflect {
 		lo, hi := s.m.PortRange()
@@ -246,9 +249,18 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
+// stdClockType is the type of netstack's real clock.
+var stdClockType = reflect.TypeOf(tcpip.NewStdClock())
+
 // now returns the clock's monotonic time in nanoseconds since the service
-// was made (never 0 for a packet: 0 means "never").
+// was made, plus 1 (0 means "never"). It runs for every packet: with the
+// real clock it reads Go's monotonic clock directly (about 20 ns), as
+// netstack's MonotonicTime arithmetic goes through time.Time and costs
+// about 80 ns more.
 func (s *Service) now() int64 {
+	if s.realClock {
+		return int64(time.Since(s.wallBase)) + 1
+	}
 	return int64(s.clock.NowMonotonic().Sub(s.monoBase)) + 1
 }
 
