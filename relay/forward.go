@@ -315,8 +315,10 @@ func (r *Relay) learnLocked(st *stream, src netip.AddrPort, ssrc uint32, hasSSRC
 		case r.learning == LearnHeuristic && st.expected.IsValid() && src.Addr() == st.expected.Addr():
 			return learned("heuristic")
 		}
+		// Only media (RTP or RTCP) proves a source: a port scan's three
+		// probes do not.
 		ev := st.foreign(src, ssrc, hasSSRC, now)
-		if st.cand.count >= HandoverPackets {
+		if st.cand.count >= HandoverPackets && st.cand.hasSSRC {
 			return learned("consistent")
 		}
 		return ev, false

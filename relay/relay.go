@@ -49,9 +49,10 @@
 //     becomes the peer at once (and that datagram is relayed).
 //   - delayed (the default): before the peer is learned, a source other
 //     than the expected one becomes the peer once it has sent
-//     HandoverPackets datagrams in a row (same SSRC, nothing from another
-//     source in between): a NATed caller is learned after three packets,
-//     a stranger's single datagram is not.
+//     HandoverPackets RTP or RTCP packets in a row (same SSRC, nothing
+//     from another source in between): a NATed caller is learned after
+//     three packets, a stranger's single datagram (or a port scan, which
+//     is not RTP) is not.
 //   - heuristic: as delayed, except that a source with the expected
 //     address (another port, as a NAT that keeps the address does) becomes
 //     the peer at once.
