@@ -22,7 +22,8 @@
 // Spec.Ports are the RTP ports of sides A and B; a zero port is allocated
 // by the service: an even port and the odd one after it, both free (or
 // reflecting), searching on from the last allocation so a port just freed
-// is the last to be reused. With Spec.RTCP each side also relays RTCP on
+// is the last to be reused (without RTCP the odd port is only reserved,
+// and reflects if the reflector runs). With Spec.RTCP each side also relays RTCP on
 // its RTP port + 1 (so an RTP port given must then be even). A side whose
 // peer multiplexes RTCP on the RTP port (Spec.Mux, RFC 5761) has its RTCP
 // told from RTP by the second octet (192-223: RTCP packet types, RTP
