@@ -147,8 +147,11 @@ func (r *Relay) receive(i int, k streamKind, d *fastfilter.Datagram) {
 	in := &r.sides[i]
 	st := &in.streams[k]
 	b := d.Payload
+	// RTCP on an RTP port: the peer multiplexes (Mux), or a relay
+	// without RTCP carries a call's RTCP ports. Either way it is counted
+	// as RTCP, and kept out of the RTP statistics.
 	kind := k
-	if k == kindRTP && in.mux.Load() && isRTCP(b) {
+	if k == kindRTP && isRTCP(b) {
 		kind = kindRTCP
 	}
 	var ssrc uint32

@@ -24,11 +24,13 @@
 // reflecting), searching on from the last allocation so a port just freed
 // is the last to be reused (without RTCP the odd port is only reserved,
 // and reflects if the reflector runs). With Spec.RTCP each side also relays RTCP on
-// its RTP port + 1 (so an RTP port given must then be even). A side whose
-// peer multiplexes RTCP on the RTP port (Spec.Mux, RFC 5761) has its RTCP
-// told from RTP by the second octet (192-223: RTCP packet types, RTP
-// payload types 64-95 with the marker bit) and counted apart; RTCP for a
-// multiplexing side leaves from its RTP port. Deleting a relay frees all
+// its RTP port + 1 (so an RTP port given must then be even). RTCP that
+// arrives on an RTP port, from a peer that multiplexes it (Spec.Mux, RFC
+// 5761) or on a relay of a call's RTCP ports made without Spec.RTCP, is
+// told from RTP by its second octet (192-223: RTCP packet types, RTP
+// payload types 64-95 with the marker bit, which RFC 5761 keeps out of
+// RTP) and counted apart; RTCP for a multiplexing side leaves from its RTP
+// port. Deleting a relay frees all
 // its ports, and gives them back to the reflector when it runs.
 //
 // # Peers and endpoint learning
