@@ -198,7 +198,9 @@ func (r *Relay) receive(i int, k streamKind, d *fastfilter.Datagram) {
 	oc := &out.counters[kind]
 	ps, p := out.streams[dst].peer.Load(), out.streams[dst].port.Load()
 	if ps == nil || p == nil {
-		oc.noPeer.Add(1)
+		if oc.noPeer.Add(1) == 1 {
+			r.logDrop(1-i, dst, "dropping datagrams for a side with no peer yet", "no_peer")
+		}
 		return
 	}
 	if _, err := p.WriteToUDPAddrPort(b, ps.addr); err != nil {
@@ -275,6 +277,13 @@ func (r *Relay) learn(i int, k streamKind, st *stream, src netip.AddrPort, ssrc 
 		}
 	}
 	return ok
+}
+
+// logDrop logs (debug) the first drop of a kind, off the fast lane.
+func (r *Relay) logDrop(side int, k streamKind, msg, reason string) {
+	if log := r.s.log; log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug(msg, "id", r.id, "label", r.label, "side", sideNames[side], "stream", kindNames[k], "reason", reason)
+	}
 }
 
 func addrString(a netip.AddrPort) string {

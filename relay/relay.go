@@ -111,8 +111,9 @@
 // With Options.Log, info lines "relay created", "peer learned", "peer
 // handed over", "relay peer set", "relay timed out" and "relay deleted"
 // (the last two with each side's packets, bytes, lost, jitter_ms and
-// dropped), and a debug line each time a new foreign source starts being
-// dropped; every line carries id and label (Spec.Label).
+// dropped), and debug lines each time a new foreign source starts being
+// dropped and for the first datagram dropped for want of a peer; every
+// line carries id and label (Spec.Label).
 //
 // # Beyond the API contract
 //
