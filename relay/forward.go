@@ -375,7 +375,7 @@ func (st *stream) foreign(src netip.AddrPort, ssrc uint32, hasSSRC bool, now int
 // changed peer restarts learning for the side, as rtpengine does after
 // each offer and answer; a zero peer keeps what the side knows. It counts
 // as activity for the timeouts.
-func (r *Relay) SetPeer(side int, peer, rtcpPeerAddr netip.AddrPort, mux bool) error {
+func (r *Relay) SetPeer(side int, peer, rtcpPeer netip.AddrPort, mux bool) error {
 	if side != 0 && side != 1 {
 		return fmt.Errorf("%w: side %d (want 0 for A or 1 for B)", ErrInvalid, side)
 	}
@@ -383,16 +383,16 @@ func (r *Relay) SetPeer(side int, peer, rtcpPeerAddr netip.AddrPort, mux bool) e
 	if peer, err = validPeer("peer", peer); err != nil {
 		return err
 	}
-	if rtcpPeerAddr, err = validPeer("rtcp_peer", rtcpPeerAddr); err != nil {
+	if rtcpPeer, err = validPeer("rtcp_peer", rtcpPeer); err != nil {
 		return err
 	}
 	sd := &r.sides[side]
 	sd.mux.Store(mux)
 	sd.streams[kindRTP].expect(peer)
-	sd.streams[kindRTCP].expect(rtcpPeer(peer, rtcpPeerAddr, mux))
+	sd.streams[kindRTCP].expect(defaultRTCPPeer(peer, rtcpPeer, mux))
 	r.lastSignal.Store(r.s.now())
 	r.s.log.Info("relay peer set", "id", r.id, "label", r.label, "side", sideNames[side],
-		"peer", addrString(peer), "rtcp_peer", addrString(rtcpPeerAddr), "mux", mux)
+		"peer", addrString(peer), "rtcp_peer", addrString(rtcpPeer), "mux", mux)
 	return nil
 }
 

@@ -497,7 +497,7 @@ func (s *Service) createLocked(spec Spec) (*Relay, error) {
 		sd.mux.Store(spec.Mux[i])
 		sd.silent.Store(spec.Silent[i])
 		sd.streams[kindRTP].init(spec.Peers[i])
-		sd.streams[kindRTCP].init(rtcpPeer(spec.Peers[i], spec.RTCPPeers[i], spec.Mux[i]))
+		sd.streams[kindRTCP].init(defaultRTCPPeer(spec.Peers[i], spec.RTCPPeers[i], spec.Mux[i]))
 		var err error
 		if spec.Ports[i] == 0 {
 			err = s.allocLocked(r, i, &reserved)
@@ -606,8 +606,8 @@ func (s *Service) allocLocked(r *Relay, i int, reserved *[]uint16) error {
 	return fmt.Errorf("%w: no free even/odd port pair in %d-%d", ErrExhausted, lo, hi)
 }
 
-// rtcpPeer is the RTCP peer expected of a side whose RTP peer is rtp.
-func rtcpPeer(rtp, rtcp netip.AddrPort, mux bool) netip.AddrPort {
+// defaultRTCPPeer is the RTCP peer expected of a side whose RTP peer is rtp.
+func defaultRTCPPeer(rtp, rtcp netip.AddrPort, mux bool) netip.AddrPort {
 	switch {
 	case rtcp.IsValid():
 		return rtcp
