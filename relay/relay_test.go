@@ -58,11 +58,21 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // drain returns the payloads p holds, without blocking.
 func drain(t *testing.T, p *mediaport.Port) []string {
 	t.Helper()
-	var got []string
-	for _, d := range simlan.Drain(t, p) {
-		got = append(got, d.Payload)
+	return pluck(simlan.Drain(t, p), func(d simlan.Datagram) string { return d.Payload })
+}
+
+// from returns the sources of what p holds, without blocking.
+func from(t *testing.T, p *mediaport.Port) []string {
+	t.Helper()
+	return pluck(simlan.Drain(t, p), func(d simlan.Datagram) string { return d.From })
+}
+
+func pluck(ds []simlan.Datagram, f func(simlan.Datagram) string) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, f(d))
 	}
-	return got
+	return out
 }
 
 func send(t *testing.T, p *mediaport.Port, to netip.AddrPort, msgs ...string) {
@@ -108,14 +118,18 @@ func TestRelayLatchesBothSides(t *testing.T) {
 	if got := drain(t, t3); len(got) != 0 {
 		t.Errorf("T3 received %q", got)
 	}
+	// The LAN ran 1 s before the relay was made; the last datagrams
+	// arrived 1 ms after the last round of sends.
+	last := sim.Epoch.Add(time.Second + 6*20*time.Millisecond + time.Millisecond)
 	want := relay.Info{
-		ID:    "1",
-		Ports: [2]uint16{20000, 20002},
-		Peers: [2]netip.AddrPort{ap("198.51.100.1:20010"), ap("198.51.100.3:20020")},
+		ID:      "1",
+		Ports:   [2]uint16{20000, 20002},
+		Peers:   [2]netip.AddrPort{ap("198.51.100.1:20010"), ap("198.51.100.3:20020")},
+		Created: sim.Epoch.Add(time.Second),
 		Sides: [2]relay.SideInfo{
-			{Port: 20000, Peer: ap("198.51.100.1:20010"), Counters: relay.Counters{
+			{Port: 20000, Peer: ap("198.51.100.1:20010"), State: relay.PeerLearned, LastPacket: last, Counters: relay.Counters{
 				ReceivedPackets: 6, ReceivedBytes: 8 + 5*4, SentPackets: 6, SentBytes: 8 + 5*4, ForeignSource: 5}},
-			{Port: 20002, Peer: ap("198.51.100.3:20020"), Counters: relay.Counters{
+			{Port: 20002, Peer: ap("198.51.100.3:20020"), State: relay.PeerLearned, LastPacket: last, Counters: relay.Counters{
 				ReceivedPackets: 6, ReceivedBytes: 8 + 5*4, SentPackets: 5, SentBytes: 5 * 4, NoPeer: 1}},
 		},
 	}

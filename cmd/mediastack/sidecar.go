@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/mediastack/mediastack/internal/controlhttp"
 	"github.com/mediastack/mediastack/mediaport"
@@ -25,6 +26,10 @@ type sidecarConfig struct {
 	token    controlToken
 	dscp     int
 	arp      policyarp.Options
+	// Relay lifetimes and endpoint learning, as rtpengine names them.
+	timeout, silentTimeout, finalTimeout time.Duration
+	learning                             relay.Learning
+	strictSource                         bool
 
 	// Set by validate.
 	lo, hi     uint16
@@ -45,6 +50,11 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.dscp, "dscp", mediaport.DefaultDSCP, "mark every datagram the media ports send (fast and through netstack) with DSCP `N`, 0 to 63: 46 is EF, "+
 		"RFC 4594's class for real-time media; 34 AF41 (interactive video); 0 unmarked")
 	registerARPFlags(fs, &c.arp)
+	fs.DurationVar(&c.timeout, "timeout", relay.DefaultTimeout, "delete a relay (a call) that received no media at all for this `DURATION` (0: never); --relay relays never time out")
+	fs.DurationVar(&c.silentTimeout, "silent-timeout", relay.DefaultSilentTimeout, "the same `DURATION` for a relay whose sides are all on hold (0: never)")
+	fs.DurationVar(&c.finalTimeout, "final-timeout", 0, "delete every relay this `DURATION` after it was made, whatever its traffic (0: never)")
+	fs.TextVar(&c.learning, "endpoint-learning", relay.LearnDelayed, "how a relay side learns its peer from the media: `MODE` delayed, immediate, heuristic or off (rtpengine's names)")
+	fs.BoolVar(&c.strictSource, "strict-source", false, "once a relay side has learned its peer, drop media from any other source (no handover to a new NAT binding)")
 }
 
 // dscpOption is --dscp as mediaport.Options.DSCP, whose 0 is the default.
@@ -105,6 +115,17 @@ func (c *sidecarConfig) validate() error {
 		c.relaySpecs = append(c.relaySpecs, spec)
 	}
 	c.warnings = rtcpRelayWarnings(c.relaySpecs)
+	for i := range c.relaySpecs {
+		c.relaySpecs[i].Learning, c.relaySpecs[i].StrictSource, c.relaySpecs[i].Permanent = c.learning, c.strictSource, true
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"--timeout", c.timeout}, {"--silent-timeout", c.silentTimeout}, {"--final-timeout", c.finalTimeout}} {
+		if f.d < 0 {
+			return usageErrorf("%s %v: want a duration of 0 (never) or more", f.name, f.d)
+		}
+	}
 	if err := c.token.load(); err != nil {
 		return err
 	}
@@ -155,7 +176,17 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 			stops[i]()
 		}
 	}
-	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log})
+	// relay.Options takes 0 for its defaults and a negative duration for
+	// never; the flags take 0 for never.
+	never := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log,
+		Timeout: never(cfg.timeout), SilentTimeout: never(cfg.silentTimeout), FinalTimeout: cfg.finalTimeout,
+		Learning: cfg.learning, StrictSource: cfg.strictSource})
 	if err != nil {
 		stop()
 		return nil, err
@@ -171,7 +202,9 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		}
 	}
 	log.Info("media fast paths up", "rtp_ports", cfg.rtpPorts, "reflect", cfg.reflect, "relays", len(cfg.relaySpecs),
-		"arp_aging", m.Table().Aging(), "arp_refresh", m.Table().Refresh())
+		"arp_aging", m.Table().Aging(), "arp_refresh", m.Table().Refresh(),
+		"timeout", cfg.timeout, "silent_timeout", cfg.silentTimeout, "final_timeout", cfg.finalTimeout,
+		"endpoint_learning", cfg.learning.String(), "strict_source", cfg.strictSource)
 	for _, srv := range []struct{ name, flag, addr string }{{"control API", "--control", cfg.control}, {"metrics", "--metrics", cfg.metrics}} {
 		if srv.addr == "" {
 			continue
