@@ -114,8 +114,9 @@ type Registry struct {
 // Totals count what a Registry did since it started.
 type Totals struct {
 	// Created counts calls created by an offer; Deleted those deleted by
-	// a request; TimedOut those that ended because their relays did.
-	Created, Deleted, TimedOut uint64
+	// a request; TimedOut, SilentTimedOut and FinalTimedOut those that
+	// ended because their relays did (relay.EndReason).
+	Created, Deleted, TimedOut, SilentTimedOut, FinalTimedOut uint64
 	// Rejected counts offers refused for limits or ports.
 	Rejected uint64
 	// Offers, Answers and Deletes count the requests that succeeded.
@@ -459,6 +460,7 @@ func (r *Registry) createRelays(c *call, in *sdpIn, from int, p Params) (map[int
 			continue
 		}
 		spec := relay.Spec{
+			ClockRates:   m.clockRates,
 			RTCP:         m.rtp,
 			Learning:     r.learning,
 			StrictSource: p.StrictSource,
@@ -468,6 +470,7 @@ func (r *Registry) createRelays(c *call, in *sdpIn, from int, p Params) (map[int
 			spec.Learning = p.Learning
 		}
 		spec.Peers[from], spec.RTCPPeers[from] = r.peers(m, p)
+		spec.Silent[from] = m.silent()
 		rl, err := r.relays.Create(spec)
 		if err != nil {
 			for _, rl := range made {
@@ -545,7 +548,8 @@ func (r *Registry) updateMedia(c *call, in *sdpIn, from int, p Params, made map[
 		}
 		s := &cm.sides[from]
 		s.peer, s.rtcpPeer = r.peers(m, p)
-		s.silent = m.dir == "recvonly" || m.dir == "inactive"
+		s.silent = m.silent()
+		_ = cm.relay.SetSilent(from, s.silent)
 		s.filled = true
 		if offer {
 			cm.muxLogicOffer(m.mux, from, p.RTCPMux)
@@ -732,7 +736,7 @@ func (r *Registry) Delete(callID, fromTag, toTag string) (Info, error) {
 	r.totals.Deleted++
 	r.totals.Deletes++
 	if r.log != nil {
-		r.log.Info("call deleted", info.logArgs()...)
+		r.log.Info("call deleted", info.logArgs(r.now())...)
 	}
 	return info, nil
 }
@@ -823,10 +827,18 @@ func (r *Registry) RelayEnded(info relay.Info, reason relay.EndReason) {
 	if live > 0 && reason != relay.EndFinalTimeout {
 		return
 	}
+	final := r.infoLocked(c)
 	r.removeLocked(c)
-	r.totals.TimedOut++
+	switch reason {
+	case relay.EndSilentTimeout:
+		r.totals.SilentTimedOut++
+	case relay.EndFinalTimeout:
+		r.totals.FinalTimedOut++
+	default:
+		r.totals.TimedOut++
+	}
 	if r.log != nil {
-		r.log.Info("call ended", "call_id", c.id, "reason", reason.String())
+		r.log.Info("call ended", append(final.logArgs(r.now()), "reason", reason.String())...)
 	}
 }
 

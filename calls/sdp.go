@@ -32,7 +32,14 @@ type mediaIn struct {
 	mux     bool           // a=rtcp-mux
 	dir     string         // the direction attribute, "" when absent
 	ice     bool           // ICE attributes present
+	// clockRates are the a=rtpmap clock rates of the dynamic payload
+	// types (relay.Spec.ClockRates).
+	clockRates [32]uint32
 }
+
+// silent reports whether the party does not send: on hold, or its
+// direction says so.
+func (m *mediaIn) silent() bool { return m.hold() || m.dir == "recvonly" || m.dir == "inactive" }
 
 // peer is where the section's party receives RTP.
 func (m *mediaIn) peer() netip.AddrPort { return netip.AddrPortFrom(m.addr, m.port) }
@@ -97,6 +104,8 @@ func parseSDP(b []byte, maxMedia int) (*sdpIn, error) {
 				if m.rtcp = parseRTCP(a.Value, m.addr); !m.rtcp.IsValid() && m.relayed {
 					return nil, fmt.Errorf("%w: media %d: a=rtcp:%s", ErrSDP, i+1, a.Value)
 				}
+			case a.Key == "rtpmap":
+				m.addClockRate(a.Value)
 			case a.Key == "rtcp-mux":
 				m.mux = true
 			case slices.Contains(directions, a.Key):
@@ -108,6 +117,20 @@ func parseSDP(b []byte, maxMedia int) (*sdpIn, error) {
 		in.medias = append(in.medias, m)
 	}
 	return in, nil
+}
+
+// addClockRate records the clock rate of an a=rtpmap:PT ENC/RATE[/CH] of
+// a dynamic payload type.
+func (m *mediaIn) addClockRate(v string) {
+	pt, enc, _ := strings.Cut(v, " ")
+	n, err := strconv.ParseUint(pt, 10, 7)
+	_, rate, _ := strings.Cut(enc, "/")
+	rate, _, _ = strings.Cut(rate, "/")
+	hz, err2 := strconv.ParseUint(rate, 10, 32)
+	if err != nil || err2 != nil || n < 96 {
+		return
+	}
+	m.clockRates[n-96] = uint32(hz)
 }
 
 // countMedia counts the lines starting with m=.
