@@ -114,7 +114,9 @@ func kamailio(command, callID, fromTag, toTag, sdp, flags string) bencode.Dict {
 }
 
 // crlf turns a test file's lines into SDP's.
-func crlf(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n") }
+func crlf(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
 
 func readFile(t *testing.T, path string) string {
 	t.Helper()
