@@ -207,6 +207,9 @@ type media struct {
 	// relayMux is the rtcp-mux the relay applies to each side: settled by
 	// the answer.
 	relayMux [2]bool
+	// ptime is the last a=ptime either party gave: rtpengine tells it to
+	// both (an answer without one gets the offer's).
+	ptime string
 }
 
 type mediaSide struct {
@@ -546,6 +549,9 @@ func (r *Registry) updateMedia(c *call, in *sdpIn, from int, p Params, made map[
 			m.relayed = false
 			continue
 		}
+		if m.ptime != "" {
+			cm.ptime = m.ptime
+		}
 		s := &cm.sides[from]
 		s.peer, s.rtcpPeer = r.peers(m, p)
 		s.silent = m.silent()
@@ -656,7 +662,7 @@ func (r *Registry) rewriteFor(c *call, in *sdpIn, to int, p Params, offer bool) 
 			continue
 		}
 		port := cm.relay.Info().Ports[to]
-		out := mediaOut{port: port, rtcpPort: port + 1, mux: cm.sides[to].mux}
+		out := mediaOut{port: port, rtcpPort: port + 1, mux: cm.sides[to].mux, ptime: cm.ptime}
 		// rtcp-mux settled toward this party (an answer, or an offer that
 		// requires it): RTCP on the RTP port. Offered only: a fallback
 		// RTCP port too, as RFC 5761 wants.
