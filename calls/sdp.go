@@ -276,8 +276,8 @@ func (in *sdpIn) apply(w rewrite) ([]byte, error) {
 func rewriteAttributes(md *sdp.MediaDescription, m *mediaIn, out mediaOut, w rewrite, netType, addr string) []sdp.Attribute {
 	var (
 		kept, mid []sdp.Attribute
-		perPT            = map[string][]sdp.Attribute{}
-		rtpmap           = map[string]bool{}
+		perPT     = map[string][]sdp.Attribute{}
+		rtpmap    = map[string]bool{}
 	)
 	for _, a := range md.Attributes {
 		switch key := a.Key; {
