@@ -84,8 +84,11 @@ type Options struct {
 	MaxCalls int
 	// MaxMedia bounds the m= lines of one call (default DefaultMaxMedia).
 	MaxMedia int
-	// Learning is the endpoint learning of calls that do not ask for one.
-	Learning relay.Learning
+	// Learning is the endpoint learning of calls that do not ask for one;
+	// StrictSource makes every call's relays strict (a request may ask for
+	// it too).
+	Learning     relay.Learning
+	StrictSource bool
 	// Now is the clock of created and last-signal times (default
 	// time.Now).
 	Now func() time.Time
@@ -101,6 +104,7 @@ type Registry struct {
 	maxCalls int
 	maxMedia int
 	learning relay.Learning
+	strict   bool
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -133,6 +137,7 @@ func New(opts Options) (*Registry, error) {
 		maxCalls: opts.MaxCalls,
 		maxMedia: opts.MaxMedia,
 		learning: opts.Learning,
+		strict:   opts.StrictSource,
 		now:      opts.Now,
 		log:      opts.Log,
 		calls:    make(map[string]*call),
@@ -466,7 +471,7 @@ func (r *Registry) createRelays(c *call, in *sdpIn, from int, p Params) (map[int
 			ClockRates:   m.clockRates,
 			RTCP:         m.rtp,
 			Learning:     r.learning,
-			StrictSource: p.StrictSource,
+			StrictSource: p.StrictSource || r.strict,
 			Label:        fmt.Sprintf("call-id=%s from-tag=%s m=%d", c.id, p.FromTag, i+1),
 		}
 		if p.LearningSet {
