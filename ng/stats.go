@@ -52,18 +52,14 @@ func callStats(info calls.Info) bencode.Dict {
 		"SSRC":        ssrc,
 		"tags":        tags,
 		"totals": bencode.Dict{
-			"RTP":  counters(rtp),
-			"RTCP": counters(rtcp),
+			"RTP":  traffic(rtp),
+			"RTCP": traffic(rtcp),
 		},
 	}
 }
 
-func counters(c relay.Counters) bencode.Dict {
-	return bencode.Dict{
-		"packets": c.ReceivedPackets,
-		"bytes":   c.ReceivedBytes,
-		"errors":  c.ForeignSource + c.NoPeer + c.SendErrors,
-	}
+func traffic(t calls.Traffic) bencode.Dict {
+	return bencode.Dict{"packets": t.Packets, "bytes": t.Bytes, "errors": t.Errors}
 }
 
 func medias(ms []calls.MediaInfo, ssrc bencode.Dict) bencode.List {
@@ -110,7 +106,7 @@ func stream(s calls.StreamInfo, kind string, filled bool) bencode.Dict {
 		"advertised endpoint": endpoint(s.Advertised),
 		"last packet":         unixOrZero(s.LastPacket),
 		"flags":               flags,
-		"stats":               counters(s.Counters),
+		"stats":               traffic(s.Traffic()),
 	}
 	if s.LocalPort != 0 {
 		d["local port"] = s.LocalPort
