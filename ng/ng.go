@@ -37,6 +37,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mediastack/mediastack/calls"
@@ -141,7 +142,9 @@ func (s *Server) Serve(pc net.PacketConn) error {
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNREFUSED) {
+				// A deadline someone set, or an ICMP error for an
+				// earlier reply: the socket still serves.
 				continue
 			}
 			return err
@@ -215,6 +218,9 @@ func (s *Server) run(src netip.Addr, body []byte) (bencode.Dict, string) {
 		return reply, err
 	}()
 	s.count(src, command, err != nil)
+	if s.log != nil {
+		s.log.Debug("ng request", "command", command, "from", src.String(), "ok", err == nil)
+	}
 	if err != nil {
 		if s.log != nil {
 			s.log.Info("ng request failed", "command", command, "from", src.String(), "err", err)
