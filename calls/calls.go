@@ -327,9 +327,6 @@ func (r *Registry) Offer(p Params) (Result, error) {
 		return Result{}, err
 	}
 	to := 1 - from
-	if len(in.medias) > r.maxMedia {
-		return Result{}, fmt.Errorf("%w: %d", ErrTooManyMedia, len(in.medias))
-	}
 	// Allocate first: a request that runs out of ports changes nothing.
 	created, err := r.createRelays(c, in, from, p)
 	if err != nil {
