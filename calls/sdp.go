@@ -65,8 +65,14 @@ func parseSDP(b []byte, maxMedia int) (*sdpIn, error) {
 		return nil, fmt.Errorf("%w: %d media sections, at most %d per call", ErrTooManyMedia, n, maxMedia)
 	}
 	in := &sdpIn{}
+	b, renamed := maskMediaNames(b)
 	if err := in.desc.Unmarshal(b); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSDP, err)
+	}
+	for i, md := range in.desc.MediaDescriptions {
+		if n, ok := renamed[i]; ok {
+			md.MediaName.Media, md.MediaName.Protos = n.media, strings.Split(n.proto, "/")
+		}
 	}
 	if len(in.desc.MediaDescriptions) == 0 {
 		return nil, ErrNoMedia
@@ -134,6 +140,61 @@ func (m *mediaIn) addClockRate(v string) {
 		return
 	}
 	m.clockRates[n-96] = uint32(hz)
+}
+
+// pion/sdp accepts only the media types and transport protocols IANA
+// listed for it; SIP has more, T.38 fax's "m=image PORT udptl t38" first.
+var (
+	pionMedia  = []string{"audio", "video", "text", "application", "message"}
+	pionProtos = []string{"UDP", "RTP", "AVP", "SAVP", "SAVPF", "TLS", "DTLS", "SCTP", "AVPF", "TCP", "MSRP", "BFCP", "UDT", "IX", "MRCPv2"}
+)
+
+// mediaName is an m= line's media type and protocol as the party wrote
+// them.
+type mediaName struct{ media, proto string }
+
+// maskMediaNames replaces, for the parser only, a media type or protocol
+// pion/sdp does not know with one it does ("application", "UDP" or
+// "TCP"); it returns the m= lines it changed, by index, to be restored.
+func maskMediaNames(b []byte) ([]byte, map[int]mediaName) {
+	var renamed map[int]mediaName
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	index := -1
+	for li, line := range lines {
+		if !bytes.HasPrefix(line, []byte("m=")) {
+			continue
+		}
+		index++
+		f := strings.Fields(string(line[2:]))
+		if len(f) < 3 {
+			continue
+		}
+		media, proto := f[0], f[2]
+		knownProto := true
+		for _, p := range strings.Split(proto, "/") {
+			knownProto = knownProto && slices.Contains(pionProtos, p)
+		}
+		if slices.Contains(pionMedia, media) && knownProto {
+			continue
+		}
+		if renamed == nil {
+			renamed = map[int]mediaName{}
+		}
+		renamed[index] = mediaName{media, proto}
+		f[0] = "application"
+		if !knownProto {
+			f[2] = "UDP"
+			if strings.Contains(strings.ToUpper(proto), "TCP") {
+				f[2] = "TCP"
+			}
+		}
+		end := line[len(bytes.TrimRight(line, "\r\n")):]
+		lines[li] = append([]byte("m="+strings.Join(f, " ")), end...)
+	}
+	if renamed == nil {
+		return b, nil
+	}
+	return bytes.Join(lines, nil), renamed
 }
 
 // countMedia counts the lines starting with m=.
