@@ -50,7 +50,7 @@ func FuzzSDP(f *testing.F) {
 			if relayed[i] && (m.port != w.medias[i].port || (!m.hold() && m.addr != relay)) {
 				t.Fatalf("section %d relayed to %v port %d, want %v port %d:\n%s", i, m.addr, m.port, relay, w.medias[i].port, out)
 			}
-			if relayed[i] && strings.Contains(string(out), "a=candidate") {
+			if o := "\n" + string(out); relayed[i] && (strings.Contains(o, "\na=candidate:") || strings.Contains(o, "\na=candidate\r")) {
 				t.Fatalf("ICE candidates left in:\n%s", out)
 			}
 		}

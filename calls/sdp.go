@@ -174,7 +174,7 @@ func maskMediaNames(b []byte) ([]byte, map[int]mediaName) {
 		for _, p := range strings.Split(proto, "/") {
 			knownProto = knownProto && slices.Contains(pionProtos, p)
 		}
-		if slices.Contains(pionMedia, media) && knownProto {
+		if slices.Contains(pionMedia, media) && knownProto || !isToken(media) || !isToken(proto) {
 			continue
 		}
 		if renamed == nil {
@@ -195,6 +195,18 @@ func maskMediaNames(b []byte) ([]byte, map[int]mediaName) {
 		return b, nil
 	}
 	return bytes.Join(lines, nil), renamed
+}
+
+// isToken reports whether s is a plain media type or protocol: letters,
+// digits, and "/._-" after the first letter.
+func isToken(s string) bool {
+	for i, c := range []byte(s) {
+		letter := c|0x20 >= 'a' && c|0x20 <= 'z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '/' || c == '.' || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // countMedia counts the lines starting with m=.
