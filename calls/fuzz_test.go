@@ -10,8 +10,9 @@ import (
 
 // FuzzSDP: whatever a party sends, parseSDP returns an error or sections
 // that apply rewrites; and a rewritten SDP parses again with the same
-// sections, the relayed ones pointing at the relay. Seeds: two here and
-// every SDP of ng's golden tests (ng/testdata/sdp).
+// sections, the relayed ones pointing at the relay. Seeds: two here,
+// every SDP of ng's golden tests (ng/testdata/sdp) and
+// testdata/fuzz/FuzzSDP.
 func FuzzSDP(f *testing.F) {
 	f.Add("v=0\r\no=- 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=rtcp:6001\r\na=rtcp-mux\r\na=ptime:20\r\n")
 	f.Add("v=0\r\no=- 1 1 IN IP6 2001:db8::1\r\ns=-\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\nc=IN IP6 2001:db8::1\r\nm=video 0 RTP/AVP 96\r\nm=application 9 TCP/MSRP *\r\n")
