@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,9 +54,9 @@ type side struct {
 	mux      atomic.Bool
 	silent   atomic.Bool
 
-	// statsMu guards the RTP and RTCP statistics. The receive path only
+	// stats guards the RTP and RTCP statistics. The receive path only
 	// tries it (TryLock): it never waits.
-	statsMu      sync.Mutex
+	stats        tryLock
 	rtp          rtpSource
 	report       sideReport
 	statsSkipped atomic.Uint64
@@ -146,8 +147,11 @@ func (r *Relay) receive(i int, k streamKind, d *fastfilter.Datagram) {
 	in := &r.sides[i]
 	st := &in.streams[k]
 	b := d.Payload
+	// RTCP on an RTP port: the peer multiplexes (Mux), or a relay
+	// without RTCP carries a call's RTCP ports. Either way it is counted
+	// as RTCP, and kept out of the RTP statistics.
 	kind := k
-	if k == kindRTP && in.mux.Load() && isRTCP(b) {
+	if k == kindRTP && isRTCP(b) {
 		kind = kindRTCP
 	}
 	var ssrc uint32
@@ -175,13 +179,13 @@ func (r *Relay) receive(i int, k streamKind, d *fastfilter.Datagram) {
 
 	var srMid uint32
 	var hasSR bool
-	if in.statsMu.TryLock() {
+	if in.stats.tryLock() {
 		if kind == kindRTCP {
 			srMid, hasSR = in.rtcpReceived(b, now)
 		} else if hasSSRC {
 			in.rtp.update(b, now, &r.rates)
 		}
-		in.statsMu.Unlock()
+		in.stats.unlock()
 	} else {
 		in.statsSkipped.Add(1)
 	}
@@ -203,15 +207,15 @@ func (r *Relay) receive(i int, k streamKind, d *fastfilter.Datagram) {
 	}
 	oc.txPackets.Add(1)
 	oc.txBytes.Add(uint64(len(b)))
-	if hasSR && out.statsMu.TryLock() {
+	if hasSR && out.stats.tryLock() {
 		sent := &out.report.srSent[out.report.nextSR]
 		sent.mid, sent.at = srMid, now
 		out.report.nextSR = (out.report.nextSR + 1) % len(out.report.srSent)
-		out.statsMu.Unlock()
+		out.stats.unlock()
 	}
 }
 
-// rtcpReceived parses an RTCP compound from the side's peer (statsMu
+// rtcpReceived parses an RTCP compound from the side's peer (stats
 // held) and returns the middle of its sender report's NTP time, if any.
 func (sd *side) rtcpReceived(b []byte, now int64) (uint32, bool) {
 	var rep rtcpReport
@@ -315,8 +319,10 @@ func (r *Relay) learnLocked(st *stream, src netip.AddrPort, ssrc uint32, hasSSRC
 		case r.learning == LearnHeuristic && st.expected.IsValid() && src.Addr() == st.expected.Addr():
 			return learned("heuristic")
 		}
+		// Only media (RTP or RTCP) proves a source: a port scan's three
+		// probes do not.
 		ev := st.foreign(src, ssrc, hasSSRC, now)
-		if st.cand.count >= HandoverPackets {
+		if st.cand.count >= HandoverPackets && st.cand.hasSSRC {
 			return learned("consistent")
 		}
 		return ev, false
@@ -419,5 +425,20 @@ func (r *Relay) close() {
 				p.Close()
 			}
 		}
+	}
+}
+
+// tryLock guards what the receive path writes and the API reads: the
+// receive path only tries it (one compare-and-swap) and releases it with
+// a release store, no second locked instruction; a reader spins, yielding,
+// for the few tens of nanoseconds a writer holds it.
+type tryLock struct{ held atomic.Uint64 }
+
+func (l *tryLock) tryLock() bool { return l.held.CompareAndSwap(0, 1) }
+func (l *tryLock) unlock()       { relaxed.StoreRelease(&l.held, 0) }
+
+func (l *tryLock) lock() {
+	for !l.held.CompareAndSwap(0, 1) {
+		runtime.Gosched()
 	}
 }

@@ -173,10 +173,10 @@ func (r *Relay) Info() Info {
 		if si.ReceivedPackets+si.RTCP.ReceivedPackets > 0 {
 			si.LastPacket = r.s.wall(int64(max(rtp.lastRx.Load(), rtcp.lastRx.Load())))
 		}
-		sd.statsMu.Lock()
+		sd.stats.lock()
 		src := sd.rtp
 		rep := sd.report
-		sd.statsMu.Unlock()
+		sd.stats.unlock()
 		if src.valid {
 			si.Stream = StreamStats{
 				SSRC: src.ssrc, PayloadType: src.pt, ClockRate: src.rate, HighestSeq: src.extMax(),

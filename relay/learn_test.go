@@ -223,6 +223,28 @@ func TestLearnBehindNAT(t *testing.T) {
 	}
 }
 
+// TestPortScanIsNotLearned: before the NATed caller speaks, a stranger
+// sends datagrams that are not RTP (a port scan) to the caller's side:
+// delayed learning takes none of them, then learns the caller.
+func TestPortScanIsNotLearned(t *testing.T) {
+	c := newCall(t, relay.Spec{})
+	for range 5 {
+		send(t, c.ports[stranger], portA, "probe")
+	}
+	c.send(t, callee, portB, calleeSSRC, 2)
+	c.send(t, natted, portA, callerSSRC, 5)
+	c.send(t, callee, portB, calleeSSRC, 2)
+	if got := c.got(t, stranger); got != 0 {
+		t.Errorf("the stranger received %d packets", got)
+	}
+	if got, natted := c.got(t, caller), c.got(t, natted); got != 2 || natted != 2 {
+		t.Errorf("the caller received %d packets at its SDP address (want 2), %d at its NAT's (want 2)", got, natted)
+	}
+	if got := c.got(t, callee); got != 5-relay.HandoverPackets+1 {
+		t.Errorf("the callee received %d packets, want %d", got, 5-relay.HandoverPackets+1)
+	}
+}
+
 // TestSetPeer: an answer gives side B's peer after the relay was made
 // with B unknown; media then goes to it, and a changed peer restarts
 // learning.

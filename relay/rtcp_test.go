@@ -145,3 +145,25 @@ func TestRTCPRelayed(t *testing.T) {
 		t.Errorf("second allocation: %v, want [20004 20006]", got)
 	}
 }
+
+// TestRTCPOnARelayWithoutRTCP: a call's RTCP ports joined by a relay of
+// their own (serve --relay 20001:20003) count what they carry as RTCP,
+// parse its reports, and keep it out of the RTP statistics.
+func TestRTCPOnARelayWithoutRTCP(t *testing.T) {
+	l := newLAN(t)
+	s := l.service(t, false)
+	r, err := s.Create(relay.Spec{Ports: [2]uint16{20001, 20003}, Peers: [2]netip.AddrPort{{}, ap("198.51.100.3:20021")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t1, t2 := simlan.Open(t, l.t[0], 20011), simlan.Open(t, l.t[1], 20021)
+	sendBytes(t, t1, ap("198.51.100.2:20001"), rtcpPacket(t, &rtcp.SenderReport{SSRC: 5, NTPTime: 1 << 32}))
+	l.Run(20 * time.Millisecond)
+	if n := len(simlan.Drain(t, t2)); n != 1 {
+		t.Errorf("T2 received %d sender reports, want 1", n)
+	}
+	sd := r.Info().Sides[0]
+	if sd.RTCP.ReceivedPackets != 1 || sd.ReceivedPackets != 0 || sd.Stream != (relay.StreamStats{}) || sd.Report.SenderReports != 1 || sd.Report.SSRC != 5 {
+		t.Errorf("side A: RTCP %+v, RTP %+v, stream %+v, report %+v", sd.RTCP, sd.Counters, sd.Stream, sd.Report)
+	}
+}

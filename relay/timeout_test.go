@@ -98,3 +98,33 @@ func TestTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutGivesPortsBack: a relay with RTCP on allocated ports times
+// out and its four ports reflect again; a permanent relay stays.
+func TestTimeoutGivesPortsBack(t *testing.T) {
+	l := newLAN(t)
+	s, err := relay.New(relay.Options{Manager: l.r, Reflect: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := s.Create(relay.Spec{RTCP: true}); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.Create(relay.Spec{Permanent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The relay without RTCP reserves its odd ports, which go on
+	// reflecting.
+	if st := s.Stats(); st.Reflecting != 94 {
+		t.Fatalf("%d ports reflecting with two relays, want 94", st.Reflecting)
+	}
+	l.Run(time.Hour)
+	if st := s.Stats(); st.Reflecting != 98 || st.Relays != 1 || st.Ended[relay.EndTimeout] != 1 {
+		t.Errorf("after an hour: %d ports reflecting (want 98), %d relays (want 1), %d timed out (want 1)", st.Reflecting, st.Relays, st.Ended[relay.EndTimeout])
+	}
+	if _, ok := s.Get(kept.ID()); !ok {
+		t.Error("the permanent relay timed out")
+	}
+}

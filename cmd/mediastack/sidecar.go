@@ -178,7 +178,9 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		}
 	}
 	log.Info("media fast paths up", "rtp_ports", cfg.rtpPorts, "reflect", cfg.reflect, "relays", len(cfg.relaySpecs),
-		"arp_aging", m.Table().Aging(), "arp_refresh", m.Table().Refresh())
+		"arp_aging", m.Table().Aging(), "arp_refresh", m.Table().Refresh(),
+		"timeout", cfg.timeout, "silent_timeout", cfg.silentTimeout, "final_timeout", cfg.finalTimeout,
+		"endpoint_learning", cfg.learning.String(), "strict_source", cfg.strictSource)
 	for _, srv := range []struct{ name, flag, addr string }{{"control API", "--control", cfg.control}, {"metrics", "--metrics", cfg.metrics}} {
 		if srv.addr == "" {
 			continue
