@@ -53,7 +53,13 @@ func (m *mediaIn) rtcpPeer() netip.AddrPort { return m.rtcp }
 // (RFC 2543): a zero connection address.
 func (m *mediaIn) hold() bool { return m.addr.IsUnspecified() }
 
-// ICE attributes, stripped from what we send: the relay is the only path.
+// endOfCandidates (RFC 8840) says no more candidates follow; rtpengine 10.5
+// keeps it when it removes ICE: in place at session level, as the last line
+// of a media section.
+const endOfCandidates = "end-of-candidates"
+
+// ICE attributes, stripped from what we send (end-of-candidates aside): the
+// relay is the only path.
 var iceAttributes = []string{"ice-ufrag", "ice-pwd", "ice-options", "ice-lite", "ice-mismatch", "candidate", "remote-candidates", "end-of-candidates"}
 
 var directions = []string{"sendrecv", "sendonly", "recvonly", "inactive"}
@@ -325,7 +331,7 @@ func (in *sdpIn) apply(w rewrite) ([]byte, error) {
 		setConn(d.ConnectionInformation)
 	}
 	d.Attributes = slices.DeleteFunc(d.Attributes, func(a sdp.Attribute) bool {
-		return slices.Contains(iceAttributes, a.Key) ||
+		return (slices.Contains(iceAttributes, a.Key) && a.Key != endOfCandidates) ||
 			(!w.originalSendrecv && slices.Contains(directions, a.Key)) ||
 			(a.Key == "group" && strings.HasPrefix(a.Value, "BUNDLE"))
 	})
@@ -352,8 +358,11 @@ func rewriteAttributes(md *sdp.MediaDescription, m *mediaIn, out mediaOut, w rew
 		perPT     = map[string][]sdp.Attribute{}
 		rtpmap    = map[string]bool{}
 	)
+	endOfCands := false
 	for _, a := range md.Attributes {
 		switch key := a.Key; {
+		case key == endOfCandidates:
+			endOfCands = true
 		case key == "rtcp" || key == "rtcp-mux" || slices.Contains(iceAttributes, key):
 		case slices.Contains(directions, key):
 			if w.originalSendrecv {
@@ -412,6 +421,9 @@ func rewriteAttributes(md *sdp.MediaDescription, m *mediaIn, out mediaOut, w rew
 	}
 	if m.rtp && out.ptime != "" {
 		attrs = append(attrs, sdp.Attribute{Key: "ptime", Value: out.ptime})
+	}
+	if endOfCands {
+		attrs = append(attrs, sdp.Attribute{Key: endOfCandidates})
 	}
 	return attrs
 }
