@@ -10,6 +10,7 @@ var serveHelp = commandHelp{
 		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "dscp", "arp-aging", "arp-refresh"}},
 		{"calls: timeouts and endpoint learning", []string{"timeout", "silent-timeout", "final-timeout", "endpoint-learning", "strict-source"}},
 		{"control and metrics", []string{"control", "metrics", "control-token", "control-token-file"}},
+		{"signalling (rtpengine's ng protocol)", []string{"listen-ng"}},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
 		{"diagnostics", []string{"echo", "pcap", "log-level", "log-format"}},
 	},

@@ -26,6 +26,7 @@ type sidecarConfig struct {
 	token    controlToken
 	dscp     int
 	arp      policyarp.Options
+	ng       ngConfig // ng.go: --listen-ng
 	// Relay lifetimes and endpoint learning, as rtpengine names them.
 	timeout, silentTimeout, finalTimeout time.Duration
 	learning                             relay.Learning
@@ -50,6 +51,7 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.dscp, "dscp", mediaport.DefaultDSCP, "mark every datagram the media ports send (fast and through netstack) with DSCP `N`, 0 to 63: 46 is EF, "+
 		"RFC 4594's class for real-time media; 34 AF41 (interactive video); 0 unmarked")
 	registerARPFlags(fs, &c.arp)
+	c.ng.registerFlags(fs)
 	fs.DurationVar(&c.timeout, "timeout", relay.DefaultTimeout, "delete a relay (a call) that received no media at all for this `DURATION` (0: never); --relay relays never time out")
 	fs.DurationVar(&c.silentTimeout, "silent-timeout", relay.DefaultSilentTimeout, "the same `DURATION` for a relay whose sides are all on hold (0: never)")
 	fs.DurationVar(&c.finalTimeout, "final-timeout", 0, "delete every relay this `DURATION` after it was made, whatever its traffic (0: never)")
@@ -83,7 +85,7 @@ func (c *sidecarConfig) validate() error {
 			name string
 			set  bool
 		}{{"--reflect", c.reflect}, {"--relay", len(c.relays) > 0}, {"--control", c.control != ""}, {"--metrics", c.metrics != ""},
-			{"--control-token", c.token.flag != "" || c.token.file != ""}} {
+			{"--control-token", c.token.flag != "" || c.token.file != ""}, {"--listen-ng", c.ng.listen != ""}} {
 			if f.set {
 				return usageErrorf("%s needs --rtp-ports LO-HI (the ports it works on)", f.name)
 			}
@@ -150,6 +152,9 @@ func (c *sidecarConfig) validate() error {
 	if c.dscp < 0 || c.dscp > 63 {
 		return usageErrorf("--dscp %d: want a DSCP from 0 to 63 (46: EF)", c.dscp)
 	}
+	if err := c.ng.validate(); err != nil {
+		return err
+	}
 	aging, refresh := c.arp.Aging, c.arp.Refresh
 	if aging == 0 {
 		aging = policyarp.DefaultAging
@@ -176,6 +181,7 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 			stops[i]()
 		}
 	}
+	ngc := new(ngCalls)
 	// relay.Options takes 0 for its defaults and a negative duration for
 	// never; the flags take 0 for never.
 	never := func(d time.Duration) time.Duration {
@@ -186,7 +192,7 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 	}
 	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log,
 		Timeout: never(cfg.timeout), SilentTimeout: never(cfg.silentTimeout), FinalTimeout: cfg.finalTimeout,
-		Learning: cfg.learning, StrictSource: cfg.strictSource})
+		Learning: cfg.learning, StrictSource: cfg.strictSource, OnEnd: ngc.relayEnded})
 	if err != nil {
 		stop()
 		return nil, err
@@ -224,5 +230,11 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		}
 		stops = append(stops, server.Close)
 	}
+	stopNG, err := startNG(svc, ngc, cfg.ng, cfg.learning, cfg.strictSource, log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, stopNG)
 	return stop, nil
 }
