@@ -331,3 +331,24 @@ func TestSameSDPHarness(t *testing.T) {
 	got.name = "a second rtpengine"
 	sameSDP(t, want, got)
 }
+
+// TestNgClient: Debian's rtpengine-ng-client, a client nobody here wrote,
+// takes a call through mediastack's ng port: ping, offer, answer, query,
+// delete, each answer checked as TestNgClientAgainstRtpengine checks the
+// real rtpengine's.
+func TestNgClient(t *testing.T) {
+	netnstest.RequireTools(t, "rtpengine-ng-client", "ping")
+	ns := netnstest.NewNamespace(t)
+	ngClientCall(t, startMediastack(t, ns, "msngc", ngAddr))
+}
+
+// TestSameSDPAsRtpengine: the same offers and answers (audio; audio and
+// video; rtcp-mux; ICE removed; IPv6) sent to the real rtpengine and to
+// mediastack give SDPs that differ only in addresses and ports.
+func TestSameSDPAsRtpengine(t *testing.T) {
+	netnstest.RequireTools(t, "rtpengine", "rtpengine-ng-client", "ping")
+	ns := netnstest.NewNamespace(t)
+	got := startMediastack(t, ns, "mssdp", ngAddr)
+	want := startRtpengine(t, ns, rtpengineNG2, rtpengineV4, rtpengineV6)
+	sameSDP(t, want, got)
+}
