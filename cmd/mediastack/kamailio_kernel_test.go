@@ -262,30 +262,36 @@ func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 			t.Fatalf("ffmpeg: %v\n%s", err, out)
 		}
 	}
-	// The relay forwards what is in flight within a moment; the checks
-	// below say what never arrived.
-	cr, cs := callerMedia.Port(), calleeMedia.Port()
-	_ = netns.WaitFor(netnstest.StateTimeout, "every RTP packet sent relayed", func() error {
-		if len(capture.flow(cs, toCallee[0].RTP.Port(), calleeSSRC).rtp) > len(capture.flow(toCaller[0].RTP.Port(), cr, calleeSSRC).rtp) ||
-			len(capture.flow(cr, toCaller[0].RTP.Port(), callerSSRC).rtp) > len(capture.flow(toCallee[0].RTP.Port(), cs, callerSSRC).rtp) {
-			return netnstest.ErrNotYet
-		}
-		return nil
-	})
-	packets := 0
-	for _, dir := range []struct {
+	type direction struct {
 		name           string
 		ssrc           uint32
 		from, to       netip.AddrPort // the phones
 		relayIn, relay sipua.Media    // where the sender sent, where the receiver hears from
-	}{
+	}
+	directions := []direction{
 		{"caller → callee", callerSSRC, callerMedia, calleeMedia, toCaller[0], toCallee[0]},
 		{"callee → caller", calleeSSRC, calleeMedia, callerMedia, toCallee[0], toCaller[0]},
-	} {
-		sent := capture.flow(dir.from.Port(), dir.relayIn.RTP.Port(), dir.ssrc)
-		got := capture.flow(dir.relay.RTP.Port(), dir.to.Port(), dir.ssrc)
-		sentRTCP := capture.flow(dir.from.Port()+1, dir.relayIn.RTCP.Port(), dir.ssrc)
-		gotRTCP := capture.flow(dir.relay.RTCP.Port(), dir.to.Port()+1, dir.ssrc)
+	}
+	// What the capture saw each way: sent to the relay, received from it.
+	flows := func(dir direction) (sent, got, sentRTCP, gotRTCP flow) {
+		return capture.flow(dir.from.Port(), dir.relayIn.RTP.Port(), dir.ssrc),
+			capture.flow(dir.relay.RTP.Port(), dir.to.Port(), dir.ssrc),
+			capture.flow(dir.from.Port()+1, dir.relayIn.RTCP.Port(), dir.ssrc),
+			capture.flow(dir.relay.RTCP.Port(), dir.to.Port()+1, dir.ssrc)
+	}
+	// The relay forwards what is in flight within a moment; the checks
+	// below say what never arrived.
+	_ = netns.WaitFor(netnstest.StateTimeout, "every RTP and RTCP packet sent relayed", func() error {
+		for _, dir := range directions {
+			if sent, got, sentRTCP, gotRTCP := flows(dir); len(got.rtp) < len(sent.rtp) || gotRTCP.rtcpPkts < sentRTCP.rtcpPkts {
+				return netnstest.ErrNotYet
+			}
+		}
+		return nil
+	})
+	packets := 0
+	for _, dir := range directions {
+		sent, got, sentRTCP, gotRTCP := flows(dir)
 		t.Logf("%s: %d RTP packets sent, %d received; %d RTCP packets (%d with a sender report) sent, %d (%d) received",
 			dir.name, len(sent.rtp), len(got.rtp), sentRTCP.rtcpPkts, sentRTCP.rtcpSRs, gotRTCP.rtcpPkts, gotRTCP.rtcpSRs)
 		if len(sent.rtp) < seconds*50*9/10 {
