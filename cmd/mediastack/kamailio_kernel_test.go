@@ -289,9 +289,11 @@ func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 		}
 		return nil
 	})
-	packets := 0
+	packets, rtpSent, rtcpSent := 0, 0, 0
 	for _, dir := range directions {
 		sent, got, sentRTCP, gotRTCP := flows(dir)
+		rtpSent += len(sent.rtp)
+		rtcpSent += sentRTCP.rtcpPkts
 		t.Logf("%s: %d RTP packets sent, %d received; %d RTCP packets (%d with a sender report) sent, %d (%d) received",
 			dir.name, len(sent.rtp), len(got.rtp), sentRTCP.rtcpPkts, sentRTCP.rtcpSRs, gotRTCP.rtcpPkts, gotRTCP.rtcpSRs)
 		if len(sent.rtp) < seconds*50*9/10 {
@@ -308,6 +310,7 @@ func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 	if relay.fastPath != nil {
 		relay.fastPath(t, packets)
 	}
+	callQuality(t, relay.client, callerDialog.CallID(), rtpSent, rtcpSent)
 
 	byeDone := make(chan error, 1)
 	go func() { byeDone <- calleeDialog.AwaitBye(ctx) }()
@@ -367,4 +370,23 @@ func startMediastack(t *testing.T, ns *netnstest.Namespace, tapName string, ng n
 func TestKamailioCall(t *testing.T) {
 	ns := kamailioNamespace(t)
 	kamailioCall(t, ns, startMediastack(t, ns, "mskam", ngAddr))
+}
+
+// callQuality asks the relay, over ng, for the call's counters and quality
+// figures, logs them for the closing note, and checks that the totals count
+// the media relayed: at least 99% of the RTP sent, and the RTCP.
+func callQuality(t *testing.T, c *rtpenginetest.Client, callID string, rtpSent, rtcpSent int) {
+	t.Helper()
+	r, err := c.Query(callID)
+	if err != nil {
+		t.Fatalf("query: %v\n%s", err, r.Output)
+	}
+	t.Logf("query %s after the media:\n%s", callID, r.Output)
+	count := func(proto string) int {
+		n, _ := strconv.Atoi(fmt.Sprint(dict(r.Dict, "totals", proto, "packets")))
+		return n
+	}
+	if rtp, rtcp := count("RTP"), count("RTCP"); rtp*100 < rtpSent*99 || rtcp < rtcpSent {
+		t.Errorf("query: totals count %d RTP and %d RTCP packets, want at least 99%% of the %d RTP and the %d RTCP packets sent", rtp, rtcp, rtpSent, rtcpSent)
+	}
 }
