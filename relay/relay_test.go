@@ -108,14 +108,18 @@ func TestRelayLatchesBothSides(t *testing.T) {
 	if got := drain(t, t3); len(got) != 0 {
 		t.Errorf("T3 received %q", got)
 	}
+	// The LAN ran 1 s before the relay was made; the last datagrams
+	// arrived 1 ms after the last round of sends.
+	last := sim.Epoch.Add(time.Second + 6*20*time.Millisecond + time.Millisecond)
 	want := relay.Info{
-		ID:    "1",
-		Ports: [2]uint16{20000, 20002},
-		Peers: [2]netip.AddrPort{ap("198.51.100.1:20010"), ap("198.51.100.3:20020")},
+		ID:      "1",
+		Ports:   [2]uint16{20000, 20002},
+		Peers:   [2]netip.AddrPort{ap("198.51.100.1:20010"), ap("198.51.100.3:20020")},
+		Created: sim.Epoch.Add(time.Second),
 		Sides: [2]relay.SideInfo{
-			{Port: 20000, Peer: ap("198.51.100.1:20010"), Counters: relay.Counters{
+			{Port: 20000, Peer: ap("198.51.100.1:20010"), State: relay.PeerLearned, LastPacket: last, Counters: relay.Counters{
 				ReceivedPackets: 6, ReceivedBytes: 8 + 5*4, SentPackets: 6, SentBytes: 8 + 5*4, ForeignSource: 5}},
-			{Port: 20002, Peer: ap("198.51.100.3:20020"), Counters: relay.Counters{
+			{Port: 20002, Peer: ap("198.51.100.3:20020"), State: relay.PeerLearned, LastPacket: last, Counters: relay.Counters{
 				ReceivedPackets: 6, ReceivedBytes: 8 + 5*4, SentPackets: 5, SentBytes: 5 * 4, NoPeer: 1}},
 		},
 	}
