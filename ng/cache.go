@@ -74,7 +74,12 @@ func (c *cache) end(cookie string, reply []byte, now time.Time) {
 }
 
 func (c *cache) swapIfDueLocked(now time.Time) {
-	if now.Sub(c.swapped) >= c.ttl {
+	switch age := now.Sub(c.swapped); {
+	case age >= 2*c.ttl:
+		// Both generations are too old (no request came for a while).
+		c.swapLocked(now)
+		c.swapLocked(now)
+	case age >= c.ttl:
 		c.swapLocked(now)
 	}
 }

@@ -9,6 +9,7 @@ var serveHelp = commandHelp{
 		{"link and addresses", []string{"link", "addr", "gateway", "mac", "mtu", "share-host-address"}},
 		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "arp-aging", "arp-refresh"}},
 		{"control and metrics", []string{"control", "metrics"}},
+		{"signalling (rtpengine's ng protocol)", []string{"listen-ng"}},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
 		{"diagnostics", []string{"echo", "pcap"}},
 	},

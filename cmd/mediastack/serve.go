@@ -179,6 +179,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	}()
 
+	cfg.sidecar.ng.addrs = hostAddrs(opts.Addrs) // ng.go: the SDPs' media addresses
 	stopSidecar, err := startSidecar(host.Ports(), cfg.sidecar, log)
 	if err != nil {
 		return err

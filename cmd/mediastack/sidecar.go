@@ -25,6 +25,7 @@ type sidecarConfig struct {
 	control  string
 	metrics  string
 	arp      policyarp.Options
+	ng       ngConfig // ng.go: --listen-ng
 
 	// Set by validate.
 	lo, hi     uint16
@@ -41,6 +42,7 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays) on this host `ADDR`, e.g. 127.0.0.1:8080")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host `ADDR`, e.g. 127.0.0.1:9090")
 	registerARPFlags(fs, &c.arp)
+	c.ng.registerFlags(fs)
 }
 
 // registerARPFlags registers --arp-aging and --arp-refresh on fs, writing
@@ -60,7 +62,7 @@ func (c *sidecarConfig) validate() error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"--reflect", c.reflect}, {"--relay", len(c.relays) > 0}, {"--control", c.control != ""}, {"--metrics", c.metrics != ""}} {
+		}{{"--reflect", c.reflect}, {"--relay", len(c.relays) > 0}, {"--control", c.control != ""}, {"--metrics", c.metrics != ""}, {"--listen-ng", c.ng.listen != ""}} {
 			if f.set {
 				return usageErrorf("%s needs --rtp-ports LO-HI (the ports it works on)", f.name)
 			}
@@ -100,6 +102,9 @@ func (c *sidecarConfig) validate() error {
 			return usageErrorf("%s %q: want HOST:PORT (e.g. 127.0.0.1:8080)", f.name, f.addr)
 		}
 	}
+	if err := c.ng.validate(); err != nil {
+		return err
+	}
 	aging, refresh := c.arp.Aging, c.arp.Refresh
 	if aging == 0 {
 		aging = policyarp.DefaultAging
@@ -126,7 +131,8 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 			stops[i]()
 		}
 	}
-	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log})
+	ngc := new(ngCalls)
+	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log, OnEnd: ngc.relayEnded})
 	if err != nil {
 		stop()
 		return nil, err
@@ -162,6 +168,12 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		}
 		stops = append(stops, shutdown)
 	}
+	stopNG, err := startNG(svc, ngc, cfg.ng, log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, stopNG)
 	return stop, nil
 }
 
