@@ -84,8 +84,11 @@ type Options struct {
 	MaxCalls int
 	// MaxMedia bounds the m= lines of one call (default DefaultMaxMedia).
 	MaxMedia int
-	// Learning is the endpoint learning of calls that do not ask for one.
-	Learning relay.Learning
+	// Learning is the endpoint learning of calls that do not ask for one;
+	// StrictSource makes every call's relays strict (a request may ask for
+	// it too).
+	Learning     relay.Learning
+	StrictSource bool
 	// Now is the clock of created and last-signal times (default
 	// time.Now).
 	Now func() time.Time
@@ -101,6 +104,7 @@ type Registry struct {
 	maxCalls int
 	maxMedia int
 	learning relay.Learning
+	strict   bool
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -133,6 +137,7 @@ func New(opts Options) (*Registry, error) {
 		maxCalls: opts.MaxCalls,
 		maxMedia: opts.MaxMedia,
 		learning: opts.Learning,
+		strict:   opts.StrictSource,
 		now:      opts.Now,
 		log:      opts.Log,
 		calls:    make(map[string]*call),
@@ -207,6 +212,9 @@ type media struct {
 	// relayMux is the rtcp-mux the relay applies to each side: settled by
 	// the answer.
 	relayMux [2]bool
+	// ptime is the last a=ptime either party gave: rtpengine tells it to
+	// both (an answer without one gets the offer's).
+	ptime string
 }
 
 type mediaSide struct {
@@ -463,7 +471,7 @@ func (r *Registry) createRelays(c *call, in *sdpIn, from int, p Params) (map[int
 			ClockRates:   m.clockRates,
 			RTCP:         m.rtp,
 			Learning:     r.learning,
-			StrictSource: p.StrictSource,
+			StrictSource: p.StrictSource || r.strict,
 			Label:        fmt.Sprintf("call-id=%s from-tag=%s m=%d", c.id, p.FromTag, i+1),
 		}
 		if p.LearningSet {
@@ -545,6 +553,9 @@ func (r *Registry) updateMedia(c *call, in *sdpIn, from int, p Params, made map[
 			cm.sides[from] = mediaSide{}
 			m.relayed = false
 			continue
+		}
+		if m.ptime != "" {
+			cm.ptime = m.ptime
 		}
 		s := &cm.sides[from]
 		s.peer, s.rtcpPeer = r.peers(m, p)
@@ -656,7 +667,7 @@ func (r *Registry) rewriteFor(c *call, in *sdpIn, to int, p Params, offer bool) 
 			continue
 		}
 		port := cm.relay.Info().Ports[to]
-		out := mediaOut{port: port, rtcpPort: port + 1, mux: cm.sides[to].mux}
+		out := mediaOut{port: port, rtcpPort: port + 1, mux: cm.sides[to].mux, ptime: cm.ptime}
 		// rtcp-mux settled toward this party (an answer, or an offer that
 		// requires it): RTCP on the RTP port. Offered only: a fallback
 		// RTCP port too, as RFC 5761 wants.

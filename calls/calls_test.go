@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mediastack/mediastack/calls"
-	"github.com/mediastack/mediastack/internal/calltest"
+	"github.com/mediastack/mediastack/calls/callstest"
 	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/relay"
 )
@@ -72,7 +72,7 @@ func equal(t *testing.T, what string, got, want []string) {
 // added m= lines and frees those of removed or rejected ones; o= goes up
 // only when what a party is sent changes.
 func TestReOffer(t *testing.T) {
-	f := calltest.New(t, calltest.Options{})
+	f := callstest.New(t, callstest.Options{})
 	c := f.Calls
 	p := calls.Params{CallID: "c", FromTag: "a", SDP: sdp("1", 1, "6000")}
 	equal(t, "offer", mLines(offer(t, c, p)), []string{"o=- 1 1 IN IP4 198.51.100.1", "m=audio 30002 RTP/AVP 0", "a=rtcp:30003"})
@@ -120,7 +120,7 @@ func TestReOffer(t *testing.T) {
 // an offer that runs out of ports fail and leave nothing behind.
 func TestLimits(t *testing.T) {
 	// Two port pairs per m= line: 30000-30011 holds three lines.
-	f := calltest.New(t, calltest.Options{PortMax: 30011, Calls: calls.Options{MaxCalls: 2}})
+	f := callstest.New(t, callstest.Options{PortMax: 30011, Calls: calls.Options{MaxCalls: 2}})
 	c := f.Calls
 	many := make([]string, 10000)
 	for i := range many {
@@ -155,7 +155,7 @@ func TestLimits(t *testing.T) {
 
 // TestTimeoutEndsCall: a call whose relays time out (no media) is removed.
 func TestTimeoutEndsCall(t *testing.T) {
-	f := calltest.New(t, calltest.Options{Relay: relay.Options{Timeout: 10 * time.Second}})
+	f := callstest.New(t, callstest.Options{Relay: relay.Options{Timeout: 10 * time.Second}})
 	c := f.Calls
 	offer(t, c, calls.Params{CallID: "c", FromTag: "a", SDP: sdp("1", 1, "6000", "6002")})
 	answer(t, c, calls.Params{CallID: "c", FromTag: "a", ToTag: "b", SDP: sdp("3", 1, "7000", "7002")})
@@ -177,7 +177,7 @@ func TestTimeoutEndsCall(t *testing.T) {
 
 // TestTags: requests must name the call's tags.
 func TestTags(t *testing.T) {
-	f := calltest.New(t, calltest.Options{})
+	f := callstest.New(t, callstest.Options{})
 	c := f.Calls
 	offer(t, c, calls.Params{CallID: "c", FromTag: "a", SDP: sdp("1", 1, "6000")})
 	if _, err := c.Answer(calls.Params{CallID: "c", FromTag: "x", ToTag: "b", SDP: sdp("3", 1, "7000")}); !errors.Is(err, calls.ErrTags) {
@@ -232,7 +232,7 @@ func TestRTCPMux(t *testing.T) {
 		{"reject", true, true, calls.RTCPMux{Reject: true}, []string{"a=rtcp:30003", "a=rtcp-mux"}, []string{"a=rtcp:30001"}, [2]bool{false, true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := calltest.New(t, calltest.Options{})
+			f := callstest.New(t, callstest.Options{})
 			o := offer(t, f.Calls, calls.Params{CallID: "c", FromTag: "a", SDP: muxSDP("1", "6000", tc.offered), RTCPMux: tc.req})
 			equal(t, "offer", rtcpLines(o), tc.wantOffer)
 			a := answer(t, f.Calls, calls.Params{CallID: "c", FromTag: "a", ToTag: "b", SDP: muxSDP("3", "7000", tc.answered)})

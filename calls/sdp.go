@@ -32,6 +32,7 @@ type mediaIn struct {
 	mux     bool           // a=rtcp-mux
 	dir     string         // the direction attribute, "" when absent
 	ice     bool           // ICE attributes present
+	ptime   string         // a=ptime
 	// clockRates are the a=rtpmap clock rates of the dynamic payload
 	// types (relay.Spec.ClockRates).
 	clockRates [32]uint32
@@ -106,6 +107,8 @@ func parseSDP(b []byte, maxMedia int) (*sdpIn, error) {
 				}
 			case a.Key == "rtpmap":
 				m.addClockRate(a.Value)
+			case a.Key == "ptime":
+				m.ptime = a.Value
 			case a.Key == "rtcp-mux":
 				m.mux = true
 			case slices.Contains(directions, a.Key):
@@ -202,6 +205,7 @@ type mediaOut struct {
 	port     uint16 // the relay's RTP port that receives from the other party
 	rtcpPort uint16 // a=rtcp: port+1, or port when RTCP is muxed
 	mux      bool   // a=rtcp-mux
+	ptime    string // a=ptime, the last either party gave (rtpengine's)
 }
 
 // rtcpAttr is the form of the a=rtcp line (rtpengine's flags "full rtcp
@@ -271,9 +275,9 @@ func (in *sdpIn) apply(w rewrite) ([]byte, error) {
 // a=rtcp, a=rtcp-mux, a=ptime.
 func rewriteAttributes(md *sdp.MediaDescription, m *mediaIn, out mediaOut, w rewrite, netType, addr string) []sdp.Attribute {
 	var (
-		kept, mid, ptime []sdp.Attribute
-		perPT            = map[string][]sdp.Attribute{}
-		rtpmap           = map[string]bool{}
+		kept, mid []sdp.Attribute
+		perPT     = map[string][]sdp.Attribute{}
+		rtpmap    = map[string]bool{}
 	)
 	for _, a := range md.Attributes {
 		switch key := a.Key; {
@@ -285,7 +289,6 @@ func rewriteAttributes(md *sdp.MediaDescription, m *mediaIn, out mediaOut, w rew
 		case key == "mid":
 			mid = append(mid, a)
 		case key == "ptime" && m.rtp:
-			ptime = append(ptime, a)
 		case (key == "rtpmap" || key == "fmtp" || key == "rtcp-fb") && m.rtp:
 			pt, _, _ := strings.Cut(a.Value, " ")
 			if pt == "*" || !slices.Contains(md.MediaName.Formats, pt) {
@@ -334,7 +337,10 @@ func rewriteAttributes(md *sdp.MediaDescription, m *mediaIn, out mediaOut, w rew
 	if m.rtp && out.mux {
 		attrs = append(attrs, sdp.Attribute{Key: "rtcp-mux"})
 	}
-	return append(attrs, ptime...)
+	if m.rtp && out.ptime != "" {
+		attrs = append(attrs, sdp.Attribute{Key: "ptime", Value: out.ptime})
+	}
+	return attrs
 }
 
 func attrRank(key string) int {

@@ -24,6 +24,16 @@
 //	policyarp_neighbor_flushes_total, policyarp_failures_total
 //	relays, relay_packets_total{direction}, relay_bytes_total{direction},
 //	relay_dropped_packets_total{reason}, reflector_ports, reflected_packets_total
+//	relay_rtcp_packets_total{direction}       the RTCP share of relay_packets_total
+//	relays_ended_total{reason}                relays that ended: deleted, timeout, silent_timeout, final_timeout, closed
+//	relay_stream_jitter_seconds               histogram: each relay side's RTP jitter (RFC 3550 A.8) when the relay ends
+//	relay_stream_loss_ratio                   histogram: each relay side's RTP loss (lost/expected, A.3) when the relay ends
+//
+// Per-call figures have no label per call (the label cardinality stays
+// bounded): they are histograms over the calls that ended, and each call's
+// own figures are in the relay API. Label values are spelled as the JSON
+// API spells them (no_peer, foreign_source, silent_timeout).
+//
 //	build_info{version,commit,goversion,gvisor}  always 1 (Handler; internal/buildinfo)
 package metrics
 
@@ -53,6 +63,8 @@ type Collector struct {
 	arpInvalidations, arpFlushes, arpFailures      *prometheus.Desc
 	relays, relayPackets, relayBytes, relayDropped *prometheus.Desc
 	reflectorPorts, reflected                      *prometheus.Desc
+	relayRTCPPackets, relaysEnded                  *prometheus.Desc
+	streamJitter, streamLoss                       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -88,6 +100,10 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 		relayDropped:     d("relay_dropped_packets_total", "Datagrams relays dropped, by reason.", "reason"),
 		reflectorPorts:   d("reflector_ports", "Ports reflecting now."),
 		reflected:        d("reflected_packets_total", "Datagrams the reflector sent back to their source."),
+		relayRTCPPackets: d("relay_rtcp_packets_total", "RTCP datagrams relays received from their peers and sent to them (counted in relay_packets_total too).", "direction"),
+		relaysEnded:      d("relays_ended_total", "Relays that ended, by reason (deleted, timeout, silent_timeout, final_timeout, closed).", "reason"),
+		streamJitter:     d("relay_stream_jitter_seconds", "Inter-arrival jitter (RFC 3550 A.8) of each relay side's RTP stream, observed when the relay ends (streams of a known clock rate)."),
+		streamLoss:       d("relay_stream_loss_ratio", "Packets lost over packets expected (RFC 3550 A.3) of each relay side's RTP stream, observed when the relay ends."),
 	}
 }
 
@@ -100,7 +116,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	if c.s != nil {
-		for _, d := range []*prometheus.Desc{c.relays, c.relayPackets, c.relayBytes, c.relayDropped, c.reflectorPorts, c.reflected} {
+		for _, d := range []*prometheus.Desc{c.relays, c.relayPackets, c.relayBytes, c.relayDropped, c.reflectorPorts, c.reflected,
+			c.relayRTCPPackets, c.relaysEnded, c.streamJitter, c.streamLoss} {
 			ch <- d
 		}
 	}
@@ -158,16 +175,36 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	rs := c.s.Stats()
+	all := rs.Relayed.Add(rs.RelayedRTCP)
 	gauge(c.relays, rs.Relays)
-	counter(c.relayPackets, rs.Relayed.ReceivedPackets, "received")
-	counter(c.relayPackets, rs.Relayed.SentPackets, "sent")
-	counter(c.relayBytes, rs.Relayed.ReceivedBytes, "received")
-	counter(c.relayBytes, rs.Relayed.SentBytes, "sent")
-	counter(c.relayDropped, rs.Relayed.NoPeer, "no-peer")
-	counter(c.relayDropped, rs.Relayed.ForeignSource, "foreign-source")
-	counter(c.relayDropped, rs.Relayed.SendErrors+rs.ReflectErrors, "send-error")
+	counter(c.relayPackets, all.ReceivedPackets, "received")
+	counter(c.relayPackets, all.SentPackets, "sent")
+	counter(c.relayBytes, all.ReceivedBytes, "received")
+	counter(c.relayBytes, all.SentBytes, "sent")
+	counter(c.relayRTCPPackets, rs.RelayedRTCP.ReceivedPackets, "received")
+	counter(c.relayRTCPPackets, rs.RelayedRTCP.SentPackets, "sent")
+	counter(c.relayDropped, all.NoPeer, "no_peer")
+	counter(c.relayDropped, all.ForeignSource, "foreign_source")
+	counter(c.relayDropped, all.SendErrors+rs.ReflectErrors, "send_error")
 	gauge(c.reflectorPorts, rs.Reflecting)
 	counter(c.reflected, rs.Reflected)
+	for r, n := range rs.Ended {
+		counter(c.relaysEnded, n, relay.EndReason(r).String())
+	}
+	histogram(ch, c.streamJitter, rs.Jitter)
+	histogram(ch, c.streamLoss, rs.Loss)
+}
+
+// histogram exports a relay.Histogram (per-bucket counts) as Prometheus's
+// cumulative buckets.
+func histogram(ch chan<- prometheus.Metric, d *prometheus.Desc, h relay.Histogram) {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, le := range h.Bounds {
+		cum += h.Counts[i]
+		buckets[le] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets)
 }
 
 // buildInfoGauge is mediastack_build_info: 1, labelled with which

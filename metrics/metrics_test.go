@@ -82,6 +82,12 @@ func TestMetrics(t *testing.T) {
 		`mediastack_relay_bytes_total{direction="sent"} 1000`,
 		"mediastack_reflector_ports 8",
 		"mediastack_reflected_packets_total 10",
+		`mediastack_relay_dropped_packets_total{reason="no_peer"} 0`,
+		`mediastack_relay_rtcp_packets_total{direction="received"} 0`,
+		`mediastack_relays_ended_total{reason="timeout"} 0`,
+		"mediastack_relay_stream_jitter_seconds_count 0",
+		`mediastack_relay_stream_loss_ratio_bucket{le="+Inf"} 0`,
+		"# TYPE mediastack_relay_stream_jitter_seconds histogram",
 		"# TYPE mediastack_fast_rx_packets_total counter",
 		"# TYPE mediastack_policyarp_entries gauge",
 	} {
@@ -116,5 +122,58 @@ func TestBuildInfo(t *testing.T) {
 	}
 	if b.GoVersion != runtime.Version() {
 		t.Errorf("build info %+v: want %s", b, runtime.Version())
+	}
+}
+
+// TestRelayQualityMetrics: a relay that carried RTP with one packet lost
+// in ten is deleted; its sides' loss and jitter land in the histograms,
+// with no label per call, and the deletion in relays_ended_total.
+func TestRelayQualityMetrics(t *testing.T) {
+	lan := simlan.New(t, simlan.Options{Seed: 1})
+	newManager := func(n byte) *mediaport.Manager {
+		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
+			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
+	}
+	terminal, sidecar := newManager(1), newManager(2)
+	svc, err := relay.New(relay.Options{Manager: sidecar})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	r, err := svc.Create(relay.Spec{Ports: [2]uint16{20000, 20002}, Peers: [2]netip.AddrPort{{}, netip.MustParseAddrPort("198.51.100.1:20005")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := simlan.Open(t, terminal, 20004)
+	simlan.Open(t, terminal, 20005)
+	for seq := range 11 {
+		if seq != 5 {
+			pkt := make([]byte, 172) // PT 0, SSRC 0: G.711 at 8000 Hz
+			pkt[0], pkt[2], pkt[3], pkt[7] = 0x80, 0, byte(seq), byte(seq*160%256)
+			pkt[6] = byte(seq * 160 / 256)
+			out.WriteToUDPAddrPort(pkt, netip.MustParseAddrPort("198.51.100.2:20000"))
+		}
+		lan.Run(20 * time.Millisecond)
+	}
+	if _, err := svc.Delete(r.ID()); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	metrics.Handler(sidecar, svc).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	lines := strings.Split(rec.Body.String(), "\n")
+	for _, want := range []string{
+		`mediastack_relays_ended_total{reason="deleted"} 1`,
+		`mediastack_relay_stream_loss_ratio_bucket{le="0.05"} 0`,
+		`mediastack_relay_stream_loss_ratio_bucket{le="0.1"} 1`,
+		"mediastack_relay_stream_loss_ratio_count 1",
+		`mediastack_relay_stream_jitter_seconds_bucket{le="0.001"} 1`,
+		"mediastack_relay_stream_jitter_seconds_count 1",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("metrics lack the line %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", rec.Body.String())
 	}
 }

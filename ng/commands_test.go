@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mediastack/mediastack/calls/callstest"
 	"github.com/mediastack/mediastack/internal/bencode"
-	"github.com/mediastack/mediastack/internal/calltest"
 	"github.com/mediastack/mediastack/internal/simlan"
 )
 
@@ -18,7 +18,7 @@ const offerSDP = "v=0\r\no=- 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.1
 const answerSDP = "v=0\r\no=- 2 2 IN IP4 198.51.100.3\r\ns=-\r\nc=IN IP4 198.51.100.3\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n"
 
 func TestPing(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	// Exactly the bytes of rtpengine-ng.md §1.1.
 	got := s.srv.Handle(netip.Addr{}, []byte("5323_1 d7:command4:pinge"))
 	if string(got) != "5323_1 d6:result4:ponge" {
@@ -29,7 +29,7 @@ func TestPing(t *testing.T) {
 // TestKamailioOffer: the exact offer of rtpengine-ng.md §2.2, keys
 // unsorted, gets an SDP pointing at R.
 func TestKamailioOffer(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	req := "d8:supportsl10:load limite3:sdp87:v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n" +
 		"3:ICE6:remove7:replacel6:origin18:session-connectione18:transport-protocol7:RTP/AVP7:call-id14:a84b4c76e66710" +
 		"13:received-froml3:IP49:127.0.0.1e8:from-tag10:19283017747:command5:offere"
@@ -45,16 +45,16 @@ func TestKamailioOffer(t *testing.T) {
 // same reply, byte for byte, and is not run again; after the cache's 30 to
 // 60 s it is a new request.
 func TestRetransmission(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	req, _ := bencode.Marshal(kamailio("offer", "c1", "a", "", offerSDP, ""))
-	first := s.srv.Handle(calltest.ProxyAddr, append([]byte("k1 "), req...))
-	again := s.srv.Handle(calltest.ProxyAddr, append([]byte("k1 "), req...))
+	first := s.srv.Handle(callstest.ProxyAddr, append([]byte("k1 "), req...))
+	again := s.srv.Handle(callstest.ProxyAddr, append([]byte("k1 "), req...))
 	if string(first) != string(again) {
 		t.Errorf("retransmission got %q, first %q", again, first)
 	}
 	// Same cookie, another body: still the cached reply (rtpengine keys on
 	// the cookie only).
-	ping := s.srv.Handle(calltest.ProxyAddr, []byte("k1 d7:command4:pinge"))
+	ping := s.srv.Handle(callstest.ProxyAddr, []byte("k1 d7:command4:pinge"))
 	if string(ping) != string(first) {
 		t.Errorf("same cookie, other body: %q", ping)
 	}
@@ -65,7 +65,7 @@ func TestRetransmission(t *testing.T) {
 		t.Errorf("%d relays, want 1", n)
 	}
 	s.LAN.Run(61 * time.Second)
-	if got := s.srv.Handle(calltest.ProxyAddr, []byte("k1 d7:command4:pinge")); string(got) != "k1 d6:result4:ponge" {
+	if got := s.srv.Handle(callstest.ProxyAddr, []byte("k1 d7:command4:pinge")); string(got) != "k1 d6:result4:ponge" {
 		t.Errorf("after 61 s the cookie is new: got %q", got)
 	}
 }
@@ -74,7 +74,7 @@ func TestRetransmission(t *testing.T) {
 // and RTCP to the addresses in the SDPs they got; query counts it,
 // delete returns the final statistics and frees the ports.
 func TestOfferAnswerQueryDelete(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	offer := s.ok(t, kamailio("offer", "call-1", "a-tag", "", offerSDP, "replace-origin replace-session-connection"))
 	answer := s.ok(t, kamailio("answer", "call-1", "a-tag", "b-tag", answerSDP, "replace-origin replace-session-connection"))
 	toB := sdpPeer(t, offer["sdp"].(string))  // where B sends
@@ -182,7 +182,7 @@ func send(t *testing.T, p interface {
 // TestBadInput: what is not a valid request gets an error reply (or, with
 // no cookie, none) and leaves nothing behind.
 func TestBadInput(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	head := "v=0\r\no=- 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n"
 	// 10,000 m= lines do not fit a datagram (the bencode limit refuses
 	// them); 1,000 do, and the call's limit refuses them.
@@ -252,7 +252,7 @@ func enc(d bencode.Dict) string {
 // TestListAndStatistics: list gives call-ids, oldest first, up to limit;
 // statistics counts sessions and commands.
 func TestListAndStatistics(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	for i := range 3 {
 		s.ok(t, kamailio("offer", fmt.Sprintf("call-%d", i), "a", "", offerSDP, ""))
 		s.LAN.Run(time.Millisecond)
@@ -276,7 +276,7 @@ func TestListAndStatistics(t *testing.T) {
 		t.Errorf("control statistics %v", ctl)
 	}
 	proxies := ctl["proxies"].(bencode.List)
-	if len(proxies) != 1 || proxies[0].(bencode.Dict)["proxy"] != calltest.ProxyAddr.String() {
+	if len(proxies) != 1 || proxies[0].(bencode.Dict)["proxy"] != callstest.ProxyAddr.String() {
 		t.Errorf("proxies %v", proxies)
 	}
 }

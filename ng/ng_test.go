@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mediastack/mediastack/calls/callstest"
 	"github.com/mediastack/mediastack/internal/bencode"
-	"github.com/mediastack/mediastack/internal/calltest"
 	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/ng"
 )
@@ -22,14 +22,14 @@ var update = flag.Bool("update", false, "rewrite the golden SDPs in testdata/sdp
 
 // server is an ng server on a calltest fixture.
 type server struct {
-	*calltest.Fixture
+	*callstest.Fixture
 	srv    *ng.Server
 	cookie int
 }
 
-func newServer(t testing.TB, o calltest.Options) *server {
+func newServer(t testing.TB, o callstest.Options) *server {
 	t.Helper()
-	f := calltest.New(t, o)
+	f := callstest.New(t, o)
 	srv, err := ng.New(ng.Options{Calls: f.Calls, Relays: f.Relays, Now: f.Clock})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func newServer(t testing.TB, o calltest.Options) *server {
 // cookie.
 func (s *server) raw(t testing.TB, cookie string, body []byte) bencode.Dict {
 	t.Helper()
-	reply := s.srv.Handle(calltest.ProxyAddr, append([]byte(cookie+" "), body...))
+	reply := s.srv.Handle(callstest.ProxyAddr, append([]byte(cookie+" "), body...))
 	rest, ok := bytes.CutPrefix(reply, []byte(cookie+" "))
 	if !ok {
 		t.Fatalf("reply %q does not start with the cookie %q", reply, cookie)
@@ -87,7 +87,7 @@ func (s *server) ok(t testing.TB, req bencode.Dict) bencode.Dict {
 // into replace, rtcp-mux-X into rtcp-mux, KEY=VALUE as a string key.
 func kamailio(command, callID, fromTag, toTag, sdp, flags string) bencode.Dict {
 	d := bencode.Dict{"command": command, "call-id": callID, "from-tag": fromTag, "supports": bencode.List{"load limit"},
-		"received-from": bencode.List{"IP4", calltest.ProxyAddr.String()}}
+		"received-from": bencode.List{"IP4", callstest.ProxyAddr.String()}}
 	if toTag != "" {
 		d["to-tag"] = toTag
 	}
@@ -140,7 +140,7 @@ func TestGoldenSDP(t *testing.T) {
 	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			s := newServer(t, calltest.Options{})
+			s := newServer(t, callstest.Options{})
 			steps := []struct{ command, from, to string }{{"offer", "a-tag", ""}, {"answer", "a-tag", "b-tag"}}
 			for _, step := range steps {
 				in := filepath.Join(dir, step.command+".sdp")

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/calls/callstest"
 	"github.com/mediastack/mediastack/internal/bencode"
-	"github.com/mediastack/mediastack/internal/calltest"
 )
 
 // serveUDP runs the server on a loopback UDP socket until the test ends;
@@ -59,7 +59,7 @@ func roundTrip(t testing.TB, conn net.Conn, req []byte, buf []byte) []byte {
 // TestServeUDP: over a connected UDP socket, as Kamailio's, a ping and an
 // offer get their replies from the address they were sent to.
 func TestServeUDP(t *testing.T) {
-	s := newServer(t, calltest.Options{})
+	s := newServer(t, callstest.Options{})
 	conn := serveUDP(t, s)
 	buf := make([]byte, 65536)
 	if got := roundTrip(t, conn, []byte("1_4242_0 d7:command4:pinge"), buf); string(got) != "1_4242_0 d6:result4:ponge" {
@@ -78,7 +78,7 @@ func TestServeUDP(t *testing.T) {
 func BenchmarkCall(b *testing.B) {
 	for _, transport := range []string{"in-process", "udp"} {
 		b.Run(transport, func(b *testing.B) {
-			s := newServer(b, calltest.Options{})
+			s := newServer(b, callstest.Options{})
 			var conn net.Conn
 			if transport == "udp" {
 				conn = serveUDP(b, s)
@@ -92,7 +92,7 @@ func BenchmarkCall(b *testing.B) {
 				req := append([]byte(cookie+" "), body...)
 				var reply []byte
 				if conn == nil {
-					reply = s.srv.Handle(calltest.ProxyAddr, req)
+					reply = s.srv.Handle(callstest.ProxyAddr, req)
 				} else {
 					reply = roundTrip(b, conn, req, buf)
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mediastack/mediastack/internal/simlan"
+	"github.com/mediastack/mediastack/link/sim"
 	"github.com/mediastack/mediastack/relay"
 )
 
@@ -45,8 +46,9 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("POST: %d %v %s", code, hdr, body)
 	}
 	created := decode[relay.RelayJSON](t, body)
-	want := relay.RelayJSON{ID: "1", Ports: [2]uint16{20000, 20002}, Sides: []relay.SideJSON{
-		{Port: 20000, Mode: "latch"}, {Port: 20002, Mode: "latch"},
+	at := func(d time.Duration) *time.Time { t := sim.Epoch.Add(d).UTC(); return &t }
+	want := relay.RelayJSON{ID: "1", Ports: [2]uint16{20000, 20002}, Created: at(time.Second), Sides: []relay.SideJSON{
+		{Port: 20000, Mode: "latch", State: "unknown"}, {Port: 20002, Mode: "latch", State: "unknown"},
 	}}
 	if diff := cmp.Diff(want, created); diff != "" {
 		t.Errorf("created relay (-want +got):\n%s", diff)
@@ -75,8 +77,10 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("GET listed %+v", list)
 	}
 	wantSides := []relay.SideJSON{
-		{Port: 20000, Peer: "198.51.100.1:20010", Mode: "latch", Received: relay.PacketsJSON{Packets: 2, Bytes: 10}, Sent: relay.PacketsJSON{Packets: 1, Bytes: 8}},
-		{Port: 20002, Peer: "198.51.100.3:20020", Mode: "latch", Received: relay.PacketsJSON{Packets: 1, Bytes: 8}, Sent: relay.PacketsJSON{Packets: 1, Bytes: 5},
+		{Port: 20000, Peer: "198.51.100.1:20010", Mode: "latch", State: "learned", LastPacket: at(time.Second + 51*time.Millisecond),
+			Received: relay.PacketsJSON{Packets: 2, Bytes: 10}, Sent: relay.PacketsJSON{Packets: 1, Bytes: 8}},
+		{Port: 20002, Peer: "198.51.100.3:20020", Mode: "latch", State: "learned", LastPacket: at(time.Second + 3*time.Millisecond),
+			Received: relay.PacketsJSON{Packets: 1, Bytes: 8}, Sent: relay.PacketsJSON{Packets: 1, Bytes: 5},
 			Dropped: relay.DroppedJSON{NoPeer: 1}},
 	}
 	if diff := cmp.Diff(wantSides, list.Relays[0].Sides); diff != "" {
@@ -139,5 +143,77 @@ func TestControlAPIErrors(t *testing.T) {
 	// Nothing was made by the bad requests.
 	if got := len(s.List()); got != 1 {
 		t.Errorf("%d relays after bad requests, want 1", got)
+	}
+}
+
+// TestControlAPICalls: a relay with RTCP allocated by the service, a peer
+// given later by PUT, and the statistics in the JSON.
+func TestControlAPICalls(t *testing.T) {
+	l := newLAN(t)
+	s := l.service(t, false)
+	h := s.Handler()
+	code, _, body := call(t, h, "POST", "/v1/relays", `{"rtcp":true,"rtcp_mux":[false,true],"peers":["198.51.100.1:20010",""],"learning":"heuristic","strict_source":true,"label":"call 1"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	got := decode[relay.RelayJSON](t, body)
+	if got.Ports != [2]uint16{20000, 20002} || got.Sides[0].RTCPPort != 20001 || got.Sides[1].RTCPPort != 20003 ||
+		got.Learning != "heuristic" || !got.StrictSource || got.Label != "call 1" || !got.RTCP || !got.Sides[1].RTCPMux ||
+		got.Sides[0].State != "expected" || got.Sides[0].RTCPPeer != "198.51.100.1:20011" || got.Sides[1].State != "unknown" {
+		t.Errorf("created %+v", got)
+	}
+	code, _, body = call(t, h, "PUT", "/v1/relays/1/peers/b", `{"peer":"198.51.100.3:20020","rtcp_mux":true}`)
+	if code != http.StatusOK {
+		t.Fatalf("PUT peer: %d %s", code, body)
+	}
+	if got := decode[relay.RelayJSON](t, body); got.Peers[1] != "198.51.100.3:20020" || got.Sides[1].Expected != "198.51.100.3:20020" ||
+		got.Sides[1].Mode != "fixed" || got.Sides[1].RTCPPeer != "198.51.100.3:20020" {
+		t.Errorf("after PUT: %+v", got)
+	}
+	t1 := simlan.Open(t, l.t[0], 20010)
+	t2 := simlan.Open(t, l.t[1], 20020)
+	for seq := range uint16(5) {
+		if seq != 2 {
+			sendBytes(t, t1, ap("198.51.100.2:20000"), rtpPacket(t, 0, seq, uint32(seq)*160, 7))
+		}
+		l.Run(20 * time.Millisecond)
+	}
+	if n := len(simlan.Drain(t, t2)); n != 4 {
+		t.Errorf("T2 received %d packets, want 4", n)
+	}
+	_, _, body = call(t, h, "GET", "/v1/relays/1", "")
+	want := &relay.StreamJSON{SSRC: 7, ClockRate: 8000, HighestSeq: 4, Expected: 4, Received: 3, Lost: 1, LossRatio: 0.25}
+	if diff := cmp.Diff(want, decode[relay.RelayJSON](t, body).Sides[0].Stream); diff != "" {
+		t.Errorf("side A's stream (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/v1/relays", `{"learning":"sometimes"}`, 400, `"learning": "sometimes" is not one of delayed, immediate, heuristic, off`},
+		{"POST", "/v1/relays", `{"rtcp_mux":[true]}`, 400, `"rtcp_mux" must list 2 booleans, got 1`},
+		{"POST", "/v1/relays", `{"rtcp_peers":["x",""]}`, 400, `rtcp_peers[0] "x" is not ip:port`},
+		{"POST", "/v1/relays", `{"ports":[20041,20044],"rtcp":true}`, 400, "ports[0] 20041 is odd"},
+		{"PUT", "/v1/relays/1/peers/c", `{"peer":"198.51.100.3:20020"}`, 404, `no side "c"`},
+		{"PUT", "/v1/relays/9/peers/0", `{"peer":"198.51.100.3:20020"}`, 404, `no such relay: "9"`},
+		{"PUT", "/v1/relays/1/peers/0", `{"peer":"198.51.100.3"}`, 400, `peer "198.51.100.3" is not ip:port`},
+		{"PUT", "/v1/relays/1/peers/0", `{"peer":"224.0.0.1:5000"}`, 400, "is not a unicast address"},
+		{"PUT", "/v1/relays/1/peers/0", `{"pear":"198.51.100.3:1"}`, 400, `unknown field "pear"`},
+		{"GET", "/v1/relays/1/peers/0", "", 405, "allowed: PUT"},
+	} {
+		code, _, body := call(t, h, tc.method, tc.path, tc.body)
+		if e := decode[relay.ErrorJSON](t, body); code != tc.code || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("%s %s %s: %d %q, want %d with an error containing %q", tc.method, tc.path, tc.body, code, e.Error, tc.code, tc.want)
+		}
+	}
+	// The range has 25 pairs of pairs; then the service has none left.
+	for i := range 24 {
+		if code, _, body := call(t, h, "POST", "/v1/relays", `{}`); code != http.StatusCreated {
+			t.Fatalf("POST %d: %d %s", i, code, body)
+		}
+	}
+	if code, _, body := call(t, h, "POST", "/v1/relays", `{}`); code != http.StatusServiceUnavailable || !strings.Contains(body, "no free even/odd port pair in 20000-20099") {
+		t.Errorf("POST on a full range: %d %s", code, body)
 	}
 }

@@ -21,8 +21,11 @@ type Relay struct {
 	learning Learning
 	strict   bool
 	rtcp     bool
-	rates    [32]uint32 // Spec.ClockRates
-	created  int64      // service clock
+	// permanent relays never time out.
+	permanent bool
+	held      []uint16   // the ports the relay holds or reserves (Service.mu)
+	rates     [32]uint32 // Spec.ClockRates
+	created   int64      // service clock
 	// lastSignal is when signalling last touched the relay (creation,
 	// SetPeer): activity for the timeouts.
 	lastSignal atomic.Int64
@@ -297,7 +300,9 @@ func (r *Relay) learnLocked(st *stream, src netip.AddrPort, ssrc uint32, hasSSRC
 		return learned("first")
 	case r.learning == LearnOff:
 		return st.foreign(src, ssrc, hasSSRC, now), false
-	case src == st.expected && !(r.strict && ps.state == PeerLearned):
+	case src == st.expected:
+		// The expected peer always takes its side back (from a stranger
+		// immediate learning trusted, or from a learned NAT address).
 		return learned("expected")
 	case ps.state != PeerLearned:
 		switch {

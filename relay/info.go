@@ -19,6 +19,9 @@ type Counters struct {
 	NoPeer, ForeignSource, SendErrors uint64
 }
 
+// Add returns the sums of c's and o's counts.
+func (c Counters) Add(o Counters) Counters { return c.add(o) }
+
 func (c Counters) add(o Counters) Counters {
 	c.ReceivedPackets += o.ReceivedPackets
 	c.ReceivedBytes += o.ReceivedBytes
@@ -45,6 +48,7 @@ type Info struct {
 	RTCP         bool
 	Learning     Learning
 	StrictSource bool
+	Permanent    bool
 	Created      time.Time
 }
 
@@ -139,7 +143,7 @@ type ReportStats struct {
 func (r *Relay) Info() Info {
 	info := Info{
 		ID: r.id, Label: r.label, RTCP: r.rtcp, Learning: r.learning, StrictSource: r.strict,
-		Created: r.s.wall(r.created),
+		Permanent: r.permanent, Created: r.s.wall(r.created),
 	}
 	var rates [2]uint32
 	for i := range r.sides {

@@ -15,6 +15,9 @@ const timerSlack = time.Second
 // alive by media for Timeout, or SilentTimeout when it is Silent; the
 // relay lives while any side does, and never past FinalTimeout.
 func (r *Relay) deadline(o Options) (int64, EndReason) {
+	if r.permanent {
+		return math.MaxInt64, EndTimeout
+	}
 	dl, reason := int64(math.MinInt64), EndTimeout
 	signal := r.lastSignal.Load()
 	for i := range r.sides {
@@ -45,7 +48,8 @@ func (s *Service) armLocked(dl int64) {
 	if dl == math.MaxInt64 || s.closed {
 		return
 	}
-	due := (dl + int64(timerSlack) - 1) / int64(timerSlack) * int64(timerSlack)
+	// Service times are 1 ns ahead of the clock (now); round the clock's.
+	due := (dl-1+int64(timerSlack)-1)/int64(timerSlack)*int64(timerSlack) + 1
 	if s.timerDue != 0 && s.timerDue <= due {
 		return
 	}

@@ -8,6 +8,7 @@ var serveHelp = commandHelp{
 	groups: []flagGroup{
 		{"link and addresses", []string{"link", "addr", "gateway", "mac", "mtu", "share-host-address"}},
 		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "arp-aging", "arp-refresh"}},
+		{"calls: timeouts and endpoint learning", []string{"timeout", "silent-timeout", "final-timeout", "endpoint-learning", "strict-source"}},
 		{"control and metrics", []string{"control", "metrics"}},
 		{"signalling (rtpengine's ng protocol)", []string{"listen-ng"}},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},

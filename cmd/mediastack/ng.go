@@ -51,11 +51,13 @@ func (c *ngCalls) relayEnded(info relay.Info, reason relay.EndReason) {
 
 // startNG serves the ng protocol on --listen-ng with calls on svc's relays
 // until stop is called.
-func startNG(svc *relay.Service, holder *ngCalls, c ngConfig, log *slog.Logger) (stop func(), err error) {
+// Calls learn their peers with --endpoint-learning and --strict-source
+// unless a request asks otherwise.
+func startNG(svc *relay.Service, holder *ngCalls, c ngConfig, learning relay.Learning, strict bool, log *slog.Logger) (stop func(), err error) {
 	if c.listen == "" {
 		return func() {}, nil
 	}
-	reg, err := calls.New(calls.Options{Relays: svc, Addrs: c.addrs, Log: log})
+	reg, err := calls.New(calls.Options{Relays: svc, Addrs: c.addrs, Learning: learning, StrictSource: strict, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("--listen-ng: %w", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -24,12 +25,43 @@ func TestRelayFlagPeers(t *testing.T) {
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
+	// --relay relays live as long as serve: they never time out.
 	want := []relay.Spec{
-		{Ports: [2]uint16{20000, 20002}, Peers: [2]netip.AddrPort{{}, netip.MustParseAddrPort("198.51.100.1:30000")}},
-		{Ports: [2]uint16{20004, 20006}, Peers: [2]netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:40000"), {}}},
+		{Ports: [2]uint16{20000, 20002}, Peers: [2]netip.AddrPort{{}, netip.MustParseAddrPort("198.51.100.1:30000")}, Permanent: true},
+		{Ports: [2]uint16{20004, 20006}, Peers: [2]netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:40000"), {}}, Permanent: true},
 	}
 	if diff := cmp.Diff(want, c.relaySpecs, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 		t.Errorf("relays (-want +got):\n%s", diff)
+	}
+}
+
+// TestCallFlags: --endpoint-learning and --strict-source apply to the
+// --relay relays (and are the API's defaults); a bad mode or a negative
+// timeout is refused.
+func TestCallFlags(t *testing.T) {
+	parse := func(args ...string) (sidecarConfig, error) {
+		var c sidecarConfig
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c.registerFlags(fs)
+		if err := fs.Parse(append([]string{"--rtp-ports", "20000-20999"}, args...)); err != nil {
+			return c, err
+		}
+		return c, c.validate()
+	}
+	c, err := parse("--relay", "20000:20002", "--endpoint-learning", "heuristic", "--strict-source", "--timeout", "30s", "--final-timeout", "2h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.relaySpecs[0]; s.Learning != relay.LearnHeuristic || !s.StrictSource || !s.Permanent || c.timeout != 30*time.Second ||
+		c.silentTimeout != relay.DefaultSilentTimeout || c.finalTimeout != 2*time.Hour {
+		t.Errorf("parsed %+v, relay %+v", c, s)
+	}
+	if _, err := parse("--endpoint-learning", "sometimes"); err == nil || !strings.Contains(err.Error(), `"sometimes" is not one of delayed, immediate, heuristic, off`) {
+		t.Errorf("--endpoint-learning sometimes: %v", err)
+	}
+	if _, err := parse("--silent-timeout", "-1s"); err == nil || !strings.Contains(err.Error(), "--silent-timeout -1s: want a duration of 0 (never) or more") {
+		t.Errorf("--silent-timeout -1s: %v", err)
 	}
 }
 

@@ -26,6 +26,10 @@ type sidecarConfig struct {
 	metrics  string
 	arp      policyarp.Options
 	ng       ngConfig // ng.go: --listen-ng
+	// Relay lifetimes and endpoint learning, as rtpengine names them.
+	timeout, silentTimeout, finalTimeout time.Duration
+	learning                             relay.Learning
+	strictSource                         bool
 
 	// Set by validate.
 	lo, hi     uint16
@@ -43,6 +47,11 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics) on this host `ADDR`, e.g. 127.0.0.1:9090")
 	registerARPFlags(fs, &c.arp)
 	c.ng.registerFlags(fs)
+	fs.DurationVar(&c.timeout, "timeout", relay.DefaultTimeout, "delete a relay (a call) that received no media at all for this `DURATION` (0: never); --relay relays never time out")
+	fs.DurationVar(&c.silentTimeout, "silent-timeout", relay.DefaultSilentTimeout, "the same `DURATION` for a relay whose sides are all on hold (0: never)")
+	fs.DurationVar(&c.finalTimeout, "final-timeout", 0, "delete every relay this `DURATION` after it was made, whatever its traffic (0: never)")
+	fs.TextVar(&c.learning, "endpoint-learning", relay.LearnDelayed, "how a relay side learns its peer from the media: `MODE` delayed, immediate, heuristic or off (rtpengine's names)")
+	fs.BoolVar(&c.strictSource, "strict-source", false, "once a relay side has learned its peer, drop media from any other source (no handover to a new NAT binding)")
 }
 
 // registerARPFlags registers --arp-aging and --arp-refresh on fs, writing
@@ -94,6 +103,17 @@ func (c *sidecarConfig) validate() error {
 		c.relaySpecs = append(c.relaySpecs, spec)
 	}
 	c.warnings = rtcpRelayWarnings(c.relaySpecs)
+	for i := range c.relaySpecs {
+		c.relaySpecs[i].Learning, c.relaySpecs[i].StrictSource, c.relaySpecs[i].Permanent = c.learning, c.strictSource, true
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"--timeout", c.timeout}, {"--silent-timeout", c.silentTimeout}, {"--final-timeout", c.finalTimeout}} {
+		if f.d < 0 {
+			return usageErrorf("%s %v: want a duration of 0 (never) or more", f.name, f.d)
+		}
+	}
 	for _, f := range []struct{ name, addr string }{{"--control", c.control}, {"--metrics", c.metrics}} {
 		if f.addr == "" {
 			continue
@@ -132,7 +152,17 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		}
 	}
 	ngc := new(ngCalls)
-	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log, OnEnd: ngc.relayEnded})
+	// relay.Options takes 0 for its defaults and a negative duration for
+	// never; the flags take 0 for never.
+	never := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	svc, err := relay.New(relay.Options{Manager: m, Reflect: cfg.reflect, Log: log,
+		Timeout: never(cfg.timeout), SilentTimeout: never(cfg.silentTimeout), FinalTimeout: cfg.finalTimeout,
+		Learning: cfg.learning, StrictSource: cfg.strictSource, OnEnd: ngc.relayEnded})
 	if err != nil {
 		stop()
 		return nil, err
@@ -168,7 +198,7 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		}
 		stops = append(stops, shutdown)
 	}
-	stopNG, err := startNG(svc, ngc, cfg.ng, log)
+	stopNG, err := startNG(svc, ngc, cfg.ng, cfg.learning, cfg.strictSource, log)
 	if err != nil {
 		stop()
 		return nil, err

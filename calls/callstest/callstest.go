@@ -1,13 +1,13 @@
-// Package calltest builds what tests of packages calls and ng run on: a
+// Package callstest builds what tests of packages calls and ng run on: a
 // simulated LAN (internal/simlan) with the relay host R, host 2, media
 // ports 30000-30099 and a relay.Service on them, two SIP user agents'
 // hosts, A (host 1) and B (host 3), with media ports of their own, and a
 // calls.Registry whose media addresses are R's, on a fake clock.
 //
-//	f := calltest.New(t, calltest.Options{})
+//	f := callstest.New(t, callstest.Options{})
 //	res, err := f.Calls.Offer(calls.Params{...})
 //	f.LAN.Run(time.Second)
-package calltest
+package callstest
 
 import (
 	"net/netip"
