@@ -21,21 +21,30 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// TestMetrics: a terminal sends through a relay and to the reflector on a
-// simulated LAN; the exposition shows the fast paths' counters, the ARP
-// table and the relay's.
-func TestMetrics(t *testing.T) {
+// newSidecar is a simulated LAN of a terminal (host 1) and a sidecar
+// (host 2), each with media ports on 20000-20009, and a relay service on
+// the sidecar's.
+func newSidecar(t *testing.T, reflect bool) (*simlan.LAN, *mediaport.Manager, *mediaport.Manager, *relay.Service) {
+	t.Helper()
 	lan := simlan.New(t, simlan.Options{Seed: 1})
 	newManager := func(n byte) *mediaport.Manager {
 		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
 			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
 	}
 	terminal, sidecar := newManager(1), newManager(2)
-	svc, err := relay.New(relay.Options{Manager: sidecar, Reflect: true})
+	svc, err := relay.New(relay.Options{Manager: sidecar, Reflect: reflect})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
+	t.Cleanup(svc.Close)
+	return lan, terminal, sidecar, svc
+}
+
+// TestMetrics: a terminal sends through a relay and to the reflector on a
+// simulated LAN; the exposition shows the fast paths' counters, the ARP
+// table and the relay's.
+func TestMetrics(t *testing.T) {
+	lan, terminal, sidecar, svc := newSidecar(t, true)
 	if _, err := svc.Create(relay.Spec{Ports: [2]uint16{20000, 20002}, Peers: [2]netip.AddrPort{{}, netip.MustParseAddrPort("198.51.100.1:20005")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +100,7 @@ func TestMetrics(t *testing.T) {
 		"# TYPE mediastack_fast_rx_packets_total counter",
 		"# TYPE mediastack_policyarp_entries gauge",
 	} {
-		if !slices.Contains(lines, want) {
-			t.Errorf("metrics lack the line %q", want)
-		}
+		wantLine(t, lines, want)
 	}
 	for _, prefix := range []string{"mediastack_netstack_rx_packets_total ", "go_goroutines ", "process_resident_memory_bytes "} {
 		if !strings.Contains(body, "\n"+prefix) {
@@ -129,17 +136,7 @@ func TestBuildInfo(t *testing.T) {
 // in ten is deleted; its sides' loss and jitter land in the histograms,
 // with no label per call, and the deletion in relays_ended_total.
 func TestRelayQualityMetrics(t *testing.T) {
-	lan := simlan.New(t, simlan.Options{Seed: 1})
-	newManager := func(n byte) *mediaport.Manager {
-		return lan.AddHost(simlan.HostOptions{N: n, Addrs: []string{frames.Prefix(frames.V4(n)).String()},
-			Media: &mediaport.Options{PortMin: 20000, PortMax: 20009}}).Media
-	}
-	terminal, sidecar := newManager(1), newManager(2)
-	svc, err := relay.New(relay.Options{Manager: sidecar})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	lan, terminal, sidecar, svc := newSidecar(t, false)
 	r, err := svc.Create(relay.Spec{Ports: [2]uint16{20000, 20002}, Peers: [2]netip.AddrPort{{}, netip.MustParseAddrPort("198.51.100.1:20005")}})
 	if err != nil {
 		t.Fatal(err)
@@ -161,19 +158,20 @@ func TestRelayQualityMetrics(t *testing.T) {
 	rec := httptest.NewRecorder()
 	metrics.Handler(sidecar, svc).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	lines := strings.Split(rec.Body.String(), "\n")
-	for _, want := range []string{
-		`mediastack_relays_ended_total{reason="deleted"} 1`,
-		`mediastack_relay_stream_loss_ratio_bucket{le="0.05"} 0`,
-		`mediastack_relay_stream_loss_ratio_bucket{le="0.1"} 1`,
-		"mediastack_relay_stream_loss_ratio_count 1",
-		`mediastack_relay_stream_jitter_seconds_bucket{le="0.001"} 1`,
-		"mediastack_relay_stream_jitter_seconds_count 1",
-	} {
-		if !slices.Contains(lines, want) {
-			t.Errorf("metrics lack the line %q", want)
-		}
-	}
+	wantLine(t, lines, `mediastack_relays_ended_total{reason="deleted"} 1`)
+	wantLine(t, lines, `mediastack_relay_stream_loss_ratio_bucket{le="0.05"} 0`)
+	wantLine(t, lines, `mediastack_relay_stream_loss_ratio_bucket{le="0.1"} 1`)
+	wantLine(t, lines, "mediastack_relay_stream_loss_ratio_count 1")
+	wantLine(t, lines, `mediastack_relay_stream_jitter_seconds_bucket{le="0.001"} 1`)
+	wantLine(t, lines, "mediastack_relay_stream_jitter_seconds_count 1")
 	if t.Failed() {
 		t.Logf("metrics:\n%s", rec.Body.String())
+	}
+}
+
+func wantLine(t *testing.T, lines []string, want string) {
+	t.Helper()
+	if !slices.Contains(lines, want) {
+		t.Errorf("metrics lack the line %q", want)
 	}
 }

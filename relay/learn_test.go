@@ -79,42 +79,48 @@ func (c *sipCall) got(t *testing.T, a netip.AddrPort) int {
 
 var modes = []relay.Learning{relay.LearnDelayed, relay.LearnImmediate, relay.LearnHeuristic, relay.LearnOff}
 
+// eachMode runs f as a subtest for every learning mode, without and with
+// strict source.
+func eachMode(t *testing.T, f func(t *testing.T, mode relay.Learning, strict bool)) {
+	for _, mode := range modes {
+		for _, strict := range []bool{false, true} {
+			t.Run(mode.String()+map[bool]string{false: "", true: "/strict"}[strict], func(t *testing.T) { f(t, mode, strict) })
+		}
+	}
+}
+
 // TestHijackFails (issue 13): a stranger sends one datagram to the
 // caller's side before the caller does. In every learning mode, with or
 // without strict source, the caller has its side once it speaks: its
 // media flows to the callee, the callee's to it, and the stranger gets
 // nothing and can inject nothing more.
 func TestHijackFails(t *testing.T) {
-	for _, mode := range modes {
-		for _, strict := range []bool{false, true} {
-			t.Run(mode.String()+map[bool]string{false: "", true: "/strict"}[strict], func(t *testing.T) {
-				c := newCall(t, relay.Spec{Learning: mode, StrictSource: strict})
-				c.send(t, stranger, portA, strangerSSRC, 1)
-				c.send(t, caller, portA, callerSSRC, 10)
-				c.send(t, callee, portB, calleeSSRC, 10)
-				c.send(t, stranger, portA, strangerSSRC, 5)
-				// Immediate learning trusts the first datagram: the
-				// stranger's goes through, and is the only one.
-				injected := 0
-				if mode == relay.LearnImmediate {
-					injected = 1
-				}
-				if got := c.got(t, callee); got != 10+injected {
-					t.Errorf("the callee received %d packets, want the caller's 10 and %d of the stranger's", got, injected)
-				}
-				if got := c.got(t, caller); got != 10 {
-					t.Errorf("the caller received %d of the callee's 10 packets", got)
-				}
-				if got := c.got(t, stranger); got != 0 {
-					t.Errorf("the stranger received %d packets", got)
-				}
-				sd := c.r.Info().Sides[0]
-				if sd.Peer != caller || sd.State != relay.PeerLearned || sd.ForeignSource != uint64(6-injected) {
-					t.Errorf("side A: peer %v %v, %d foreign; want the caller, learned, %d foreign", sd.Peer, sd.State, sd.ForeignSource, 6-injected)
-				}
-			})
+	eachMode(t, func(t *testing.T, mode relay.Learning, strict bool) {
+		c := newCall(t, relay.Spec{Learning: mode, StrictSource: strict})
+		c.send(t, stranger, portA, strangerSSRC, 1)
+		c.send(t, caller, portA, callerSSRC, 10)
+		c.send(t, callee, portB, calleeSSRC, 10)
+		c.send(t, stranger, portA, strangerSSRC, 5)
+		// Immediate learning trusts the first datagram: the
+		// stranger's goes through, and is the only one.
+		injected := 0
+		if mode == relay.LearnImmediate {
+			injected = 1
 		}
-	}
+		if got := c.got(t, callee); got != 10+injected {
+			t.Errorf("the callee received %d packets, want the caller's 10 and %d of the stranger's", got, injected)
+		}
+		if got := c.got(t, caller); got != 10 {
+			t.Errorf("the caller received %d of the callee's 10 packets", got)
+		}
+		if got := c.got(t, stranger); got != 0 {
+			t.Errorf("the stranger received %d packets", got)
+		}
+		sd := c.r.Info().Sides[0]
+		if sd.Peer != caller || sd.State != relay.PeerLearned || sd.ForeignSource != uint64(6-injected) {
+			t.Errorf("side A: peer %v %v, %d foreign; want the caller, learned, %d foreign", sd.Peer, sd.State, sd.ForeignSource, 6-injected)
+		}
+	})
 }
 
 // TestHijackBeforeCallerSpeaks: the callee's media starts before the
@@ -146,33 +152,29 @@ func TestHijackBeforeCallerSpeaks(t *testing.T) {
 // Its stream (same SSRC) is followed after HandoverPackets packets in
 // every mode but off and strict source, where it stays dropped.
 func TestNATRebinding(t *testing.T) {
-	for _, mode := range modes {
-		for _, strict := range []bool{false, true} {
-			t.Run(mode.String()+map[bool]string{false: "", true: "/strict"}[strict], func(t *testing.T) {
-				c := newCall(t, relay.Spec{Learning: mode, StrictSource: strict})
-				c.send(t, caller, portA, callerSSRC, 5)
-				c.send(t, callee, portB, calleeSSRC, 5)
-				c.got(t, callee)
-				c.got(t, caller)
-				c.send(t, natted, portA, callerSSRC, 10)
-				c.send(t, callee, portB, calleeSSRC, 5)
-				follow := mode != relay.LearnOff && !strict
-				wantCallee, wantNatted, wantPeer := 0, 0, caller
-				if follow {
-					wantCallee, wantNatted, wantPeer = 10-relay.HandoverPackets+1, 5, natted
-				}
-				if got := c.got(t, callee); got != wantCallee {
-					t.Errorf("the callee received %d of the rebound caller's 10 packets, want %d", got, wantCallee)
-				}
-				if got := c.got(t, natted); got != wantNatted {
-					t.Errorf("the caller's new port received %d of the callee's 5 packets, want %d", got, wantNatted)
-				}
-				if got := c.r.Info().Sides[0]; got.Peer != wantPeer || got.State != relay.PeerLearned {
-					t.Errorf("side A's peer %v %v, want %v learned", got.Peer, got.State, wantPeer)
-				}
-			})
+	eachMode(t, func(t *testing.T, mode relay.Learning, strict bool) {
+		c := newCall(t, relay.Spec{Learning: mode, StrictSource: strict})
+		c.send(t, caller, portA, callerSSRC, 5)
+		c.send(t, callee, portB, calleeSSRC, 5)
+		c.got(t, callee)
+		c.got(t, caller)
+		c.send(t, natted, portA, callerSSRC, 10)
+		c.send(t, callee, portB, calleeSSRC, 5)
+		follow := mode != relay.LearnOff && !strict
+		wantCallee, wantNatted, wantPeer := 0, 0, caller
+		if follow {
+			wantCallee, wantNatted, wantPeer = 10-relay.HandoverPackets+1, 5, natted
 		}
-	}
+		if got := c.got(t, callee); got != wantCallee {
+			t.Errorf("the callee received %d of the rebound caller's 10 packets, want %d", got, wantCallee)
+		}
+		if got := c.got(t, natted); got != wantNatted {
+			t.Errorf("the caller's new port received %d of the callee's 5 packets, want %d", got, wantNatted)
+		}
+		if got := c.r.Info().Sides[0]; got.Peer != wantPeer || got.State != relay.PeerLearned {
+			t.Errorf("side A's peer %v %v, want %v learned", got.Peer, got.State, wantPeer)
+		}
+	})
 }
 
 // TestStrangerWithAnotherSSRC: a stranger streaming while the learned

@@ -58,11 +58,21 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // drain returns the payloads p holds, without blocking.
 func drain(t *testing.T, p *mediaport.Port) []string {
 	t.Helper()
-	var got []string
-	for _, d := range simlan.Drain(t, p) {
-		got = append(got, d.Payload)
+	return pluck(simlan.Drain(t, p), func(d simlan.Datagram) string { return d.Payload })
+}
+
+// from returns the sources of what p holds, without blocking.
+func from(t *testing.T, p *mediaport.Port) []string {
+	t.Helper()
+	return pluck(simlan.Drain(t, p), func(d simlan.Datagram) string { return d.From })
+}
+
+func pluck(ds []simlan.Datagram, f func(simlan.Datagram) string) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, f(d))
 	}
-	return got
+	return out
 }
 
 func send(t *testing.T, p *mediaport.Port, to netip.AddrPort, msgs ...string) {

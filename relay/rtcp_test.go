@@ -41,16 +41,6 @@ func sendBytes(t *testing.T, p *mediaport.Port, to netip.AddrPort, b []byte) {
 	}
 }
 
-// from lists the sources of what p holds.
-func from(t *testing.T, p *mediaport.Port) []string {
-	t.Helper()
-	var got []string
-	for _, d := range simlan.Drain(t, p) {
-		got = append(got, d.From)
-	}
-	return got
-}
-
 // TestRTCPRelayed: a relay with RTCP, its ports allocated, between T1
 // (RTP on 20010, RTCP on 20011) and T2, which multiplexes RTCP on 20020.
 // T1's sender report leaves R from B's RTP port, T2's receiver report,
