@@ -24,8 +24,8 @@ var (
 )
 
 // TestNgClientAgainstRtpengine: Debian's rtpengine-ng-client drives the
-// real rtpengine through a call (ping, offer, answer, query, delete), each
-// answer checked: the yardstick for TestNgClient.
+// real rtpengine through a call (ping, offer, answer, query, list,
+// statistics, delete), each answer checked: the yardstick for TestNgClient.
 func TestNgClientAgainstRtpengine(t *testing.T) {
 	netnstest.RequireTools(t, "rtpengine", "rtpengine-ng-client")
 	ns := netnstest.NewNamespace(t)
@@ -106,6 +106,16 @@ func ngClientCall(t *testing.T, relay relayTarget) {
 				t.Errorf("query: totals.%s.%s = %v, want 0 (no media sent)\n%s", k, counter, dict(r.Dict, "totals", k, counter), r.Output)
 			}
 		}
+	}
+
+	// list and statistics, which monitoring scripts read.
+	r, err = c.Run("list")
+	if calls, _ := dict(r.Dict, "calls").([]any); err != nil || len(calls) != 1 || calls[0] != callID {
+		t.Errorf("list: %v %v, want the one call %q\n%s", r.Dict, err, callID, r.Output)
+	}
+	r, err = c.Run("statistics")
+	if own := dict(r.Dict, "statistics", "currentstatistics", "sessionsown"); err != nil || own != "1" || dict(r.Dict, "statistics", "totalstatistics", "managedsessions") == nil {
+		t.Errorf("statistics: current sessionsown %v (want 1), %v; want totalstatistics.managedsessions too\n%s", own, err, r.Output)
 	}
 
 	r, err = c.Delete(callID, fromTag)
@@ -334,7 +344,7 @@ func TestSameSDPHarness(t *testing.T) {
 
 // TestNgClient: Debian's rtpengine-ng-client, a client nobody here wrote,
 // takes a call through mediastack's ng port: ping, offer, answer, query,
-// delete, each answer checked as TestNgClientAgainstRtpengine checks the
+// list, statistics, delete, each answer checked as TestNgClientAgainstRtpengine checks the
 // real rtpengine's.
 func TestNgClient(t *testing.T) {
 	netnstest.RequireTools(t, "rtpengine-ng-client", "ping")
