@@ -16,19 +16,27 @@ import (
 	"github.com/mediastack/mediastack/internal/sipua"
 )
 
-// The SIP side of the interop tests, on the kernel's address in the
-// namespace: Kamailio, the two phones and their media ports.
+// sipHosts is the SIP side of the interop tests, on one of the kernel's
+// addresses in the namespace: Kamailio, the two phones and their media
+// ports.
+type sipHosts struct {
+	proxy, callerSIP, calleeSIP netip.AddrPort
+	callerMedia, calleeMedia    netip.AddrPort // RTP; RTCP on the next port
+}
+
+func sipHostsAt(a netip.Addr) sipHosts {
+	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
+	return sipHosts{proxy: at(5060), callerSIP: at(5070), calleeSIP: at(5080), callerMedia: at(40000), calleeMedia: at(42000)}
+}
+
 var (
-	phoneV4      = netnstest.KernelV4.Addr()
-	proxyAddr    = netip.AddrPortFrom(phoneV4, 5060)
-	callerSIP    = netip.AddrPortFrom(phoneV4, 5070)
-	calleeSIP    = netip.AddrPortFrom(phoneV4, 5080)
-	callerMedia  = netip.AddrPortFrom(phoneV4, 40000) // RTP; RTCP on 40001
-	calleeMedia  = netip.AddrPortFrom(phoneV4, 42000) // RTP; RTCP on 42001
-	ngAddr       = netip.MustParseAddrPort("127.0.0.1:2223")
-	rtpengineV4  = netip.MustParseAddr("203.0.113.1")
-	rtpengineV6  = netip.MustParseAddr("2001:db8:1::1")
-	rtpengineNG2 = netip.MustParseAddrPort("127.0.0.1:2224")
+	phoneV4, phoneV6         = netnstest.KernelV4.Addr(), netnstest.KernelV6.Addr()
+	sipV4, sipV6             = sipHostsAt(phoneV4), sipHostsAt(phoneV6)
+	callerMedia, calleeMedia = sipV4.callerMedia, sipV4.calleeMedia
+	ngAddr                   = netip.MustParseAddrPort("127.0.0.1:2223")
+	rtpengineV4              = netip.MustParseAddr("203.0.113.1")
+	rtpengineV6              = netip.MustParseAddr("2001:db8:1::1")
+	rtpengineNG2             = netip.MustParseAddrPort("127.0.0.1:2224")
 )
 
 // relayTarget is the media relay a test drives over the ng protocol: the
@@ -43,9 +51,9 @@ type relayTarget struct {
 	// callGone checks, after the call ended, that the relay holds nothing
 	// of it: the ng port knows no such call and its ports are free.
 	callGone func(t *testing.T, callID string, ports []netip.AddrPort)
-	// fastPath, if set, checks that the relay carried the media packets
-	// (RTP and RTCP, both ways) on its fast paths.
-	fastPath func(t *testing.T, packets int)
+	// metrics, if set, scrapes the relay's metrics, to check that its fast
+	// paths carried the media.
+	metrics func(t *testing.T) map[string]float64
 }
 
 // startRtpengine runs the real rtpengine in ns on media addresses of its
@@ -109,14 +117,14 @@ var capturePorts = []struct {
 	port  uint16
 	proto string
 }{
-	{callerMedia.Port(), "rtp"}, {callerMedia.Port() + 1, "rtcp"},
-	{calleeMedia.Port(), "rtp"}, {calleeMedia.Port() + 1, "rtcp"},
+	{sipV4.callerMedia.Port(), "rtp"}, {sipV4.callerMedia.Port() + 1, "rtcp"},
+	{sipV4.calleeMedia.Port(), "rtp"}, {sipV4.calleeMedia.Port() + 1, "rtcp"},
 }
 
 func startCapture(t *testing.T, ns *netnstest.Namespace, link string) *rtpCapture {
 	t.Helper()
 	args := []string{"tshark", "-l", "-n", "-i", link, "-f",
-		fmt.Sprintf("udp and (portrange %d-%d or portrange %d-%d)", callerMedia.Port(), callerMedia.Port()+1, calleeMedia.Port(), calleeMedia.Port()+1)}
+		fmt.Sprintf("udp and (portrange %d-%d or portrange %d-%d)", sipV4.callerMedia.Port(), sipV4.callerMedia.Port()+1, sipV4.calleeMedia.Port(), sipV4.calleeMedia.Port()+1)}
 	for _, c := range capturePorts {
 		args = append(args, "-d", fmt.Sprintf("udp.port==%d,%s", c.port, c.proto))
 	}
@@ -191,11 +199,25 @@ func logSDP(t *testing.T, what string, before, after []byte) {
 // TestKamailioCallThroughRtpengine: the interop harness against the real
 // rtpengine: Kamailio proxies a call between two SIP phones, driving
 // rtpengine over the ng protocol; ffmpeg streams G.711 both ways through
-// it, with RTCP; after the BYE the call and its ports are gone.
+// it, with RTCP; after the BYE the call and its ports are gone. Over IPv4,
+// then IPv6.
 func TestKamailioCallThroughRtpengine(t *testing.T) {
 	ns := kamailioNamespace(t)
 	withPhoneAddresses(ns)
-	kamailioCall(t, ns, startRtpengine(t, ns, ngAddr, rtpengineV4))
+	kamailioCalls(t, ns, startRtpengine(t, ns, ngAddr, rtpengineV4, rtpengineV6))
+}
+
+// kamailioCalls starts Kamailio on both families and puts a call through
+// it and the relay over each.
+func kamailioCalls(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
+	kamailiotest.Start(t, ns, kamailiotest.Options{SIP: []netip.AddrPort{sipV4.proxy, sipV6.proxy}, NG: relay.client.NG})
+	for _, hosts := range []sipHosts{sipV4, sipV6} {
+		name := "IPv4"
+		if hosts.proxy.Addr().Is6() {
+			name = "IPv6"
+		}
+		t.Run(name, func(t *testing.T) { kamailioCall(t, ns, relay, hosts) })
+	}
 }
 
 // kamailioNamespace returns a namespace for a Kamailio call test, having
@@ -208,14 +230,18 @@ func kamailioNamespace(t *testing.T) *netnstest.Namespace {
 
 // kamailioCall puts a call through Kamailio and the relay and checks what
 // the phones receive.
-func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
-	kamailiotest.Start(t, ns, kamailiotest.Options{SIP: proxyAddr, NG: relay.client.NG})
+func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget, hosts sipHosts) {
 	capture := startCapture(t, ns, relay.link)
+	callerMedia, calleeMedia := hosts.callerMedia, hosts.calleeMedia
+	network, relayAddr := "udp4", relay.media[0]
+	if hosts.proxy.Addr().Is6() {
+		network, relayAddr = "udp6", relay.media[1]
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), netnstest.StateTimeout)
 	defer cancel()
-	caller := sipua.New(listenUDP(t, ns, "udp4", callerSIP.String()), proxyAddr, "alice")
-	callee := sipua.New(listenUDP(t, ns, "udp4", calleeSIP.String()), proxyAddr, "bob")
+	caller := sipua.New(listenUDP(t, ns, network, hosts.callerSIP.String()), hosts.proxy, "alice")
+	callee := sipua.New(listenUDP(t, ns, network, hosts.calleeSIP.String()), hosts.proxy, "bob")
 	type answered struct {
 		d   *sipua.Dialog
 		err error
@@ -225,7 +251,7 @@ func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 		d, err := callee.Answer(ctx, func([]byte) ([]byte, error) { return sipua.AudioSDP(calleeMedia, 2002), nil })
 		calleeDone <- answered{d, err}
 	}()
-	callerDialog, err := caller.Call(ctx, "sip:bob@"+calleeSIP.String(), sipua.AudioSDP(callerMedia, 1001))
+	callerDialog, err := caller.Call(ctx, "sip:bob@"+hosts.calleeSIP.String(), sipua.AudioSDP(callerMedia, 1001))
 	if err != nil {
 		t.Fatalf("calling: %v", err)
 	}
@@ -248,11 +274,15 @@ func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 		t.Fatal(err)
 	}
 	for _, m := range []sipua.Media{toCallee[0], toCaller[0]} {
-		if len(toCallee) != 1 || len(toCaller) != 1 || m.Type != "audio" || m.RTP.Addr() != relay.media[0] || m.Mux || m.RTCP.Port() != m.RTP.Port()+1 || m.RTP.Port()%2 != 0 {
-			t.Fatalf("the relay's SDP asks for media at %+v and %+v: want one audio stream each, at %v, on an even RTP port with RTCP on the next", toCallee, toCaller, relay.media[0])
+		if len(toCallee) != 1 || len(toCaller) != 1 || m.Type != "audio" || m.RTP.Addr() != relayAddr || m.Mux || m.RTCP.Port() != m.RTP.Port()+1 || m.RTP.Port()%2 != 0 {
+			t.Fatalf("the relay's SDP asks for media at %+v and %+v: want one audio stream each, at %v, on an even RTP port with RTCP on the next", toCallee, toCaller, relayAddr)
 		}
 	}
 
+	var before map[string]float64
+	if relay.metrics != nil {
+		before = relay.metrics(t)
+	}
 	// Five seconds of audio each way at 50 packets/s, at the same time.
 	const seconds, callerSSRC, calleeSSRC = 5, 0x0a11ce, 0x0b0b
 	callerFF := ffmpegRTP(ns, callerMedia, toCaller[0].RTP, toCaller[0].RTCP, callerSSRC, seconds)
@@ -309,8 +339,8 @@ func kamailioCall(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 		}
 		packets += len(sent.rtp) + sentRTCP.rtcpPkts
 	}
-	if relay.fastPath != nil {
-		relay.fastPath(t, packets)
+	if relay.metrics != nil {
+		fastPaths(t, before, relay.metrics(t), packets)
 	}
 	callQuality(t, relay.client, callerDialog.CallID(), rtpSent, rtcpSent)
 
@@ -350,17 +380,7 @@ func startMediastack(t *testing.T, ns *netnstest.Namespace, tapName string, ng n
 				t.Errorf("relays left after the call: %d %s", code, body)
 			}
 		},
-		fastPath: func(t *testing.T, packets int) {
-			m := scrape(t, c)
-			rx, tx := m["mediastack_fast_rx_packets_total"], m["mediastack_fast_tx_packets_total"]
-			t.Logf("the relay's fast paths: %v packets in, %v out (of %d sent to it); %v through netstack, %v dropped on the way in",
-				rx, tx, packets, fallbackTotal(m), rxDropTotal(m))
-			// At least 99% both ways; out, the first datagram to each of the
-			// four phone ports may go through netstack (no ARP entry yet).
-			if rx*100 < float64(packets*99) || tx*100 < float64((packets-4)*99) {
-				t.Errorf("the fast paths carried %v packets in and %v out of the %d relayed, want at least 99%%", rx, tx, packets)
-			}
-		},
+		metrics: func(t *testing.T) map[string]float64 { return scrape(t, c) },
 	}
 }
 
@@ -368,10 +388,10 @@ func startMediastack(t *testing.T, ns *netnstest.Namespace, tapName string, ng n
 // drives mediastack over the ng protocol (offer on INVITE, answer on 200
 // OK, delete on BYE); ffmpeg streams G.711 both ways through mediastack,
 // with RTCP, at least 99% of it arriving, on the fast paths; after the BYE
-// the call and its relays are gone.
+// the call and its relays are gone. Over IPv4, then IPv6.
 func TestKamailioCall(t *testing.T) {
 	ns := kamailioNamespace(t)
-	kamailioCall(t, ns, startMediastack(t, ns, "mskam", ngAddr))
+	kamailioCalls(t, ns, startMediastack(t, ns, "mskam", ngAddr))
 }
 
 // callQuality asks the relay, over ng, for the call's counters and quality
@@ -390,5 +410,20 @@ func callQuality(t *testing.T, c *rtpenginetest.Client, callID string, rtpSent, 
 	}
 	if rtp, rtcp := count("RTP"), count("RTCP"); rtp*100 < rtpSent*99 || rtcp < rtcpSent {
 		t.Errorf("query: totals count %d RTP and %d RTCP packets, want at least 99%% of the %d RTP and the %d RTCP packets sent", rtp, rtcp, rtpSent, rtcpSent)
+	}
+}
+
+// fastPaths checks, from the relay's metrics before and after a call's
+// media, that its fast paths carried at least 99% of the packets sent to it
+// both ways. Out, the first datagram to each of the four phone ports may go
+// through netstack (no ARP or NDP entry yet).
+func fastPaths(t *testing.T, before, after map[string]float64, packets int) {
+	t.Helper()
+	delta := func(name string) float64 { return after[name] - before[name] }
+	rx, tx := delta("mediastack_fast_rx_packets_total"), delta("mediastack_fast_tx_packets_total")
+	t.Logf("the relay's fast paths: %v packets in, %v out (of %d sent to it); %v through netstack, %v dropped on the way in",
+		rx, tx, packets, fallbackTotal(after)-fallbackTotal(before), rxDropTotal(after)-rxDropTotal(before))
+	if rx*100 < float64(packets*99) || tx*100 < float64((packets-4)*99) {
+		t.Errorf("the fast paths carried %v packets in and %v out of the %d relayed, want at least 99%%", rx, tx, packets)
 	}
 }

@@ -9,7 +9,7 @@
 // listens. The proxy is stopped when the test ends; its log goes into the
 // test's log if the test failed.
 //
-//	proxy := kamailiotest.Start(t, ns, kamailiotest.Options{SIP: sipAddr, NG: ngAddr})
+//	proxy := kamailiotest.Start(t, ns, kamailiotest.Options{SIP: []netip.AddrPort{sipAddr}, NG: ngAddr})
 package kamailiotest
 
 import (
@@ -28,7 +28,7 @@ import (
 
 // Options configure the proxy.
 type Options struct {
-	SIP netip.AddrPort // where Kamailio listens for SIP (UDP)
+	SIP []netip.AddrPort // where Kamailio listens for SIP (UDP)
 	NG  netip.AddrPort // the media relay's ng port (rtpengine_sock)
 	// Flags are the rtpengine module's flags for offer and answer; empty
 	// means "replace-origin replace-session-connection ICE=remove".
@@ -37,8 +37,7 @@ type Options struct {
 
 // Proxy is a running Kamailio.
 type Proxy struct {
-	SIP netip.AddrPort
-	p   *netnstest.Process
+	p *netnstest.Process
 }
 
 // Log returns what Kamailio logged so far.
@@ -53,8 +52,8 @@ fork=yes
 children=2
 dns=no
 rev_dns=no
-listen=udp:{{.SIP}}
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+{{range .SIP}}listen=udp:{{.}}
+{{end}}mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -146,7 +145,7 @@ func Start(t testing.TB, ns *netnstest.Namespace, o Options) *Proxy {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kamailio.cfg")
 	var b strings.Builder
-	if err := config.Execute(&b, map[string]string{"SIP": o.SIP.String(), "Sock": rtpengineSock(o.NG), "Flags": o.Flags}); err != nil {
+	if err := config.Execute(&b, map[string]any{"SIP": o.SIP, "Sock": rtpengineSock(o.NG), "Flags": o.Flags}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
@@ -162,7 +161,7 @@ func Start(t testing.TB, ns *netnstest.Namespace, o Options) *Proxy {
 	// -DD: the main process stays in the foreground (its workers are its
 	// children, in its process group); -E: log to stderr; -Y: a runtime
 	// directory of our own instead of /run/kamailio.
-	p := &Proxy{SIP: o.SIP, p: ns.Start("kamailio", "-f", cfg, "-DD", "-E", "-m", "64", "-M", "8",
+	p := &Proxy{p: ns.Start("kamailio", "-f", cfg, "-DD", "-E", "-m", "64", "-M", "8",
 		"-Y", run, "-P", filepath.Join(run, "kamailio.pid"))}
 	t.Cleanup(func() {
 		// A clean stop first, so the log ends with what Kamailio did on
@@ -173,15 +172,17 @@ func Start(t testing.TB, ns *netnstest.Namespace, o Options) *Proxy {
 			t.Logf("Kamailio's log:\n%s", p.p.Output())
 		}
 	})
-	netnstest.WaitFor(t, netnstest.StateTimeout, "Kamailio listening on "+o.SIP.String(), func() error {
-		select {
-		case <-p.p.Done():
-			return fmt.Errorf("kamailio exited: %v: %s", p.p.Err(), p.p.Output())
-		default:
-		}
-		// SIP that arrives before the workers are ready (they ping the
-		// relay first) waits in the socket.
-		return ns.Listening("udp", o.SIP.Port())
-	})
+	for _, sip := range o.SIP {
+		netnstest.WaitFor(t, netnstest.StateTimeout, "Kamailio listening on "+sip.String(), func() error {
+			select {
+			case <-p.p.Done():
+				return fmt.Errorf("kamailio exited: %v: %s", p.p.Err(), p.p.Output())
+			default:
+			}
+			// SIP that arrives before the workers are ready (they ping the
+			// relay first) waits in the socket.
+			return ns.Listening("udp", sip.Port())
+		})
+	}
 	return p
 }
