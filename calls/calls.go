@@ -303,10 +303,7 @@ type Result struct {
 
 // Offer handles an SDP offer (see the package doc).
 func (r *Registry) Offer(p Params) (Result, error) {
-	if err := r.check(&p, false); err != nil {
-		return Result{}, err
-	}
-	in, err := r.parse(p)
+	in, err := r.parse(p, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -367,10 +364,7 @@ func (r *Registry) Offer(p Params) (Result, error) {
 // Answer handles an SDP answer: FromTag is the offerer's, ToTag the
 // answerer's, as in the SIP dialog.
 func (r *Registry) Answer(p Params) (Result, error) {
-	if err := r.check(&p, true); err != nil {
-		return Result{}, err
-	}
-	in, err := r.parse(p)
+	in, err := r.parse(p, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -408,8 +402,12 @@ func (r *Registry) Answer(p Params) (Result, error) {
 	return Result{SDP: out}, nil
 }
 
-// parse parses the request's SDP and checks that the relay can carry it.
-func (r *Registry) parse(p Params) (*sdpIn, error) {
+// parse checks an offer's or an answer's parameters, parses its SDP and
+// checks that the relay can carry it.
+func (r *Registry) parse(p Params, answer bool) (*sdpIn, error) {
+	if err := r.check(&p, answer); err != nil {
+		return nil, err
+	}
 	in, err := parseSDP(p.SDP, r.maxMedia)
 	if err != nil {
 		return nil, err

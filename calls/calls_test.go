@@ -2,6 +2,7 @@ package calls_test
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +254,28 @@ func rtcpLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// TestAddresses: with SIPSourceAddress the SIP message's source replaces
+// the SDP's address as the expected peer; an address family the registry
+// has no address of is refused before anything is made.
+func TestAddresses(t *testing.T) {
+	f := callstest.New(t, callstest.Options{Calls: calls.Options{Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.2")}}})
+	c := f.Calls
+	offer(t, c, calls.Params{CallID: "c", FromTag: "a", SDP: sdp("1", 1, "6000"),
+		SIPSourceAddress: true, ReceivedFrom: netip.MustParseAddr("203.0.113.9")})
+	info, err := c.Query("c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Parties[0].Medias[0].RTP.Endpoint.String(); got != "203.0.113.9:6000" {
+		t.Errorf("expected peer %s, want the SIP source with the SDP's port", got)
+	}
+	fam, _ := calls.ParseFamily("IP6")
+	if _, err := c.Offer(calls.Params{CallID: "d", FromTag: "a", SDP: sdp("1", 1, "6000"), Family: fam}); !errors.Is(err, calls.ErrFamily) {
+		t.Errorf("IP6 without an IPv6 media address: %v", err)
+	}
+	if n := f.Held(); n != 1 {
+		t.Errorf("%d relays, want the first call's", n)
+	}
 }

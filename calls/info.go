@@ -121,34 +121,36 @@ func (c *call) filled(side int) bool {
 	return false
 }
 
-// Totals are the RTP and RTCP a call's parties sent, summed.
-func (info Info) Totals() (rtp, rtcp relay.Counters) {
+// Traffic is what parties sent: packets and bytes relayed or not, and
+// errors (rtpengine's "stats").
+type Traffic struct{ Packets, Bytes, Errors uint64 }
+
+// Traffic is what the party sent on the stream.
+func (s StreamInfo) Traffic() Traffic {
+	return Traffic{Packets: s.ReceivedPackets, Bytes: s.ReceivedBytes, Errors: s.Errors()}
+}
+
+func (t *Traffic) add(o Traffic) {
+	t.Packets, t.Bytes, t.Errors = t.Packets+o.Packets, t.Bytes+o.Bytes, t.Errors+o.Errors
+}
+
+// Totals are the RTP and RTCP the call's parties sent (rtpengine's
+// "totals").
+func (info Info) Totals() (rtp, rtcp Traffic) {
 	for _, p := range info.Parties {
 		for _, m := range p.Medias {
-			rtp = addCounters(rtp, m.RTP.Counters)
-			rtcp = addCounters(rtcp, m.RTCP.Counters)
+			rtp.add(m.RTP.Traffic())
+			rtcp.add(m.RTCP.Traffic())
 		}
 	}
 	return rtp, rtcp
-}
-
-func addCounters(a, b relay.Counters) relay.Counters {
-	a.ReceivedPackets += b.ReceivedPackets
-	a.ReceivedBytes += b.ReceivedBytes
-	a.SentPackets += b.SentPackets
-	a.SentBytes += b.SentBytes
-	a.NoPeer += b.NoPeer
-	a.ForeignSource += b.ForeignSource
-	a.SendErrors += b.SendErrors
-	return a
 }
 
 // logArgs are the final counters of a call for its log line.
 func (info Info) logArgs(now time.Time) []any {
 	rtp, rtcp := info.Totals()
 	args := []any{"call_id", info.CallID, "duration", now.Sub(info.Created).Round(time.Millisecond),
-		"rtp_packets", rtp.ReceivedPackets, "rtp_bytes", rtp.ReceivedBytes, "rtcp_packets", rtcp.ReceivedPackets,
-		"dropped", rtp.ForeignSource + rtp.NoPeer + rtcp.ForeignSource + rtcp.NoPeer}
+		"rtp_packets", rtp.Packets, "rtp_bytes", rtp.Bytes, "rtcp_packets", rtcp.Packets, "errors", rtp.Errors + rtcp.Errors}
 	for _, p := range info.Parties {
 		for _, m := range p.Medias {
 			if m.Relayed && m.RTP.Stream.Received > 0 {

@@ -280,3 +280,25 @@ func TestListAndStatistics(t *testing.T) {
 		t.Errorf("proxies %v", proxies)
 	}
 }
+
+// TestDuplicateInFlight: copies of a request arriving together run it
+// once; every copy gets the same reply.
+func TestDuplicateInFlight(t *testing.T) {
+	s := newServer(t, callstest.Options{})
+	req, _ := bencode.Marshal(kamailio("offer", "c1", "a", "", offerSDP, ""))
+	datagram := append([]byte("dup "), req...)
+	const copies = 8
+	replies := make(chan string, copies)
+	for range copies {
+		go func() { replies <- string(s.srv.Handle(callstest.ProxyAddr, datagram)) }()
+	}
+	first := <-replies
+	for range copies - 1 {
+		if got := <-replies; got != first {
+			t.Errorf("copies got different replies:\n%q\n%q", first, got)
+		}
+	}
+	if st := s.Calls.Stats(); st.Offers != 1 {
+		t.Errorf("%d offers run for %d copies, want 1", st.Offers, copies)
+	}
+}

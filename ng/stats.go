@@ -26,7 +26,7 @@ func callStats(info calls.Info) bencode.Dict {
 		t := bencode.Dict{
 			"tag":     p.Tag,
 			"created": p.Created.Unix(),
-			"medias":  medias(p.Medias, ssrc),
+			"medias":  medias(p.Medias, ssrc, info.LastSignal),
 		}
 		if p.Label != "" {
 			t["label"] = p.Label
@@ -52,21 +52,19 @@ func callStats(info calls.Info) bencode.Dict {
 		"SSRC":        ssrc,
 		"tags":        tags,
 		"totals": bencode.Dict{
-			"RTP":  counters(rtp),
-			"RTCP": counters(rtcp),
+			"RTP":  traffic(rtp),
+			"RTCP": traffic(rtcp),
 		},
 	}
 }
 
-func counters(c relay.Counters) bencode.Dict {
-	return bencode.Dict{
-		"packets": c.ReceivedPackets,
-		"bytes":   c.ReceivedBytes,
-		"errors":  c.ForeignSource + c.NoPeer + c.SendErrors,
-	}
+func traffic(t calls.Traffic) bencode.Dict {
+	return bencode.Dict{"packets": t.Packets, "bytes": t.Bytes, "errors": t.Errors}
 }
 
-func medias(ms []calls.MediaInfo, ssrc bencode.Dict) bencode.List {
+// medias lists a party's m= lines; a stream that never received anything
+// has its last signal as "last packet", as in rtpengine.
+func medias(ms []calls.MediaInfo, ssrc bencode.Dict, lastSignal time.Time) bencode.List {
 	out := bencode.List{}
 	for _, m := range ms {
 		d := bencode.Dict{"index": m.Index, "type": m.Type, "protocol": m.Protocol}
@@ -85,7 +83,7 @@ func medias(ms []calls.MediaInfo, ssrc bencode.Dict) bencode.List {
 		}
 		streams := bencode.List{}
 		if m.Relayed {
-			streams = append(streams, stream(m.RTP, "RTP", m.Filled), stream(m.RTCP, "RTCP", m.Filled))
+			streams = append(streams, stream(m.RTP, "RTP", m.Filled, lastSignal), stream(m.RTCP, "RTCP", m.Filled, lastSignal))
 			if s := m.RTP.Stream; s.Received > 0 {
 				ssrc[strconv.FormatUint(uint64(s.SSRC), 10)] = ssrcStats(m.RTP)
 			}
@@ -97,7 +95,7 @@ func medias(ms []calls.MediaInfo, ssrc bencode.Dict) bencode.List {
 	return out
 }
 
-func stream(s calls.StreamInfo, kind string, filled bool) bencode.Dict {
+func stream(s calls.StreamInfo, kind string, filled bool, lastSignal time.Time) bencode.Dict {
 	flags := []string{kind}
 	if filled {
 		flags = append(flags, "filled")
@@ -108,9 +106,9 @@ func stream(s calls.StreamInfo, kind string, filled bool) bencode.Dict {
 	d := bencode.Dict{
 		"endpoint":            endpoint(s.Endpoint),
 		"advertised endpoint": endpoint(s.Advertised),
-		"last packet":         unixOrZero(s.LastPacket),
+		"last packet":         lastPacket(s.LastPacket, lastSignal),
 		"flags":               flags,
-		"stats":               counters(s.Counters),
+		"stats":               traffic(s.Traffic()),
 	}
 	if s.LocalPort != 0 {
 		d["local port"] = s.LocalPort
@@ -136,9 +134,9 @@ func ssrcStats(s calls.StreamInfo) bencode.Dict {
 
 func durationMillis(d time.Duration) int64 { return d.Milliseconds() }
 
-func unixOrZero(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
+func lastPacket(t, lastSignal time.Time) int64 {
+	if t.IsZero() || t.Before(lastSignal) {
+		return lastSignal.Unix()
 	}
 	return t.Unix()
 }
