@@ -82,6 +82,9 @@ type (
 		LastPacket *time.Time  `json:"last_packet,omitempty"`
 		Stream     *StreamJSON `json:"stream,omitempty"`
 		Report     *ReportJSON `json:"report,omitempty"`
+		// StatsSkipped counts datagrams relayed but left out of stream
+		// and report (they met the API reading them).
+		StatsSkipped uint64 `json:"stats_skipped,omitempty"`
 	}
 
 	// MediaJSON counts one kind of media of a side.
@@ -164,18 +167,19 @@ func (info Info) JSON() RelayJSON {
 	}
 	for i, sd := range info.Sides {
 		s := SideJSON{
-			Port:       sd.Port,
-			Mode:       "latch",
-			State:      sd.State.String(),
-			Received:   PacketsJSON{sd.ReceivedPackets, sd.ReceivedBytes},
-			Sent:       PacketsJSON{sd.SentPackets, sd.SentBytes},
-			Dropped:    droppedJSON(sd.Counters),
-			RTCPPort:   sd.RTCPPort,
-			RTCPPeer:   addrString(sd.RTCPPeer),
-			RTCPMux:    sd.Mux,
-			Silent:     sd.Silent,
-			LastPacket: timeJSON(sd.LastPacket),
-			Expected:   addrString(sd.Expected),
+			Port:         sd.Port,
+			Mode:         "latch",
+			State:        sd.State.String(),
+			Received:     PacketsJSON{sd.ReceivedPackets, sd.ReceivedBytes},
+			Sent:         PacketsJSON{sd.SentPackets, sd.SentBytes},
+			Dropped:      droppedJSON(sd.Counters),
+			RTCPPort:     sd.RTCPPort,
+			RTCPPeer:     addrString(sd.RTCPPeer),
+			RTCPMux:      sd.Mux,
+			Silent:       sd.Silent,
+			LastPacket:   timeJSON(sd.LastPacket),
+			Expected:     addrString(sd.Expected),
+			StatsSkipped: sd.StatsSkipped,
 		}
 		if sd.Fixed {
 			s.Mode = "fixed"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mediastack/mediastack/fastfilter"
+	"github.com/mediastack/mediastack/internal/relaxed"
 	"github.com/mediastack/mediastack/mediaport"
 )
 
@@ -62,9 +63,12 @@ type side struct {
 
 // stream is one port of a side and the peer it sends to.
 type stream struct {
-	port   atomic.Pointer[mediaport.Port]
-	peer   atomic.Pointer[peerAddr] // nil: unknown
-	lastRx atomic.Int64             // the last datagram accepted (service clock), 0: none
+	port atomic.Pointer[mediaport.Port]
+	peer atomic.Pointer[peerAddr] // nil: unknown
+	// lastRx is when the last datagram was accepted (service clock; 0:
+	// none), stored with a release store: a stale read only makes a
+	// timeout or a handover wait one packet longer.
+	lastRx atomic.Uint64
 	// ssrc is the SSRC the peer's last datagram carried, | 1<<32; 0
 	// when it carried none.
 	ssrc atomic.Uint64
@@ -160,7 +164,7 @@ func (r *Relay) receive(i int, k streamKind, d *fastfilter.Datagram) {
 			return
 		}
 	}
-	st.lastRx.Store(now)
+	relaxed.StoreRelease(&st.lastRx, uint64(now))
 	if hasSSRC {
 		if v := uint64(ssrc) | 1<<32; st.ssrc.Load() != v {
 			st.ssrc.Store(v)
@@ -326,7 +330,7 @@ func (r *Relay) learnLocked(st *stream, src netip.AddrPort, ssrc uint32, hasSSRC
 			if st.cand.hasSSRC && st.cand.ssrc == uint32(v) {
 				return learned("ssrc")
 			}
-		} else if time.Duration(now-st.lastRx.Load()) >= HandoverSilence {
+		} else if time.Duration(now-int64(st.lastRx.Load())) >= HandoverSilence {
 			return learned("silence")
 		}
 	}
@@ -337,7 +341,7 @@ func (r *Relay) learnLocked(st *stream, src netip.AddrPort, ssrc uint32, hasSSRC
 // the candidate for the peer's place; a new candidate is logged (debug).
 func (st *stream) foreign(src netip.AddrPort, ssrc uint32, hasSSRC bool, now int64) learnEvent {
 	c := &st.cand
-	if c.src == src && c.hasSSRC == hasSSRC && c.ssrc == ssrc && st.lastRx.Load() <= c.first {
+	if c.src == src && c.hasSSRC == hasSSRC && c.ssrc == ssrc && int64(st.lastRx.Load()) <= c.first {
 		c.count++
 		return learnEvent{}
 	}

@@ -171,7 +171,7 @@ func (r *Relay) Info() Info {
 			si.RTCPPeer, si.RTCPState = ps.addr, ps.state
 		}
 		if si.ReceivedPackets+si.RTCP.ReceivedPackets > 0 {
-			si.LastPacket = r.s.wall(max(rtp.lastRx.Load(), rtcp.lastRx.Load()))
+			si.LastPacket = r.s.wall(int64(max(rtp.lastRx.Load(), rtcp.lastRx.Load())))
 		}
 		sd.statsMu.Lock()
 		src := sd.rtp

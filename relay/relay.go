@@ -46,7 +46,7 @@
 //   - off: the side stays on its expected peer; any other source is
 //     dropped. (With no expected peer it latches the first source.)
 //   - immediate: before the peer is learned, the first datagram's source
-//     becomes the peer at once.
+//     becomes the peer at once (and that datagram is relayed).
 //   - delayed (the default): before the peer is learned, a source other
 //     than the expected one becomes the peer once it has sent
 //     HandoverPackets datagrams in a row (same SSRC, nothing from another
@@ -65,11 +65,28 @@
 // carries the same SSRC as the peer's stream and sends HandoverPackets
 // datagrams with nothing from the old peer in between, which is what a NAT
 // rebinding looks like; for a stream with no SSRC (not RTP/RTCP) the old
-// peer must moreover have been silent for HandoverSilence. StrictSource
-// turns handover off: once learned, only that source (or the expected
-// peer) is accepted. Unlike
-// rtpengine, a source that is not the peer is never relayed: without
-// strict source rtpengine forwards it.
+// peer must moreover have been silent for HandoverSilence. A packet from
+// the old peer, another source or another SSRC starts the count over.
+// StrictSource turns handover off: once learned, only that source (or the
+// expected peer) is accepted. Unlike rtpengine, a source that is not the
+// peer is never relayed (without strict source rtpengine forwards it), and
+// SSRCs count (rtpengine compares addresses only): the SSRC is what tells
+// the real peer behind a new NAT binding from a stranger, who does not
+// know it.
+//
+// # Statistics
+//
+// Per side and kind (RTP, RTCP): packets and bytes received and sent, and
+// drops by reason (no_peer, foreign_source, send_error). Per side, the RTP
+// stream its peer sends (RFC 3550 A.1/A.3: extended highest sequence
+// number, expected, received, cumulative loss across wraps, restarts and
+// SSRC changes; A.8: inter-arrival jitter, in time from the payload
+// type's clock rate: RFC 3551's for static types, Spec.ClockRates for
+// dynamic ones, else unknown), and the peer's latest RTCP report: SR and
+// RR counts, fraction and cumulative loss and jitter of its first report
+// block, and the round trip between the relay and the peer from the
+// LSR/DLSR of its reports on sender reports the relay passed to it (so
+// each leg of a call has its own RTT).
 //
 // # Timeouts
 //
@@ -81,6 +98,24 @@
 // Options.SilentTimeout; any relay FinalTimeout after it was made, with
 // EndFinalTimeout. A relay that ends is deleted, logged with its final
 // counters and passed to Options.OnEnd, called outside the service's locks.
+// Permanent relays (serve's --relay) never time out.
+//
+// # Logs
+//
+// With Options.Log, info lines "relay created", "peer learned", "peer
+// handed over", "relay peer set", "relay timed out" and "relay deleted"
+// (the last two with each side's packets, bytes, lost, jitter_ms and
+// dropped), and a debug line each time a new foreign source starts being
+// dropped; every line carries id and label (Spec.Label).
+//
+// # Beyond the API contract
+//
+// The contract in the brief of issue 13, with these additions: Spec.Silent
+// and Relay.SetSilent (hold, for SilentTimeout), Spec.ClockRates,
+// Spec.Permanent, Service.SetPeer (by ID), Options.Learning and
+// StrictSource (the HTTP API's defaults), a negative Timeout or
+// SilentTimeout for never, EndReason values for Delete and Close too, and
+// SideInfo.RTCP counters beside the RTP ones rather than inside them.
 //
 // # Reflector
 //

@@ -22,7 +22,7 @@ func (r *Relay) deadline(o Options) (int64, EndReason) {
 	signal := r.lastSignal.Load()
 	for i := range r.sides {
 		sd := &r.sides[i]
-		last := max(signal, sd.streams[kindRTP].lastRx.Load(), sd.streams[kindRTCP].lastRx.Load())
+		last := max(signal, int64(sd.streams[kindRTP].lastRx.Load()), int64(sd.streams[kindRTCP].lastRx.Load()))
 		d, why := o.Timeout, EndTimeout
 		if sd.silent.Load() {
 			d, why = o.SilentTimeout, EndSilentTimeout

@@ -227,19 +227,34 @@ func (r *rtpReceiver) count() int {
 
 // TestSidecarRelaysFFmpegRTP: ffmpeg in the namespace sends a real RTP
 // stream (a sine tone encoded as G.711 µ-law) and its RTCP sender reports
-// to a relay made through the control API; the relay forwards both to
-// sockets in the namespace, where every RTP sequence number arrives, in
-// order, and the metrics show the packets took the fast paths.
+// to relays made through the control API, two (RTP and RTCP apart) or one
+// with "rtcp" (issue 13: RTCP on port+1 was answered with ICMP port
+// unreachable); the relays forward both to sockets in the namespace, where
+// every RTP sequence number arrives, in order, and the metrics show the
+// packets took the fast paths.
 func TestSidecarRelaysFFmpegRTP(t *testing.T) {
 	netnstest.RequireTUN(t)
 	netnstest.RequireTools(t, "ping", "ffmpeg")
+	for _, tc := range []struct {
+		name   string
+		relays []string
+	}{
+		{"two relays", []string{`{"ports":[20000,20002],"peers":["","198.51.100.1:30000"]}`, `{"ports":[20001,20003],"peers":["","198.51.100.1:30001"]}`}},
+		{"one relay with rtcp", []string{`{"ports":[20000,20002],"rtcp":true,"peers":["198.51.100.1:40000","198.51.100.1:30000"]}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { relayFFmpegRTP(t, tc.relays) })
+	}
+}
+
+func relayFFmpegRTP(t *testing.T, relays []string) {
 	ns := netnstest.NewNamespace(t)
 	_, c := sidecarIn(t, ns, "mss4")
 
 	rtpIn := listenUDP(t, ns, "udp4", "198.51.100.1:30000")
 	rtcpIn := listenUDP(t, ns, "udp4", "198.51.100.1:30001")
-	createRelay(t, c, `{"ports":[20000,20002],"peers":["","198.51.100.1:30000"]}`)
-	createRelay(t, c, `{"ports":[20001,20003],"peers":["","198.51.100.1:30001"]}`)
+	for _, r := range relays {
+		createRelay(t, c, r)
+	}
 	recv := newRTPReceiver(rtpIn)
 	var rtcpPkts []rtcp.Packet
 	rtcpDone := make(chan struct{})
@@ -300,6 +315,14 @@ func TestSidecarRelaysFFmpegRTP(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &r) != nil || r.Sides[0].Received.Packets != packets || r.Sides[1].Sent.Packets != packets ||
 		r.Sides[0].Peer != "198.51.100.1:40000" {
 		t.Errorf("relay 1 after the stream: %d %s", code, body)
+	}
+	// The stream's statistics: the first packet is the source's probation
+	// (RFC 3550 A.1), none lost; with "rtcp", the sender reports too.
+	if st := r.Sides[0].Stream; st == nil || st.SSRC != ssrc || st.ClockRate != 8000 || st.Lost != 0 || st.Received != packets-1 {
+		t.Errorf("relay 1's stream from ffmpeg: %+v", st)
+	}
+	if r.RTCP && (r.Sides[0].RTCP == nil || r.Sides[0].RTCP.Received.Packets != uint64(srs) || r.Sides[0].Report == nil || r.Sides[0].Report.SenderReports != uint64(srs)) {
+		t.Errorf("relay 1's RTCP: %s", body)
 	}
 	m := scrape(t, c)
 	t.Logf("fast rx %v, fast tx %v, fallback no-entry %v, netstack lane %v, netstack rx %v",
