@@ -58,6 +58,11 @@ func serveIn(t *testing.T, ns *netnstest.Namespace, tapName string, extra ...str
 	// serve creates the TAP; the kernel side gets its address once it is there.
 	netnstest.WaitFor(t, netnstest.StateTimeout, "serve creating the TAP "+tapName, func() error {
 		out, err := ns.IP("link", "show", "dev", tapName)
+		select {
+		case <-p.Done():
+			t.Fatalf("serve exited: %v: %s", p.Err(), p.Output())
+		default:
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %s (serve: %s)", err, out, p.Output())
 		}

@@ -87,6 +87,10 @@ var debianPackage = map[string]string{
 	"nstat":   "iproute2",
 	"tc":      "iproute2",
 	"setcap":  "libcap2-bin",
+
+	"kamailio":            "kamailio",
+	"rtpengine":           "rtpengine-daemon",
+	"rtpengine-ng-client": "rtpengine-utils libjson-perl",
 }
 
 // RequireTools skips (fails under CI) unless every tool is on PATH, naming
