@@ -29,7 +29,7 @@ import (
 // Options configure the proxy.
 type Options struct {
 	SIP []netip.AddrPort // where Kamailio listens for SIP (UDP)
-	NG  netip.AddrPort // the media relay's ng port (rtpengine_sock)
+	NG  netip.AddrPort   // the media relay's ng port (rtpengine_sock)
 	// Flags are the rtpengine module's flags for offer and answer; empty
 	// means "replace-origin replace-session-connection ICE=remove".
 	Flags string
