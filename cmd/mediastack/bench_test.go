@@ -31,6 +31,7 @@ func TestBenchShort(t *testing.T) {
 	}
 	var rep struct {
 		Machine string           `json:"machine"`
+		Date    string           `json:"date"`
 		Results []map[string]any `json:"results"`
 		Ratios  []bench.Ratio    `json:"ratios"`
 	}
@@ -39,6 +40,9 @@ func TestBenchShort(t *testing.T) {
 	}
 	if rep.Machine == "" {
 		t.Error("the report names no machine")
+	}
+	if rep.Date == "" {
+		t.Error("the report has no date")
 	}
 	got := map[string]bool{}
 	for _, r := range rep.Results {
@@ -59,6 +63,11 @@ func TestBenchShort(t *testing.T) {
 					want = append(want, kind+"/"+fam+"/"+size+" "+path)
 				}
 			}
+		}
+	}
+	for _, fam := range []string{"v4", "v6"} {
+		for _, size := range []string{"172", "1200"} {
+			want = append(want, "reflect-inline/"+fam+"/"+size+" fast")
 		}
 	}
 	for _, n := range bench.ShortStreams {
