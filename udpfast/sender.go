@@ -113,13 +113,26 @@ type Sender struct {
 	sc     *Scratch
 	one    [1][]byte
 
-	// The template matches tmplEntry (pointer identity: entries are
-	// immutable, so an unchanged pointer means an unchanged MAC) and tmplDst.
-	tmpl      template
+	// tmpl is the template of the last destination, tmplDst: one of
+	// tmpls, which keeps one per destination of the port, indexed by
+	// policyarp's Dest.Index, so that a port sending to many peers in turn
+	// builds each header once. A template matches its entry (pointer
+	// identity: entries are immutable, so an unchanged pointer means an
+	// unchanged MAC) and destination.
+	tmpl      *template
 	tmplEntry *policyarp.Entry
+	tmplDest  *policyarp.Dest
 	tmplDst   netip.AddrPort
+	tmpls     []destTemplate
 
 	c counters
+}
+
+// destTemplate is the template of one destination of the port.
+type destTemplate struct {
+	tmpl  template
+	entry *policyarp.Entry
+	dst   netip.AddrPort
 }
 
 // New validates opts and returns a Sender.
@@ -186,34 +199,104 @@ const fastOK = Reason(255)
 const errBadDst = Reason(254)
 
 // prepare makes the template ready for a datagram of n payload bytes to dst,
-// or says why it cannot go fast. The common case (same entry, same
-// destination) is one atomic load and two comparisons.
+// or says why it cannot go fast. The common case (same destination as the
+// last datagram, same entry) is one atomic load and two comparisons; another
+// destination of the port adds a lookup in the port's destination set.
 func (s *Sender) prepare(dst netip.AddrPort, n int) Reason {
-	e := s.slot.Load()
-	if e != s.tmplEntry || dst != s.tmplDst || e == nil {
-		if r := s.retemplate(e, dst); r != fastOK {
+	var e *policyarp.Entry
+	if dst == s.tmplDst && s.tmplDest != nil {
+		e = s.tmplDest.Load()
+	}
+	if e != s.tmplEntry || e == nil {
+		if r := s.retemplate(dst); r != fastOK {
 			return r
 		}
+		e = s.tmplEntry
 	}
-	if n+s.ipLen > int(s.link.MTU()) {
+	if n+s.ipLen > int(e.PathMTUFor(s.link.MTU())) {
 		return ReasonTooBig
 	}
 	return fastOK
 }
 
-// retemplate checks a changed entry or destination and rebuilds what changed.
-func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
+// retemplate finds dst's entry and template, after a change of destination
+// or entry. Without a usable entry it asks the table to resolve dst: when
+// netstack knows the next hop already, the entry is usable at once and this
+// very datagram goes fast.
+func (s *Sender) retemplate(dst netip.AddrPort) Reason {
 	if a := dst.Addr(); a.Is4In6() {
 		dst = netip.AddrPortFrom(a.Unmap(), dst.Port())
 	}
 	if !dst.Addr().IsValid() || dst.Port() == 0 || dst.Addr().Is6() != s.v6 {
 		return errBadDst
 	}
-	s.tmplEntry = nil // until the checks below pass
+	s.tmplEntry, s.tmplDest = nil, nil // until the checks below pass
+	dstT := tcpipaddr.From(dst.Addr())
+	d := s.slot.Find(dstT)
+	var e *policyarp.Entry
+	if d != nil {
+		if e = d.Load(); e != nil && e.Dst != dstT {
+			e = nil
+		}
+	}
+	if r := s.entryReason(e); r != fastOK {
+		if !r.resolves() {
+			return r
+		}
+		// Errors here are a bad destination family, which the fallback
+		// reports too; the table counts what it does.
+		if ne, err := s.table.Resolve(s.local.Port(), s.localT, dstT); err != nil || !ne.Usable() {
+			return r
+		}
+		if d = s.slot.Find(dstT); d == nil {
+			return r
+		}
+		if e = d.Load(); e == nil || e.Dst != dstT || s.entryReason(e) != fastOK {
+			return r
+		}
+	}
+	c := s.destTemplate(e.Index)
+	if c.entry != e || c.dst != dst {
+		if dst != c.dst || c.tmpl.n == 0 || string(c.tmpl.hdr[6:12]) != string(s.link.LinkAddress()) {
+			c.tmpl.build(&templateFields{
+				srcMAC:  s.link.LinkAddress(),
+				dstMAC:  e.MAC,
+				src:     s.localT,
+				dst:     e.Dst,
+				srcPort: s.local.Port(),
+				dstPort: dst.Port(),
+				ttl:     s.ttl,
+				tos:     s.tos,
+				df:      s.df,
+			})
+		} else {
+			c.tmpl.setDstMAC(e.MAC)
+		}
+		c.entry, c.dst = e, dst
+	}
+	s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst = &c.tmpl, e, d, dst
+	return fastOK
+}
+
+// destTemplate returns the template cell of the port's destination i,
+// growing the cache the first time the port reaches that many destinations.
+func (s *Sender) destTemplate(i int) *destTemplate {
+	if i >= len(s.tmpls) {
+		s.tmpls = append(s.tmpls, make([]destTemplate, i+1-len(s.tmpls))...)
+		s.tmpl = nil // moved
+	}
+	return &s.tmpls[i]
+}
+
+// entryReason says why e (dst's entry, nil if none) cannot be used for a
+// fast send, or fastOK.
+func (s *Sender) entryReason(e *policyarp.Entry) Reason {
 	switch {
+	case e == nil && s.slot.Full():
+		return ReasonDstChanged
 	case e == nil:
 		return ReasonNoEntry
-	case e.Dst != tcpipaddr.From(dst.Addr()) || e.Local != s.localT:
+	case e.Local != s.localT:
 		return ReasonDstChanged
 	}
 	switch e.State {
@@ -229,22 +312,6 @@ func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
 	default:
 		return ReasonUnsupported
 	}
-	if dst != s.tmplDst || s.tmpl.n == 0 || string(s.tmpl.hdr[6:12]) != string(s.link.LinkAddress()) {
-		s.tmpl.build(&templateFields{
-			srcMAC:  s.link.LinkAddress(),
-			dstMAC:  e.MAC,
-			src:     s.localT,
-			dst:     e.Dst,
-			srcPort: s.local.Port(),
-			dstPort: dst.Port(),
-			ttl:     s.ttl,
-			tos:     s.tos,
-			df:      s.df,
-		})
-	} else {
-		s.tmpl.setDstMAC(e.MAC)
-	}
-	s.tmplEntry, s.tmplDst = e, dst
 	return fastOK
 }
 
@@ -408,7 +475,7 @@ func (b *batch) addToTrain(i int, p []byte, dst netip.AddrPort) (int, error) {
 	if b.trainLen == 0 {
 		b.trainFirst, b.trainBytes = i, 0
 		b.trainDst, b.trainEntry = dst, s.tmplEntry
-		b.trainTmpl = s.tmpl
+		b.trainTmpl = *s.tmpl
 		b.trainID = s.nextID()
 	} else {
 		// The kernel numbers the datagrams it cuts up from the first
@@ -510,15 +577,10 @@ func linkReason(err error) Reason {
 	return ReasonLinkError
 }
 
-// fallback sends one datagram through netstack and, when the entry is
-// missing or stale, asks the table to resolve dst so the next one goes fast.
+// fallback sends one datagram through netstack (prepare has asked the
+// table to resolve dst already, so that the next one goes fast).
 func (s *Sender) fallback(r Reason, payload []byte, dst netip.AddrPort) error {
 	add(&s.c.fallbacks[r], 1)
-	if r.resolves() {
-		// Errors here are a bad destination family, which the send below
-		// reports too; the table counts what it does.
-		_, _ = s.table.Resolve(s.local.Port(), s.localT, tcpipaddr.From(dst.Addr()))
-	}
 	if err := s.fb.SendViaNetstack(payload, dst); err != nil {
 		add(&s.c.fallbackErrors, 1)
 		return err

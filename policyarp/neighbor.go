@@ -1,0 +1,170 @@
+package policyarp
+
+import (
+	"fmt"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	tcpipstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// MACChangeReason is what revealed that a destination's next hop has a new
+// MAC (Stats.MACChangesBy).
+type MACChangeReason uint8
+
+const (
+	// ResolveChange: a new resolution (after aging or a failure) found
+	// another MAC.
+	ResolveChange MACChangeReason = iota
+	// RefreshChange: the periodic re-validation found that netstack holds
+	// another MAC (it learnt one from a solicited reply, or from an ARP
+	// request or Neighbor Solicitation naming the next hop as sender).
+	RefreshChange
+	// GratuitousARPChange: an ARP announcement with another MAC
+	// invalidated the entry and the resolution that followed found a new
+	// MAC.
+	GratuitousARPChange
+	// UnsolicitedNAChange: the same for an unsolicited Neighbor
+	// Advertisement.
+	UnsolicitedNAChange
+	// StaticChange: SetStatic fixed another MAC.
+	StaticChange
+
+	// NumMACChangeReasons is the number of reasons.
+	NumMACChangeReasons = int(iota)
+)
+
+var macChangeNames = [NumMACChangeReasons]string{"resolve", "refresh", "gratuitous-arp", "unsolicited-na", "static"}
+
+func (r MACChangeReason) String() string {
+	if int(r) < NumMACChangeReasons {
+		return macChangeNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// macChanged counts (and logs) that e's next hop moved from old to mac.
+// Entries sharing a next hop change together; the log says it once per
+// change of the next hop, not once per entry.
+func (t *Table) macChanged(e *Entry, old, mac tcpip.LinkAddress, why MACChangeReason) {
+	t.c.macChanges[why].Add(1)
+	if t.log == nil {
+		return
+	}
+	t.logMu.Lock()
+	pair := [2]tcpip.LinkAddress{old, mac}
+	if t.lastLogs[e.NextHop] == pair {
+		t.logMu.Unlock()
+		return
+	}
+	if len(t.lastLogs) >= 4096 {
+		clear(t.lastLogs)
+	}
+	t.lastLogs[e.NextHop] = pair
+	t.logMu.Unlock()
+	t.log.Info("policyarp: neighbour MAC changed", "next_hop", e.NextHop.String(), "old", old.String(), "new", mac.String(),
+		"reason", why.String(), "port", e.Port, "dst", e.Dst.String())
+}
+
+// HandleNeighborUpdate is the hook fastfilter calls for a gratuitous ARP or
+// an unsolicited Neighbor Advertisement announcing that ip is at mac
+// (fastfilter.Filter.SubscribeNeighborUpdates). It never installs mac (the
+// frame is unauthenticated); what it does depends on what is known:
+//
+//   - an announcement of the MAC the entries using ip hold (and netstack
+//     holds) changes nothing: hosts repeat announcements (keepalived, VRRP,
+//     arping -U loops), and each used to cost a fallback (Stats.AnnouncedSame);
+//   - an announcement of another MAC (or none: mac empty means "unknown")
+//     invalidates the entries whose next hop is ip, so that their next
+//     datagram goes through netstack, and, when netstack's neighbour cache
+//     holds another MAC for ip (gVisor ignores gratuitous ARP requests and
+//     will not let a gratuitous reply override a cached MAC), removes
+//     netstack's dynamic entry so that netstack resolves ip afresh and
+//     learns the MAC from the solicited reply;
+//   - at most once per Options.AnnounceInterval per destination: a flood
+//     of changing announcements costs each destination at most one
+//     fallback per interval. An announcement held back is looked at again
+//     when the interval ends (Stats.AnnounceDeferred), so the last word
+//     of a real move is never lost.
+//
+// Updates for addresses no entry uses change nothing, in the table or in
+// netstack, and static neighbours never move. It is safe to call from a
+// link's receive goroutine: it takes only short locks and never blocks on
+// I/O.
+func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
+	proto, ok := protocolOf(ip, ip)
+	if !ok {
+		return
+	}
+	inUse, differs := t.knownMAC(ip, mac)
+	if !inUse {
+		return
+	}
+	t.staticMu.Lock()
+	_, static := t.static[ip]
+	t.staticMu.Unlock()
+	if static {
+		return // fixed by configuration; announcements do not move it
+	}
+	var flush bool
+	if nbrs, err := t.ns.Neighbors(t.nic, proto); err == nil {
+		for _, n := range nbrs {
+			if n.Addr == ip {
+				flush = n.State != tcpipstack.Static && (mac == "" || n.LinkAddr != mac)
+				break
+			}
+		}
+	}
+	if !differs && !flush {
+		t.c.announcedSame.Add(1)
+		return
+	}
+	why := GratuitousARPChange
+	if proto == header.IPv6ProtocolNumber {
+		why = UnsolicitedNAChange
+	}
+	// Flush netstack first, so that a sender re-resolving right after the
+	// invalidation below cannot pick up the old MAC again; but only when
+	// an entry is invalidated now, or a flood would keep netstack
+	// resolving.
+	if t.invalidate(ip, mac, why, true) > 0 || !t.hasValid(ip) {
+		if flush && t.ns.RemoveNeighbor(t.nic, proto, ip) == nil {
+			t.c.flushes.Add(1)
+		}
+	}
+}
+
+// knownMAC reports whether an entry uses ip as its next hop and whether one
+// of them holds a MAC other than mac (any, when mac is empty).
+func (t *Table) knownMAC(ip tcpip.Address, mac tcpip.LinkAddress) (inUse, differs bool) {
+	for i := range t.slots {
+		t.slots[i].each(func(_ *Dest, e *Entry) {
+			if e.NextHop == ip {
+				inUse = true
+				differs = differs || (e.MAC != "" && (mac == "" || e.MAC != mac))
+			}
+		})
+	}
+	return inUse, differs
+}
+
+// hasValid reports whether a Valid entry uses ip as its next hop.
+func (t *Table) hasValid(ip tcpip.Address) bool {
+	found := false
+	for i := range t.slots {
+		t.slots[i].each(func(_ *Dest, e *Entry) { found = found || (e.NextHop == ip && e.State == Valid) })
+	}
+	return found
+}
+
+// retryAnnouncement looks again at the announcement the rate limit held
+// back for d, now that its interval has ended.
+func (t *Table) retryAnnouncement(s *Slot, d *Dest, ip tcpip.Address) {
+	s.mu.Lock()
+	pending, mac := d.pending, d.pendingMAC
+	d.pending, d.pendingMAC = false, ""
+	s.mu.Unlock()
+	if pending && !t.closed.Load() {
+		t.HandleNeighborUpdate(ip, mac)
+	}
+}
