@@ -1,6 +1,7 @@
 package udpfast
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -123,7 +124,12 @@ type Sender struct {
 	tmplEntry *policyarp.Entry
 	tmplDest  *policyarp.Dest
 	tmplDst   netip.AddrPort
-	tmpls     []destTemplate
+	tmpls     []*destTemplate
+	// byDst finds a destination's template from its address and port,
+	// without the table's lookup, when the port alternates between
+	// destinations: a cache of two-way buckets, made for the second
+	// destination.
+	byDst []*destTemplate
 
 	c counters
 }
@@ -132,8 +138,12 @@ type Sender struct {
 type destTemplate struct {
 	tmpl  template
 	entry *policyarp.Entry
+	dest  *policyarp.Dest
 	dst   netip.AddrPort
 }
+
+// maxByDst bounds Sender.byDst.
+const maxByDst = 256
 
 // New validates opts and returns a Sender.
 func New(opts Options) (*Sender, error) {
@@ -206,6 +216,10 @@ func (s *Sender) prepare(dst netip.AddrPort, n int) Reason {
 	var e *policyarp.Entry
 	if dst == s.tmplDst && s.tmplDest != nil {
 		e = s.tmplDest.Load()
+	} else if c := s.cached(dst); c != nil {
+		if e = c.dest.Load(); e == c.entry {
+			s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst = &c.tmpl, e, c.dest, dst
+		}
 	}
 	if e != s.tmplEntry || e == nil {
 		if r := s.retemplate(dst); r != fastOK {
@@ -256,7 +270,7 @@ func (s *Sender) retemplate(dst netip.AddrPort) Reason {
 		}
 	}
 	c := s.destTemplate(e.Index)
-	if c.entry != e || c.dst != dst {
+	if c.entry != e || c.dst != dst || c.dest != d {
 		if dst != c.dst || c.tmpl.n == 0 || string(c.tmpl.hdr[6:12]) != string(s.link.LinkAddress()) {
 			c.tmpl.build(&templateFields{
 				srcMAC:  s.link.LinkAddress(),
@@ -272,20 +286,75 @@ func (s *Sender) retemplate(dst netip.AddrPort) Reason {
 		} else {
 			c.tmpl.setDstMAC(e.MAC)
 		}
-		c.entry, c.dst = e, dst
+		c.entry, c.dst, c.dest = e, dst, d
+		s.remember(c)
 	}
 	s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst = &c.tmpl, e, d, dst
 	return fastOK
 }
 
-// destTemplate returns the template cell of the port's destination i,
-// growing the cache the first time the port reaches that many destinations.
+// destTemplate returns the template of the port's destination i, made the
+// first time the port reaches that many destinations.
 func (s *Sender) destTemplate(i int) *destTemplate {
 	if i >= len(s.tmpls) {
-		s.tmpls = append(s.tmpls, make([]destTemplate, i+1-len(s.tmpls))...)
-		s.tmpl = nil // moved
+		s.tmpls = append(s.tmpls, make([]*destTemplate, i+1-len(s.tmpls))...)
 	}
-	return &s.tmpls[i]
+	if s.tmpls[i] == nil {
+		s.tmpls[i] = new(destTemplate)
+	}
+	return s.tmpls[i]
+}
+
+func dstHash(dst netip.AddrPort) uint64 {
+	a := dst.Addr().As16()
+	x := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(a[8:]) ^ uint64(dst.Port())<<48
+	return x * 0x9e3779b97f4a7c15
+}
+
+// cached returns dst's template from byDst, or nil.
+func (s *Sender) cached(dst netip.AddrPort) *destTemplate {
+	if len(s.byDst) == 0 {
+		return nil
+	}
+	mask := uint64(len(s.byDst) - 1)
+	h := dstHash(dst) >> 56 // the top bits: a product mixes upwards
+	if c := s.byDst[h&mask]; c != nil && c.dst == dst {
+		return c
+	}
+	if c := s.byDst[(h+1)&mask]; c != nil && c.dst == dst {
+		return c
+	}
+	return nil
+}
+
+// remember puts c in byDst, once the port has a second destination.
+func (s *Sender) remember(c *destTemplate) {
+	if s.byDst == nil {
+		if len(s.tmpls) < 2 {
+			return
+		}
+		n := 8
+		for n < 2*s.table.MaxDestinations() && n < maxByDst {
+			n *= 2
+		}
+		s.byDst = make([]*destTemplate, n)
+		for _, o := range s.tmpls {
+			if o != nil && o != c && o.dest != nil {
+				s.remember(o)
+			}
+		}
+	}
+	mask := uint64(len(s.byDst) - 1)
+	h := dstHash(c.dst) >> 56
+	switch i, j := h&mask, (h+1)&mask; {
+	case s.byDst[i] == nil || s.byDst[i] == c || s.byDst[i].dst == c.dst:
+		s.byDst[i] = c
+	case s.byDst[j] == nil || s.byDst[j] == c || s.byDst[j].dst == c.dst:
+		s.byDst[j] = c
+	default:
+		s.byDst[j] = s.byDst[i]
+		s.byDst[i] = c
+	}
 }
 
 // entryReason says why e (dst's entry, nil if none) cannot be used for a
