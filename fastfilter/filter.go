@@ -68,6 +68,7 @@ type Filter struct {
 	ports     []atomic.Pointer[portEntry] // indexed by port - portMin
 	snap      atomic.Pointer[snapshot]
 	subs      atomic.Pointer[[]neighborFunc]
+	tooBig    atomic.Pointer[[]tooBigFunc] // neighbor.go
 	closed    atomic.Bool
 	regMu     sync.Mutex // serialises Register, Close, Counters and subscriptions
 	regs      map[*Registration]struct{}

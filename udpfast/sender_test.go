@@ -97,6 +97,7 @@ func newTracedFixture(t *testing.T, fam family, trace io.Writer) *fixture {
 	t.Cleanup(filter.Close)
 	a.SetHook(filter.Hook)
 	filter.SubscribeNeighborUpdates(table.HandleNeighborUpdate)
+	filter.SubscribePacketTooBig(table.HandlePacketTooBig)
 	reg, err := filter.Register(rtp, rtp+1, func(*fastfilter.Datagram) {})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,71 @@
+package frames
+
+import (
+	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+// TooBig describes an Ethernet frame carrying a router's path MTU report: an
+// ICMPv4 "fragmentation needed" (type 3 code 4) or, when Quoted is an IPv6
+// packet, an ICMPv6 "packet too big", quoting Quoted (the start of the
+// packet that did not fit: its IP header and at least 8 bytes) and telling
+// MTU. It goes from Router (at SrcMAC, default PeerMAC) to Dst (at DstMAC,
+// default StackMAC), with a valid checksum unless BadChecksum.
+type TooBig struct {
+	Router, Dst    netip.Addr
+	SrcMAC, DstMAC tcpip.LinkAddress
+	Quoted         []byte
+	MTU            uint32
+	BadChecksum    bool
+}
+
+// Build returns the frame.
+func (b TooBig) Build() []byte {
+	src, dst := b.SrcMAC, b.DstMAC
+	if src == "" {
+		src = PeerMAC
+	}
+	if dst == "" {
+		dst = StackMAC
+	}
+	v6 := header.IPVersion(b.Quoted) == header.IPv6Version
+	ipLen, proto := header.IPv4MinimumSize, header.IPv4ProtocolNumber
+	if v6 {
+		ipLen, proto = header.IPv6MinimumSize, header.IPv6ProtocolNumber
+	}
+	icmpLen := header.ICMPv4MinimumSize + len(b.Quoted)
+	frame := make([]byte, header.EthernetMinimumSize+ipLen+icmpLen)
+	header.Ethernet(frame).Encode(&header.EthernetFields{SrcAddr: src, DstAddr: dst, Type: proto})
+	ip := frame[header.EthernetMinimumSize:]
+	icmpBytes := ip[ipLen:]
+	copy(icmpBytes[header.ICMPv4MinimumSize:], b.Quoted)
+	if v6 {
+		header.IPv6(ip).Encode(&header.IPv6Fields{
+			PayloadLength: uint16(icmpLen), TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: 64,
+			SrcAddr: tcpipAddr(b.Router), DstAddr: tcpipAddr(b.Dst),
+		})
+		icmp := header.ICMPv6(icmpBytes)
+		icmp.SetType(header.ICMPv6PacketTooBig)
+		icmp.SetMTU(b.MTU)
+		icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp, Src: tcpipAddr(b.Router), Dst: tcpipAddr(b.Dst)}))
+	} else {
+		h := header.IPv4(ip)
+		h.Encode(&header.IPv4Fields{
+			TotalLength: uint16(ipLen + icmpLen), TTL: 64, Protocol: uint8(header.ICMPv4ProtocolNumber),
+			SrcAddr: tcpipAddr(b.Router), DstAddr: tcpipAddr(b.Dst),
+		})
+		h.SetChecksum(^h.CalculateChecksum())
+		icmp := header.ICMPv4(icmpBytes)
+		icmp.SetType(header.ICMPv4DstUnreachable)
+		icmp.SetCode(header.ICMPv4FragmentationNeeded)
+		icmp.SetMTU(uint16(b.MTU))
+		icmp.SetChecksum(^checksum.Checksum(icmp, 0))
+	}
+	if b.BadChecksum {
+		icmpBytes[len(icmpBytes)-1] ^= 1
+	}
+	return frame
+}
