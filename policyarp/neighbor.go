@@ -106,11 +106,13 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	if static {
 		return // fixed by configuration; announcements do not move it
 	}
+	// netstack's entry is wrong only when it has a MAC (not while it
+	// resolves) and another one.
 	var flush bool
 	if nbrs, err := t.ns.Neighbors(t.nic, proto); err == nil {
 		for _, n := range nbrs {
 			if n.Addr == ip {
-				flush = n.State != tcpipstack.Static && (mac == "" || n.LinkAddr != mac)
+				flush = n.State != tcpipstack.Static && n.LinkAddr != "" && (mac == "" || n.LinkAddr != mac)
 				break
 			}
 		}
@@ -123,15 +125,29 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	if proto == header.IPv6ProtocolNumber {
 		why = UnsolicitedNAChange
 	}
-	// Flush netstack first, so that a sender re-resolving right after the
-	// invalidation below cannot pick up the old MAC again; but only when
-	// an entry is invalidated now, or a flood would keep netstack
-	// resolving.
-	if t.invalidate(ip, mac, why, true) > 0 || !t.hasValid(ip) {
-		if flush && t.ns.RemoveNeighbor(t.nic, proto, ip) == nil {
-			t.c.flushes.Add(1)
-		}
+	// The flush goes first, so that a sender re-resolving right after the
+	// invalidation cannot pick up the old MAC again; it is rate-limited
+	// like the invalidations, or a flood would keep netstack resolving.
+	if flush && t.flushAllowed(ip) && t.ns.RemoveNeighbor(t.nic, proto, ip) == nil {
+		t.c.flushes.Add(1)
 	}
+	t.invalidate(ip, mac, why, true)
+}
+
+// flushAllowed reports whether netstack's neighbour ip may be flushed now:
+// at most once per AnnounceInterval.
+func (t *Table) flushAllowed(ip tcpip.Address) bool {
+	now := t.clock.NowMonotonic()
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	if last, ok := t.flushed[ip]; ok && now.Sub(last) < t.announce {
+		return false
+	}
+	if len(t.flushed) >= 4096 {
+		clear(t.flushed)
+	}
+	t.flushed[ip] = now
+	return true
 }
 
 // knownMAC reports whether an entry uses ip as its next hop and whether one
@@ -146,15 +162,6 @@ func (t *Table) knownMAC(ip tcpip.Address, mac tcpip.LinkAddress) (inUse, differ
 		})
 	}
 	return inUse, differs
-}
-
-// hasValid reports whether a Valid entry uses ip as its next hop.
-func (t *Table) hasValid(ip tcpip.Address) bool {
-	found := false
-	for i := range t.slots {
-		t.slots[i].each(func(_ *Dest, e *Entry) { found = found || (e.NextHop == ip && e.State == Valid) })
-	}
-	return found
 }
 
 // retryAnnouncement looks again at the announcement the rate limit held

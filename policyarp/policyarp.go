@@ -201,6 +201,9 @@ type Table struct {
 	tickMu sync.Mutex
 	ticker tcpip.Timer
 
+	flushMu sync.Mutex
+	flushed map[tcpip.Address]tcpip.MonotonicTime // per next hop, the last flush of netstack's entry
+
 	logMu    sync.Mutex
 	lastLogs map[tcpip.Address][2]tcpip.LinkAddress // per next hop, the last change logged
 
@@ -263,6 +266,7 @@ func New(opts Options) (*Table, error) {
 		slots:      make([]Slot, opts.Ports),
 		static:     make(map[tcpip.Address]tcpip.LinkAddress),
 		lastLogs:   make(map[tcpip.Address][2]tcpip.LinkAddress),
+		flushed:    make(map[tcpip.Address]tcpip.MonotonicTime),
 	}
 	for i := range t.slots {
 		s := &t.slots[i]
