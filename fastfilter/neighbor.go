@@ -2,6 +2,7 @@ package fastfilter
 
 import (
 	"bytes"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -28,17 +29,22 @@ type neighborFunc = func(ip tcpip.Address, mac tcpip.LinkAddress)
 // announcement is unauthenticated, so it must never install a MAC.
 // Subscriptions last as long as the filter.
 func (f *Filter) SubscribeNeighborUpdates(fn func(ip tcpip.Address, mac tcpip.LinkAddress)) {
-	if fn == nil {
-		return
+	if fn != nil {
+		subscribe(f, &f.subs, fn)
 	}
+}
+
+// subscribe adds fn to the subscribers in p: a new slice, so that the
+// receive path reads them without a lock.
+func subscribe[T any](f *Filter, p *atomic.Pointer[[]T], fn T) {
 	f.regMu.Lock()
 	defer f.regMu.Unlock()
-	var subs []neighborFunc
-	if old := f.subs.Load(); old != nil {
+	var subs []T
+	if old := p.Load(); old != nil {
 		subs = append(subs, *old...)
 	}
 	subs = append(subs, fn)
-	f.subs.Store(&subs)
+	p.Store(&subs)
 }
 
 func (f *Filter) notifyNeighbor(ip tcpip.Address, mac tcpip.LinkAddress) {
@@ -148,17 +154,9 @@ type tooBigFunc = func(local, remote tcpip.Address, port uint16, mtu uint32)
 // goroutine and must not block or retain anything. Subscriptions last as
 // long as the filter.
 func (f *Filter) SubscribePacketTooBig(fn func(local, remote tcpip.Address, port uint16, mtu uint32)) {
-	if fn == nil {
-		return
+	if fn != nil {
+		subscribe(f, &f.tooBig, fn)
 	}
-	f.regMu.Lock()
-	defer f.regMu.Unlock()
-	var subs []tooBigFunc
-	if old := f.tooBig.Load(); old != nil {
-		subs = append(subs, *old...)
-	}
-	subs = append(subs, fn)
-	f.tooBig.Store(&subs)
 }
 
 func (f *Filter) notifyTooBig(local, remote tcpip.Address, port uint16, mtu uint32) {
