@@ -99,6 +99,7 @@ func newKernelPeerOn(t *testing.T, kind string, segment bool) *kernelPeer {
 	t.Cleanup(filter.Close)
 	ep.SetFrameHook(filter.Hook)
 	filter.SubscribeNeighborUpdates(table.HandleNeighborUpdate)
+	filter.SubscribePacketTooBig(table.HandlePacketTooBig)
 	reg, err := filter.Register(rtp, rtp+1, func(*fastfilter.Datagram) {})
 	if err != nil {
 		t.Fatal(err)
