@@ -305,10 +305,17 @@ func (s *Sender) destTemplate(i int) *destTemplate {
 	return s.tmpls[i]
 }
 
+// dstHash mixes dst's address and port; use its top bits.
 func dstHash(dst netip.AddrPort) uint64 {
-	a := dst.Addr().As16()
-	x := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(a[8:]) ^ uint64(dst.Port())<<48
-	return x * 0x9e3779b97f4a7c15
+	var x uint64
+	if a := dst.Addr(); a.Is4() {
+		b := a.As4()
+		x = uint64(binary.LittleEndian.Uint32(b[:]))
+	} else {
+		b := a.As16()
+		x = binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
+	}
+	return (x ^ uint64(dst.Port())<<32) * 0x9e3779b97f4a7c15
 }
 
 // cached returns dst's template from byDst, or nil.
