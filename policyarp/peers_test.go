@@ -111,43 +111,58 @@ func TestAnnouncementFloodIsRateLimited(t *testing.T) {
 	}
 }
 
-// A unicast ARP request with a forged sender moves netstack's neighbour
-// entry (as Linux does); the fast path follows within one refresh, counts
-// the change as "refresh" and logs the old and the new MAC.
-func TestForgedARPRequestFollowedWithinARefresh(t *testing.T) {
-	lan := newLAN(t)
-	var logs bytes.Buffer
-	tab := newTableWith(t, lan, policyarp.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	mustResolve(t, tab, rtp, a4, b4)
-	lan.Run(10 * time.Millisecond)
+// A unicast ARP request (IPv6: Neighbor Solicitation) with a forged sender
+// moves netstack's neighbour entry (as Linux does); the fast path follows
+// within one refresh, counts the change as "refresh" and logs the old and
+// the new MAC, once.
+func TestForgedSolicitationFollowedWithinARefresh(t *testing.T) {
 	forged := frames.MAC(0x66)
-	req := frames.ARP{Op: header.ARPRequest, DstMAC: macA, SenderMAC: forged, SenderIP: frames.V4(hostB), TargetIP: frames.V4(hostA)}.Build()
-	if _, err := lan.Hosts[2].Link.WriteFrames([][]byte{req}); err != nil {
-		t.Fatal(err)
-	}
-	lan.Run(time.Millisecond)
-	slot := tab.Slot(rtp)
-	var moved time.Duration
-	for i := 0; i < 30 && moved == 0; i++ {
-		if e := slot.Load(b4); e.Usable() && e.MAC == forged {
-			moved = time.Duration(i) * 50 * time.Millisecond
-		}
-		lan.Run(50 * time.Millisecond)
-	}
-	if moved == 0 || moved > tab.Refresh() {
-		t.Fatalf("the fast path did not follow netstack's entry within a refresh (%v): entry %v", tab.Refresh(), slot.Peek(b4))
-	}
-	st := tab.Stats()
-	if st.MACChangesBy[policyarp.RefreshChange] != 1 || st.MACChanges != 1 {
-		t.Fatalf("stats %+v: want one MAC change, by refresh", st)
-	}
-	line := logs.String()
-	for _, want := range []string{"level=INFO", "neighbour MAC changed", "old=" + macB.String(), "new=" + forged.String(), "reason=refresh", "next_hop=" + b4.String()} {
-		if !strings.Contains(line, want) {
-			t.Errorf("log %q lacks %q", line, want)
-		}
-	}
-	if n := strings.Count(line, "\n"); n != 1 {
-		t.Errorf("%d log lines, want 1", n)
+	for _, tc := range []struct {
+		name       string
+		local, dst tcpip.Address
+		frame      []byte
+	}{
+		{"arp", a4, b4, frames.ARP{Op: header.ARPRequest, DstMAC: macA, SenderMAC: forged, SenderIP: frames.V4(hostB), TargetIP: frames.V4(hostA)}.Build()},
+		{"ns", a6, b6, frames.NS{Src: frames.V6(hostB), Target: frames.V6(hostA), SrcMAC: forged, DstMAC: macA}.Build()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lan := newLAN(t)
+			lan.Run(time.Second) // IPv6 link-local set-up traffic
+			var logs bytes.Buffer
+			tab := newTableWith(t, lan, policyarp.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			mustResolve(t, tab, rtp, tc.local, tc.dst)
+			lan.Run(10 * time.Millisecond)
+			if mac, ok := tab.Lookup(rtp, tc.dst); !ok || mac != macB {
+				t.Fatalf("before: %q %v", mac, ok)
+			}
+			if _, err := lan.Hosts[2].Link.WriteFrames([][]byte{tc.frame}); err != nil { // from R's port: anyone on the LAN
+				t.Fatal(err)
+			}
+			lan.Run(time.Millisecond)
+			slot := tab.Slot(rtp)
+			var moved time.Duration
+			for i := 0; i < 30 && moved == 0; i++ {
+				if e := slot.Load(tc.dst); e.Usable() && e.MAC == forged {
+					moved = time.Duration(i) * 50 * time.Millisecond
+				}
+				lan.Run(50 * time.Millisecond)
+			}
+			if moved == 0 || moved > tab.Refresh() {
+				t.Fatalf("the fast path did not follow netstack's entry within a refresh (%v): entry %v", tab.Refresh(), slot.Peek(tc.dst))
+			}
+			st := tab.Stats()
+			if st.MACChangesBy[policyarp.RefreshChange] != 1 || st.MACChanges != 1 {
+				t.Fatalf("stats %+v: want one MAC change, by refresh", st)
+			}
+			line := logs.String()
+			for _, want := range []string{"level=INFO", "neighbour MAC changed", "old=" + macB.String(), "new=" + forged.String(), "reason=refresh", "next_hop=" + tc.dst.String()} {
+				if !strings.Contains(line, want) {
+					t.Errorf("log %q lacks %q", line, want)
+				}
+			}
+			if n := strings.Count(line, "\n"); n != 1 {
+				t.Errorf("%d log lines, want 1", n)
+			}
+		})
 	}
 }

@@ -328,9 +328,15 @@ func TestNeighborUpdateInvalidates(t *testing.T) {
 	if e := mustResolve(t, tab, rtp, a4, b4); e.State != policyarp.Resolving {
 		t.Fatalf("re-resolve: %v", e)
 	}
+	mustResolve(t, tab, rtp+1, a4, b4)
 	lan.Run(10 * time.Millisecond)
 	if mac, ok := tab.Lookup(rtp, b4); !ok || mac != macB2 {
 		t.Fatalf("after re-resolution %q %v, want %q", mac, ok, macB2)
+	}
+	// Both entries followed the move: counted per entry, as revealed by
+	// the gratuitous ARP.
+	if st := tab.Stats(); st.MACChangesBy[policyarp.GratuitousARPChange] != 2 || st.MACChanges != 2 {
+		t.Errorf("MAC changes %v (total %d), want 2 by gratuitous-arp", st.MACChangesBy, st.MACChanges)
 	}
 }
 

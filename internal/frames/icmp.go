@@ -69,3 +69,33 @@ func (b TooBig) Build() []byte {
 	}
 	return frame
 }
+
+// NS describes a Neighbor Solicitation from Src (at SrcMAC, the source
+// link-layer address option too) for Target, unicast to Target at DstMAC,
+// as a host confirming a neighbour sends it. A forged Src/SrcMAC is the
+// NDP twin of a forged ARP request.
+type NS struct {
+	Src, Target    netip.Addr
+	SrcMAC, DstMAC tcpip.LinkAddress
+}
+
+// Build returns the frame.
+func (n NS) Build() []byte {
+	opts := header.NDPOptionsSerializer{header.NDPSourceLinkLayerAddressOption(n.SrcMAC)}
+	icmpLen := header.ICMPv6NeighborSolicitMinimumSize + opts.Length()
+	b := make([]byte, header.EthernetMinimumSize+header.IPv6MinimumSize+icmpLen)
+	src, dst := tcpipAddr(n.Src), tcpipAddr(n.Target)
+	header.Ethernet(b).Encode(&header.EthernetFields{SrcAddr: n.SrcMAC, DstAddr: n.DstMAC, Type: header.IPv6ProtocolNumber})
+	ip := header.IPv6(b[header.EthernetMinimumSize:])
+	ip.Encode(&header.IPv6Fields{
+		PayloadLength: uint16(icmpLen), TransportProtocol: header.ICMPv6ProtocolNumber, HopLimit: header.NDPHopLimit,
+		SrcAddr: src, DstAddr: dst,
+	})
+	icmp := header.ICMPv6(ip.Payload())
+	icmp.SetType(header.ICMPv6NeighborSolicit)
+	ns := header.NDPNeighborSolicit(icmp.MessageBody())
+	ns.SetTargetAddress(dst)
+	ns.Options().Serialize(opts)
+	icmp.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: icmp, Src: src, Dst: dst}))
+	return b
+}
