@@ -23,34 +23,27 @@ type Slot struct {
 	more   atomic.Pointer[destSet] // destinations beyond inline; nil until needed
 
 	mu    sync.Mutex // serialises writers; never held while calling netstack
-	n     int        // destinations held
-	free  []int      // indexes of evicted overflow destinations, for reuse
-	next  int        // next unused index past inline
-	armed bool       // aging timer pending
+	n     int32      // destinations held; an evicted one's index goes to its successor
+	port  uint16
+	armed bool // aging timer pending
 	timer tcpip.Timer
 	table *Table
-	port  uint16
 }
 
 // Dest is one destination of a port: the cell its successive entries are
 // published in. A Dest stays valid (readers may keep it) but may be reused
 // for another destination once evicted, so always check the loaded entry's
 // Dst.
+//
+// A Dest is kept small (a port holds four in place): what announcements
+// need is kept in its Entry.
 type Dest struct {
 	entry atomic.Pointer[Entry]
 	used  atomic.Bool // loaded since the last refresh round
-	index int         // the destination's number within the port, < Options.MaxDestinations
-	key   tcpip.Address
+	index int32       // the destination's number within the port, < Options.MaxDestinations
 	// lastUsed is the refresh round in which the destination was last seen
 	// used (guarded by the slot's mu): least recently used goes first.
-	lastUsed uint64
-	// announced is when an announcement last invalidated the entry
-	// (guarded by the slot's mu): see Options.AnnounceInterval.
-	announced tcpip.MonotonicTime
-	// pending says an announcement (of pendingMAC) was held back by the
-	// rate limit (the slot's mu), to be looked at when the interval ends.
-	pending    bool
-	pendingMAC tcpip.LinkAddress
+	lastUsed uint32
 }
 
 // Load returns the destination's current entry (nil if none) and marks it
@@ -68,15 +61,22 @@ func (d *Dest) Peek() *Entry { return d.entry.Load() }
 
 // Index is the destination's number within its port, from 0 to the table's
 // MaxDestinations-1: senders index per-destination state with it.
-func (d *Dest) Index() int { return d.index }
+func (d *Dest) Index() int { return int(d.index) }
 
 // destSet is an immutable open-addressing hash set of a port's overflow
 // destinations, replaced whole (copy on write) when one is added or evicted,
 // which is rare; entries are updated in their Dest without copying the set.
 type destSet struct {
-	cells []*Dest // len a power of two, at least twice the destinations held
-	shift uint    // 64 - log2(len(cells))
-	all   []*Dest
+	cells []destCell // len a power of two, at least twice the destinations held
+	shift uint       // 64 - log2(len(cells))
+	all   []destCell
+}
+
+// destCell is an overflow destination and the address it is for (an
+// overflow Dest is never reused for another).
+type destCell struct {
+	key tcpip.Address
+	d   *Dest
 }
 
 func hashAddr(a tcpip.Address) uint64 {
@@ -94,27 +94,27 @@ func hashAddr(a tcpip.Address) uint64 {
 func (m *destSet) find(dst tcpip.Address) *Dest {
 	mask := uint64(len(m.cells) - 1)
 	for i := hashAddr(dst) >> m.shift; ; i = (i + 1) & mask {
-		d := m.cells[i]
-		if d == nil || d.key == dst {
-			return d
+		c := &m.cells[i]
+		if c.d == nil || c.key == dst {
+			return c.d
 		}
 	}
 }
 
 // newDestSet returns a set holding all.
-func newDestSet(all []*Dest) *destSet {
+func newDestSet(all []destCell) *destSet {
 	size := 8
 	for size < 2*len(all) {
 		size *= 2
 	}
-	m := &destSet{cells: make([]*Dest, size), shift: uint(64 - bits.TrailingZeros(uint(size))), all: all}
+	m := &destSet{cells: make([]destCell, size), shift: uint(64 - bits.TrailingZeros(uint(size))), all: all}
 	mask := uint64(size - 1)
-	for _, d := range all {
-		i := hashAddr(d.key) >> m.shift
-		for m.cells[i] != nil {
+	for _, c := range all {
+		i := hashAddr(c.key) >> m.shift
+		for m.cells[i].d != nil {
 			i = (i + 1) & mask
 		}
-		m.cells[i] = d
+		m.cells[i] = c
 	}
 	return m
 }
@@ -165,7 +165,7 @@ func (s *Slot) Port() uint16 { return s.port }
 func (s *Slot) Full() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.n >= s.table.maxDests
+	return int(s.n) >= s.table.maxDests
 }
 
 // each calls fn for every destination cell holding an entry.
@@ -177,9 +177,9 @@ func (s *Slot) each(fn func(d *Dest, e *Entry)) {
 		}
 	}
 	if m := s.more.Load(); m != nil {
-		for _, d := range m.all {
-			if e := d.entry.Load(); e != nil {
-				fn(d, e)
+		for _, c := range m.all {
+			if e := c.d.entry.Load(); e != nil {
+				fn(c.d, e)
 			}
 		}
 	}
@@ -187,31 +187,23 @@ func (s *Slot) each(fn func(d *Dest, e *Entry)) {
 
 // claimLocked returns the cell for dst: its own, a free one, or the least
 // recently used one's, evicted. The caller publishes dst's entry in it.
-func (s *Slot) claimLocked(dst tcpip.Address, round uint64) *Dest {
+func (s *Slot) claimLocked(dst tcpip.Address, round uint32) *Dest {
 	if d := s.Find(dst); d != nil {
 		if e := d.entry.Load(); e != nil && e.Dst == dst {
 			return d
 		}
 	}
 	t := s.table
-	if s.n < t.maxDests {
+	if int(s.n) < t.maxDests {
 		s.n++
-		for i := range s.inline {
-			if i < t.maxDests && s.inline[i].entry.Load() == nil {
-				d := &s.inline[i]
-				d.used.Store(false)
-				d.lastUsed, d.announced, d.pending = round, tcpip.MonotonicTime{}, false
-				return d
-			}
+		if s.n <= inlineDests {
+			d := &s.inline[s.n-1]
+			d.used.Store(false)
+			d.lastUsed = round
+			return d
 		}
-		index := s.next + inlineDests
-		if k := len(s.free); k > 0 {
-			index, s.free = s.free[k-1], s.free[:k-1]
-		} else {
-			s.next++
-		}
-		d := &Dest{index: index, key: dst, lastUsed: round}
-		s.addOverflowLocked(d, nil)
+		d := &Dest{index: s.n - 1, lastUsed: round}
+		s.addOverflowLocked(destCell{dst, d}, nil)
 		return d
 	}
 	// Full: evict the least recently used, preferring entries that cannot
@@ -219,9 +211,9 @@ func (s *Slot) claimLocked(dst tcpip.Address, round uint64) *Dest {
 	var victim *Dest
 	score := func(d *Dest, e *Entry) uint64 {
 		if e.Usable() || e.State == Resolving {
-			return d.lastUsed + 1<<62
+			return uint64(d.lastUsed) + 1<<32
 		}
-		return d.lastUsed
+		return uint64(d.lastUsed)
 	}
 	var best uint64
 	s.each(func(d *Dest, e *Entry) {
@@ -230,27 +222,27 @@ func (s *Slot) claimLocked(dst tcpip.Address, round uint64) *Dest {
 		}
 	})
 	t.c.evictions.Add(1)
-	if victim.key.BitLen() == 0 { // an inline cell: reuse it in place
+	if victim.index < inlineDests { // an inline cell: reuse it in place
 		victim.used.Store(false)
-		victim.lastUsed, victim.announced, victim.pending = round, tcpip.MonotonicTime{}, false
+		victim.lastUsed = round
 		return victim
 	}
-	d := &Dest{index: victim.index, key: dst, lastUsed: round}
+	d := &Dest{index: victim.index, lastUsed: round}
 	victim.entry.Store(nil)
-	s.addOverflowLocked(d, victim)
+	s.addOverflowLocked(destCell{dst, d}, victim)
 	return d
 }
 
-// addOverflowLocked publishes a new overflow set with d and without gone.
-func (s *Slot) addOverflowLocked(d, gone *Dest) {
-	var all []*Dest
+// addOverflowLocked publishes a new overflow set with c and without gone.
+func (s *Slot) addOverflowLocked(c destCell, gone *Dest) {
+	var all []destCell
 	if m := s.more.Load(); m != nil {
-		all = make([]*Dest, 0, len(m.all)+1)
+		all = make([]destCell, 0, len(m.all)+1)
 		for _, o := range m.all {
-			if o != gone {
+			if o.d != gone {
 				all = append(all, o)
 			}
 		}
 	}
-	s.more.Store(newDestSet(append(all, d)))
+	s.more.Store(newDestSet(append(all, c)))
 }

@@ -168,10 +168,22 @@ func (t *Table) knownMAC(ip tcpip.Address, mac tcpip.LinkAddress) (inUse, differ
 // back for d, now that its interval has ended.
 func (t *Table) retryAnnouncement(s *Slot, d *Dest, ip tcpip.Address) {
 	s.mu.Lock()
-	pending, mac := d.pending, d.pendingMAC
-	d.pending, d.pendingMAC = false, ""
-	s.mu.Unlock()
-	if pending && !t.closed.Load() {
-		t.HandleNeighborUpdate(ip, mac)
+	var mac tcpip.LinkAddress
+	if e := d.entry.Load(); e != nil && e.deferred != "" {
+		mac = e.deferred
+		n := *e
+		n.deferred = ""
+		t.publishLocked(s, d, &n)
 	}
+	s.mu.Unlock()
+	if mac == "" || t.closed.Load() {
+		return // nothing held back (or the entry went)
+	}
+	if mac == unknownMAC {
+		mac = ""
+	}
+	t.HandleNeighborUpdate(ip, mac)
 }
+
+// unknownMAC marks a deferred announcement of no MAC (Entry.deferred).
+const unknownMAC = tcpip.LinkAddress("?")

@@ -83,6 +83,11 @@ type Entry struct {
 	gen   uint64            // which Resolve made it; resolution callbacks of older ones are ignored
 	prior tcpip.LinkAddress // the MAC the destination had before this entry, to count changes
 	why   MACChangeReason   // what made the entry look the MAC up (resolve, refresh, an announcement)
+	// announced is when an announcement last invalidated the destination
+	// (see Options.AnnounceInterval); deferred holds the MAC of one held
+	// back since, to be looked at when the interval ends.
+	announced tcpip.MonotonicTime
+	deferred  tcpip.LinkAddress
 }
 
 // Usable reports whether the entry may be used for a fast send.
@@ -192,7 +197,7 @@ type Table struct {
 	log        *slog.Logger
 	slots      []Slot
 	gen        atomic.Uint64
-	round      atomic.Uint64 // refresh rounds so far
+	round      atomic.Uint32 // refresh rounds so far
 	closed     atomic.Bool
 
 	staticMu sync.Mutex
@@ -273,7 +278,7 @@ func New(opts Options) (*Table, error) {
 		s.table = t
 		s.port = opts.BasePort + uint16(i)
 		for j := range s.inline {
-			s.inline[j].index = j
+			s.inline[j].index = int32(j)
 		}
 	}
 	t.tickMu.Lock()
@@ -418,6 +423,7 @@ func (t *Table) publishNew(s *Slot, e *Entry) *Dest {
 	d := s.claimLocked(e.Dst, t.round.Load())
 	if prev := d.entry.Load(); prev != nil && prev.Dst == e.Dst {
 		e.PathMTU, e.PathMTUExpires = prev.PathMTU, prev.PathMTUExpires
+		e.announced, e.deferred = prev.announced, prev.deferred
 		e.prior = prev.MAC
 		if prev.MAC == "" {
 			e.prior = prev.prior
@@ -426,7 +432,7 @@ func (t *Table) publishNew(s *Slot, e *Entry) *Dest {
 			e.why = prev.why
 		}
 	}
-	e.Index = d.index
+	e.Index = int(d.index)
 	t.publishLocked(s, d, e)
 	return d
 }
@@ -635,19 +641,22 @@ func (t *Table) invalidate(ip tcpip.Address, mac tcpip.LinkAddress, why MACChang
 		if e.State != Valid {
 			return nil
 		}
-		if limit && d.announced != (tcpip.MonotonicTime{}) && now.Sub(d.announced) < t.announce {
-			d.pendingMAC = mac
-			if !d.pending {
-				d.pending = true
-				t.c.announceDeferred.Add(1)
-				t.clock.AfterFunc(t.announce-now.Sub(d.announced), func() { t.retryAnnouncement(s, d, ip) })
+		c := *e
+		if limit && e.announced != (tcpip.MonotonicTime{}) && now.Sub(e.announced) < t.announce {
+			if e.deferred != "" {
+				return nil // one is held back already
 			}
-			return nil
+			t.c.announceDeferred.Add(1)
+			t.clock.AfterFunc(t.announce-now.Sub(e.announced), func() { t.retryAnnouncement(s, d, ip) })
+			c.deferred = mac
+			if c.deferred == "" {
+				c.deferred = unknownMAC
+			}
+			return &c
 		}
 		if limit {
-			d.announced = now
+			c.announced = now
 		}
-		c := *e
 		c.State, c.why = Invalidated, why
 		n++
 		return &c
