@@ -150,14 +150,16 @@ func (t *Table) flushAllowed(ip tcpip.Address) bool {
 	return true
 }
 
-// knownMAC reports whether an entry uses ip as its next hop and whether one
-// of them holds a MAC other than mac (any, when mac is empty).
+// knownMAC reports whether an entry uses ip as its next hop and whether a
+// Valid one holds a MAC other than mac (any, when mac is empty). Entries
+// that aged or were invalidated keep their old MAC, which must not make a
+// repeated announcement of the new one look like a change.
 func (t *Table) knownMAC(ip tcpip.Address, mac tcpip.LinkAddress) (inUse, differs bool) {
 	for i := range t.slots {
 		t.slots[i].each(func(_ *Dest, e *Entry) {
 			if e.NextHop == ip {
 				inUse = true
-				differs = differs || (e.MAC != "" && (mac == "" || e.MAC != mac))
+				differs = differs || (e.State == Valid && (mac == "" || e.MAC != mac))
 			}
 		})
 	}
