@@ -166,3 +166,38 @@ func TestForgedSolicitationFollowedWithinARefresh(t *testing.T) {
 		})
 	}
 }
+
+// An entry that aged with a peer's old MAC does not make repeated
+// announcements of its new MAC look like changes: the valid entries stay.
+func TestAgedEntryDoesNotTurnRepeatsIntoChanges(t *testing.T) {
+	lan := newLAN(t)
+	tab := newTable(t, lan)
+	mustResolve(t, tab, rtp, a4, b4)
+	mustResolve(t, tab, rtp+1, a4, b4)
+	lan.Run(10 * time.Millisecond)
+	for i := 0; i < 12; i++ { // rtp in use, rtp+1 idle: it ages with macB
+		tab.Slot(rtp).Load(b4)
+		lan.Run(time.Second)
+	}
+	if got := stateFor(tab, rtp+1, b4); got != policyarp.Aged {
+		t.Fatalf("idle entry: %v, want aged", got)
+	}
+	lan.Hosts[1].Link.SetLinkAddress(macB2)
+	tab.HandleNeighborUpdate(b4, macB2)
+	mustResolve(t, tab, rtp, a4, b4)
+	lan.Run(10 * time.Millisecond)
+	if mac, ok := tab.Lookup(rtp, b4); !ok || mac != macB2 {
+		t.Fatalf("after the move: %q %v", mac, ok)
+	}
+	before := tab.Stats()
+	for i := 0; i < 5; i++ {
+		lan.Run(1500 * time.Millisecond)
+		tab.HandleNeighborUpdate(b4, macB2)
+		if got := state(tab, rtp); got != policyarp.Valid {
+			t.Fatalf("repeat %d of the new MAC: %v", i, got)
+		}
+	}
+	if st := tab.Stats(); st.Invalidations != before.Invalidations || st.AnnouncedSame != before.AnnouncedSame+5 {
+		t.Fatalf("stats %+v (before %+v): want 5 announcements of the same MAC, no invalidation", st, before)
+	}
+}
