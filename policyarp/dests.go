@@ -228,7 +228,7 @@ func (s *Slot) claimLocked(dst tcpip.Address, round uint32) *Dest {
 		return victim
 	}
 	d := &Dest{index: victim.index, lastUsed: round}
-	victim.entry.Store(nil)
+	t.countNextHops(victim.entry.Swap(nil), nil)
 	s.addOverflowLocked(destCell{dst, d}, victim)
 	return d
 }

@@ -93,8 +93,8 @@ func (t *Table) macChanged(e *Entry, old, mac tcpip.LinkAddress, why MACChangeRe
 // I/O.
 func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	proto, ok := protocolOf(ip, ip)
-	if !ok {
-		return
+	if !ok || !t.usesNextHop(ip) {
+		return // most announcements on a LAN: no scan of the table for them
 	}
 	inUse, differs := t.knownMAC(ip, mac)
 	if !inUse {
@@ -148,6 +148,29 @@ func (t *Table) flushAllowed(ip tcpip.Address) bool {
 	}
 	t.flushed[ip] = now
 	return true
+}
+
+// countNextHops moves one entry's count from old's next hop to new's (either
+// may be nil).
+func (t *Table) countNextHops(old, new *Entry) {
+	t.hopsMu.Lock()
+	defer t.hopsMu.Unlock()
+	if old != nil && old.NextHop.BitLen() != 0 {
+		if t.hops[old.NextHop]--; t.hops[old.NextHop] <= 0 {
+			delete(t.hops, old.NextHop)
+		}
+	}
+	if new != nil && new.NextHop.BitLen() != 0 {
+		t.hops[new.NextHop]++
+	}
+}
+
+// usesNextHop reports whether an entry uses ip as its next hop, without a
+// scan.
+func (t *Table) usesNextHop(ip tcpip.Address) bool {
+	t.hopsMu.Lock()
+	defer t.hopsMu.Unlock()
+	return t.hops[ip] > 0
 }
 
 // knownMAC reports whether an entry uses ip as its next hop and whether a

@@ -206,6 +206,9 @@ type Table struct {
 	tickMu sync.Mutex
 	ticker tcpip.Timer
 
+	hopsMu sync.Mutex
+	hops   map[tcpip.Address]int // entries per next hop: announcements for others cost no scan
+
 	flushMu sync.Mutex
 	flushed map[tcpip.Address]tcpip.MonotonicTime // per next hop, the last flush of netstack's entry
 
@@ -272,6 +275,7 @@ func New(opts Options) (*Table, error) {
 		static:     make(map[tcpip.Address]tcpip.LinkAddress),
 		lastLogs:   make(map[tcpip.Address][2]tcpip.LinkAddress),
 		flushed:    make(map[tcpip.Address]tcpip.MonotonicTime),
+		hops:       make(map[tcpip.Address]int),
 	}
 	for i := range t.slots {
 		s := &t.slots[i]
@@ -516,7 +520,9 @@ func (t *Table) fail(s *Slot, d *Dest, gen uint64) {
 // publishLocked stores e in d and makes sure the slot's aging timer runs
 // while it holds a non-static entry.
 func (t *Table) publishLocked(s *Slot, d *Dest, e *Entry) {
-	d.entry.Store(e)
+	if old := d.entry.Swap(e); old == nil || old.NextHop != e.NextHop {
+		t.countNextHops(old, e)
+	}
 	if e.State == Static || s.armed || t.closed.Load() {
 		return
 	}
