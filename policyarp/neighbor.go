@@ -2,6 +2,7 @@ package policyarp
 
 import (
 	"fmt"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -96,6 +97,10 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	if !ok || !t.usesNextHop(ip) {
 		return // most announcements on a LAN: no scan of the table for them
 	}
+	if mac != "" && t.repeated(ip, mac) {
+		t.c.announcedSame.Add(1)
+		return
+	}
 	inUse, differs := t.knownMAC(ip, mac)
 	if !inUse {
 		return
@@ -119,8 +124,12 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	}
 	if !differs && !flush {
 		t.c.announcedSame.Add(1)
+		t.rememberSame(ip, mac)
 		return
 	}
+	t.flushMu.Lock()
+	delete(t.same, ip) // the MAC is in question: the next repeat is examined
+	t.flushMu.Unlock()
 	why := GratuitousARPChange
 	if proto == header.IPv6ProtocolNumber {
 		why = UnsolicitedNAChange
@@ -148,6 +157,38 @@ func (t *Table) flushAllowed(ip tcpip.Address) bool {
 	}
 	t.flushed[ip] = now
 	return true
+}
+
+// repeatWindow is how long an announcement found to repeat the known MAC
+// lets the same announcement through without a scan of the table: a host
+// announcing itself every few milliseconds costs a map lookup each. A MAC
+// that changed meanwhile (a refresh, a resolution) is noticed by the first
+// repeat after the window.
+const repeatWindow = 100 * time.Millisecond
+
+// repeated reports whether ip announced mac, found the known MAC, less
+// than repeatWindow ago.
+func (t *Table) repeated(ip tcpip.Address, mac tcpip.LinkAddress) bool {
+	now := t.clock.NowMonotonic()
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	r, ok := t.same[ip]
+	return ok && r.mac == mac && now.Sub(r.at) < repeatWindow
+}
+
+func (t *Table) rememberSame(ip tcpip.Address, mac tcpip.LinkAddress) {
+	now := t.clock.NowMonotonic()
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	if len(t.same) >= 4096 {
+		clear(t.same)
+	}
+	t.same[ip] = sameAnnouncement{mac, now}
+}
+
+type sameAnnouncement struct {
+	mac tcpip.LinkAddress
+	at  tcpip.MonotonicTime
 }
 
 // countNextHops moves one entry's count from old's next hop to new's (either

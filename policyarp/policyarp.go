@@ -211,6 +211,7 @@ type Table struct {
 
 	flushMu sync.Mutex
 	flushed map[tcpip.Address]tcpip.MonotonicTime // per next hop, the last flush of netstack's entry
+	same    map[tcpip.Address]sameAnnouncement    // per next hop, the last announcement of the known MAC
 
 	logMu    sync.Mutex
 	lastLogs map[tcpip.Address][2]tcpip.LinkAddress // per next hop, the last change logged
@@ -276,6 +277,7 @@ func New(opts Options) (*Table, error) {
 		lastLogs:   make(map[tcpip.Address][2]tcpip.LinkAddress),
 		flushed:    make(map[tcpip.Address]tcpip.MonotonicTime),
 		hops:       make(map[tcpip.Address]int),
+		same:       make(map[tcpip.Address]sameAnnouncement),
 	}
 	for i := range t.slots {
 		s := &t.slots[i]
