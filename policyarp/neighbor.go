@@ -92,8 +92,11 @@ func (t *Table) macChanged(e *Entry, old, mac tcpip.LinkAddress, why MACChangeRe
 // netstack, and static neighbours never move. It is safe to call from a
 // link's receive goroutine: it takes only short locks and never blocks on
 // I/O. An update for an address no entry uses costs a map lookup, as does a
-// repeat of the known MAC within 100 ms of the last one; any other scans
-// the table's entries once or twice.
+// repeat of the known MAC within 100 ms of the last one, and one that comes
+// within AnnounceInterval of an update of the same address that found a
+// change (held back for the interval's end); any other scans the table's
+// entries once or twice, so a flood costs at most a few scans per address
+// and second.
 func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	proto, ok := protocolOf(ip, ip)
 	if !ok || !t.usesNextHop(ip) {
@@ -101,6 +104,10 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 	}
 	if mac != "" && t.repeated(ip, mac) {
 		t.c.announcedSame.Add(1)
+		return
+	}
+	if t.throttled(ip, mac) {
+		t.c.announceDeferred.Add(1)
 		return
 	}
 	inUse, differs := t.knownMAC(ip, mac)
@@ -143,6 +150,68 @@ func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
 		t.c.flushes.Add(1)
 	}
 	t.invalidate(ip, mac, why, true)
+	t.openWindow(ip)
+}
+
+// announceWindow is the rate limit of one next hop's announcements that
+// found a change: within AnnounceInterval of one, the next are not
+// examined (which scans the table) but held back, the last of them looked
+// at when the interval ends.
+type announceWindow struct {
+	since tcpip.MonotonicTime
+	held  tcpip.LinkAddress // the last held back; unknownMAC for an empty one
+	armed bool
+}
+
+// openWindow starts ip's window after an announcement that found a change.
+func (t *Table) openWindow(ip tcpip.Address) {
+	now := t.clock.NowMonotonic()
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	w := t.windows[ip]
+	if w == nil {
+		if len(t.windows) >= 4096 {
+			clear(t.windows)
+		}
+		w = &announceWindow{}
+		t.windows[ip] = w
+	}
+	w.since = now
+}
+
+// throttled reports whether an announcement of mac for ip falls in ip's
+// window, and then holds it back for the window's end.
+func (t *Table) throttled(ip tcpip.Address, mac tcpip.LinkAddress) bool {
+	now := t.clock.NowMonotonic()
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	w := t.windows[ip]
+	if w == nil || now.Sub(w.since) >= t.announce {
+		return false
+	}
+	if w.held = mac; mac == "" {
+		w.held = unknownMAC
+	}
+	if !w.armed {
+		w.armed = true
+		t.clock.AfterFunc(t.announce-now.Sub(w.since), func() { t.closeWindow(ip, w) })
+	}
+	return true
+}
+
+// closeWindow looks at the last announcement held back in w.
+func (t *Table) closeWindow(ip tcpip.Address, w *announceWindow) {
+	t.flushMu.Lock()
+	mac := w.held
+	w.held, w.armed = "", false
+	t.flushMu.Unlock()
+	if mac == "" || t.closed.Load() {
+		return
+	}
+	if mac == unknownMAC {
+		mac = ""
+	}
+	t.HandleNeighborUpdate(ip, mac)
 }
 
 // flushAllowed reports whether netstack's neighbour ip may be flushed now:

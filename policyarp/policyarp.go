@@ -212,6 +212,7 @@ type Table struct {
 	flushMu sync.Mutex
 	flushed map[tcpip.Address]tcpip.MonotonicTime // per next hop, the last flush of netstack's entry
 	same    map[tcpip.Address]sameAnnouncement    // per next hop, the last announcement of the known MAC
+	windows map[tcpip.Address]*announceWindow     // per next hop, since the last announcement that found a change
 
 	logMu    sync.Mutex
 	lastLogs map[tcpip.Address][2]tcpip.LinkAddress // per next hop, the last change logged
@@ -278,6 +279,7 @@ func New(opts Options) (*Table, error) {
 		flushed:    make(map[tcpip.Address]tcpip.MonotonicTime),
 		hops:       make(map[tcpip.Address]int),
 		same:       make(map[tcpip.Address]sameAnnouncement),
+		windows:    make(map[tcpip.Address]*announceWindow),
 	}
 	for i := range t.slots {
 		s := &t.slots[i]
