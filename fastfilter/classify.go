@@ -76,6 +76,9 @@ func (f *Filter) classifyIPv4(pkt []byte, s *snapshot, offload bool) link.Verdic
 	}
 	ip := header.IPv4(pkt)
 	if ip.Protocol() != uint8(header.UDPProtocolNumber) {
+		if ip.Protocol() == uint8(header.ICMPv4ProtocolNumber) {
+			f.checkICMPv4(pkt, s, offload)
+		}
 		return f.pass(nil, passNotUDP)
 	}
 	dstAddr := ip.DestinationAddressSlice()
@@ -153,7 +156,7 @@ func (f *Filter) classifyIPv6(pkt, eth []byte, s *snapshot, offload bool) link.V
 	switch nh := ip.NextHeader(); {
 	case nh == uint8(header.UDPProtocolNumber):
 	case nh == uint8(header.ICMPv6ProtocolNumber):
-		f.checkNA(pkt, eth, offload)
+		f.checkICMPv6(pkt, eth, s, offload)
 		return f.pass(nil, passNotUDP)
 	case nh == uint8(header.IPv6FragmentExtHdrIdentifier):
 		return f.pass(nil, passFragment)

@@ -79,6 +79,7 @@ type Filter struct {
 	snap      atomic.Pointer[snapshot]
 	snapAt    atomic.Int64 // when snap was read, in nanoseconds since monoBase
 	subs      atomic.Pointer[[]neighborFunc]
+	tooBig    atomic.Pointer[[]tooBigFunc] // neighbor.go
 	closed    atomic.Bool
 	regMu     sync.Mutex // serialises Register, Close, Counters and subscriptions
 	regs      map[*Registration]struct{}

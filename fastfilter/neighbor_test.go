@@ -84,3 +84,61 @@ func TestNeighborUpdateReachesNetstack(t *testing.T) {
 		t.Errorf("netstack ARP PacketsReceived = %d, want 1", got)
 	}
 }
+
+type tooBigReport struct {
+	Local, Remote string
+	Port          uint16
+	MTU           uint32
+}
+
+// TestPacketTooBig: a router's ICMP "fragmentation needed" / "packet too
+// big" about a datagram a registered port sent is reported, with the
+// quoted addresses and port and the MTU; forged or foreign ones are not; the
+// frame goes on to netstack either way.
+func TestPacketTooBig(t *testing.T) {
+	quote := func(src netip.Addr, port uint16, dst netip.Addr, proto tcpip.TransportProtocolNumber) []byte {
+		frame := frames.UDP{Src: netip.AddrPortFrom(src, port), Dst: netip.AddrPortFrom(dst, 5000), Payload: make([]byte, 1400), Protocol: proto}.Build()
+		return frame[header.EthernetMinimumSize:]
+	}
+	v4 := quote(frames.StackV4, rtpPort, frames.Remote4, 0)
+	v6 := quote(frames.StackV6, rtpPort+1, frames.Remote6, 0)
+	router4, router6 := frames.V4(otherHost), frames.V6(otherHost)
+	for _, tc := range []struct {
+		name string
+		msg  frames.TooBig
+		want []tooBigReport
+	}{
+		{"v4", frames.TooBig{Router: router4, Dst: frames.StackV4, Quoted: v4[:28], MTU: 1400},
+			[]tooBigReport{{"198.51.100.2", "203.0.113.9", rtpPort, 1400}}},
+		{"v4 quoting more", frames.TooBig{Router: router4, Dst: frames.StackV4, Quoted: v4[:548], MTU: 1280},
+			[]tooBigReport{{"198.51.100.2", "203.0.113.9", rtpPort, 1280}}},
+		{"v6", frames.TooBig{Router: router6, Dst: frames.StackV6, Quoted: v6[:1232], MTU: 1280},
+			[]tooBigReport{{"2001:db8::2", "2001:db8:1::9", rtpPort + 1, 1280}}},
+		{"v4 bad checksum", frames.TooBig{Router: router4, Dst: frames.StackV4, Quoted: v4[:28], MTU: 1400, BadChecksum: true}, nil},
+		{"v6 bad checksum", frames.TooBig{Router: router6, Dst: frames.StackV6, Quoted: v6[:48], MTU: 1280, BadChecksum: true}, nil},
+		{"v4 quoted header truncated", frames.TooBig{Router: router4, Dst: frames.StackV4, Quoted: v4[:24], MTU: 1400}, nil},
+		{"v4 not to us", frames.TooBig{Router: router4, Dst: frames.V4(99), Quoted: v4[:28], MTU: 1400}, nil},
+		{"v4 quoting another's datagram", frames.TooBig{Router: router4, Dst: frames.StackV4,
+			Quoted: quote(frames.PeerV4, rtpPort, frames.Remote4, 0)[:28], MTU: 1400}, nil},
+		{"v4 from an unregistered port", frames.TooBig{Router: router4, Dst: frames.StackV4,
+			Quoted: quote(frames.StackV4, rtpPort+7, frames.Remote4, 0)[:28], MTU: 1400}, nil},
+		{"v4 quoting TCP", frames.TooBig{Router: router4, Dst: frames.StackV4,
+			Quoted: quote(frames.StackV4, rtpPort, frames.Remote4, header.TCPProtocolNumber)[:28], MTU: 1400}, nil},
+		{"v6 quoting another's datagram", frames.TooBig{Router: router6, Dst: frames.StackV6,
+			Quoted: quote(frames.PeerV6, rtpPort, frames.Remote6, 0)[:48], MTU: 1280}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, fixtureOptions{})
+			var got []tooBigReport
+			fx.f.SubscribePacketTooBig(func(local, remote tcpip.Address, port uint16, mtu uint32) {
+				got = append(got, tooBigReport{stack.AddrTo(local).String(), stack.AddrTo(remote).String(), port, mtu})
+			})
+			if v := fx.f.Hook(tc.msg.Build()); v != link.Pass {
+				t.Errorf("verdict %v, want pass: netstack must see the frame too", v)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("reports (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -5,8 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+
 	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/simlan"
+	"github.com/mediastack/mediastack/internal/tcpipaddr"
 	"github.com/mediastack/mediastack/mediaport"
 )
 
@@ -53,7 +57,19 @@ func TestDSCPBothLanes(t *testing.T) {
 	if err := p.SetDSCP(34); err != nil { // AF41, interactive video
 		t.Fatal(err)
 	}
-	tos, fast, slow = sendAll(30002) // a new destination: netstack first again
+	// Make B unknown again, to netstack and to the fast path's table, so
+	// the first datagram to each address goes through netstack once more.
+	for _, addr := range []netip.Addr{addrB4, addrB6} {
+		proto := ipv4.ProtocolNumber
+		if addr.Is6() {
+			proto = ipv6.ProtocolNumber
+		}
+		m.Table().Invalidate(tcpipaddr.From(addr))
+		if err := a.Stack.Netstack().RemoveNeighbor(a.Stack.NICID(0), proto, tcpipaddr.From(addr)); err != nil {
+			t.Fatalf("removing %v from netstack's neighbours: %v", addr, err)
+		}
+	}
+	tos, fast, slow = sendAll(30002)
 	if want := map[uint8]int{34 << 2: 6}; !equalCounts(tos, want) || fast == 0 || slow == 0 {
 		t.Errorf("after SetDSCP(34): TOS bytes %v (%d fast, %d through netstack); want %v on both lanes", tos, fast, slow, want)
 	}

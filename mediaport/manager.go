@@ -172,6 +172,7 @@ func NewManager(st *stack.Stack, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	filter.SubscribeNeighborUpdates(table.HandleNeighborUpdate)
+	filter.SubscribePacketTooBig(table.HandlePacketTooBig)
 	m := &Manager{
 		st:      st,
 		nic:     nic,

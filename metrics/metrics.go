@@ -22,6 +22,11 @@
 //	policyarp_entries{state}                  policy ARP entries by state
 //	policyarp_resolutions_total, policyarp_aged_total, policyarp_invalidations_total,
 //	policyarp_neighbor_flushes_total, policyarp_failures_total
+//	policyarp_mac_changes_total{reason}       neighbour MAC changes the fast path followed, by what revealed them
+//	policyarp_evictions_total                 destinations evicted from a port's full set
+//	policyarp_announcements_ignored_total{reason}  announcements that invalidated nothing (same-mac, rate-limited)
+//	policyarp_path_mtu_reports_total{result}  ICMP path MTU reports (lowered, ignored)
+//	policyarp_path_mtu_expired_total          lowered path MTUs that expired
 //	relays, relay_packets_total{direction}, relay_bytes_total{direction},
 //	relay_dropped_packets_total{reason}, reflector_ports, reflected_packets_total
 //	link_dropped_packets_total{link,reason}   frames lost at the link or below it (link.DropReporter):
@@ -68,6 +73,8 @@ type Collector struct {
 	fastTxTrains                                   *prometheus.Desc
 	arpEntries, arpResolutions, arpAged            *prometheus.Desc
 	arpInvalidations, arpFlushes, arpFailures      *prometheus.Desc
+	arpMACChanges, arpEvictions, arpAnnouncements  *prometheus.Desc
+	arpPMTUReports, arpPMTUExpired                 *prometheus.Desc
 	relays, relayPackets, relayBytes, relayDropped *prometheus.Desc
 	reflectorPorts, reflected                      *prometheus.Desc
 	linkDropped                                    *prometheus.Desc
@@ -102,6 +109,11 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 		arpInvalidations: d("policyarp_invalidations_total", "Policy ARP entries invalidated by gratuitous ARP or unsolicited Neighbor Advertisements."),
 		arpFlushes:       d("policyarp_neighbor_flushes_total", "netstack neighbour entries removed because an announcement named another MAC."),
 		arpFailures:      d("policyarp_failures_total", "Neighbour resolutions netstack reported as failed."),
+		arpMACChanges:    d("policyarp_mac_changes_total", "Policy ARP entries whose next hop's MAC changed, by what revealed it (resolve, refresh, gratuitous-arp, unsolicited-na, static).", "reason"),
+		arpEvictions:     d("policyarp_evictions_total", "Destinations evicted from a port's full destination set (the least recently used)."),
+		arpAnnouncements: d("policyarp_announcements_ignored_total", "Neighbour announcements about a next hop in use that invalidated nothing: the MAC already known (same-mac), or within the per-destination interval (rate-limited, looked at again when it ends).", "reason"),
+		arpPMTUReports:   d("policyarp_path_mtu_reports_total", "ICMP fragmentation-needed / packet-too-big reports about fast destinations: lowered a path MTU, or ignored.", "result"),
+		arpPMTUExpired:   d("policyarp_path_mtu_expired_total", "Lowered path MTUs that expired (the link MTU is tried again)."),
 		relays:           d("relays", "Relays now."),
 		relayPackets:     d("relay_packets_total", "Datagrams relays received from their peers and sent to them.", "direction"),
 		relayBytes:       d("relay_bytes_total", "Payload bytes relays received from their peers and sent to them.", "direction"),
@@ -120,7 +132,8 @@ func NewCollector(m *mediaport.Manager, s *relay.Service) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.fastRx, c.laneRx, c.passed, c.dropped, c.netstackRx, c.fastTx, c.fastTxTrains, c.fallback, c.fallbackErrors, c.portsOpen,
-		c.arpEntries, c.arpResolutions, c.arpAged, c.arpInvalidations, c.arpFlushes, c.arpFailures, c.linkDropped,
+		c.arpEntries, c.arpResolutions, c.arpAged, c.arpInvalidations, c.arpFlushes, c.arpFailures,
+		c.arpMACChanges, c.arpEvictions, c.arpAnnouncements, c.arpPMTUReports, c.arpPMTUExpired, c.linkDropped,
 	} {
 		ch <- d
 	}
@@ -181,6 +194,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.arpFlushes, st.ARP.NeighborFlushes)
 	counter(c.arpFailures, st.ARP.Failures)
 	c.collectLinkDrops(counter)
+	for r := range policyarp.NumMACChangeReasons {
+		counter(c.arpMACChanges, st.ARP.MACChangesBy[r], policyarp.MACChangeReason(r).String())
+	}
+	counter(c.arpEvictions, st.ARP.Evictions)
+	counter(c.arpAnnouncements, st.ARP.AnnouncedSame, "same-mac")
+	counter(c.arpAnnouncements, st.ARP.AnnounceDeferred, "rate-limited")
+	counter(c.arpPMTUReports, st.ARP.PathMTUUpdates, "lowered")
+	counter(c.arpPMTUReports, st.ARP.PathMTUIgnored, "ignored")
+	counter(c.arpPMTUExpired, st.ARP.PathMTUExpired)
 
 	if c.s == nil {
 		return

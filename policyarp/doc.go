@@ -4,15 +4,31 @@
 // send to dst go out as a raw frame, and to which MAC?" docs/design.md shows
 // where it sits in the data path.
 //
-// # Layout: one entry per local port
+// # Layout: a set of destinations per local port
 //
 // A Table covers a contiguous range of local ports on one netstack NIC (the
-// RTP/RTCP range the application registered with fastfilter). Entry i belongs
-// to port BasePort+i, so a lookup is an array index. An entry holds the
-// destination IP, the next hop, the next hop's MAC, the time netstack last
-// confirmed that MAC and a State.
+// RTP/RTCP range the application registered with fastfilter). Slot i belongs
+// to port BasePort+i, so finding the port is an array index. A slot holds
+// the port's destinations: four cells in place, found by a scan, then an
+// open-addressing hash set that is replaced whole (copy on write) when a
+// destination is added or evicted, so readers never lock; an entry's
+// updates are stored in its cell without copying the set. Each destination
+// (Dest) holds an immutable Entry: the destination IP, the next hop, the
+// next hop's MAC, the time netstack last confirmed that MAC, a State and a
+// path MTU; and each has its own aging and refresh. A port sending to many
+// peers in turn (Pion's ICE UDP mux, an SFU fanning out, a reflector
+// answering several sources) stays on the fast path after each peer's
+// first datagram.
 //
-// There is one entry per port, not one per RTP/RTCP pair, because:
+// The set is bounded by Options.MaxDestinations (DefaultMaxDestinations,
+// 64): one more destination evicts the least recently used, preferring
+// entries that cannot be used anyway, counted in Stats.Evictions. Recency
+// is kept by the refresh round (a destination loaded since the last round
+// is stamped with the round's number), so the send path only sets a flag.
+// Every Dest has an Index below MaxDestinations, which senders use to keep
+// per-destination state (udpfast keeps a header template per index).
+//
+// There is one set per port, not one per RTP/RTCP pair, because:
 //   - the RTCP port of a session need not send to the RTP peer's address
 //     (SDP a=rtcp, RFC 3605, may name another host), so a shared entry would
 //     have to hold two destinations or flap between them;
@@ -21,29 +37,69 @@
 //   - the lookup stays a plain index with no parity rule, and rtcp-mux
 //     (RFC 5761) sessions, which use a single port, need nothing special.
 //
-// The price is one extra pointer-sized slot per RTCP port; both entries of a
-// session resolve the same next hop through netstack's neighbour cache, so the
-// wire sees no extra ARP traffic.
+// The price is one extra slot per RTCP port; both ports' entries resolve the
+// same next hop through netstack's neighbour cache, so the wire sees no
+// extra ARP traffic.
 //
 // # Where MACs come from
 //
 // Only from netstack's own neighbour resolution (docs/design.md, decision 5):
 // Stack.GetLinkAddress with its on-resolve callback. Resolve finds the next
 // hop once, when the entry is made: the destination itself when it is on-link,
-// else the gateway of netstack's route, via Stack.FindRoute. A gratuitous ARP
-// or unsolicited NA (reported by fastfilter through HandleNeighborUpdate) can
-// only invalidate entries; the next datagram goes through netstack, which
-// decides. gVisor ignores gratuitous ARP requests and will
-// not let a gratuitous reply override a cached MAC, so when the announced MAC
-// differs from the one netstack holds, HandleNeighborUpdate also removes
-// netstack's dynamic neighbour entry: netstack then resolves the address
-// afresh and learns the MAC from the solicited reply, not from the
-// announcement. Static entries (SetStatic) are installed as netstack static
+// else the gateway of netstack's route, via Stack.FindRoute. When netstack
+// knows the MAC already (the callback runs before GetLinkAddress returns),
+// the entry Resolve returns is Valid at once and the datagram that asked can
+// go fast. Static entries (SetStatic) are installed as netstack static
 // neighbours too, so both lanes of a port always agree on the MAC.
+//
+// # Announcements (gratuitous ARP, unsolicited NA)
+//
+// An announcement (reported by fastfilter through HandleNeighborUpdate) is
+// unauthenticated: it can only invalidate entries, never install a MAC, and
+// the next datagram goes through netstack, which decides. The rules:
+//
+//   - An announcement of the MAC the entries already hold changes nothing:
+//     hosts repeat announcements (keepalived, VRRP, arping -U loops), and a
+//     host announcing itself every 2 ms used to push most of a stream onto
+//     netstack (Stats.AnnouncedSame).
+//   - An announcement of another MAC invalidates the entries of that next
+//     hop, at most once per destination per Options.AnnounceInterval
+//     (default 1s). One that comes sooner is held back and looked at again
+//     when the interval ends (Stats.AnnounceDeferred): a real failover is
+//     followed within a second, and a flood of changing announcements costs
+//     each destination at most one fallback per second.
+//   - gVisor ignores gratuitous ARP requests and will not let a gratuitous
+//     reply override a cached MAC, so when netstack's neighbour holds
+//     another MAC, HandleNeighborUpdate also removes netstack's dynamic
+//     entry (at most once per interval, never one still resolving): netstack
+//     then resolves the address afresh and learns the MAC from the
+//     solicited reply, not from the announcement. (An unsolicited NA with
+//     the Override flag does move netstack's entry, as in Linux, RFC 4861
+//     section 7.2.5.)
+//   - A unicast ARP request or Neighbor Solicitation with a forged sender
+//     moves netstack's entry (Linux does the same); the refresh carries the
+//     new MAC to the fast path within Options.Refresh.
+//
+// Every MAC change the fast path follows is counted by what revealed it
+// (Stats.MACChangesBy: resolve, refresh, gratuitous-arp, unsolicited-na,
+// static), per entry, and logged at info level on Options.Logger with the
+// old and the new MAC, once per change of a next hop, however many entries
+// use it.
+//
+// # Path MTU
+//
+// HandlePacketTooBig (fed by fastfilter's SubscribePacketTooBig with ICMPv4
+// "fragmentation needed" and ICMPv6 "packet too big" about a datagram one of
+// our ports sent) lowers the PathMTU of that port's entry for that
+// destination, never below 576 (IPv4) or 1280 (IPv6) and never up. Senders
+// send larger datagrams through netstack. After Options.PathMTUExpiry
+// (default 10 minutes, Linux's mtu_expires) the lowered MTU expires and the
+// link MTU is tried again. The path MTU belongs to the destination, not to
+// its next hop: it survives the entry's re-resolutions.
 //
 // # Aging and refresh
 //
-// An entry is used only while its destination is unchanged and it is younger
+// An entry is used only while it is younger
 // than Options.Aging (--arp-aging, default 10s). Aging is enforced by a timer
 // on the injected tcpip.Clock, so the send path never reads the clock. Every
 // Options.Refresh (--arp-refresh, default 1s) a timer re-validates the entries
@@ -87,9 +143,12 @@
 //	filter.SubscribeNeighborUpdates(table.HandleNeighborUpdate) // fastfilter
 //	sender, err := udpfast.New(udpfast.Options{Table: table, ...})
 //
-// The send path calls Slot(port).Load (lock-free, allocation-free); misses go
-// through Resolve. Writers (resolution callbacks, the refresh and aging
-// timers, HandleNeighborUpdate, SetStatic) publish new immutable Entry values
-// with an atomic pointer store and never call netstack while holding a slot
-// lock, so netstack may call back into the table from under its own locks.
+//	filter.SubscribePacketTooBig(table.HandlePacketTooBig)
+//
+// The send path calls Slot(port).Load(dst), or Find(dst) once and then
+// Dest.Load (lock-free, allocation-free); misses go through Resolve. Writers
+// (resolution callbacks, the refresh and aging timers, HandleNeighborUpdate,
+// HandlePacketTooBig, SetStatic) publish new immutable Entry values with an
+// atomic pointer store and never call netstack while holding a slot lock, so
+// netstack may call back into the table from under its own locks.
 package policyarp

@@ -3,6 +3,7 @@ package policyarp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +59,9 @@ func (s State) String() string {
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
-// Entry is one port's view of its destination. Entries are immutable once
-// published: every change publishes a new Entry, so a reader that loaded a
-// pointer sees a consistent entry without a lock.
+// Entry is one port's view of one of its destinations. Entries are
+// immutable once published: every change publishes a new Entry, so a reader
+// that loaded a pointer sees a consistent entry without a lock.
 type Entry struct {
 	Port      uint16
 	Proto     tcpip.NetworkProtocolNumber
@@ -70,16 +71,50 @@ type Entry struct {
 	MAC       tcpip.LinkAddress // next hop's MAC; empty until resolved
 	State     State
 	Refreshed tcpip.MonotonicTime // when netstack last confirmed MAC (or the entry was made)
+	// PathMTU is the largest IP packet the path to Dst takes, learnt from
+	// an ICMP "fragmentation needed" or "packet too big" (HandlePacketTooBig);
+	// 0 when nothing lowered it below the link MTU. It expires
+	// Options.PathMTUExpiry after it was learnt (PathMTUExpires).
+	PathMTU        uint32
+	PathMTUExpires tcpip.MonotonicTime
+	// Index is the destination's number within the port (Dest.Index).
+	Index int
 
-	gen uint64 // which Resolve made it; resolution callbacks of older ones are ignored
+	gen   uint64            // which Resolve made it; resolution callbacks of older ones are ignored
+	prior tcpip.LinkAddress // the MAC the destination had before this entry, to count changes
+	why   MACChangeReason   // what made the entry look the MAC up (resolve, refresh, an announcement)
+	// announced is when an announcement last invalidated the destination
+	// (see Options.AnnounceInterval); deferred holds the MAC of one held
+	// back since, to be looked at when the interval ends.
+	announced tcpip.MonotonicTime
+	deferred  tcpip.LinkAddress
 }
 
 // Usable reports whether the entry may be used for a fast send.
 func (e *Entry) Usable() bool { return e.State == Valid || e.State == Static }
 
 func (e *Entry) String() string {
-	return fmt.Sprintf("port %d → %s via %s mac %s %s", e.Port, e.Dst, e.NextHop, e.MAC, e.State)
+	s := fmt.Sprintf("port %d → %s via %s mac %s %s", e.Port, e.Dst, e.NextHop, e.MAC, e.State)
+	if e.PathMTU != 0 {
+		s += fmt.Sprintf(" path mtu %d", e.PathMTU)
+	}
+	return s
 }
+
+// Defaults of the Options about destination sets, announcements and path
+// MTU.
+const (
+	// DefaultMaxDestinations bounds a port's destinations: an SFU or ICE
+	// mux port fanning out to that many peers in turn stays on the fast
+	// path; one more evicts the least recently used.
+	DefaultMaxDestinations = 64
+	// DefaultAnnounceInterval is the least time between two invalidations
+	// of a destination by neighbour announcements (see HandleNeighborUpdate).
+	DefaultAnnounceInterval = time.Second
+	// DefaultPathMTUExpiry is how long a lowered path MTU holds: Linux's
+	// net.ipv4.route.mtu_expires (10 minutes).
+	DefaultPathMTUExpiry = 10 * time.Minute
+)
 
 // Options configure a Table.
 type Options struct {
@@ -99,6 +134,20 @@ type Options struct {
 	// Refresh is how often entries in use are re-validated against
 	// netstack's neighbour cache (default DefaultRefresh). Must be < Aging.
 	Refresh time.Duration
+	// MaxDestinations bounds each port's set of destinations (default
+	// DefaultMaxDestinations, at most 65536).
+	MaxDestinations int
+	// AnnounceInterval is the least time between two invalidations of one
+	// destination by gratuitous ARP or unsolicited NA (default
+	// DefaultAnnounceInterval): a flood of announcements costs each
+	// destination at most one fallback per interval.
+	AnnounceInterval time.Duration
+	// PathMTUExpiry is how long a path MTU learnt from ICMP holds (default
+	// DefaultPathMTUExpiry).
+	PathMTUExpiry time.Duration
+	// Logger receives one info line per neighbour MAC change the fast path
+	// follows (old and new MAC, why). nil: no logs.
+	Logger *slog.Logger
 }
 
 // Stats count what the table did. Snapshot with Table.Stats.
@@ -106,28 +155,50 @@ type Stats struct {
 	Resolutions     uint64 // entries made by Resolve (first use, new destination, after aging...)
 	Resolved        uint64 // times netstack answered with a MAC (resolutions and refreshes)
 	Refreshes       uint64 // re-validations of entries in use
-	MACChanges      uint64 // re-validations that found a different MAC
+	MACChanges      uint64 // entries whose MAC changed: the sum of MACChangesBy
 	Aged            uint64 // entries that reached the aging time
 	Invalidations   uint64 // entries invalidated by neighbour updates (GARP / unsolicited NA)
 	NeighborFlushes uint64 // netstack neighbours removed because an update announced another MAC
 	Failures        uint64 // resolutions netstack reported as failed
+	Evictions       uint64 // destinations evicted from a full port set
+	// Announcements counts the neighbour announcements about a next hop in
+	// use, by what they did: Same announced the MAC already known (nothing
+	// done), Deferred came within AnnounceInterval of the last
+	// invalidation (acted upon once, when it ends).
+	AnnouncedSame, AnnounceDeferred uint64
+	// PathMTUUpdates counts destinations whose path MTU an ICMP error
+	// lowered; PathMTUIgnored the ICMP errors ignored (below the
+	// protocol's minimum MTU, not lower than what is known, or for no
+	// destination of the port); PathMTUExpired the lowered MTUs that
+	// expired.
+	PathMTUUpdates, PathMTUIgnored, PathMTUExpired uint64
+	// MACChangesBy counts MAC changes by what revealed them.
+	MACChangesBy [NumMACChangeReasons]uint64
 }
 
 type counters struct {
-	resolutions, resolved, refreshes, macChanges, aged, invalidations, flushes, failures atomic.Uint64
+	resolutions, resolved, refreshes, aged, invalidations, flushes, failures, evictions atomic.Uint64
+	announcedSame, announceDeferred                                                     atomic.Uint64
+	pmtuUpdates, pmtuIgnored, pmtuExpired                                               atomic.Uint64
+	macChanges                                                                          [NumMACChangeReasons]atomic.Uint64
 }
 
 // Table is the policy ARP table of one port range on one NIC.
 type Table struct {
-	ns      *tcpipstack.Stack
-	nic     tcpip.NICID
-	clock   tcpip.Clock
-	base    uint16
-	aging   time.Duration
-	refresh time.Duration
-	slots   []Slot
-	gen     atomic.Uint64
-	closed  atomic.Bool
+	ns         *tcpipstack.Stack
+	nic        tcpip.NICID
+	clock      tcpip.Clock
+	base       uint16
+	aging      time.Duration
+	refresh    time.Duration
+	announce   time.Duration
+	pmtuExpiry time.Duration
+	maxDests   int
+	log        *slog.Logger
+	slots      []Slot
+	gen        atomic.Uint64
+	round      atomic.Uint32 // refresh rounds so far
+	closed     atomic.Bool
 
 	staticMu sync.Mutex
 	static   map[tcpip.Address]tcpip.LinkAddress
@@ -135,37 +206,19 @@ type Table struct {
 	tickMu sync.Mutex
 	ticker tcpip.Timer
 
+	hopsMu sync.Mutex
+	hops   map[tcpip.Address]int // entries per next hop: announcements for others cost no scan
+
+	flushMu sync.Mutex
+	flushed map[tcpip.Address]tcpip.MonotonicTime // per next hop, the last flush of netstack's entry
+	same    map[tcpip.Address]sameAnnouncement    // per next hop, the last announcement of the known MAC
+	windows map[tcpip.Address]*announceWindow     // per next hop, since the last announcement that found a change
+
+	logMu    sync.Mutex
+	lastLogs map[tcpip.Address][2]tcpip.LinkAddress // per next hop, the last change logged
+
 	c counters
 }
-
-// Slot is the table's cell for one local port. Senders keep a *Slot and call
-// Load on every datagram.
-type Slot struct {
-	entry atomic.Pointer[Entry]
-	used  atomic.Bool // loaded since the last refresh round
-
-	mu    sync.Mutex // serialises writers; never held while calling netstack
-	armed bool       // aging timer pending
-	timer tcpip.Timer
-	table *Table
-	port  uint16
-}
-
-// Load returns the port's current entry (nil if none) and marks the slot in
-// use, so the refresh loop keeps it valid. It takes no lock and allocates
-// nothing.
-func (s *Slot) Load() *Entry {
-	if !s.used.Load() {
-		s.used.Store(true)
-	}
-	return s.entry.Load()
-}
-
-// Peek returns the current entry without marking the slot in use.
-func (s *Slot) Peek() *Entry { return s.entry.Load() }
-
-// Port returns the slot's local port.
-func (s *Slot) Port() uint16 { return s.port }
 
 // New validates opts and returns a Table whose refresh loop runs on
 // opts.Clock until Close.
@@ -188,8 +241,20 @@ func New(opts Options) (*Table, error) {
 	if opts.Refresh == 0 {
 		opts.Refresh = DefaultRefresh
 	}
-	if opts.Aging < 0 || opts.Refresh < 0 {
-		return nil, errors.New("policyarp: negative aging or refresh interval")
+	if opts.MaxDestinations == 0 {
+		opts.MaxDestinations = DefaultMaxDestinations
+	}
+	if opts.AnnounceInterval == 0 {
+		opts.AnnounceInterval = DefaultAnnounceInterval
+	}
+	if opts.PathMTUExpiry == 0 {
+		opts.PathMTUExpiry = DefaultPathMTUExpiry
+	}
+	if opts.Aging < 0 || opts.Refresh < 0 || opts.AnnounceInterval < 0 || opts.PathMTUExpiry < 0 {
+		return nil, errors.New("policyarp: negative aging, refresh, announcement or path MTU interval")
+	}
+	if opts.MaxDestinations < 1 || opts.MaxDestinations > 1<<16 {
+		return nil, fmt.Errorf("policyarp: MaxDestinations %d outside [1, 65536]", opts.MaxDestinations)
 	}
 	if opts.Refresh >= opts.Aging {
 		return nil, fmt.Errorf("policyarp: refresh interval %v must be shorter than the aging time %v, or active entries age between refreshes", opts.Refresh, opts.Aging)
@@ -198,18 +263,31 @@ func New(opts Options) (*Table, error) {
 		opts.Clock = opts.Stack.Clock()
 	}
 	t := &Table{
-		ns:      opts.Stack,
-		nic:     opts.NIC,
-		clock:   opts.Clock,
-		base:    opts.BasePort,
-		aging:   opts.Aging,
-		refresh: opts.Refresh,
-		slots:   make([]Slot, opts.Ports),
-		static:  make(map[tcpip.Address]tcpip.LinkAddress),
+		ns:         opts.Stack,
+		nic:        opts.NIC,
+		clock:      opts.Clock,
+		base:       opts.BasePort,
+		aging:      opts.Aging,
+		refresh:    opts.Refresh,
+		announce:   opts.AnnounceInterval,
+		pmtuExpiry: opts.PathMTUExpiry,
+		maxDests:   opts.MaxDestinations,
+		log:        opts.Logger,
+		slots:      make([]Slot, opts.Ports),
+		static:     make(map[tcpip.Address]tcpip.LinkAddress),
+		lastLogs:   make(map[tcpip.Address][2]tcpip.LinkAddress),
+		flushed:    make(map[tcpip.Address]tcpip.MonotonicTime),
+		hops:       make(map[tcpip.Address]int),
+		same:       make(map[tcpip.Address]sameAnnouncement),
+		windows:    make(map[tcpip.Address]*announceWindow),
 	}
 	for i := range t.slots {
-		t.slots[i].table = t
-		t.slots[i].port = opts.BasePort + uint16(i)
+		s := &t.slots[i]
+		s.table = t
+		s.port = opts.BasePort + uint16(i)
+		for j := range s.inline {
+			s.inline[j].index = int32(j)
+		}
 	}
 	t.tickMu.Lock()
 	t.ticker = t.clock.AfterFunc(t.refresh, t.refreshRound)
@@ -247,6 +325,10 @@ func (t *Table) Stack() *tcpipstack.Stack { return t.ns }
 func (t *Table) Aging() time.Duration   { return t.aging }
 func (t *Table) Refresh() time.Duration { return t.refresh }
 
+// MaxDestinations returns the bound of each port's destination set: every
+// Dest.Index is below it.
+func (t *Table) MaxDestinations() int { return t.maxDests }
+
 // Contains reports whether port is inside the table's range.
 func (t *Table) Contains(port uint16) bool {
 	return port >= t.base && int(port-t.base) < len(t.slots)
@@ -268,8 +350,8 @@ func (t *Table) Lookup(port uint16, dst tcpip.Address) (tcpip.LinkAddress, bool)
 	if s == nil {
 		return "", false
 	}
-	e := s.Load()
-	if e == nil || e.Dst != dst || !e.Usable() {
+	e := s.Load(dst)
+	if e == nil || !e.Usable() {
 		return "", false
 	}
 	return e.MAC, true
@@ -277,10 +359,12 @@ func (t *Table) Lookup(port uint16, dst tcpip.Address) (tcpip.LinkAddress, bool)
 
 // Resolve makes port's entry for sending from local to dst, unless a usable
 // or pending one exists already, and asks netstack for the next hop's MAC.
-// When netstack knows it, the returned entry is Valid at once; otherwise it
-// is Resolving and netstack's answer fills it in. The datagram that needed
-// the entry should go through netstack meanwhile (which queues it behind the
-// same resolution).
+// When netstack knows it, the returned entry is Valid at once (the datagram
+// that needed it can go fast); otherwise it is Resolving and netstack's
+// answer fills it in. The datagram that needed the entry should go through
+// netstack meanwhile (which queues it behind the same resolution). A port
+// holding Options.MaxDestinations destinations evicts its least recently
+// used one to make room.
 func (t *Table) Resolve(port uint16, local, dst tcpip.Address) (*Entry, error) {
 	s := t.Slot(port)
 	if s == nil {
@@ -293,7 +377,7 @@ func (t *Table) Resolve(port uint16, local, dst tcpip.Address) (*Entry, error) {
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
-	if cur := s.entry.Load(); cur != nil && cur.Dst == dst && cur.Local == local {
+	if cur := s.Peek(dst); cur != nil && cur.Local == local {
 		switch cur.State {
 		case Valid, Static, Resolving, Unsupported:
 			return cur, nil
@@ -307,11 +391,12 @@ func (t *Table) Resolve(port uint16, local, dst tcpip.Address) (*Entry, error) {
 		Dst:       dst,
 		Refreshed: t.clock.NowMonotonic(),
 		gen:       t.gen.Add(1),
+		why:       ResolveChange,
 	}
 	nextHop, ok := t.nextHop(local, dst, proto)
 	if !ok {
 		e.State = Unsupported
-		t.publish(s, e)
+		t.publishNew(s, e)
 		return e, nil
 	}
 	e.NextHop = nextHop
@@ -320,18 +405,44 @@ func (t *Table) Resolve(port uint16, local, dst tcpip.Address) (*Entry, error) {
 	t.staticMu.Unlock()
 	if static {
 		e.MAC, e.State = mac, Static
-		t.publish(s, e)
+		t.publishNew(s, e)
 		return e, nil
 	}
 	e.State = Resolving
-	t.publish(s, e)
-	switch err := t.ns.GetLinkAddress(t.nic, nextHop, local, proto, t.onResolved(s, e.gen)); err.(type) {
+	d := t.publishNew(s, e)
+	switch err := t.ns.GetLinkAddress(t.nic, nextHop, local, proto, t.onResolved(s, d, e.gen)); err.(type) {
 	case nil, *tcpip.ErrWouldBlock:
 		// The callback has run already, or runs when netstack knows.
 	default:
-		t.fail(s, e.gen)
+		t.fail(s, d, e.gen)
 	}
-	return s.entry.Load(), nil
+	if cur := d.entry.Load(); cur != nil && cur.gen == e.gen {
+		return cur, nil
+	}
+	return e, nil
+}
+
+// publishNew claims e.Dst's cell in s (evicting if need be), carries over
+// what the destination's previous entry knew (path MTU, MAC, why it was
+// invalidated) and publishes e there.
+func (t *Table) publishNew(s *Slot, e *Entry) *Dest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.claimLocked(e.Dst, t.round.Load())
+	if prev := d.entry.Load(); prev != nil && prev.Dst == e.Dst {
+		e.PathMTU, e.PathMTUExpires = prev.PathMTU, prev.PathMTUExpires
+		e.announced, e.deferred = prev.announced, prev.deferred
+		e.prior = prev.MAC
+		if prev.MAC == "" {
+			e.prior = prev.prior
+		}
+		if prev.State == Invalidated {
+			e.why = prev.why
+		}
+	}
+	e.Index = int(d.index)
+	t.publishLocked(s, d, e)
+	return d
 }
 
 // nextHop finds, once per entry, where frames for dst go: dst itself when it
@@ -365,15 +476,15 @@ func (t *Table) nextHop(local, dst tcpip.Address, proto tcpip.NetworkProtocolNum
 }
 
 // onResolved returns netstack's on-resolve callback for entry generation gen
-// of slot s. netstack may call it from under its neighbour-entry lock, so it
-// must only touch the slot.
-func (t *Table) onResolved(s *Slot, gen uint64) func(tcpipstack.LinkResolutionResult) {
+// of destination d of slot s. netstack may call it from under its
+// neighbour-entry lock, so it must only touch the slot.
+func (t *Table) onResolved(s *Slot, d *Dest, gen uint64) func(tcpipstack.LinkResolutionResult) {
 	return func(res tcpipstack.LinkResolutionResult) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		cur := s.entry.Load()
+		cur := d.entry.Load()
 		if cur == nil || cur.gen != gen || (cur.State != Resolving && cur.State != Valid) {
-			return // superseded, invalidated or aged meanwhile
+			return // superseded, evicted, invalidated or aged meanwhile
 		}
 		n := *cur
 		n.Refreshed = t.clock.NowMonotonic()
@@ -381,37 +492,41 @@ func (t *Table) onResolved(s *Slot, gen uint64) func(tcpipstack.LinkResolutionRe
 			n.State = Failed
 			t.c.failures.Add(1)
 		} else {
-			if cur.MAC != "" && cur.MAC != res.LinkAddress {
-				t.c.macChanges.Add(1)
+			old := cur.MAC
+			if old == "" {
+				old = cur.prior
 			}
-			n.MAC, n.State = res.LinkAddress, Valid
+			why := cur.why
+			if cur.State == Valid {
+				why = RefreshChange
+			}
+			if old != "" && old != res.LinkAddress {
+				t.macChanged(&n, old, res.LinkAddress, why)
+			}
+			n.MAC, n.State, n.prior, n.why = res.LinkAddress, Valid, "", RefreshChange
 			t.c.resolved.Add(1)
 		}
-		t.publishLocked(s, &n)
+		t.publishLocked(s, d, &n)
 	}
 }
 
-func (t *Table) fail(s *Slot, gen uint64) {
+func (t *Table) fail(s *Slot, d *Dest, gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur := s.entry.Load(); cur != nil && cur.gen == gen && cur.State == Resolving {
+	if cur := d.entry.Load(); cur != nil && cur.gen == gen && cur.State == Resolving {
 		n := *cur
 		n.State = Failed
 		t.c.failures.Add(1)
-		t.publishLocked(s, &n)
+		t.publishLocked(s, d, &n)
 	}
 }
 
-func (t *Table) publish(s *Slot, e *Entry) {
-	s.mu.Lock()
-	t.publishLocked(s, e)
-	s.mu.Unlock()
-}
-
-// publishLocked stores e and makes sure the slot's aging timer runs while it
-// holds a non-static entry.
-func (t *Table) publishLocked(s *Slot, e *Entry) {
-	s.entry.Store(e)
+// publishLocked stores e in d and makes sure the slot's aging timer runs
+// while it holds a non-static entry.
+func (t *Table) publishLocked(s *Slot, d *Dest, e *Entry) {
+	if old := d.entry.Swap(e); old == nil || old.NextHop != e.NextHop {
+		t.countNextHops(old, e)
+	}
 	if e.State == Static || s.armed || t.closed.Load() {
 		return
 	}
@@ -423,8 +538,8 @@ func (t *Table) publishLocked(s *Slot, e *Entry) {
 	}
 }
 
-// age runs from the slot's aging timer: an entry netstack has not confirmed
-// for Aging becomes Aged; a younger one re-arms the timer for the rest.
+// age runs from the slot's aging timer: entries netstack has not confirmed
+// for Aging become Aged; the timer is re-armed for the youngest of the rest.
 func (t *Table) age(s *Slot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -432,38 +547,55 @@ func (t *Table) age(s *Slot) {
 	if t.closed.Load() {
 		return
 	}
-	e := s.entry.Load()
-	if e == nil {
-		return
-	}
-	switch e.State {
-	case Static, Aged, Invalidated:
-		return
-	}
-	if age := t.clock.NowMonotonic().Sub(e.Refreshed); age < t.aging {
+	now := t.clock.NowMonotonic()
+	next := time.Duration(-1)
+	s.each(func(d *Dest, e *Entry) {
+		switch e.State {
+		case Static, Aged, Invalidated:
+			return
+		}
+		if age := now.Sub(e.Refreshed); age < t.aging {
+			if left := t.aging - age; next < 0 || left < next {
+				next = left
+			}
+			return
+		}
+		n := *e
+		n.State = Aged
+		d.entry.Store(&n)
+		t.c.aged.Add(1)
+	})
+	if next >= 0 {
 		s.armed = true
-		s.timer.Reset(t.aging - age)
-		return
+		s.timer.Reset(next)
 	}
-	n := *e
-	n.State = Aged
-	s.entry.Store(&n)
-	t.c.aged.Add(1)
 }
 
-// refreshRound re-validates every Valid entry used since the previous round.
+// refreshRound re-validates every Valid entry used since the previous round
+// and expires lowered path MTUs.
 func (t *Table) refreshRound() {
 	if t.closed.Load() {
 		return
 	}
+	round := t.round.Add(1)
+	now := t.clock.NowMonotonic()
 	for i := range t.slots {
 		s := &t.slots[i]
-		e := s.entry.Load()
-		if e == nil || e.State != Valid || !s.used.Load() {
-			continue
-		}
-		s.used.Store(false)
-		t.revalidate(s, e)
+		s.each(func(d *Dest, e *Entry) {
+			if e.PathMTU != 0 && now.Sub(e.PathMTUExpires) >= 0 {
+				t.expirePathMTU(s, d, e)
+			}
+			if !d.used.Load() {
+				return
+			}
+			d.used.Store(false)
+			s.mu.Lock()
+			d.lastUsed = round
+			s.mu.Unlock()
+			if e.State == Valid {
+				t.revalidate(s, d, e)
+			}
+		})
 	}
 	t.tickMu.Lock()
 	if !t.closed.Load() {
@@ -478,96 +610,91 @@ func (t *Table) refreshRound() {
 // probe, as a datagram sent through netstack would. A neighbour netstack has
 // lost or found unreachable starts a new resolution, and the entry stops
 // being used until it completes.
-func (t *Table) revalidate(s *Slot, e *Entry) {
+func (t *Table) revalidate(s *Slot, d *Dest, e *Entry) {
 	t.c.refreshes.Add(1)
-	switch err := t.ns.GetLinkAddress(t.nic, e.NextHop, e.Local, e.Proto, t.onResolved(s, e.gen)); err.(type) {
+	switch err := t.ns.GetLinkAddress(t.nic, e.NextHop, e.Local, e.Proto, t.onResolved(s, d, e.gen)); err.(type) {
 	case nil:
 	case *tcpip.ErrWouldBlock:
 		s.mu.Lock()
-		if s.entry.Load() == e {
+		if d.entry.Load() == e {
 			n := *e
 			n.State = Resolving
 			n.Refreshed = t.clock.NowMonotonic()
-			t.publishLocked(s, &n)
+			n.why = RefreshChange
+			t.publishLocked(s, d, &n)
 		}
 		s.mu.Unlock()
 	default:
-		t.fail(s, e.gen)
+		t.fail(s, d, e.gen)
 	}
 }
 
 // Invalidate makes every Valid entry whose next hop is ip unusable at once,
-// so the next datagram of each port goes through netstack and re-learns the
-// MAC. Static entries are left alone. It returns how many were invalidated.
+// so the next datagram to each destination goes through netstack and
+// re-learns the MAC. Static entries are left alone. It returns how many were
+// invalidated.
 func (t *Table) Invalidate(ip tcpip.Address) int {
+	return t.invalidate(ip, "", ResolveChange, false)
+}
+
+// invalidate is Invalidate, telling why (for the MAC change counts). With
+// limit (an announcement of mac), a destination invalidated by an
+// announcement less than AnnounceInterval ago is left alone until the
+// interval ends, when the last announcement held back is looked at again.
+func (t *Table) invalidate(ip tcpip.Address, mac tcpip.LinkAddress, why MACChangeReason, limit bool) int {
 	n := 0
-	for i := range t.slots {
-		s := &t.slots[i]
-		if e := s.entry.Load(); e == nil || e.NextHop != ip || e.State != Valid {
-			continue
-		}
-		s.mu.Lock()
-		if e := s.entry.Load(); e != nil && e.NextHop == ip && e.State == Valid {
-			c := *e
-			c.State = Invalidated
-			s.entry.Store(&c)
-			n++
-		}
-		s.mu.Unlock()
+	var now tcpip.MonotonicTime
+	if limit {
+		now = t.clock.NowMonotonic()
 	}
+	t.forNextHop(ip, func(s *Slot, d *Dest, e *Entry) *Entry {
+		if e.State != Valid {
+			return nil
+		}
+		c := *e
+		if limit && e.announced != (tcpip.MonotonicTime{}) && now.Sub(e.announced) < t.announce {
+			if e.deferred != "" {
+				return nil // one is held back already
+			}
+			t.c.announceDeferred.Add(1)
+			t.clock.AfterFunc(t.announce-now.Sub(e.announced), func() { t.retryAnnouncement(s, d, ip) })
+			c.deferred = mac
+			if c.deferred == "" {
+				c.deferred = unknownMAC
+			}
+			return &c
+		}
+		if limit {
+			c.announced = now
+		}
+		c.State, c.why = Invalidated, why
+		n++
+		return &c
+	})
 	t.c.invalidations.Add(uint64(n))
 	return n
 }
 
-// HandleNeighborUpdate is the hook fastfilter calls for a gratuitous ARP or
-// an unsolicited Neighbor Advertisement announcing that ip is at mac
-// (fastfilter.Filter.SubscribeNeighborUpdates). It never installs mac (the
-// frame is unauthenticated): it invalidates every entry whose next hop is ip
-// and, when netstack's neighbour cache holds a different MAC for ip (gVisor
-// ignores gratuitous ARP requests and will not let a gratuitous reply
-// override a cached MAC), removes netstack's dynamic entry so that the next
-// datagram makes netstack resolve ip afresh. Updates for addresses no entry
-// uses change nothing, in the table or in netstack. An empty mac means
-// "unknown" and always removes netstack's entry.
-//
-// It is safe to call from a link's receive goroutine: it takes only short
-// locks and never blocks on I/O.
-func (t *Table) HandleNeighborUpdate(ip tcpip.Address, mac tcpip.LinkAddress) {
-	proto, ok := protocolOf(ip, ip)
-	if !ok || !t.usesNextHop(ip) {
-		return
-	}
-	t.staticMu.Lock()
-	_, static := t.static[ip]
-	t.staticMu.Unlock()
-	if static {
-		return // fixed by configuration; announcements do not move it
-	}
-	// Flush netstack first, so that a sender re-resolving right after the
-	// invalidation below cannot pick up the old MAC again.
-	if nbrs, err := t.ns.Neighbors(t.nic, proto); err == nil {
-		for _, n := range nbrs {
-			if n.Addr != ip {
-				continue
-			}
-			if n.State != tcpipstack.Static && (mac == "" || n.LinkAddr != mac) {
-				if t.ns.RemoveNeighbor(t.nic, proto, ip) == nil {
-					t.c.flushes.Add(1)
+// forNextHop replaces, under each slot's lock, the entries whose next hop is
+// ip with what update returns (nil: leave it).
+func (t *Table) forNextHop(ip tcpip.Address, update func(*Slot, *Dest, *Entry) *Entry) {
+	for i := range t.slots {
+		s := &t.slots[i]
+		found := false
+		s.each(func(_ *Dest, e *Entry) { found = found || e.NextHop == ip })
+		if !found {
+			continue
+		}
+		s.mu.Lock()
+		s.each(func(d *Dest, e *Entry) {
+			if e.NextHop == ip {
+				if n := update(s, d, e); n != nil {
+					t.publishLocked(s, d, n)
 				}
 			}
-			break
-		}
+		})
+		s.mu.Unlock()
 	}
-	t.Invalidate(ip)
-}
-
-func (t *Table) usesNextHop(ip tcpip.Address) bool {
-	for i := range t.slots {
-		if e := t.slots[i].entry.Load(); e != nil && e.NextHop == ip {
-			return true
-		}
-	}
-	return false
 }
 
 // SetStatic fixes ip's MAC for peers that never change it: it adds a static
@@ -589,8 +716,11 @@ func (t *Table) SetStatic(ip tcpip.Address, mac tcpip.LinkAddress) error {
 	t.static[ip] = mac
 	t.staticMu.Unlock()
 	now := t.clock.NowMonotonic()
-	t.forNextHop(ip, func(e *Entry) *Entry {
+	t.forNextHop(ip, func(_ *Slot, _ *Dest, e *Entry) *Entry {
 		n := *e
+		if e.MAC != "" && e.MAC != mac {
+			t.macChanged(&n, e.MAC, mac, StaticChange)
+		}
 		n.MAC, n.State, n.Refreshed = mac, Static, now
 		return &n
 	})
@@ -612,7 +742,7 @@ func (t *Table) RemoveStatic(ip tcpip.Address) error {
 		return fmt.Errorf("policyarp: %s is not a static neighbour", ip)
 	}
 	_ = t.ns.RemoveNeighbor(t.nic, proto, ip)
-	t.forNextHop(ip, func(e *Entry) *Entry {
+	t.forNextHop(ip, func(_ *Slot, _ *Dest, e *Entry) *Entry {
 		if e.State != Static {
 			return nil
 		}
@@ -623,48 +753,38 @@ func (t *Table) RemoveStatic(ip tcpip.Address) error {
 	return nil
 }
 
-// forNextHop replaces, under each slot's lock, the entries whose next hop is
-// ip with what update returns (nil: leave it).
-func (t *Table) forNextHop(ip tcpip.Address, update func(*Entry) *Entry) {
-	for i := range t.slots {
-		s := &t.slots[i]
-		if e := s.entry.Load(); e == nil || e.NextHop != ip {
-			continue
-		}
-		s.mu.Lock()
-		if e := s.entry.Load(); e != nil && e.NextHop == ip {
-			if n := update(e); n != nil {
-				t.publishLocked(s, n)
-			}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// Snapshot returns a copy of every entry, in port order, for metrics and
-// debugging.
+// Snapshot returns a copy of every entry, in port order (a port's
+// destinations in no particular order), for metrics and debugging.
 func (t *Table) Snapshot() []Entry {
 	var out []Entry
 	for i := range t.slots {
-		if e := t.slots[i].entry.Load(); e != nil {
-			out = append(out, *e)
-		}
+		t.slots[i].each(func(_ *Dest, e *Entry) { out = append(out, *e) })
 	}
 	return out
 }
 
 // Stats returns the table's counters.
 func (t *Table) Stats() Stats {
-	return Stats{
-		Resolutions:     t.c.resolutions.Load(),
-		Resolved:        t.c.resolved.Load(),
-		Refreshes:       t.c.refreshes.Load(),
-		MACChanges:      t.c.macChanges.Load(),
-		Aged:            t.c.aged.Load(),
-		Invalidations:   t.c.invalidations.Load(),
-		NeighborFlushes: t.c.flushes.Load(),
-		Failures:        t.c.failures.Load(),
+	st := Stats{
+		Resolutions:      t.c.resolutions.Load(),
+		Resolved:         t.c.resolved.Load(),
+		Refreshes:        t.c.refreshes.Load(),
+		Aged:             t.c.aged.Load(),
+		Invalidations:    t.c.invalidations.Load(),
+		NeighborFlushes:  t.c.flushes.Load(),
+		Failures:         t.c.failures.Load(),
+		Evictions:        t.c.evictions.Load(),
+		AnnouncedSame:    t.c.announcedSame.Load(),
+		AnnounceDeferred: t.c.announceDeferred.Load(),
+		PathMTUUpdates:   t.c.pmtuUpdates.Load(),
+		PathMTUIgnored:   t.c.pmtuIgnored.Load(),
+		PathMTUExpired:   t.c.pmtuExpired.Load(),
 	}
+	for i := range st.MACChangesBy {
+		st.MACChangesBy[i] = t.c.macChanges[i].Load()
+		st.MACChanges += st.MACChangesBy[i]
+	}
+	return st
 }
 
 // protocolOf returns the network protocol of a pair of addresses of the same

@@ -70,8 +70,11 @@ func mustResolve(t *testing.T, tab *policyarp.Table, port uint16, local, dst tcp
 	return e
 }
 
-func state(tab *policyarp.Table, port uint16) policyarp.State {
-	if e := tab.Slot(port).Peek(); e != nil {
+// state returns the state of port's entry for B (or 255 when none).
+func state(tab *policyarp.Table, port uint16) policyarp.State { return stateFor(tab, port, b4) }
+
+func stateFor(tab *policyarp.Table, port uint16, dst tcpip.Address) policyarp.State {
+	if e := tab.Slot(port).Peek(dst); e != nil {
 		return e.State
 	}
 	return 255
@@ -134,9 +137,9 @@ func TestResolveLearnsFromNetstack(t *testing.T) {
 			lan.Run(10 * time.Millisecond)
 			mac, ok := tab.Lookup(rtp, tc.dst)
 			if !ok || mac != macB {
-				t.Fatalf("after resolution Lookup = %q, %v; want %q; entry %v", mac, ok, macB, tab.Slot(rtp).Peek())
+				t.Fatalf("after resolution Lookup = %q, %v; want %q; entry %v", mac, ok, macB, tab.Slot(rtp).Peek(tc.dst))
 			}
-			if e2 := mustResolve(t, tab, rtp, tc.local, tc.dst); e2 != tab.Slot(rtp).Peek() || e2.State != policyarp.Valid {
+			if e2 := mustResolve(t, tab, rtp, tc.local, tc.dst); e2 != tab.Slot(rtp).Peek(tc.dst) || e2.State != policyarp.Valid {
 				t.Fatalf("second Resolve replaced a valid entry: %v", e2)
 			}
 			if got := tab.Stats().Resolutions; got != 1 {
@@ -197,7 +200,7 @@ func TestResolutionFailureIsReported(t *testing.T) {
 	tab := newTable(t, lan)
 	mustResolve(t, tab, rtp, a4, addr(frames.V4(77)))
 	lan.Run(5 * time.Second) // 3 probes, 1s apart
-	if got := state(tab, rtp); got != policyarp.Failed {
+	if got := stateFor(tab, rtp, addr(frames.V4(77))); got != policyarp.Failed {
 		t.Fatalf("state %v, want failed", got)
 	}
 	if tab.Stats().Failures != 1 {
@@ -214,13 +217,13 @@ func TestUnusedEntryAges(t *testing.T) {
 	tab := newTable(t, lan)
 	mustResolve(t, tab, rtp, a4, b4)
 	lan.Run(10 * time.Millisecond)
-	confirmed := tab.Slot(rtp).Peek().Refreshed
+	confirmed := tab.Slot(rtp).Peek(b4).Refreshed
 	lan.Run(policyarp.DefaultAging - 20*time.Millisecond)
 	if got := state(tab, rtp); got != policyarp.Valid {
 		t.Fatalf("just before the aging time: %v", got)
 	}
 	lan.Run(20 * time.Millisecond)
-	e := tab.Slot(rtp).Peek()
+	e := tab.Slot(rtp).Peek(b4)
 	if e.State != policyarp.Aged || e.Refreshed != confirmed {
 		t.Fatalf("after the aging time: %v (refreshed %v, confirmed %v)", e, e.Refreshed, confirmed)
 	}
@@ -248,7 +251,7 @@ func TestRefreshKeepsEntryInUseValid(t *testing.T) {
 	lan.Run(10 * time.Millisecond)
 	lan.Hosts[1].Frames()
 	for i := 0; i < 1200; i++ { // 120 s, a datagram every 100 ms
-		if e := slot.Load(); e.State != policyarp.Valid {
+		if e := slot.Load(b4); e.State != policyarp.Valid {
 			t.Fatalf("at %v: entry %v", lan.Clock.Elapsed(), e)
 		}
 		lan.Run(100 * time.Millisecond)
@@ -283,26 +286,35 @@ func TestNeighborUpdateInvalidates(t *testing.T) {
 		t.Fatalf("update for an unused address changed the entry: %v", got)
 	}
 
-	// Same MAC: invalidated but netstack's neighbour stays.
+	// Same MAC: nothing changes, in the table or in netstack (issue 12:
+	// a host repeating its announcement used to cost a fallback each time).
 	tab.HandleNeighborUpdate(b4, macB)
-	for port, want := range map[uint16]policyarp.State{rtp: policyarp.Invalidated, rtp + 1: policyarp.Invalidated, rtp + 2: policyarp.Valid} {
+	for port, want := range map[uint16]policyarp.State{rtp: policyarp.Valid, rtp + 1: policyarp.Valid} {
 		if got := state(tab, port); got != want {
 			t.Errorf("port %d: %v, want %v", port, got, want)
 		}
 	}
-	if st := tab.Stats(); st.Invalidations != 2 || st.NeighborFlushes != 0 {
-		t.Errorf("stats %+v", st)
+	if got := stateFor(tab, rtp+2, remote4); got != policyarp.Valid {
+		t.Errorf("port %d: %v, want valid", rtp+2, got)
 	}
-	if e := mustResolve(t, tab, rtp, a4, b4); e.State != policyarp.Valid || e.MAC != macB {
-		t.Fatalf("re-resolve after same-MAC update: %v", e)
+	if st := tab.Stats(); st.Invalidations != 0 || st.NeighborFlushes != 0 || st.AnnouncedSame != 1 {
+		t.Errorf("stats %+v", st)
 	}
 
 	// New MAC: netstack's entry goes too, so resolution starts afresh and
 	// learns the MAC from the peer's reply, never from the announcement.
 	lan.Hosts[1].Link.SetLinkAddress(macB2)
 	tab.HandleNeighborUpdate(b4, macB2)
-	if got := state(tab, rtp); got != policyarp.Invalidated {
-		t.Fatalf("after update with a new MAC: %v", got)
+	for port, want := range map[uint16]policyarp.State{rtp: policyarp.Invalidated, rtp + 1: policyarp.Invalidated} {
+		if got := state(tab, port); got != want {
+			t.Fatalf("port %d after update with a new MAC: %v, want %v", port, got, want)
+		}
+	}
+	if got := stateFor(tab, rtp+2, remote4); got != policyarp.Valid {
+		t.Errorf("port %d (via R): %v, want valid", rtp+2, got)
+	}
+	if st := tab.Stats(); st.Invalidations != 2 {
+		t.Errorf("Invalidations = %d, want 2", st.Invalidations)
 	}
 	if tab.Stats().NeighborFlushes != 1 {
 		t.Fatalf("NeighborFlushes = %d, want 1", tab.Stats().NeighborFlushes)
@@ -316,9 +328,15 @@ func TestNeighborUpdateInvalidates(t *testing.T) {
 	if e := mustResolve(t, tab, rtp, a4, b4); e.State != policyarp.Resolving {
 		t.Fatalf("re-resolve: %v", e)
 	}
+	mustResolve(t, tab, rtp+1, a4, b4)
 	lan.Run(10 * time.Millisecond)
 	if mac, ok := tab.Lookup(rtp, b4); !ok || mac != macB2 {
 		t.Fatalf("after re-resolution %q %v, want %q", mac, ok, macB2)
+	}
+	// Both entries followed the move: counted per entry, as revealed by
+	// the gratuitous ARP.
+	if st := tab.Stats(); st.MACChangesBy[policyarp.GratuitousARPChange] != 2 || st.MACChanges != 2 {
+		t.Errorf("MAC changes %v (total %d), want 2 by gratuitous-arp", st.MACChangesBy, st.MACChanges)
 	}
 }
 
@@ -332,7 +350,7 @@ func TestStaticEntries(t *testing.T) {
 	if err := tab.SetStatic(b4, fixed); err != nil {
 		t.Fatal(err)
 	}
-	if e := tab.Slot(rtp + 1).Peek(); e.State != policyarp.Static || e.MAC != fixed {
+	if e := tab.Slot(rtp + 1).Peek(b4); e.State != policyarp.Static || e.MAC != fixed {
 		t.Fatalf("existing entry not made static: %v", e)
 	}
 	if e := mustResolve(t, tab, rtp, a4, b4); e.State != policyarp.Static || e.MAC != fixed {
@@ -340,7 +358,7 @@ func TestStaticEntries(t *testing.T) {
 	}
 	tab.HandleNeighborUpdate(b4, macB2)
 	lan.Run(3 * policyarp.DefaultAging)
-	if e := tab.Slot(rtp).Peek(); e.State != policyarp.Static || e.MAC != fixed {
+	if e := tab.Slot(rtp).Peek(b4); e.State != policyarp.Static || e.MAC != fixed {
 		t.Fatalf("static entry moved: %v", e)
 	}
 	for _, f := range lan.Hosts[1].Frames() {
@@ -402,7 +420,7 @@ func TestReadPathAllocatesNothing(t *testing.T) {
 	lan.Run(10 * time.Millisecond)
 	slot := tab.Slot(rtp)
 	if n := testing.AllocsPerRun(1000, func() {
-		if e := slot.Load(); e == nil || !e.Usable() {
+		if e := slot.Load(b4); e == nil || !e.Usable() {
 			panic("unusable")
 		}
 		if _, ok := tab.Lookup(rtp, b4); !ok {
@@ -444,7 +462,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 			defer wg.Done()
 			slot := tab.Slot(port)
 			for !stop.Load() {
-				if e := slot.Load(); e != nil && (e.Port != port || (e.Usable() && len(e.MAC) != 6)) {
+				if e := slot.Load(b4); e != nil && (e.Port != port || (e.Usable() && len(e.MAC) != 6)) {
 					bad.Store(e.String())
 				}
 				tab.Lookup(port, b4)

@@ -4,10 +4,11 @@
 // copy and checksum the payload. docs/design.md shows where it sits in the
 // data path.
 //
-// A Sender owns one local address and port. For its current destination it
-// keeps a prebuilt Ethernet + IPv4/IPv6 + UDP header (rebuilt when the
-// destination changes) with every static field filled in and the
-// checksums of those fields summed in advance; per
+// A Sender owns one local address and port. For each destination it keeps a
+// prebuilt Ethernet + IPv4/IPv6 + UDP header (one per destination of the
+// port's policyarp set, so a port sending to many peers in turn builds each
+// once) with every static field filled in and the checksums of those fields
+// summed in advance; per
 // datagram it copies that header and the payload into caller-owned scratch
 // memory and fills in only what varies: the destination MAC when the policy
 // ARP entry changed, the IP total/payload length, the IPv4 header checksum
@@ -18,14 +19,16 @@
 // counters per (source, destination, protocol) with random starts, shared by
 // the senders of a stack (RFC 6864 section 4.3, RFC 7739).
 //
-// The next hop's MAC comes from the port's policyarp entry, read without a
-// lock. When there is no usable entry (unknown MAC, aged, invalidated by a
-// gratuitous ARP, destination changed), or the datagram is bigger than the
-// MTU, or the link's queue is full, the datagram goes through netstack's UDP
-// endpoint bound on the same port (Fallback), which
-// resolves the neighbour and fragments where needed; the sender asks the
-// table to resolve the destination at the same time, so the next datagram
-// goes fast. Every such datagram is counted by Reason; nothing is dropped
+// The next hop's MAC comes from the port's policyarp entry for the
+// destination, read without a lock. When there is none usable (unknown
+// MAC, aged, invalidated by a gratuitous ARP), the sender first asks the
+// table to resolve the destination: when netstack knows the next hop
+// already, the entry is usable at once and the datagram goes fast. Otherwise,
+// and when the datagram is bigger than the link MTU or the destination's
+// path MTU, or the link's queue is full, the datagram goes through netstack's
+// UDP endpoint bound on the same port (Fallback), which resolves the
+// neighbour and fragments where needed (at the link MTU), and the next
+// datagram goes fast once netstack's resolution completes. Every such datagram is counted by Reason; nothing is dropped
 // silently: a datagram netstack also refuses is returned as an error.
 //
 // A frame from udpfast equals, field for field, the frame netstack sends for

@@ -99,6 +99,7 @@ func newKernelPeerOn(t *testing.T, kind string, segment bool) *kernelPeer {
 	t.Cleanup(filter.Close)
 	ep.SetFrameHook(filter.Hook)
 	filter.SubscribeNeighborUpdates(table.HandleNeighborUpdate)
+	filter.SubscribePacketTooBig(table.HandlePacketTooBig)
 	reg, err := filter.Register(rtp, rtp+1, func(*fastfilter.Datagram) {})
 	if err != nil {
 		t.Fatal(err)
@@ -210,13 +211,14 @@ func (kp *kernelPeer) decode(c *capture) [][]string {
 	return rows
 }
 
-func (kp *kernelPeer) waitEntry(port uint16, what string, ok func(*policyarp.Entry) bool) {
+func (kp *kernelPeer) waitEntry(port uint16, dst netip.AddrPort, what string, ok func(*policyarp.Entry) bool) {
 	kp.t.Helper()
-	netnstest.WaitFor(kp.t, netnstest.StateTimeout, fmt.Sprintf("the ARP table's entry for port %d: %s", port, what), func() error {
-		if e := kp.table.Slot(port).Peek(); e != nil && ok(e) {
+	dstT := stack.AddrFrom(dst.Addr())
+	netnstest.WaitFor(kp.t, netnstest.StateTimeout, fmt.Sprintf("the ARP table's entry for port %d to %s: %s", port, dst.Addr(), what), func() error {
+		if e := kp.table.Slot(port).Peek(dstT); e != nil && ok(e) {
 			return nil
 		}
-		return fmt.Errorf("entry %v: %w", kp.table.Slot(port).Peek(), netnstest.ErrNotYet)
+		return fmt.Errorf("entry %v: %w", kp.table.Slot(port).Peek(dstT), netnstest.ErrNotYet)
 	})
 }
 
@@ -262,7 +264,7 @@ func TestKernelPeer(t *testing.T) {
 			snd, port = kp.snd6, rtp+1
 		}
 		kp.send(snd, kp.dst(v6))
-		kp.waitEntry(port, "resolution", func(e *policyarp.Entry) bool { return e.State == policyarp.Valid })
+		kp.waitEntry(port, kp.dst(v6), "resolution", func(e *policyarp.Entry) bool { return e.State == policyarp.Valid })
 		for i := 1; i < perFamily; i++ {
 			kp.send(snd, kp.dst(v6))
 		}
@@ -309,7 +311,7 @@ func TestKernelPeer(t *testing.T) {
 	if out, err := kp.ns.Exec("arping", "-U", "-c", "1", "-I", kp.ifc, netnstest.KernelV4.Addr().String()); err != nil {
 		t.Fatalf("arping -U: %v: %s", err, out)
 	}
-	kp.waitEntry(rtp, "invalidation by the gratuitous ARP", func(e *policyarp.Entry) bool { return e.State != policyarp.Valid || e.MAC == announced })
+	kp.waitEntry(rtp, kp.dst(false), "invalidation by the gratuitous ARP", func(e *policyarp.Entry) bool { return e.State != policyarp.Valid || e.MAC == announced })
 	before := kp.snd4.Stats()
 	for i := 0; i < afterGARP; i++ {
 		kp.send(kp.snd4, kp.dst(false))

@@ -1,6 +1,7 @@
 package udpfast
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -120,14 +121,37 @@ type Sender struct {
 	sc     *Scratch
 	one    [1][]byte
 
-	// The template matches tmplEntry (pointer identity: entries are
-	// immutable, so an unchanged pointer means an unchanged MAC) and tmplDst.
-	tmpl      template
+	// tmpl is the template of the last destination, tmplDst: one of
+	// tmpls, which keeps one per destination of the port, indexed by
+	// policyarp's Dest.Index, so that a port sending to many peers in turn
+	// builds each header once. A template matches its entry (pointer
+	// identity: entries are immutable, so an unchanged pointer means an
+	// unchanged MAC) and destination.
+	tmpl      *template
 	tmplEntry *policyarp.Entry
+	tmplDest  *policyarp.Dest
 	tmplDst   netip.AddrPort
+	tmpls     []*destTemplate
+	// byDst finds a destination's template from its address and port,
+	// without the table's lookup, when the port alternates between
+	// destinations: a cache of two-way buckets, made for the second
+	// destination.
+	byDst []*destTemplate
 
 	c counters
 }
+
+// destTemplate is the template of one destination of the port.
+type destTemplate struct {
+	tmpl  template
+	entry *policyarp.Entry
+	dest  *policyarp.Dest
+	dst   netip.AddrPort
+	idCtr *atomic.Uint32 // IDs' counter of (local, dst), with !df
+}
+
+// maxByDst bounds Sender.byDst.
+const maxByDst = 256
 
 // New validates opts and returns a Sender.
 func New(opts Options) (*Sender, error) {
@@ -190,7 +214,12 @@ func New(opts Options) (*Sender, error) {
 func (s *Sender) SetTOS(tos uint8) {
 	if tos != s.tos {
 		s.tos = tos
-		s.tmpl.n = 0 // makes retemplate build it again
+		// Every destination's template is built again at its next send.
+		for _, c := range s.tmpls {
+			if c != nil {
+				c.tmpl.n, c.entry = 0, nil
+			}
+		}
 		s.tmplEntry = nil
 	}
 }
@@ -208,34 +237,173 @@ const fastOK = Reason(255)
 const errBadDst = Reason(254)
 
 // prepare makes the template ready for a datagram of n payload bytes to dst,
-// or says why it cannot go fast. The common case (same entry, same
-// destination) is one atomic load and two comparisons.
+// or says why it cannot go fast. The common case (same destination as the
+// last datagram, same entry) is one atomic load and two comparisons; another
+// destination of the port adds a lookup in the port's destination set.
 func (s *Sender) prepare(dst netip.AddrPort, n int) Reason {
-	e := s.slot.Load()
-	if e != s.tmplEntry || dst != s.tmplDst || e == nil {
-		if r := s.retemplate(e, dst); r != fastOK {
-			return r
+	var e *policyarp.Entry
+	if dst == s.tmplDst && s.tmplDest != nil {
+		e = s.tmplDest.Load()
+	} else if c := s.cached(dst); c != nil {
+		if e = c.dest.Load(); e == c.entry {
+			s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst, s.idCtr = &c.tmpl, e, c.dest, dst, c.idCtr
 		}
 	}
-	if n+s.ipLen > int(s.link.MTU()) {
+	if e != s.tmplEntry || e == nil {
+		if r := s.retemplate(dst); r != fastOK {
+			return r
+		}
+		e = s.tmplEntry
+	}
+	if n+s.ipLen > int(e.PathMTUFor(s.link.MTU())) {
 		return ReasonTooBig
 	}
 	return fastOK
 }
 
-// retemplate checks a changed entry or destination and rebuilds what changed.
-func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
+// retemplate finds dst's entry and template, after a change of destination
+// or entry. Without a usable entry it asks the table to resolve dst: when
+// netstack knows the next hop already, the entry is usable at once and this
+// very datagram goes fast.
+func (s *Sender) retemplate(dst netip.AddrPort) Reason {
 	if a := dst.Addr(); a.Is4In6() {
 		dst = netip.AddrPortFrom(a.Unmap(), dst.Port())
 	}
 	if !dst.Addr().IsValid() || dst.Port() == 0 || dst.Addr().Is6() != s.v6 {
 		return errBadDst
 	}
-	s.tmplEntry = nil // until the checks below pass
+	s.tmplEntry, s.tmplDest = nil, nil // until the checks below pass
+	dstT := tcpipaddr.From(dst.Addr())
+	d := s.slot.Find(dstT)
+	var e *policyarp.Entry
+	if d != nil {
+		if e = d.Load(); e != nil && e.Dst != dstT {
+			e = nil
+		}
+	}
+	if r := s.entryReason(e); r != fastOK {
+		if !r.resolves() {
+			return r
+		}
+		// Errors here are a bad destination family, which the fallback
+		// reports too; the table counts what it does.
+		if ne, err := s.table.Resolve(s.local.Port(), s.localT, dstT); err != nil || !ne.Usable() {
+			return r
+		}
+		if d = s.slot.Find(dstT); d == nil {
+			return r
+		}
+		if e = d.Load(); e == nil || e.Dst != dstT || s.entryReason(e) != fastOK {
+			return r
+		}
+	}
+	c := s.destTemplate(e.Index)
+	if c.entry != e || c.dst != dst || c.dest != d {
+		if dst != c.dst || c.tmpl.n == 0 || string(c.tmpl.hdr[6:12]) != string(s.link.LinkAddress()) {
+			c.tmpl.build(&templateFields{
+				srcMAC:  s.link.LinkAddress(),
+				dstMAC:  e.MAC,
+				src:     s.localT,
+				dst:     e.Dst,
+				srcPort: s.local.Port(),
+				dstPort: dst.Port(),
+				ttl:     s.ttl,
+				tos:     s.tos,
+				df:      s.df,
+			})
+			if !s.df {
+				c.idCtr = s.ids.counter(s.localT, e.Dst)
+			}
+		} else {
+			c.tmpl.setDstMAC(e.MAC)
+		}
+		c.entry, c.dst, c.dest = e, dst, d
+		s.remember(c)
+	}
+	s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst, s.idCtr = &c.tmpl, e, d, dst, c.idCtr
+	return fastOK
+}
+
+// destTemplate returns the template of the port's destination i, made the
+// first time the port reaches that many destinations.
+func (s *Sender) destTemplate(i int) *destTemplate {
+	if i >= len(s.tmpls) {
+		s.tmpls = append(s.tmpls, make([]*destTemplate, i+1-len(s.tmpls))...)
+	}
+	if s.tmpls[i] == nil {
+		s.tmpls[i] = new(destTemplate)
+	}
+	return s.tmpls[i]
+}
+
+// dstHash mixes dst's address and port; use its top bits.
+func dstHash(dst netip.AddrPort) uint64 {
+	var x uint64
+	if a := dst.Addr(); a.Is4() {
+		b := a.As4()
+		x = uint64(binary.LittleEndian.Uint32(b[:]))
+	} else {
+		b := a.As16()
+		x = binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
+	}
+	return (x ^ uint64(dst.Port())<<32) * 0x9e3779b97f4a7c15
+}
+
+// cached returns dst's template from byDst, or nil.
+func (s *Sender) cached(dst netip.AddrPort) *destTemplate {
+	if len(s.byDst) == 0 {
+		return nil
+	}
+	mask := uint64(len(s.byDst) - 1)
+	h := dstHash(dst) >> 56 // the top bits: a product mixes upwards
+	if c := s.byDst[h&mask]; c != nil && c.dst == dst {
+		return c
+	}
+	if c := s.byDst[(h+1)&mask]; c != nil && c.dst == dst {
+		return c
+	}
+	return nil
+}
+
+// remember puts c in byDst, once the port has a second destination.
+func (s *Sender) remember(c *destTemplate) {
+	if s.byDst == nil {
+		if len(s.tmpls) < 2 {
+			return
+		}
+		n := 8
+		for n < 2*s.table.MaxDestinations() && n < maxByDst {
+			n *= 2
+		}
+		s.byDst = make([]*destTemplate, n)
+		for _, o := range s.tmpls {
+			if o != nil && o != c && o.dest != nil {
+				s.remember(o)
+			}
+		}
+	}
+	mask := uint64(len(s.byDst) - 1)
+	h := dstHash(c.dst) >> 56
+	switch i, j := h&mask, (h+1)&mask; {
+	case s.byDst[i] == nil || s.byDst[i] == c || s.byDst[i].dst == c.dst:
+		s.byDst[i] = c
+	case s.byDst[j] == nil || s.byDst[j] == c || s.byDst[j].dst == c.dst:
+		s.byDst[j] = c
+	default:
+		s.byDst[j] = s.byDst[i]
+		s.byDst[i] = c
+	}
+}
+
+// entryReason says why e (dst's entry, nil if none) cannot be used for a
+// fast send, or fastOK.
+func (s *Sender) entryReason(e *policyarp.Entry) Reason {
 	switch {
+	case e == nil && s.slot.Full():
+		return ReasonDstChanged
 	case e == nil:
 		return ReasonNoEntry
-	case e.Dst != tcpipaddr.From(dst.Addr()) || e.Local != s.localT:
+	case e.Local != s.localT:
 		return ReasonDstChanged
 	}
 	switch e.State {
@@ -251,25 +419,6 @@ func (s *Sender) retemplate(e *policyarp.Entry, dst netip.AddrPort) Reason {
 	default:
 		return ReasonUnsupported
 	}
-	if dst != s.tmplDst || s.tmpl.n == 0 || string(s.tmpl.hdr[6:12]) != string(s.link.LinkAddress()) {
-		s.tmpl.build(&templateFields{
-			srcMAC:  s.link.LinkAddress(),
-			dstMAC:  e.MAC,
-			src:     s.localT,
-			dst:     e.Dst,
-			srcPort: s.local.Port(),
-			dstPort: dst.Port(),
-			ttl:     s.ttl,
-			tos:     s.tos,
-			df:      s.df,
-		})
-		if !s.df {
-			s.idCtr = s.ids.counter(s.localT, e.Dst)
-		}
-	} else {
-		s.tmpl.setDstMAC(e.MAC)
-	}
-	s.tmplEntry, s.tmplDst = e, dst
 	return fastOK
 }
 
@@ -431,7 +580,7 @@ func (b *batch) addToTrain(i int, p []byte, dst netip.AddrPort) (int, error) {
 	if b.trainLen == 0 {
 		b.trainFirst, b.trainBytes = i, 0
 		b.trainDst, b.trainEntry = dst, s.tmplEntry
-		b.trainTmpl = s.tmpl
+		b.trainTmpl = *s.tmpl
 		b.trainIDs = s.idCtr
 	}
 	b.trainLen++
@@ -536,15 +685,10 @@ func linkReason(err error) Reason {
 	return ReasonLinkError
 }
 
-// fallback sends one datagram through netstack and, when the entry is
-// missing or stale, asks the table to resolve dst so the next one goes fast.
+// fallback sends one datagram through netstack (prepare has asked the
+// table to resolve dst already, so that the next one goes fast).
 func (s *Sender) fallback(r Reason, payload []byte, dst netip.AddrPort) error {
 	add(&s.c.fallbacks[r], 1)
-	if r.resolves() {
-		// Errors here are a bad destination family, which the send below
-		// reports too; the table counts what it does.
-		_, _ = s.table.Resolve(s.local.Port(), s.localT, tcpipaddr.From(dst.Addr()))
-	}
 	if err := s.fb.SendViaNetstack(payload, dst); err != nil {
 		add(&s.c.fallbackErrors, 1)
 		return err

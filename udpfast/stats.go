@@ -12,9 +12,15 @@ import (
 type Reason uint8
 
 const (
-	// ReasonNoEntry: the port had no policy ARP entry yet.
+	// ReasonNoEntry: the port had no policy ARP entry for the destination
+	// yet (its first datagram there), and netstack did not know the next
+	// hop's MAC either.
 	ReasonNoEntry Reason = iota
-	// ReasonDstChanged: the entry was for another destination IP.
+	// ReasonDstChanged: the port had no entry for the destination and its
+	// set of destinations was full (it sends to more than the table's
+	// MaxDestinations peers in turn; each new one evicts the least recently
+	// used), or the entry was made for another of the port's source
+	// addresses.
 	ReasonDstChanged
 	// ReasonUnresolved: netstack is still resolving the next hop's MAC.
 	ReasonUnresolved
@@ -27,7 +33,8 @@ const (
 	// ReasonUnsupported: the destination cannot go fast (multicast,
 	// broadcast, local, or not routed through this NIC).
 	ReasonUnsupported
-	// ReasonTooBig: the datagram does not fit the link MTU unfragmented.
+	// ReasonTooBig: the datagram does not fit the link MTU unfragmented,
+	// or the destination's path MTU (policyarp.Entry.PathMTU).
 	ReasonTooBig
 	// ReasonQueueFull: the link's transmit queue was full.
 	ReasonQueueFull

@@ -131,6 +131,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	opts.Ports.ARP.Logger = log // neighbour MAC changes the fast path follows
 	removeKernelFilter, err := guardHostAddress(opts, cfg, log)
 	if err != nil {
 		return err
