@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/stack"
@@ -237,7 +240,28 @@ func TestPathMTUFromICMP(t *testing.T) {
 			if fam.name == "v6" {
 				ipLen = 48
 			}
-			sendSized(big, far)        // too big for the path: netstack
+			r.Frames()
+			sendSized(big, far) // too big for the path: fragmented at the path MTU
+			var pieces int
+			for _, fr := range r.Frames() {
+				pkt := fr[14:]
+				var dst tcpip.Address
+				if fam.name == "v6" {
+					dst = header.IPv6(pkt).DestinationAddress()
+				} else {
+					dst = header.IPv4(pkt).DestinationAddress()
+				}
+				if dst != farT {
+					continue
+				}
+				pieces++
+				if len(pkt) > 1400 {
+					t.Errorf("a %d-byte IP packet to %v was sent after the path MTU fell to 1400", len(pkt), fam.remote)
+				}
+			}
+			if pieces < 2 {
+				t.Errorf("%d packets went to %v for a %d-byte datagram; want fragments of at most 1400 bytes", pieces, fam.remote, big)
+			}
 			sendSized(1400-ipLen, far) // fits: fast
 			sendSized(big, f.peer())   // another destination: the link MTU holds
 			f.expect(4, map[udpfast.Reason]uint64{udpfast.ReasonNoEntry: 2, udpfast.ReasonTooBig: 1})
