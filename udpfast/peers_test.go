@@ -488,3 +488,44 @@ func BenchmarkSendFragmented(b *testing.B) {
 		})
 	}
 }
+
+// In a batch, a datagram that needs fragments goes out in its place: the
+// frames before it are written first, its fragments in one write, then the
+// rest.
+func TestSendBatchWithFragmented(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			snd, s, _ := fragmentingSender(t, fam)
+			before := snd.Stats()
+			payloads := [][]byte{make([]byte, 172), make([]byte, 4000), make([]byte, 172), make([]byte, 172)}
+			for i, p := range payloads {
+				frames.Seq(p, uint64(i))
+			}
+			s.sink.Record(true)
+			if n, err := snd.SendBatch(payloads, []netip.AddrPort{netip.AddrPortFrom(fam.b, sink)}); n != 4 || err != nil {
+				t.Fatalf("SendBatch: %d, %v", n, err)
+			}
+			got := s.sink.Frames()
+			if len(got) != 7 {
+				t.Fatalf("%d frames, want 1 + 4 fragments + 2", len(got))
+			}
+			for i, want := range map[int]uint64{0: 0, 5: 2, 6: 3} {
+				if u, ok := frames.ParseUDP(got[i]); !ok || frames.SeqOf(u.Payload) != want {
+					t.Errorf("frame %d: %+v, want the whole datagram %d", i, u, want)
+				}
+			}
+			for i := 1; i <= 4; i++ {
+				if _, ok := frames.ParseUDP(got[i]); ok {
+					t.Errorf("frame %d is a whole datagram, want a fragment", i)
+				}
+			}
+			if pieces, _ := checkFragments(t, fam, got[1:5], 1280); pieces != 4 {
+				t.Errorf("%d fragments", pieces)
+			}
+			st := snd.Stats()
+			if st.Fast-before.Fast != 4 || st.Fragmented-before.Fragmented != 1 || st.LinkWrites-before.LinkWrites != 3 {
+				t.Fatalf("before %v, after %v; want 4 more fast, 1 fragmented, in 3 link writes", before, st)
+			}
+		})
+	}
+}
