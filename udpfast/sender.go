@@ -59,10 +59,11 @@ type Options struct {
 	// datagram an identification, from IDs. The default sets DF with ID 0,
 	// as netstack does for UDP (RFC 6864 atomic datagrams).
 	AllowFragmentation bool
-	// IDs numbers the datagrams of AllowFragmentation. Give every sender
-	// of a stack the same: senders to one peer then never repeat each
-	// other's IDs. nil: the sender gets counters of its own, seeded from
-	// the stack's seed and its port.
+	// IDs numbers the datagrams of AllowFragmentation, and those the
+	// sender fragments itself at a lowered path MTU (IPv4 and IPv6). Give
+	// every sender of a stack the same: senders to one peer then never
+	// repeat each other's IDs. nil: the sender gets counters of its own,
+	// seeded from the stack's seed and its port (with DF, on first need).
 	IDs *IDs
 	// Scratch holds the frames being built. Senders used from one goroutine
 	// may share one; nil gives the sender its own of DefaultBatch frames.
