@@ -18,8 +18,8 @@ const (
 // "fragmentation needed" or ICMPv6 "packet too big" quoting a datagram that
 // port sent from local to dst (fastfilter.Filter.SubscribePacketTooBig): the
 // path to dst takes IP packets of at most mtu bytes. It lowers the path MTU
-// of port's entry for dst, so that larger datagrams go through netstack
-// instead of being fast-sent to a router that drops them, until
+// of port's entry for dst, so that larger datagrams leave in fragments of
+// at most mtu (udpfast) instead of whole to a router that drops them, until
 // Options.PathMTUExpiry passes (then the link MTU is tried again, as Linux
 // does). Reports of an MTU below the protocol's minimum, not below what is
 // known already, or about a destination the port has no entry for are

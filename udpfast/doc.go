@@ -24,12 +24,25 @@
 // MAC, aged, invalidated by a gratuitous ARP), the sender first asks the
 // table to resolve the destination: when netstack knows the next hop
 // already, the entry is usable at once and the datagram goes fast. Otherwise,
-// and when the datagram is bigger than the link MTU or the destination's
-// path MTU, or the link's queue is full, the datagram goes through netstack's
-// UDP endpoint bound on the same port (Fallback), which resolves the
-// neighbour and fragments where needed (at the link MTU), and the next
-// datagram goes fast once netstack's resolution completes. Every such datagram is counted by Reason; nothing is dropped
-// silently: a datagram netstack also refuses is returned as an error.
+// and when the datagram is bigger than the link MTU, or the link's queue is
+// full, the datagram goes through netstack's UDP endpoint bound on the same
+// port (Fallback), which resolves the neighbour and fragments where needed
+// (at the link MTU), and the next datagram goes fast once netstack's
+// resolution completes. Every such datagram is counted by Reason; nothing is
+// dropped silently: a datagram netstack also refuses is returned as an error.
+//
+// When a router lowered the destination's path MTU (an ICMP "fragmentation
+// needed" or ICMPv6 "packet too big": policyarp.Entry.PathMTU), a larger
+// datagram, up to the largest UDP datagram, leaves fast as IP fragments of at
+// most that MTU, as Linux sends it with IP_PMTUDISC_WANT: built whole from
+// the template (the UDP checksum covers all of it), its UDP header and data
+// cut at multiples of 8 bytes, each piece behind a copy of the IP header
+// with DF clear, MF but on the last, the offset, its length and checksum
+// (IPv6: a Fragment header, RFC 8200 section 4.5), one identification per
+// datagram from the (source, destination, UDP) counters of IDs (made on
+// first need for a sender with DF), all in one link write, counted in
+// Stats.Fragmented. netstack cannot do it: it fragments at the link MTU
+// only, and the router would drop those pieces too.
 //
 // A frame from udpfast equals, field for field, the frame netstack sends for
 // the same datagram with the default options (TTL/hop limit 64, TOS 0, DF

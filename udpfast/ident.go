@@ -46,6 +46,12 @@ func NewIDs(seed uint64) *IDs {
 	return ids
 }
 
+// newSenderIDs returns the counters of a sender with no shared IDs,
+// seeded from its stack's seed and its port.
+func newSenderIDs(stackSeed uint32, port uint16) *IDs {
+	return NewIDs(uint64(stackSeed)<<16 | uint64(port))
+}
+
 // counter returns the counter of (src, dst, UDP). Senders look it up when
 // their destination changes, not per datagram.
 func (ids *IDs) counter(src, dst tcpip.Address) *atomic.Uint32 {

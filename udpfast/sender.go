@@ -59,10 +59,11 @@ type Options struct {
 	// datagram an identification, from IDs. The default sets DF with ID 0,
 	// as netstack does for UDP (RFC 6864 atomic datagrams).
 	AllowFragmentation bool
-	// IDs numbers the datagrams of AllowFragmentation. Give every sender
-	// of a stack the same: senders to one peer then never repeat each
-	// other's IDs. nil: the sender gets counters of its own, seeded from
-	// the stack's seed and its port.
+	// IDs numbers the datagrams of AllowFragmentation, and those the
+	// sender fragments itself at a lowered path MTU (IPv4 and IPv6). Give
+	// every sender of a stack the same: senders to one peer then never
+	// repeat each other's IDs. nil: the sender gets counters of its own,
+	// seeded from the stack's seed and its port (with DF, on first need).
 	IDs *IDs
 	// Scratch holds the frames being built. Senders used from one goroutine
 	// may share one; nil gives the sender its own of DefaultBatch frames.
@@ -77,6 +78,10 @@ type Scratch struct {
 	frames   [][]byte
 	size     int
 	trainHdr [maxHeaderLen]byte
+	// frag and fragFrames hold the fragments of one datagram
+	// (sendFragments), grown to the largest datagram fragmented.
+	frag       []byte
+	fragFrames [][]byte
 }
 
 // NewScratch returns room for batches of up to n frames (n ≥ 1) of size
@@ -120,6 +125,9 @@ type Sender struct {
 	idCtr  *atomic.Uint32 // ids' counter of (local, tmplDst), with !df
 	sc     *Scratch
 	one    [1][]byte
+	// fragMTU is the path MTU prepare found lower than the link's, for
+	// sendFragments.
+	fragMTU int
 
 	// tmpl is the template of the last destination, tmplDst: one of
 	// tmpls, which keeps one per destination of the port, indexed by
@@ -131,6 +139,7 @@ type Sender struct {
 	tmplEntry *policyarp.Entry
 	tmplDest  *policyarp.Dest
 	tmplDst   netip.AddrPort
+	tmplCache *destTemplate // the destTemplate tmpl belongs to
 	tmpls     []*destTemplate
 	// byDst finds a destination's template from its address and port,
 	// without the table's lookup, when the port alternates between
@@ -189,7 +198,7 @@ func New(opts Options) (*Sender, error) {
 		opts.Scratch = NewScratch(DefaultBatch, ethLen+int(opts.Link.MTU()))
 	}
 	if opts.AllowFragmentation && opts.IDs == nil {
-		opts.IDs = NewIDs(uint64(opts.Table.Stack().Seed())<<16 | uint64(local.Port()))
+		opts.IDs = newSenderIDs(opts.Table.Stack().Seed(), local.Port())
 	}
 	return &Sender{
 		table:  opts.Table,
@@ -236,6 +245,10 @@ const fastOK = Reason(255)
 // errBadDst is what prepare returns for a destination nothing can send to.
 const errBadDst = Reason(254)
 
+// fragmentOK is what prepare returns when the datagram goes fast as IP
+// fragments of s.fragMTU bytes (sendFragments).
+const fragmentOK = Reason(253)
+
 // prepare makes the template ready for a datagram of n payload bytes to dst,
 // or says why it cannot go fast. The common case (same destination as the
 // last datagram, same entry) is one atomic load and two comparisons; another
@@ -246,7 +259,7 @@ func (s *Sender) prepare(dst netip.AddrPort, n int) Reason {
 		e = s.tmplDest.Load()
 	} else if c := s.cached(dst); c != nil {
 		if e = c.dest.Load(); e == c.entry {
-			s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst, s.idCtr = &c.tmpl, e, c.dest, dst, c.idCtr
+			s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst, s.idCtr, s.tmplCache = &c.tmpl, e, c.dest, dst, c.idCtr, c
 		}
 	}
 	if e != s.tmplEntry || e == nil {
@@ -255,7 +268,15 @@ func (s *Sender) prepare(dst netip.AddrPort, n int) Reason {
 		}
 		e = s.tmplEntry
 	}
-	if n+s.ipLen > int(e.PathMTUFor(s.link.MTU())) {
+	if linkMTU, mtu := s.link.MTU(), e.PathMTUFor(s.link.MTU()); n+s.ipLen > int(mtu) {
+		// A router lowered the path MTU: fragment at it, as Linux does
+		// with IP_PMTUDISC_WANT (netstack would fragment at the link MTU
+		// only, and the router drop the pieces). Beyond the link MTU
+		// without a report, netstack fragments, at the link MTU.
+		if mtu < linkMTU && n <= s.maxUDPPayload() {
+			s.fragMTU = int(mtu)
+			return fragmentOK
+		}
 		return ReasonTooBig
 	}
 	return fastOK
@@ -320,7 +341,7 @@ func (s *Sender) retemplate(dst netip.AddrPort) Reason {
 		c.entry, c.dst, c.dest = e, dst, d
 		s.remember(c)
 	}
-	s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst, s.idCtr = &c.tmpl, e, d, dst, c.idCtr
+	s.tmpl, s.tmplEntry, s.tmplDest, s.tmplDst, s.idCtr, s.tmplCache = &c.tmpl, e, d, dst, c.idCtr, c
 	return fastOK
 }
 
@@ -437,6 +458,8 @@ func (s *Sender) nextIDs(n int) uint16 {
 func (s *Sender) Send(payload []byte, dst netip.AddrPort) error {
 	switch r := s.prepare(dst, len(payload)); r {
 	case fastOK:
+	case fragmentOK:
+		return s.fragmentOrFallback(payload, dst)
 	case errBadDst:
 		return ErrBadDestination
 	default:
@@ -489,6 +512,13 @@ func (s *Sender) SendBatch(payloads [][]byte, dsts []netip.AddrPort) (int, error
 			}
 			if n, err := b.addFrame(i, p); err != nil {
 				return n, err
+			}
+		case fragmentOK:
+			if n, err := b.flush(); err != nil {
+				return n, err
+			}
+			if err := s.fragmentOrFallback(p, dst); err != nil {
+				return i, err
 			}
 		case errBadDst:
 			if n, err := b.flush(); err != nil {
@@ -683,6 +713,18 @@ func linkReason(err error) Reason {
 		return ReasonQueueFull
 	}
 	return ReasonLinkError
+}
+
+// fragmentOrFallback sends payload as fragments (prepare returned
+// fragmentOK), or through netstack when the link does not take them all.
+func (s *Sender) fragmentOrFallback(payload []byte, dst netip.AddrPort) error {
+	ok, err := s.sendFragments(payload)
+	if ok {
+		add(&s.c.fast, 1)
+		add(&s.c.fragmented, 1)
+		return nil
+	}
+	return s.fallback(linkReason(err), payload, dst)
 }
 
 // fallback sends one datagram through netstack (prepare has asked the

@@ -33,8 +33,10 @@ const (
 	// ReasonUnsupported: the destination cannot go fast (multicast,
 	// broadcast, local, or not routed through this NIC).
 	ReasonUnsupported
-	// ReasonTooBig: the datagram does not fit the link MTU unfragmented,
-	// or the destination's path MTU (policyarp.Entry.PathMTU).
+	// ReasonTooBig: the datagram does not fit the link MTU unfragmented
+	// (netstack fragments it at the link MTU), or is too big for IP. A
+	// datagram too big only for a path MTU a router lowered
+	// (policyarp.Entry.PathMTU) goes fast in fragments (Stats.Fragmented).
 	ReasonTooBig
 	// ReasonQueueFull: the link's transmit queue was full.
 	ReasonQueueFull
@@ -78,6 +80,10 @@ type Stats struct {
 	// Trains counts the UDP trains written for the link to cut into
 	// datagrams (link.UDPSegmenter); their datagrams count in Fast.
 	Trains uint64
+	// Fragmented counts the datagrams of Fast sent as IP fragments
+	// because a router lowered their destination's path MTU below the
+	// link's (policyarp.Entry.PathMTU), each in one link write.
+	Fragmented uint64
 	// Fallbacks counts datagrams handed to netstack, by Reason.
 	Fallbacks ReasonCounts
 	// FallbackErrors counts datagrams netstack refused too (returned to the
@@ -87,10 +93,15 @@ type Stats struct {
 
 // String lists the counts by name, fallbacks by reason, e.g. "fast 2059
 // in 2059 link writes (0 trains), through netstack 13 (no-entry 12,
-// unresolved 1), refused by netstack 0".
+// unresolved 1), refused by netstack 0"; ", 3 fragmented" follows the
+// trains when some datagrams went as fragments.
 func (s Stats) String() string {
-	return fmt.Sprintf("fast %d in %d link writes (%d trains), through netstack %d (%v), refused by netstack %d",
-		s.Fast, s.LinkWrites, s.Trains, s.FallbackTotal(), s.Fallbacks, s.FallbackErrors)
+	var fragmented string
+	if s.Fragmented != 0 {
+		fragmented = fmt.Sprintf(", %d fragmented", s.Fragmented)
+	}
+	return fmt.Sprintf("fast %d in %d link writes (%d trains%s), through netstack %d (%v), refused by netstack %d",
+		s.Fast, s.LinkWrites, s.Trains, fragmented, s.FallbackTotal(), s.Fallbacks, s.FallbackErrors)
 }
 
 // ReasonCounts counts datagrams by Reason: index it with a Reason.
@@ -106,6 +117,7 @@ func (s Stats) Add(o Stats) Stats {
 	s.Fast += o.Fast
 	s.LinkWrites += o.LinkWrites
 	s.Trains += o.Trains
+	s.Fragmented += o.Fragmented
 	s.FallbackErrors += o.FallbackErrors
 	for i := range s.Fallbacks {
 		s.Fallbacks[i] += o.Fallbacks[i]
@@ -129,8 +141,8 @@ func (s Stats) Fallback(r Reason) uint64 { return s.Fallbacks[r] }
 // add is a load and a release store (relaxed.AddSingleWriter: no locked
 // instruction on amd64), which is exact with a single writer.
 type counters struct {
-	fast, linkWrites, trains, fallbackErrors atomic.Uint64
-	fallbacks                                [NumReasons]atomic.Uint64
+	fast, linkWrites, trains, fragmented, fallbackErrors atomic.Uint64
+	fallbacks                                            [NumReasons]atomic.Uint64
 }
 
 func add(c *atomic.Uint64, n uint64) { relaxed.AddSingleWriter(c, n) }
@@ -140,6 +152,7 @@ func (c *counters) snapshot() Stats {
 		Fast:           c.fast.Load(),
 		LinkWrites:     c.linkWrites.Load(),
 		Trains:         c.trains.Load(),
+		Fragmented:     c.fragmented.Load(),
 		FallbackErrors: c.fallbackErrors.Load(),
 	}
 	for i := range c.fallbacks {
