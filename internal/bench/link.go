@@ -116,8 +116,8 @@ func linkSuite() Suite {
 				"RTT: %s pkt/s for %d ms (%d ms with --short), before the search.\n"+
 				"Room for bursts: the fast path's Ring holds %d datagrams; gonet's and the kernel socket's receive buffers are %d MiB.\n"+
 				"The fast reflector writes each run of answers to one peer as one UDP train that the kernel cuts into the\n"+
-				"datagrams (UDPSegmentation on the TAP or AF_PACKET link: virtio-net UDP GSO); gonet and the kernel reflector\n"+
-				"(sendmmsg) write datagram by datagram.",
+				"datagrams (UDPSegmentation on the TAP or AF_PACKET link: virtio-net UDP GSO); so does the kernel reflector\n"+
+				"(UDP_GRO on receive, UDP_SEGMENT on send, recvmmsg/sendmmsg); gonet writes datagram by datagram.",
 				lossFree*100, sp.stepMs, short.stepMs, sp.factor, si(sp.startRate), si(latencyRate), sp.latencyMs, short.latencyMs,
 				linkQueueDatagrams, linkSocketBuffer>>20)
 			if len(limited) > 0 {
