@@ -11,6 +11,7 @@ import (
 	"github.com/mediastack/mediastack/link/ethlink"
 	"github.com/mediastack/mediastack/policyarp"
 	"github.com/mediastack/mediastack/stack"
+	"github.com/mediastack/mediastack/udpfast"
 )
 
 // Addresses of the in-process workloads and of the real link: the stack
@@ -106,6 +107,17 @@ func newHost(o hostOptions) (h *host, err error) {
 }
 
 // written returns how many frames the link has sent.
+// portSender is the fast sender of reg's port as an application sets it up:
+// the port's netstack endpoint is the fallback lane.
+func (h *host) portSender(reg *fastfilter.Registration, local netip.AddrPort) (*udpfast.Sender, error) {
+	return udpfast.New(udpfast.Options{
+		Table:    h.table,
+		Link:     h.link,
+		Fallback: udpfast.EndpointFallback{Endpoint: reg.NetstackEndpoint(local.Port())},
+		Local:    local,
+	})
+}
+
 func (h *host) written() uint64 {
 	n, _ := h.sink.Written()
 	return n

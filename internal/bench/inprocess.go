@@ -11,7 +11,6 @@ import (
 
 	"github.com/mediastack/mediastack/fastfilter"
 	"github.com/mediastack/mediastack/internal/frames"
-	"github.com/mediastack/mediastack/udpfast"
 )
 
 // Payload sizes of the in-process workloads: a typical RTP packet (160
@@ -142,12 +141,7 @@ func openSend(cfg Config, fam family, size int, path Path) (Bench, error) {
 			h.close()
 			return nil, err
 		}
-		snd, err := udpfast.New(udpfast.Options{
-			Table:    h.table,
-			Link:     h.link,
-			Fallback: udpfast.EndpointFallback{Endpoint: reg.NetstackEndpoint(basePort)},
-			Local:    local,
-		})
+		snd, err := h.portSender(reg, local)
 		if err != nil {
 			h.close()
 			return nil, err
@@ -209,12 +203,7 @@ func openReflect(cfg Config, fam family, size int, path Path) (Bench, error) {
 			h.close()
 			return nil, err
 		}
-		snd, err := udpfast.New(udpfast.Options{
-			Table:    h.table,
-			Link:     h.link,
-			Fallback: udpfast.EndpointFallback{Endpoint: reg.NetstackEndpoint(basePort)},
-			Local:    local,
-		})
+		snd, err := h.portSender(reg, local)
 		if err != nil {
 			h.close()
 			return nil, err
