@@ -63,7 +63,7 @@ func TestSidecarControlHardened(t *testing.T) {
 	}()
 	for i := range 1024 {
 		var conn net.Conn
-		err := inNamespace(ns, func() error {
+		err := ns.Enter(func() error {
 			var err error
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

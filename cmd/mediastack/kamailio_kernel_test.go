@@ -91,7 +91,7 @@ func startRtpengine(t *testing.T, ns *netnstest.Namespace, ng netip.AddrPort, me
 // listenUDPErr opens a kernel UDP socket in ns bound to addr.
 func listenUDPErr(ns *netnstest.Namespace, addr netip.AddrPort) (*net.UDPConn, error) {
 	var c *net.UDPConn
-	err := inNamespace(ns, func() error {
+	err := ns.Enter(func() error {
 		var err error
 		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	be "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,18 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/relay"
 )
 
 // rtpPacket is a 172-byte G.711 RTP packet of stream ssrc.
 func rtpPacket(ssrc uint32, seq uint16) []byte {
-	p := make([]byte, 172)
-	p[0] = 0x80
-	be.BigEndian.PutUint16(p[2:], seq)
-	be.BigEndian.PutUint32(p[4:], uint32(seq)*160)
-	be.BigEndian.PutUint32(p[8:], ssrc)
-	return p
+	b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: ssrc},
+		Payload: make([]byte, 160)}).Marshal()
+	if err != nil {
+		panic(err) // a fixed header always marshals
+	}
+	return b
 }
 
 // relayInfo reads relay id from the control API.

@@ -27,7 +27,7 @@ type ngConn struct {
 func dialNG(t *testing.T, ns *netnstest.Namespace, ng netip.AddrPort, prefix string) *ngConn {
 	t.Helper()
 	var c *net.UDPConn
-	if err := inNamespace(ns, func() error {
+	if err := ns.Enter(func() error {
 		var err error
 		c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ng))
 		return err

@@ -30,16 +30,11 @@ const (
 	metricsAddr = "127.0.0.1:9090"
 )
 
-// inNamespace runs f inside ns's network namespace (netns.Namespace.Enter).
-func inNamespace(ns *netnstest.Namespace, f func() error) error {
-	return ns.Enter(f)
-}
-
 // listenUDP opens a kernel UDP socket in ns, closed when the test ends.
 func listenUDP(t testing.TB, ns *netnstest.Namespace, network, addr string) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	err := inNamespace(ns, func() error {
+	err := ns.Enter(func() error {
 		a, err := net.ResolveUDPAddr(network, addr)
 		if err != nil {
 			return err
@@ -61,7 +56,7 @@ func nsClient(ns *netnstest.Namespace) *http.Client {
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := inNamespace(ns, func() error {
+			err := ns.Enter(func() error {
 				var err error
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 				return err
