@@ -9,6 +9,7 @@ package buildinfo
 import (
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Module and GVisor are the module paths looked up in the build info.
@@ -68,15 +69,16 @@ func FromBuildInfo(bi *debug.BuildInfo, version string) Info {
 			v = m.Replace.Version // a replacement by another version
 		}
 		switch {
-		case v == "":
-		case m.Path == Module:
+		case v == "" || v == zeroPseudoVersion:
+		case m.Path == Module, m == &bi.Main && ours(m.Path):
 			info.Version = v
 		case m.Path == GVisor:
 			info.GVisor = v
 		}
 	}
-	// The commit is known only when mediastack is the main module.
-	if bi.Main.Path == Module {
+	// The commit is known only when mediastack (the library, or the
+	// command's own module) is the main module.
+	if ours(bi.Main.Path) {
 		var revision string
 		modified := false
 		for _, s := range bi.Settings {
@@ -99,6 +101,15 @@ func FromBuildInfo(bi *debug.BuildInfo, version string) Info {
 	}
 	return info
 }
+
+// zeroPseudoVersion is the version a workspace or a replace by directory
+// gives a module of this repository (cmd/mediastack requires the library and
+// p2sp so): it says nothing.
+const zeroPseudoVersion = "v0.0.0-00010101000000-000000000000"
+
+// ours reports whether path is the library's module or one of the
+// repository's nested modules (cmd/mediastack, p2sp).
+func ours(path string) bool { return path == Module || strings.HasPrefix(path, Module+"/") }
 
 // String is the one line `mediastack version` prints.
 func (i Info) String() string {

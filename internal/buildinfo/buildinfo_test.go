@@ -25,6 +25,12 @@ func TestFromBuildInfo(t *testing.T) {
 			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "15db87a0c1"}, {Key: "vcs.modified", Value: "false"}}},
 		want: buildinfo.Info{Version: "v0.3.0", Commit: "15db87a0c1", GoVersion: "go1.26.8", GVisor: gvisorVersion},
 	}, {
+		name: "the command's own module, the library beside it in the workspace",
+		bi: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: buildinfo.Module + "/cmd/mediastack", Version: "v0.4.0"},
+			Deps:     []*debug.Module{{Path: buildinfo.Module, Version: "v0.0.0-00010101000000-000000000000"}, gvisor},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "15db87a0c1"}, {Key: "vcs.modified", Value: "false"}}},
+		want: buildinfo.Info{Version: "v0.4.0", Commit: "15db87a0c1", GoVersion: "go1.26.8", GVisor: gvisorVersion},
+	}, {
 		name: "uncommitted changes, and -X main.version",
 		bi: &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: buildinfo.Module, Version: "(devel)"}, Deps: []*debug.Module{gvisor},
 			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "15db87a0c1"}, {Key: "vcs.modified", Value: "true"}}},

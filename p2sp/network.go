@@ -1,0 +1,82 @@
+package p2sp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/mediastack/mediastack/stack"
+)
+
+// Network is where one node's TCP sockets live: the host's stack or
+// mediastack's. Every socket a node opens (web server, file-info server,
+// tracker announces, web-seed requests, BitTorrent peers) goes through it, so
+// the same code runs on either.
+type Network interface {
+	// Listen listens for TCP on addr.
+	Listen(addr netip.AddrPort) (net.Listener, error)
+	// DialContext connects over TCP to address, an IP literal and a port
+	// ("198.51.100.10:80", "[2001:db8::10]:80"), from the node's own
+	// address of the same family: a tracker records the announce's source
+	// address, and peers ban by address.
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// HostNetwork is the host's stack, binding outgoing connections to the
+// node's addresses (one per family; a family with none lets the kernel
+// choose).
+func HostNetwork(addrs ...netip.Addr) Network { return hostNetwork{addrs: addrs} }
+
+type hostNetwork struct{ addrs []netip.Addr }
+
+func (h hostNetwork) Listen(addr netip.AddrPort) (net.Listener, error) {
+	return net.Listen("tcp", addr.String())
+}
+
+func (h hostNetwork) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	raddr, err := parseTCPAddress(network, address)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{}
+	for _, a := range h.addrs {
+		if a.Is4() == raddr.Addr().Unmap().Is4() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
+			break
+		}
+	}
+	return d.DialContext(ctx, "tcp", raddr.String())
+}
+
+// StackNetwork is mediastack's stack: TCP through netstack (and the TCP
+// offload when the link has one). The stack picks the source address by
+// route, so give a node one address per family.
+func StackNetwork(st *stack.Stack) Network { return stackNetwork{st: st} }
+
+type stackNetwork struct{ st *stack.Stack }
+
+func (s stackNetwork) Listen(addr netip.AddrPort) (net.Listener, error) {
+	return s.st.ListenTCP(addr)
+}
+
+func (s stackNetwork) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	raddr, err := parseTCPAddress(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return s.st.DialTCP(ctx, raddr)
+}
+
+func parseTCPAddress(network, address string) (netip.AddrPort, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return netip.AddrPort{}, fmt.Errorf("p2sp: dial %s %q: only TCP", network, address)
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("p2sp: dial %q: addresses must be IP literals with a port", address)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
