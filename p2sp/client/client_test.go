@@ -1,0 +1,360 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mediastack/mediastack/internal/leakcheck"
+	"github.com/mediastack/mediastack/p2sp"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// The nodes of these unit tests of the library glue live on the host's
+// loopback, each on its own address (bans and the tracker are per IP):
+// the origin on .10, the client on .30, peers on .21-.24.
+var (
+	originAddr = netip.MustParseAddr("127.0.0.10")
+	clientAddr = netip.MustParseAddr("127.0.0.30")
+)
+
+func peerAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(21 + i)}) }
+
+// testMedia is size bytes that testPlayable accepts: a RIFF header, then
+// random bytes.
+func testMedia(size int) []byte {
+	b := make([]byte, size)
+	rand.Read(b)
+	copy(b, "RIFF")
+	return b
+}
+
+var errUnplayable = errors.New("not a RIFF file")
+
+// testPlayable stands in for media.CheckPlayable in these tests.
+func testPlayable(_ context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var hdr [4]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:]) != "RIFF" {
+		return errUnplayable
+	}
+	return nil
+}
+
+func newTestManager(t *testing.T, addr netip.Addr, o *testOrigin, edit func(*Options)) *Manager {
+	t.Helper()
+	opts := Options{
+		Net:           p2sp.HostNetwork(addr),
+		Listen:        netip.AddrPortFrom(addr, 0),
+		Origin:        o.url,
+		CacheDir:      t.TempDir(),
+		StallTimeout:  10 * time.Second,
+		CheckPlayable: testPlayable,
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	m, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newSeeder is a peer whose cache already holds id's file and metainfo,
+// seeding it at upRate.
+func newSeeder(t *testing.T, i int, o *testOrigin, id p2sp.FileID, src string, upRate int64) *Manager {
+	t.Helper()
+	p := newTestManager(t, peerAddr(i), o, func(opts *Options) { opts.UploadRate = upRate })
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.opts.CacheDir, filepath.Base(src)), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.opts.CacheDir, string(id)+".torrent"), o.metainfo(id), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := p.SeedCache(testContext(t))
+	if err != nil || n != 1 {
+		t.Fatalf("SeedCache = %d, %v; want 1, nil", n, err)
+	}
+	return p
+}
+
+// assertCached checks that the cache holds id's file with want's bytes and
+// nothing half-written.
+func assertCached(t *testing.T, m *Manager, id p2sp.FileID, want []byte) {
+	t.Helper()
+	path, ok := m.cachedPath(id)
+	if !ok {
+		t.Fatalf("%s not in the cache", id)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("cached %s: %d bytes differ from the %d published", path, len(got), len(want))
+	}
+	assertNoLeftovers(t, m)
+}
+
+// assertNoLeftovers checks that nothing is under the cache's .tmp/.
+func assertNoLeftovers(t *testing.T, m *Manager) {
+	t.Helper()
+	left, err := os.ReadDir(filepath.Join(m.opts.CacheDir, tmpDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("left in the cache's .tmp: %v", left)
+	}
+}
+
+func assertNotCached(t *testing.T, m *Manager, id p2sp.FileID) {
+	t.Helper()
+	if path, ok := m.cachedPath(id); ok {
+		t.Errorf("%s is in the cache after a failed fetch", path)
+	}
+	if _, err := os.Stat(filepath.Join(m.opts.CacheDir, string(id)+".torrent")); err == nil {
+		t.Errorf("%s.torrent is in the cache after a failed fetch", id)
+	}
+	assertNoLeftovers(t, m)
+}
+
+func TestOptionsValidated(t *testing.T) {
+	good := Options{Net: p2sp.HostNetwork(), Listen: netip.MustParseAddrPort("127.0.0.30:0"), Origin: "http://127.0.0.10:80", CacheDir: t.TempDir()}
+	for name, edit := range map[string]func(*Options){
+		"no net":          func(o *Options) { o.Net = nil },
+		"no listen":       func(o *Options) { o.Listen = netip.AddrPort{} },
+		"no origin":       func(o *Options) { o.Origin = "" },
+		"origin by name":  func(o *Options) { o.Origin = "http://origin.example:80" },
+		"https origin":    func(o *Options) { o.Origin = "https://127.0.0.10" },
+		"bad info server": func(o *Options) { o.InfoServer = "ftp://127.0.0.11" },
+		"no cache":        func(o *Options) { o.CacheDir = "" },
+		"negative rate":   func(o *Options) { o.DownloadRate = -1 },
+		"negative stall":  func(o *Options) { o.StallTimeout = -time.Second },
+	} {
+		opts := good
+		edit(&opts)
+		if m, err := New(opts); err == nil {
+			m.Close()
+			t.Errorf("%s: New accepted %+v", name, opts)
+		}
+	}
+}
+
+// Claims 8 and 9: without P2P info the file comes over HTTP alone (no
+// announce, no torrent); a second Fetch is a cache hit that asks nothing.
+func TestHTTPOnlyThenCacheHit(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 0)
+	data := testMedia(300 << 10)
+	id, _ := o.publish(data, ".wav", false)
+	m := newTestManager(t, clientAddr, o, nil)
+	var progress []Progress
+	res, err := m.Fetch(testContext(t), id, func(p Progress) { progress = append(progress, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != MethodHTTP || res.Sources[WebSource] != int64(len(data)) || len(res.Sources) != 1 {
+		t.Errorf("Fetch = method %s, sources %v; want http, all %d bytes from the web", res.Method, res.Sources, len(data))
+	}
+	if filepath.Base(res.Path) != string(id)+".wav" {
+		t.Errorf("cached as %s, want %s.wav (from the media type)", res.Path, id)
+	}
+	assertCached(t, m, id, data)
+	if n := o.announces.Load(); n != 0 {
+		t.Errorf("%d announces on the HTTP-only path", n)
+	}
+	if ts := m.cl.Torrents(); len(ts) != 0 {
+		t.Errorf("%d torrents in the client on the HTTP-only path", len(ts))
+	}
+	if len(progress) == 0 || progress[len(progress)-1].Done != int64(len(data)) {
+		t.Errorf("progress %v: want a last call with all %d bytes", progress, len(data))
+	}
+
+	before := o.requests.Load()
+	res, err = m.Fetch(testContext(t), id, nil)
+	if err != nil || res.Method != MethodCache || res.Path == "" {
+		t.Fatalf("second Fetch = %+v, %v; want a cache hit", res, err)
+	}
+	if n := o.requests.Load() - before; n != 0 {
+		t.Errorf("a cache hit made %d requests at the origin", n)
+	}
+}
+
+// Claim 7 step 3: the web seed and three peers at once, each counted.
+func TestSimultaneous(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 1<<20)
+	data := testMedia(6 << 20)
+	id, src := o.publish(data, ".wav", true)
+	for i := range 3 {
+		newSeeder(t, i, o, id, src, 1<<20)
+	}
+	m := newTestManager(t, clientAddr, o, nil)
+	res, err := m.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("p2sp fetch of %d bytes in %v: %v", len(data), res.Elapsed, res.Sources)
+	if res.Method != MethodP2SP || res.BadPieces != 0 || len(res.Banned) != 0 {
+		t.Errorf("Fetch = %+v", res)
+	}
+	var sum int64
+	for _, src := range []string{WebSource, peerAddr(0).String(), peerAddr(1).String(), peerAddr(2).String()} {
+		if res.Sources[src] <= 0 {
+			t.Errorf("no bytes from %s: %v", src, res.Sources)
+		}
+		sum += res.Sources[src]
+	}
+	if sum != int64(len(data)) {
+		t.Errorf("sources sum to %d, want %d", sum, len(data))
+	}
+	assertCached(t, m, id, data)
+	if _, err := os.Stat(filepath.Join(m.opts.CacheDir, string(id)+".torrent")); err != nil {
+		t.Errorf("no metainfo beside the cached file: %v", err)
+	}
+	m.mu.Lock()
+	seeding := m.seeding[id] != nil
+	m.mu.Unlock()
+	if !seeding {
+		t.Error("the fetched file is not being seeded")
+	}
+}
+
+// A peer serving a corrupted copy: its pieces fail, it is banned, the file
+// arrives intact, and the origin hears of it (stage pieces).
+func TestCorruptingPeer(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 1<<20)
+	data := testMedia(2 << 20)
+	id, _ := o.publish(data, ".wav", true)
+	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
+	m := newTestManager(t, clientAddr, o, nil)
+	res, err := m.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fetch with a corrupting peer: %+v", res)
+	if res.BadPieces == 0 || !slices.Equal(res.Banned, []netip.Addr{liar}) {
+		t.Errorf("bad pieces %d, banned %v; want some, [%v]", res.BadPieces, res.Banned, liar)
+	}
+	assertCached(t, m, id, data)
+	reps := o.gotReports()
+	if len(reps) != 1 || reps[0].Stage != p2sp.StagePieces || !slices.Equal(reps[0].BannedPeers, []string{liar.String()}) || len(reps[0].BadPieces) == 0 {
+		t.Errorf("reports %+v; want one of stage pieces naming %v", reps, liar)
+	}
+	if res.Reported == nil || res.Reported.Status != p2sp.StatusOK {
+		t.Errorf("Reported = %+v", res.Reported)
+	}
+}
+
+// A bad origin (the file changed after publishing), no peers: the library
+// would retry the web seed forever; the watchdog ends the fetch with a
+// report of stage origin, and nothing is cached.
+func TestBadOrigin(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 0)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", true)
+	o.corrupt(id)
+	m := newTestManager(t, clientAddr, o, nil)
+	_, err := m.Fetch(testContext(t), id, nil)
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageOrigin || fe.Answer.Status != p2sp.StatusDamaged {
+		t.Fatalf("Fetch error = %v; want a FetchError of stage origin answered damaged", err)
+	}
+	if fe.Answer.Notice == "" || !bytes.Contains([]byte(err.Error()), []byte(fe.Answer.Notice)) {
+		t.Errorf("error %q lacks the notice %q", err, fe.Answer.Notice)
+	}
+	if reps := o.gotReports(); len(reps) != 1 || reps[0].Stage != p2sp.StageOrigin || len(reps[0].BadPieces) == 0 {
+		t.Errorf("reports %+v", reps)
+	}
+	assertNotCached(t, m, id)
+}
+
+// A file that arrives intact but does not play: reported, not cached.
+func TestUnplayable(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 0)
+	data := testMedia(200 << 10)
+	copy(data, "JUNK")
+	for _, p2p := range []bool{false, true} {
+		id, _ := o.publish(append(data, byte(len(o.gotReports()))), ".wav", p2p)
+		m := newTestManager(t, clientAddr, o, nil)
+		_, err := m.Fetch(testContext(t), id, nil)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StagePlayable || fe.Answer.Status != p2sp.StatusDamaged {
+			t.Fatalf("p2p %v: Fetch error = %v; want a FetchError of stage playable", p2p, err)
+		}
+		assertNotCached(t, m, id)
+		m.Close()
+	}
+	if n := len(o.gotReports()); n != 2 {
+		t.Errorf("%d reports, want 2", n)
+	}
+}
+
+// Malformed metainfo: the fetch falls back to HTTP (the whole file is still
+// checked against its id) and says why.
+func TestMalformedMetainfo(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 0)
+	data := testMedia(500 << 10)
+	id, _ := o.publish(data, ".wav", true)
+	o.mu.Lock()
+	o.badTorrent = true
+	o.mu.Unlock()
+	m := newTestManager(t, clientAddr, o, nil)
+	res, err := m.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != MethodHTTP || res.Fallback == "" {
+		t.Errorf("Fetch = method %s, fallback %q; want http with a reason", res.Method, res.Fallback)
+	}
+	assertCached(t, m, id, data)
+}
+
+// A tracker that answers garbage: no peers, the web seed delivers all.
+func TestGarbageTracker(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 0)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", true)
+	o.mu.Lock()
+	o.badTracker = true
+	o.mu.Unlock()
+	m := newTestManager(t, clientAddr, o, nil)
+	res, err := m.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != MethodP2SP || res.Sources[WebSource] != int64(len(data)) {
+		t.Errorf("Fetch = %+v; want all bytes from the web seed", res)
+	}
+	if o.announces.Load() == 0 {
+		t.Error("no announce reached the tracker")
+	}
+	assertCached(t, m, id, data)
+}
