@@ -176,7 +176,9 @@ func prefixes(hosts ...byte) []netip.Prefix {
 	return p
 }
 
-func (l *LAN) hostPort(h byte, port uint16) string { return netip.AddrPortFrom(l.Addr(h), port).String() }
+func (l *LAN) hostPort(h byte, port uint16) string {
+	return netip.AddrPortFrom(l.Addr(h), port).String()
+}
 
 // WebURL and InfoURL are the origin's two servers.
 func (l *LAN) WebURL() string  { return "http://" + l.hostPort(HostWeb, 80) }
