@@ -2,7 +2,6 @@ package origin_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -428,5 +427,4 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("New(%+v) passed", o)
 		}
 	}
-	_ = context.Background
 }
