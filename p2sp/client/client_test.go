@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -62,6 +63,7 @@ func newTestManager(t *testing.T, addr netip.Addr, o *testOrigin, edit func(*Opt
 		CacheDir:      t.TempDir(),
 		StallTimeout:  10 * time.Second,
 		CheckPlayable: testPlayable,
+		Logger:        testLogger(t),
 	}
 	if edit != nil {
 		edit(&opts)
@@ -216,6 +218,7 @@ func TestSimultaneous(t *testing.T) {
 	for i := range 3 {
 		newSeeder(t, i, o, id, src, 1<<20)
 	}
+	o.waitSwarm(id, 3)
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -254,6 +257,7 @@ func TestCorruptingPeer(t *testing.T) {
 	data := testMedia(2 << 20)
 	id, _ := o.publish(data, ".wav", true)
 	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
+	o.waitSwarm(id, 1)
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -358,3 +362,15 @@ func TestGarbageTracker(t *testing.T) {
 	}
 	assertCached(t, m, id, data)
 }
+
+// testLogger logs to the test when P2SP_TEST_LOG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("P2SP_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(bytes.TrimSpace(p))); return len(p), nil }

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net"
@@ -34,10 +35,10 @@ type testOrigin struct {
 	lim  *rate.Limiter // the web server's egress cap; nil: none
 	addr netip.Addr
 
-	mu        sync.Mutex
-	files     map[p2sp.FileID]*testFile
-	reports   []p2sp.Report
-	swarm     map[string]map[netip.AddrPort]bool // infohash -> peers
+	mu                     sync.Mutex
+	files                  map[p2sp.FileID]*testFile
+	reports                []p2sp.Report
+	swarm                  map[string]map[netip.AddrPort]bool // infohash -> peers
 	badTorrent, badTracker bool
 
 	requests  atomic.Int64 // every request
@@ -247,7 +248,8 @@ func (o *testOrigin) announce(w http.ResponseWriter, r *http.Request) {
 	var compact []byte
 	for p := range peers {
 		if p != self && p.Addr().Is4() {
-			compact, _ = p.AppendBinary(compact)
+			ip := p.Addr().As4()
+			compact = append(append(compact, ip[:]...), byte(p.Port()>>8), byte(p.Port()))
 		}
 	}
 	w.Write(bencode.MustMarshal(map[string]any{"interval": 60, "peers": string(compact)}))
@@ -299,3 +301,26 @@ func (w throttledWriter) Write(p []byte) (int, error) {
 }
 
 var errNoFile = errors.New("no file")
+
+// waitSwarm waits until the tracker knows n peers of id's torrent: peers
+// announce asynchronously, and a client that announced before them would
+// not hear of them for an interval.
+func (o *testOrigin) waitSwarm(id p2sp.FileID, n int) {
+	o.t.Helper()
+	f := o.lookup(string(id))
+	ih, err := hex.DecodeString(f.rec.InfoHash)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		o.mu.Lock()
+		got := len(o.swarm[string(ih)])
+		o.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			o.t.Fatalf("the tracker knows %d peers of %s, want %d", got, id, n)
+		}
+	}
+}
