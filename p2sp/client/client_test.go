@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,21 +211,37 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 	}
 }
 
-// Claim 7 step 3: the web seed and three peers at once, each counted.
+// Claim 7 step 3: the web seed and three peers at once, each counted, and
+// the time against the web seed alone (every source capped at 1 MiB/s),
+// and the download cap, which covers web-seed bodies too.
 func TestSimultaneous(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 1<<20)
-	data := testMedia(6 << 20)
+	const size, rate = 6 << 20, 1 << 20
+	o := newTestOrigin(t, originAddr, rate)
+	data := testMedia(size)
 	id, src := o.publish(data, ".wav", true)
+
+	alone := newTestManager(t, clientAddr, o, nil)
+	webOnly, err := alone.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if webOnly.Method != MethodP2SP || webOnly.Sources[WebSource] != size {
+		t.Errorf("web-only Fetch = %+v", webOnly)
+	}
+	alone.Close() // it seeds what it fetched: out of the swarm
+
 	for i := range 3 {
-		newSeeder(t, i, o, id, src, 1<<20)
+		newSeeder(t, i, o, id, src, rate)
 	}
 	o.waitSwarm(id, 3)
-	m := newTestManager(t, clientAddr, o, nil)
+	m := newTestManager(t, netip.MustParseAddr("127.0.0.31"), o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("p2sp fetch of %d bytes in %v: %v", len(data), res.Elapsed, res.Sources)
+	t.Logf("%d bytes, sources capped at %d B/s: web seed alone %v, web seed + 3 peers %v (%.2fx): %v",
+		size, rate, webOnly.Elapsed.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond),
+		webOnly.Elapsed.Seconds()/res.Elapsed.Seconds(), res.Sources)
 	if res.Method != MethodP2SP || res.BadPieces != 0 || len(res.Banned) != 0 {
 		t.Errorf("Fetch = %+v", res)
 	}
@@ -235,8 +252,12 @@ func TestSimultaneous(t *testing.T) {
 		}
 		sum += res.Sources[src]
 	}
-	if sum != int64(len(data)) {
-		t.Errorf("sources sum to %d, want %d", sum, len(data))
+	if sum != size {
+		t.Errorf("sources sum to %d, want %d", sum, size)
+	}
+	// Four sources at equal caps: ideally 4x; 2x leaves room for a loaded machine.
+	if res.Elapsed*2 > webOnly.Elapsed {
+		t.Errorf("web seed + 3 peers took %v, web seed alone %v: want at least 2x faster", res.Elapsed, webOnly.Elapsed)
 	}
 	assertCached(t, m, id, data)
 	if _, err := os.Stat(filepath.Join(m.opts.CacheDir, string(id)+".torrent")); err != nil {
@@ -248,6 +269,24 @@ func TestSimultaneous(t *testing.T) {
 	if !seeding {
 		t.Error("the fetched file is not being seeded")
 	}
+
+	// The same swarm (now four peers) through a 2 MiB/s download cap.
+	const capRate = 2 << 20
+	capped := newTestManager(t, netip.MustParseAddr("127.0.0.32"), o, func(o *Options) { o.DownloadRate = capRate })
+	cres, err := capped.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := int64(newLimiter(capRate).Burst())
+	minTime := time.Duration(float64(size-burst) / capRate * float64(time.Second))
+	t.Logf("capped at %d B/s: %v (at least %v): %v", capRate, cres.Elapsed.Round(time.Millisecond), minTime.Round(time.Millisecond), cres.Sources)
+	if cres.Elapsed < minTime {
+		t.Errorf("a fetch capped at %d B/s took %v, less than %v", capRate, cres.Elapsed, minTime)
+	}
+	if cres.Sources[WebSource] == 0 {
+		t.Errorf("capped fetch: no bytes from the web seed: %v", cres.Sources)
+	}
+	assertCached(t, capped, id, data)
 }
 
 // A peer serving a corrupted copy: its pieces fail, it is banned, the file
@@ -376,4 +415,64 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimSpace(p)))
 	return len(p), nil
+}
+
+// No source that delivers and bad pieces counted (the web server is down, the
+// one peer lies and is banned): the watchdog ends the fetch after
+// StallTimeout with a report of stage stalled.
+func TestStalled(t *testing.T) {
+	o := newTestOrigin(t, originAddr, 0)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", true)
+	o.mu.Lock()
+	o.webDown = true
+	o.mu.Unlock()
+	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
+	o.waitSwarm(id, 1)
+	m := newTestManager(t, clientAddr, o, func(o *Options) { o.StallTimeout = 2 * time.Second })
+	start := time.Now()
+	_, err := m.Fetch(testContext(t), id, nil)
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageStalled {
+		t.Fatalf("Fetch error = %v; want a FetchError of stage stalled", err)
+	}
+	if el := time.Since(start); el < 2*time.Second || el > 20*time.Second {
+		t.Errorf("the stalled fetch ended after %v, want about the 2 s StallTimeout", el)
+	}
+	if !slices.Equal(fe.Report.BannedPeers, []string{liar.String()}) || len(fe.Report.BadPieces) == 0 {
+		t.Errorf("report %+v; want bad pieces and %v banned", fe.Report, liar)
+	}
+	assertNotCached(t, m, id)
+}
+
+// A full disk (the cache on a 1 MiB tmpfs): a storage error, nothing
+// half-written in the cache, no report (the file is not at fault).
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	o := newTestOrigin(t, originAddr, 0)
+	for _, p2p := range []bool{false, true} {
+		data := testMedia(2 << 20)
+		id, _ := o.publish(data, ".wav", p2p)
+		dir := t.TempDir()
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+			t.Skipf("mount tmpfs: %v", err)
+		}
+		m := newTestManager(t, clientAddr, o, func(o *Options) { o.CacheDir = dir })
+		_, err := m.Fetch(testContext(t), id, nil)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageStorage {
+			t.Errorf("p2p %v: Fetch error = %v; want a FetchError of stage storage", p2p, err)
+		}
+		t.Logf("p2p %v: %v", p2p, err)
+		assertNotCached(t, m, id)
+		m.Close()
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	if reps := o.gotReports(); len(reps) != 0 {
+		t.Errorf("a full disk was reported: %+v", reps)
+	}
 }

@@ -40,6 +40,7 @@ type testOrigin struct {
 	reports                []p2sp.Report
 	swarm                  map[string]map[netip.AddrPort]bool // infohash -> peers
 	badTorrent, badTracker bool
+	webDown                bool // /files answers 503
 
 	requests  atomic.Int64 // every request
 	ranges    atomic.Int64 // GET /files with a Range header
@@ -174,6 +175,13 @@ func (o *testOrigin) serveFile(w http.ResponseWriter, r *http.Request, name stri
 	f := o.lookup(name)
 	if f == nil {
 		httpError(w, http.StatusNotFound, "no such file")
+		return
+	}
+	o.mu.Lock()
+	down := o.webDown
+	o.mu.Unlock()
+	if down {
+		httpError(w, http.StatusServiceUnavailable, "down")
 		return
 	}
 	if r.Header.Get("Range") != "" {
