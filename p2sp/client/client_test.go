@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -16,55 +15,38 @@ import (
 
 	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/p2sp"
+	"github.com/mediastack/mediastack/p2sp/media/mediatest"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // The nodes of these unit tests of the library glue live on the host's
 // loopback, each on its own address (bans and the tracker are per IP):
-// the origin on .10, the client on .30, peers on .21-.24.
+// the web server on .10, the file-info server on .11, the client on .30,
+// peers on .21-.24.
 var (
 	originAddr = netip.MustParseAddr("127.0.0.10")
+	infoAddr   = netip.MustParseAddr("127.0.0.11")
 	clientAddr = netip.MustParseAddr("127.0.0.30")
 )
 
 func peerAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(21 + i)}) }
 
-// testMedia is size bytes that testPlayable accepts: a RIFF header, then
-// random bytes.
+// testMedia is a playable WAV (a 440 Hz tone, 48 kHz stereo) of about
+// size bytes.
 func testMedia(size int) []byte {
-	b := make([]byte, size)
-	rand.Read(b)
-	copy(b, "RIFF")
-	return b
-}
-
-var errUnplayable = errors.New("not a RIFF file")
-
-// testPlayable stands in for media.CheckPlayable in these tests.
-func testPlayable(_ context.Context, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var hdr [4]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:]) != "RIFF" {
-		return errUnplayable
-	}
-	return nil
+	return mediatest.PCMWAV(48000, 2, time.Duration(int64(size)*int64(time.Second)/(48000*4)))
 }
 
 func newTestManager(t *testing.T, addr netip.Addr, o *testOrigin, edit func(*Options)) *Manager {
 	t.Helper()
 	opts := Options{
-		Net:           p2sp.HostNetwork(addr),
-		Listen:        netip.AddrPortFrom(addr, 0),
-		Origin:        o.url,
-		CacheDir:      t.TempDir(),
-		StallTimeout:  10 * time.Second,
-		CheckPlayable: testPlayable,
-		Logger:        testLogger(t),
+		Net:          p2sp.HostNetwork(addr),
+		Listen:       netip.AddrPortFrom(addr, 0),
+		Origin:       o.url,
+		CacheDir:     t.TempDir(),
+		StallTimeout: 10 * time.Second,
+		Logger:       testLogger(t),
 	}
 	if edit != nil {
 		edit(&opts)
@@ -175,7 +157,7 @@ func TestOptionsValidated(t *testing.T) {
 // Claims 8 and 9: without P2P info the file comes over HTTP alone (no
 // announce, no torrent); a second Fetch is a cache hit that asks nothing.
 func TestHTTPOnlyThenCacheHit(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(300 << 10)
 	id, _ := o.publish(data, ".wav", false)
 	m := newTestManager(t, clientAddr, o, nil)
@@ -191,7 +173,7 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 		t.Errorf("cached as %s, want %s.wav (from the media type)", res.Path, id)
 	}
 	assertCached(t, m, id, data)
-	if n := o.announces.Load(); n != 0 {
+	if n := o.announceCount(); n != 0 {
 		t.Errorf("%d announces on the HTTP-only path", n)
 	}
 	if ts := m.cl.Torrents(); len(ts) != 0 {
@@ -201,12 +183,12 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 		t.Errorf("progress %v: want a last call with all %d bytes", progress, len(data))
 	}
 
-	before := o.requests.Load()
+	before := o.requests()
 	res, err = m.Fetch(testContext(t), id, nil)
 	if err != nil || res.Method != MethodCache || res.Path == "" {
 		t.Fatalf("second Fetch = %+v, %v; want a cache hit", res, err)
 	}
-	if n := o.requests.Load() - before; n != 0 {
+	if n := o.requests() - before; n != 0 {
 		t.Errorf("a cache hit made %d requests at the origin", n)
 	}
 }
@@ -215,9 +197,10 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 // the time against the web seed alone (every source capped at 1 MiB/s),
 // and the download cap, which covers web-seed bodies too.
 func TestSimultaneous(t *testing.T) {
-	const size, rate = 6 << 20, 1 << 20
-	o := newTestOrigin(t, originAddr, rate)
-	data := testMedia(size)
+	const rate = 1 << 20
+	o := newTestOrigin(t, rate)
+	data := testMedia(6 << 20)
+	size := int64(len(data))
 	id, src := o.publish(data, ".wav", true)
 
 	alone := newTestManager(t, clientAddr, o, nil)
@@ -292,7 +275,7 @@ func TestSimultaneous(t *testing.T) {
 // A peer serving a corrupted copy: its pieces fail, it is banned, the file
 // arrives intact, and the origin hears of it (stage pieces).
 func TestCorruptingPeer(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 1<<20)
+	o := newTestOrigin(t, 1<<20)
 	data := testMedia(2 << 20)
 	id, _ := o.publish(data, ".wav", true)
 	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
@@ -320,7 +303,7 @@ func TestCorruptingPeer(t *testing.T) {
 // would retry the web seed forever; the watchdog ends the fetch with a
 // report of stage origin, and nothing is cached.
 func TestBadOrigin(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(1 << 20)
 	id, _ := o.publish(data, ".wav", true)
 	o.corrupt(id)
@@ -339,20 +322,24 @@ func TestBadOrigin(t *testing.T) {
 	assertNotCached(t, m, id)
 }
 
-// A file that arrives intact but does not play: reported, not cached.
+// A file that arrives intact but does not play (its WAV data chunk runs
+// past the end): reported, answered damaged, not cached; both paths.
 func TestUnplayable(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
-	data := testMedia(200 << 10)
-	copy(data, "JUNK")
-	for _, p2p := range []bool{false, true} {
-		id, _ := o.publish(append(data, byte(len(o.gotReports()))), ".wav", p2p)
+	o := newTestOrigin(t, 0)
+	good := testMedia(200 << 10)
+	for i, p2p := range []bool{false, true} {
+		id, _ := o.publish(good[:len(good)-1000-i], ".wav", p2p)
 		m := newTestManager(t, clientAddr, o, nil)
 		_, err := m.Fetch(testContext(t), id, nil)
 		var fe *FetchError
-		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StagePlayable || fe.Answer.Status != p2sp.StatusDamaged {
-			t.Fatalf("p2p %v: Fetch error = %v; want a FetchError of stage playable", p2p, err)
+		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StagePlayable || fe.Answer.Status != p2sp.StatusDamaged || fe.Answer.Notice == "" {
+			t.Fatalf("p2p %v: Fetch error = %v; want a FetchError of stage playable answered damaged", p2p, err)
 		}
+		t.Logf("p2p %v: %v", p2p, err)
 		assertNotCached(t, m, id)
+		if rec, _ := o.Record(id); rec.Status != p2sp.StatusDamaged || rec.Notice != fe.Answer.Notice {
+			t.Errorf("p2p %v: the record after the report: %+v", p2p, rec)
+		}
 		m.Close()
 	}
 	if n := len(o.gotReports()); n != 2 {
@@ -363,12 +350,10 @@ func TestUnplayable(t *testing.T) {
 // Malformed metainfo: the fetch falls back to HTTP (the whole file is still
 // checked against its id) and says why.
 func TestMalformedMetainfo(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(500 << 10)
 	id, _ := o.publish(data, ".wav", true)
-	o.mu.Lock()
-	o.badTorrent = true
-	o.mu.Unlock()
+	o.set(func(o *testOrigin) { o.badTorrent = true })
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -382,12 +367,10 @@ func TestMalformedMetainfo(t *testing.T) {
 
 // A tracker that answers garbage: no peers, the web seed delivers all.
 func TestGarbageTracker(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(1 << 20)
 	id, _ := o.publish(data, ".wav", true)
-	o.mu.Lock()
-	o.badTracker = true
-	o.mu.Unlock()
+	o.set(func(o *testOrigin) { o.badTracker = true })
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -396,7 +379,7 @@ func TestGarbageTracker(t *testing.T) {
 	if res.Method != MethodP2SP || res.Sources[WebSource] != int64(len(data)) {
 		t.Errorf("Fetch = %+v; want all bytes from the web seed", res)
 	}
-	if o.announces.Load() == 0 {
+	if o.announceCount() == 0 {
 		t.Error("no announce reached the tracker")
 	}
 	assertCached(t, m, id, data)
@@ -421,12 +404,10 @@ func (w tWriter) Write(p []byte) (int, error) {
 // one peer lies and is banned): the watchdog ends the fetch after
 // StallTimeout with a report of stage stalled.
 func TestStalled(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(1 << 20)
 	id, _ := o.publish(data, ".wav", true)
-	o.mu.Lock()
-	o.webDown = true
-	o.mu.Unlock()
+	o.set(func(o *testOrigin) { o.webDown = true })
 	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
 	o.waitSwarm(id, 1)
 	m := newTestManager(t, clientAddr, o, func(o *Options) { o.StallTimeout = 2 * time.Second })
@@ -446,12 +427,12 @@ func TestStalled(t *testing.T) {
 }
 
 // A full disk (the cache on a 1 MiB tmpfs): a storage error, nothing
-// half-written in the cache, no report (the file is not at fault).
+// half-written in the cache; the report's answer keeps the file ok.
 func TestFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
 	}
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	for _, p2p := range []bool{false, true} {
 		data := testMedia(2 << 20)
 		id, _ := o.publish(data, ".wav", p2p)
@@ -462,7 +443,7 @@ func TestFullDisk(t *testing.T) {
 		m := newTestManager(t, clientAddr, o, func(o *Options) { o.CacheDir = dir })
 		_, err := m.Fetch(testContext(t), id, nil)
 		var fe *FetchError
-		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageStorage {
+		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageStorage || fe.Answer.Status != p2sp.StatusOK {
 			t.Errorf("p2p %v: Fetch error = %v; want a FetchError of stage storage", p2p, err)
 		}
 		t.Logf("p2p %v: %v", p2p, err)
@@ -472,7 +453,7 @@ func TestFullDisk(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if reps := o.gotReports(); len(reps) != 0 {
-		t.Errorf("a full disk was reported: %+v", reps)
+	if reps := o.gotReports(); len(reps) != 2 || reps[0].Stage != p2sp.StageStorage || reps[1].Stage != p2sp.StageStorage {
+		t.Errorf("reports %+v; want two of stage storage", reps)
 	}
 }
