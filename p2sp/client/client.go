@@ -69,7 +69,8 @@ type Options struct {
 	// (with a "stalled" report when bad pieces were counted). Default 30 s.
 	StallTimeout time.Duration
 	// CheckPlayable is the playability check (step 4's last part); nil is
-	// media.CheckPlayable. Tests and callers with their own player set it.
+	// media.CheckPlayable, with ffprobe when installed. Callers whose player
+	// takes other formats set their own.
 	CheckPlayable func(ctx context.Context, path string) error
 	// Logger receives the manager's and the torrent library's log; nil
 	// discards it.

@@ -3,65 +3,50 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/p2sp"
+	"github.com/mediastack/mediastack/p2sp/media/mediatest"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // The nodes of these unit tests of the library glue live on the host's
 // loopback, each on its own address (bans and the tracker are per IP):
-// the origin on .10, the client on .30, peers on .21-.24.
+// the web server on .10, the file-info server on .11, the client on .30,
+// peers on .21-.24.
 var (
 	originAddr = netip.MustParseAddr("127.0.0.10")
+	infoAddr   = netip.MustParseAddr("127.0.0.11")
 	clientAddr = netip.MustParseAddr("127.0.0.30")
 )
 
 func peerAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(21 + i)}) }
 
-// testMedia is size bytes that testPlayable accepts: a RIFF header, then
-// random bytes.
+// testMedia is a playable WAV (a 440 Hz tone, 48 kHz stereo) of about
+// size bytes.
 func testMedia(size int) []byte {
-	b := make([]byte, size)
-	rand.Read(b)
-	copy(b, "RIFF")
-	return b
-}
-
-var errUnplayable = errors.New("not a RIFF file")
-
-// testPlayable stands in for media.CheckPlayable in these tests.
-func testPlayable(_ context.Context, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var hdr [4]byte
-	if _, err := f.ReadAt(hdr[:], 0); err != nil || string(hdr[:]) != "RIFF" {
-		return errUnplayable
-	}
-	return nil
+	return mediatest.PCMWAV(48000, 2, time.Duration(int64(size)*int64(time.Second)/(48000*4)))
 }
 
 func newTestManager(t *testing.T, addr netip.Addr, o *testOrigin, edit func(*Options)) *Manager {
 	t.Helper()
 	opts := Options{
-		Net:           p2sp.HostNetwork(addr),
-		Listen:        netip.AddrPortFrom(addr, 0),
-		Origin:        o.url,
-		CacheDir:      t.TempDir(),
-		StallTimeout:  10 * time.Second,
-		CheckPlayable: testPlayable,
+		Net:          p2sp.HostNetwork(addr),
+		Listen:       netip.AddrPortFrom(addr, 0),
+		Origin:       o.url,
+		CacheDir:     t.TempDir(),
+		StallTimeout: 10 * time.Second,
+		Logger:       testLogger(t),
 	}
 	if edit != nil {
 		edit(&opts)
@@ -172,7 +157,7 @@ func TestOptionsValidated(t *testing.T) {
 // Claims 8 and 9: without P2P info the file comes over HTTP alone (no
 // announce, no torrent); a second Fetch is a cache hit that asks nothing.
 func TestHTTPOnlyThenCacheHit(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(300 << 10)
 	id, _ := o.publish(data, ".wav", false)
 	m := newTestManager(t, clientAddr, o, nil)
@@ -188,7 +173,7 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 		t.Errorf("cached as %s, want %s.wav (from the media type)", res.Path, id)
 	}
 	assertCached(t, m, id, data)
-	if n := o.announces.Load(); n != 0 {
+	if n := o.announceCount(); n != 0 {
 		t.Errorf("%d announces on the HTTP-only path", n)
 	}
 	if ts := m.cl.Torrents(); len(ts) != 0 {
@@ -198,30 +183,48 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 		t.Errorf("progress %v: want a last call with all %d bytes", progress, len(data))
 	}
 
-	before := o.requests.Load()
+	before := o.requests()
 	res, err = m.Fetch(testContext(t), id, nil)
 	if err != nil || res.Method != MethodCache || res.Path == "" {
 		t.Fatalf("second Fetch = %+v, %v; want a cache hit", res, err)
 	}
-	if n := o.requests.Load() - before; n != 0 {
+	if n := o.requests() - before; n != 0 {
 		t.Errorf("a cache hit made %d requests at the origin", n)
 	}
 }
 
-// Claim 7 step 3: the web seed and three peers at once, each counted.
+// Claim 7 step 3: the web seed and three peers at once, each counted, and
+// the time against the web seed alone (every source capped at 1 MiB/s),
+// and the download cap, which covers web-seed bodies too.
 func TestSimultaneous(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 1<<20)
+	const rate = 1 << 20
+	o := newTestOrigin(t, rate)
 	data := testMedia(6 << 20)
+	size := int64(len(data))
 	id, src := o.publish(data, ".wav", true)
-	for i := range 3 {
-		newSeeder(t, i, o, id, src, 1<<20)
+
+	alone := newTestManager(t, clientAddr, o, nil)
+	webOnly, err := alone.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	m := newTestManager(t, clientAddr, o, nil)
+	if webOnly.Method != MethodP2SP || webOnly.Sources[WebSource] != size {
+		t.Errorf("web-only Fetch = %+v", webOnly)
+	}
+	alone.Close() // it seeds what it fetched: out of the swarm
+
+	for i := range 3 {
+		newSeeder(t, i, o, id, src, rate)
+	}
+	o.waitSwarm(id, 3)
+	m := newTestManager(t, netip.MustParseAddr("127.0.0.31"), o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("p2sp fetch of %d bytes in %v: %v", len(data), res.Elapsed, res.Sources)
+	t.Logf("%d bytes, sources capped at %d B/s: web seed alone %v, web seed + 3 peers %v (%.2fx): %v",
+		size, rate, webOnly.Elapsed.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond),
+		webOnly.Elapsed.Seconds()/res.Elapsed.Seconds(), res.Sources)
 	if res.Method != MethodP2SP || res.BadPieces != 0 || len(res.Banned) != 0 {
 		t.Errorf("Fetch = %+v", res)
 	}
@@ -232,8 +235,12 @@ func TestSimultaneous(t *testing.T) {
 		}
 		sum += res.Sources[src]
 	}
-	if sum != int64(len(data)) {
-		t.Errorf("sources sum to %d, want %d", sum, len(data))
+	if sum != size {
+		t.Errorf("sources sum to %d, want %d", sum, size)
+	}
+	// Four sources at equal caps: ideally 4x; 2x leaves room for a loaded machine.
+	if res.Elapsed*2 > webOnly.Elapsed {
+		t.Errorf("web seed + 3 peers took %v, web seed alone %v: want at least 2x faster", res.Elapsed, webOnly.Elapsed)
 	}
 	assertCached(t, m, id, data)
 	if _, err := os.Stat(filepath.Join(m.opts.CacheDir, string(id)+".torrent")); err != nil {
@@ -245,15 +252,34 @@ func TestSimultaneous(t *testing.T) {
 	if !seeding {
 		t.Error("the fetched file is not being seeded")
 	}
+
+	// The same swarm (now four peers) through a 2 MiB/s download cap.
+	const capRate = 2 << 20
+	capped := newTestManager(t, netip.MustParseAddr("127.0.0.32"), o, func(o *Options) { o.DownloadRate = capRate })
+	cres, err := capped.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := int64(newLimiter(capRate).Burst())
+	minTime := time.Duration(float64(size-burst) / capRate * float64(time.Second))
+	t.Logf("capped at %d B/s: %v (at least %v): %v", capRate, cres.Elapsed.Round(time.Millisecond), minTime.Round(time.Millisecond), cres.Sources)
+	if cres.Elapsed < minTime {
+		t.Errorf("a fetch capped at %d B/s took %v, less than %v", capRate, cres.Elapsed, minTime)
+	}
+	if cres.Sources[WebSource] == 0 {
+		t.Errorf("capped fetch: no bytes from the web seed: %v", cres.Sources)
+	}
+	assertCached(t, capped, id, data)
 }
 
 // A peer serving a corrupted copy: its pieces fail, it is banned, the file
 // arrives intact, and the origin hears of it (stage pieces).
 func TestCorruptingPeer(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 1<<20)
+	o := newTestOrigin(t, 1<<20)
 	data := testMedia(2 << 20)
 	id, _ := o.publish(data, ".wav", true)
 	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
+	o.waitSwarm(id, 1)
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -277,7 +303,7 @@ func TestCorruptingPeer(t *testing.T) {
 // would retry the web seed forever; the watchdog ends the fetch with a
 // report of stage origin, and nothing is cached.
 func TestBadOrigin(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(1 << 20)
 	id, _ := o.publish(data, ".wav", true)
 	o.corrupt(id)
@@ -296,20 +322,24 @@ func TestBadOrigin(t *testing.T) {
 	assertNotCached(t, m, id)
 }
 
-// A file that arrives intact but does not play: reported, not cached.
+// A file that arrives intact but does not play (its WAV data chunk runs
+// past the end): reported, answered damaged, not cached; both paths.
 func TestUnplayable(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
-	data := testMedia(200 << 10)
-	copy(data, "JUNK")
-	for _, p2p := range []bool{false, true} {
-		id, _ := o.publish(append(data, byte(len(o.gotReports()))), ".wav", p2p)
+	o := newTestOrigin(t, 0)
+	good := testMedia(200 << 10)
+	for i, p2p := range []bool{false, true} {
+		id, _ := o.publish(good[:len(good)-1000-i], ".wav", p2p)
 		m := newTestManager(t, clientAddr, o, nil)
 		_, err := m.Fetch(testContext(t), id, nil)
 		var fe *FetchError
-		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StagePlayable || fe.Answer.Status != p2sp.StatusDamaged {
-			t.Fatalf("p2p %v: Fetch error = %v; want a FetchError of stage playable", p2p, err)
+		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StagePlayable || fe.Answer.Status != p2sp.StatusDamaged || fe.Answer.Notice == "" {
+			t.Fatalf("p2p %v: Fetch error = %v; want a FetchError of stage playable answered damaged", p2p, err)
 		}
+		t.Logf("p2p %v: %v", p2p, err)
 		assertNotCached(t, m, id)
+		if rec, _ := o.Record(id); rec.Status != p2sp.StatusDamaged || rec.Notice != fe.Answer.Notice {
+			t.Errorf("p2p %v: the record after the report: %+v", p2p, rec)
+		}
 		m.Close()
 	}
 	if n := len(o.gotReports()); n != 2 {
@@ -320,12 +350,10 @@ func TestUnplayable(t *testing.T) {
 // Malformed metainfo: the fetch falls back to HTTP (the whole file is still
 // checked against its id) and says why.
 func TestMalformedMetainfo(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(500 << 10)
 	id, _ := o.publish(data, ".wav", true)
-	o.mu.Lock()
-	o.badTorrent = true
-	o.mu.Unlock()
+	o.set(func(o *testOrigin) { o.badTorrent = true })
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -339,12 +367,10 @@ func TestMalformedMetainfo(t *testing.T) {
 
 // A tracker that answers garbage: no peers, the web seed delivers all.
 func TestGarbageTracker(t *testing.T) {
-	o := newTestOrigin(t, originAddr, 0)
+	o := newTestOrigin(t, 0)
 	data := testMedia(1 << 20)
 	id, _ := o.publish(data, ".wav", true)
-	o.mu.Lock()
-	o.badTracker = true
-	o.mu.Unlock()
+	o.set(func(o *testOrigin) { o.badTracker = true })
 	m := newTestManager(t, clientAddr, o, nil)
 	res, err := m.Fetch(testContext(t), id, nil)
 	if err != nil {
@@ -353,8 +379,81 @@ func TestGarbageTracker(t *testing.T) {
 	if res.Method != MethodP2SP || res.Sources[WebSource] != int64(len(data)) {
 		t.Errorf("Fetch = %+v; want all bytes from the web seed", res)
 	}
-	if o.announces.Load() == 0 {
+	if o.announceCount() == 0 {
 		t.Error("no announce reached the tracker")
 	}
 	assertCached(t, m, id, data)
+}
+
+// testLogger logs to the test when P2SP_TEST_LOG is set.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("P2SP_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
+
+// No source that delivers and bad pieces counted (the web server is down, the
+// one peer lies and is banned): the watchdog ends the fetch after
+// StallTimeout with a report of stage stalled.
+func TestStalled(t *testing.T) {
+	o := newTestOrigin(t, 0)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", true)
+	o.set(func(o *testOrigin) { o.webDown = true })
+	liar := newLyingSeeder(t, peerAddr(3), o, id, corrupted(data, p2sp.PieceLength(int64(len(data)))))
+	o.waitSwarm(id, 1)
+	m := newTestManager(t, clientAddr, o, func(o *Options) { o.StallTimeout = 2 * time.Second })
+	start := time.Now()
+	_, err := m.Fetch(testContext(t), id, nil)
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageStalled {
+		t.Fatalf("Fetch error = %v; want a FetchError of stage stalled", err)
+	}
+	if el := time.Since(start); el < 2*time.Second || el > 20*time.Second {
+		t.Errorf("the stalled fetch ended after %v, want about the 2 s StallTimeout", el)
+	}
+	if !slices.Equal(fe.Report.BannedPeers, []string{liar.String()}) || len(fe.Report.BadPieces) == 0 {
+		t.Errorf("report %+v; want bad pieces and %v banned", fe.Report, liar)
+	}
+	assertNotCached(t, m, id)
+}
+
+// A full disk (the cache on a 1 MiB tmpfs): a storage error, nothing
+// half-written in the cache; the report's answer keeps the file ok.
+func TestFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	o := newTestOrigin(t, 0)
+	for _, p2p := range []bool{false, true} {
+		data := testMedia(2 << 20)
+		id, _ := o.publish(data, ".wav", p2p)
+		dir := t.TempDir()
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+			t.Skipf("mount tmpfs: %v", err)
+		}
+		m := newTestManager(t, clientAddr, o, func(o *Options) { o.CacheDir = dir })
+		_, err := m.Fetch(testContext(t), id, nil)
+		var fe *FetchError
+		if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageStorage || fe.Answer.Status != p2sp.StatusOK {
+			t.Errorf("p2p %v: Fetch error = %v; want a FetchError of stage storage", p2p, err)
+		}
+		t.Logf("p2p %v: %v", p2p, err)
+		assertNotCached(t, m, id)
+		m.Close()
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Error(err)
+		}
+	}
+	if reps := o.gotReports(); len(reps) != 2 || reps[0].Stage != p2sp.StageStorage || reps[1].Stage != p2sp.StageStorage {
+		t.Errorf("reports %+v; want two of stage storage", reps)
+	}
 }

@@ -67,8 +67,7 @@ type Progress struct {
 type FetchError struct {
 	Report p2sp.Report
 	Answer p2sp.ReportAnswer
-	// ReportErr is why the report could not be delivered (nil: delivered,
-	// or a local failure such as a full disk, which is not reported).
+	// ReportErr is why the report could not be delivered (nil: delivered).
 	ReportErr error
 }
 
@@ -302,18 +301,18 @@ func (m *Manager) verify(ctx context.Context, id p2sp.FileID, dl download) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return m.fail(ctx, dl.report(id, p2sp.StagePlayable, err.Error()))
+		// The report names the file, not where this device keeps it.
+		detail := strings.ReplaceAll(err.Error(), dl.path, dl.res.Record.Name)
+		return m.fail(ctx, dl.report(id, p2sp.StagePlayable, detail))
 	}
 	return nil
 }
 
-// fail reports r (except a local storage failure, which says nothing about
-// the file) and returns the *FetchError with the web server's answer.
+// fail reports r and returns the *FetchError with the web server's answer
+// (for a local storage failure too: the origin answers with what to tell
+// the user and keeps the file ok).
 func (m *Manager) fail(ctx context.Context, r p2sp.Report) *FetchError {
 	fe := &FetchError{Report: r}
-	if r.Stage == p2sp.StageStorage {
-		return fe
-	}
 	fe.Answer, fe.ReportErr = m.report(ctx, r)
 	m.log.Warn("p2sp client: fetch failed", "id", r.ID, "stage", r.Stage, "detail", r.Detail, "notice", fe.Answer.Notice)
 	return fe

@@ -3,266 +3,160 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
 	"golang.org/x/time/rate"
 
 	"github.com/mediastack/mediastack/p2sp"
+	"github.com/mediastack/mediastack/p2sp/origin"
 )
 
-// testOrigin is a small web server + file-info server + tracker in one
-// listener, standing in for p2sp/origin until that package is merged: the
-// client needs only its HTTP API (BRIEF's p2sp contract).
+// testOrigin is p2sp/origin's web server and file-info server on their own
+// addresses, with faults a test can switch on in front of them.
 type testOrigin struct {
-	t    *testing.T
-	dir  string
-	url  string
-	srv  *http.Server
-	lim  *rate.Limiter // the web server's egress cap; nil: none
-	addr netip.Addr
+	t *testing.T
+	*origin.Origin
+	dir     string
+	url     string // the web server
+	infoURL string // the file-info server
 
-	mu        sync.Mutex
-	files     map[p2sp.FileID]*testFile
-	reports   []p2sp.Report
-	swarm     map[string]map[netip.AddrPort]bool // infohash -> peers
-	badTorrent, badTracker bool
-
-	requests  atomic.Int64 // every request
-	ranges    atomic.Int64 // GET /files with a Range header
-	announces atomic.Int64
+	mu                              sync.Mutex
+	badTorrent, badTracker, webDown bool
+	announces                       int
 }
 
-type testFile struct {
-	path string
-	rec  p2sp.Record
-	mi   []byte // nil: no P2P info
-}
-
-func newTestOrigin(t *testing.T, addr netip.Addr, webRate int64) *testOrigin {
+// newTestOrigin starts an origin whose web server's answers leave at most
+// at webRate bytes per second (0: no cap), like a capped origin link.
+func newTestOrigin(t *testing.T, webRate int64) *testOrigin {
 	t.Helper()
-	o := &testOrigin{t: t, dir: t.TempDir(), addr: addr, files: map[p2sp.FileID]*testFile{}, swarm: map[string]map[netip.AddrPort]bool{}}
-	if webRate > 0 {
-		o.lim = rate.NewLimiter(rate.Limit(webRate), 32<<10)
-	}
-	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	o := &testOrigin{t: t, dir: t.TempDir()}
+	webL, infoL := listen(t, originAddr), listen(t, infoAddr)
+	o.url, o.infoURL = "http://"+webL.Addr().String(), "http://"+infoL.Addr().String()
+	var err error
+	o.Origin, err = origin.New(origin.Options{Dir: o.dir, WebURL: o.url, InfoURL: o.infoURL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.url = "http://" + l.Addr().String()
-	o.srv = &http.Server{Handler: http.HandlerFunc(o.serve)}
-	go o.srv.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := o.srv.Shutdown(ctx); err != nil {
-			o.srv.Close()
+	var lim *rate.Limiter
+	if webRate > 0 {
+		lim = rate.NewLimiter(rate.Limit(webRate), 32<<10)
+	}
+	web := o.WebHandler()
+	serve(t, webL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		down, badTorrent := o.webDown, o.badTorrent
+		o.mu.Unlock()
+		switch {
+		case down && strings.HasPrefix(r.URL.Path, "/files/"):
+			http.Error(w, `{"error": "down"}`, http.StatusServiceUnavailable)
+		case badTorrent && strings.HasSuffix(r.URL.Path, ".torrent"):
+			w.Write([]byte("d8:announce5:http:4:infod6:lengthi-5e4:name")) // cut short, a negative length
+		case lim != nil:
+			web.ServeHTTP(throttledWriter{w, lim, r.Context()}, r)
+		default:
+			web.ServeHTTP(w, r)
 		}
-	})
+	}))
+	info := o.InfoHandler()
+	serve(t, infoL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		bad := o.badTracker
+		if r.URL.Path == "/announce" {
+			o.announces++
+		}
+		o.mu.Unlock()
+		if bad && r.URL.Path == "/announce" {
+			w.Write([]byte("d8:intervali60e5:peers7:\x01\x02\x03e\xff\xfe")) // garbage
+			return
+		}
+		info.ServeHTTP(w, r)
+	}))
 	return o
 }
 
-// publish writes data as name's file (id + ext) and, with p2p, its record
-// and metainfo (web seed: this origin, tracker: this origin's /announce).
+func listen(t *testing.T, a netip.Addr) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func serve(t *testing.T, l net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	})
+}
+
+func (o *testOrigin) set(f func(o *testOrigin)) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f(o)
+}
+
+func (o *testOrigin) announceCount() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.announces
+}
+
+// publish writes data as a file with extension ext and publishes it (with
+// P2P info when p2p).
 func (o *testOrigin) publish(data []byte, ext string, p2p bool) (p2sp.FileID, string) {
 	o.t.Helper()
 	id, _, _ := p2sp.IDOf(bytes.NewReader(data))
-	name := string(id) + ext
-	path := filepath.Join(o.dir, name)
+	path := filepath.Join(o.dir, string(id)+ext)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		o.t.Fatal(err)
 	}
-	f := &testFile{path: path, rec: p2sp.Record{ID: id, Name: name, Size: int64(len(data)), MediaType: "audio/wav", Status: p2sp.StatusOK}}
-	if p2p {
-		mi, err := p2sp.BuildMetainfo(path, name, o.url+"/announce", o.url+"/files/")
-		if err != nil {
-			o.t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := mi.Write(&buf); err != nil {
-			o.t.Fatal(err)
-		}
-		f.mi = buf.Bytes()
-		f.rec.InfoHash = mi.HashInfoBytes().HexString()
-		f.rec.PieceLength = p2sp.PieceLength(int64(len(data)))
+	if _, err := o.Publish(path, p2p); err != nil {
+		o.t.Fatal(err)
 	}
-	o.mu.Lock()
-	o.files[id] = f
-	o.mu.Unlock()
 	return id, path
 }
 
-func (o *testOrigin) metainfo(id p2sp.FileID) []byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.files[id].mi
-}
+func (o *testOrigin) metainfo(id p2sp.FileID) []byte { return o.Torrent(id) }
 
 func (o *testOrigin) gotReports() []p2sp.Report {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]p2sp.Report(nil), o.reports...)
+	var reps []p2sp.Report
+	for _, r := range o.Reports() {
+		reps = append(reps, r.Report)
+	}
+	return reps
 }
 
-func (o *testOrigin) serve(w http.ResponseWriter, r *http.Request) {
-	o.requests.Add(1)
-	path := r.URL.Path
-	switch {
-	case strings.HasPrefix(path, "/files/"):
-		o.serveFile(w, r, strings.TrimPrefix(path, "/files/"))
-	case strings.HasPrefix(path, "/p2p/"):
-		o.serveInfo(w, strings.TrimPrefix(path, "/p2p/"))
-	case path == "/reports" && r.Method == http.MethodPost:
-		var rep p2sp.Report
-		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
-			httpError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		ans := p2sp.ReportAnswer{Status: p2sp.StatusOK, Notice: "thanks: the file checks out at the origin"}
-		if rep.Stage != p2sp.StagePieces {
-			ans = p2sp.ReportAnswer{Status: p2sp.StatusDamaged, Notice: "this file is damaged at the origin; ask the sender to send it again"}
-		}
-		o.mu.Lock()
-		o.reports = append(o.reports, rep)
-		if f := o.files[rep.ID]; f != nil {
-			f.rec.Status, f.rec.Notice = ans.Status, ans.Notice
-		}
-		o.mu.Unlock()
-		json.NewEncoder(w).Encode(ans)
-	case path == "/announce":
-		o.announce(w, r)
-	default:
-		httpError(w, http.StatusNotFound, "no such path")
-	}
-}
-
-func httpError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}
-
-func (o *testOrigin) lookup(name string) *testFile {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	id := p2sp.FileID(name)
-	if i := strings.IndexByte(name, '.'); i >= 0 {
-		id = p2sp.FileID(name[:i])
-	}
-	f := o.files[id]
-	if f == nil || name != string(id) && name != f.rec.Name {
-		return nil
-	}
-	cp := *f
-	return &cp
-}
-
-func (o *testOrigin) serveFile(w http.ResponseWriter, r *http.Request, name string) {
-	f := o.lookup(name)
-	if f == nil {
-		httpError(w, http.StatusNotFound, "no such file")
-		return
-	}
-	if r.Header.Get("Range") != "" {
-		o.ranges.Add(1)
-	}
-	file, err := os.Open(f.path)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	defer file.Close()
-	w.Header().Set("Content-Type", f.rec.MediaType)
-	w.Header().Set("ETag", `"`+string(f.rec.ID)+`"`)
-	var ww http.ResponseWriter = w
-	if o.lim != nil {
-		ww = throttledWriter{w, o.lim, r.Context()}
-	}
-	http.ServeContent(ww, r, f.rec.Name, time.Time{}, file)
-}
-
-func (o *testOrigin) serveInfo(w http.ResponseWriter, name string) {
-	torrent := strings.HasSuffix(name, ".torrent")
-	f := o.lookup(strings.TrimSuffix(name, ".torrent"))
-	if f == nil || f.mi == nil {
-		httpError(w, http.StatusNotFound, "no P2P info")
-		return
-	}
-	if !torrent {
-		json.NewEncoder(w).Encode(f.rec)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-bittorrent")
-	o.mu.Lock()
-	bad := o.badTorrent
-	o.mu.Unlock()
-	if bad {
-		w.Write([]byte("d8:announce5:http:4:infod6:lengthi-5e4:name")) // cut short, negative length
-		return
-	}
-	w.Write(f.mi)
-}
-
-// announce is a BEP 3/23 tracker: compact IPv4 peers, the requester left out.
-func (o *testOrigin) announce(w http.ResponseWriter, r *http.Request) {
-	o.announces.Add(1)
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.badTracker {
-		w.Write([]byte("d8:intervali60e5:peers7:\x01\x02\x03e\xff\xfe")) // garbage
-		return
-	}
-	q := r.URL.Query()
-	ih := q.Get("info_hash")
-	port, err := strconv.ParseUint(q.Get("port"), 10, 16)
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	ip, ierr := netip.ParseAddr(host)
-	if len(ih) != 20 || err != nil || ierr != nil {
-		w.Write(bencode.MustMarshal(map[string]string{"failure reason": "bad announce"}))
-		return
-	}
-	self := netip.AddrPortFrom(ip.Unmap(), uint16(port))
-	peers := o.swarm[ih]
-	if peers == nil {
-		peers = map[netip.AddrPort]bool{}
-		o.swarm[ih] = peers
-	}
-	if q.Get("event") == "stopped" {
-		delete(peers, self)
-	} else {
-		peers[self] = true
-	}
-	var compact []byte
-	for p := range peers {
-		if p != self && p.Addr().Is4() {
-			compact, _ = p.AppendBinary(compact)
-		}
-	}
-	w.Write(bencode.MustMarshal(map[string]any{"interval": 60, "peers": string(compact)}))
+func (o *testOrigin) requests() int64 {
+	s := o.Stats()
+	return s.WebRequests + s.InfoRequests
 }
 
 // corrupt flips a byte in every piece of the published file on disk: a bad
 // origin (the file changed after it was published).
 func (o *testOrigin) corrupt(id p2sp.FileID) {
 	o.t.Helper()
-	f := o.lookup(string(id))
-	data, err := os.ReadFile(f.path)
+	rec, _ := o.Record(id)
+	path := filepath.Join(o.dir, rec.Name)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		o.t.Fatal(err)
 	}
-	if err := os.WriteFile(f.path, corrupted(data, p2sp.PieceLength(int64(len(data)))), 0o644); err != nil {
+	if err := os.WriteFile(path, corrupted(data, p2sp.PieceLength(int64(len(data)))), 0o644); err != nil {
 		o.t.Fatal(err)
 	}
 }
@@ -273,6 +167,24 @@ func corrupted(data []byte, pieceLen int64) []byte {
 		bad[i] ^= 0xff
 	}
 	return bad
+}
+
+// waitSwarm waits until the tracker lists n peers of id's torrent: peers
+// announce asynchronously, and a client that announced before them would
+// not hear of them for an interval.
+func (o *testOrigin) waitSwarm(id p2sp.FileID, n int) {
+	o.t.Helper()
+	rec, _ := o.Record(id)
+	ih := metainfo.NewHashFromHex(rec.InfoHash)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got := len(o.Tracker().Peers(ih))
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			o.t.Fatalf("the tracker lists %d peers of %s, want %d", got, id, n)
+		}
+	}
 }
 
 type throttledWriter struct {
@@ -297,5 +209,3 @@ func (w throttledWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
-
-var errNoFile = errors.New("no file")

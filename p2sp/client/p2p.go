@@ -123,7 +123,6 @@ func (m *Manager) addFetch(id p2sp.FileID, mi *metainfo.MetaInfo) (*torrent.Torr
 		// not a SIGBUS.
 		DisableMmap: true,
 	})
-	spec.DisableInitialPieceCheck = true // nothing is there yet
 	t, _, err := m.cl.AddTorrentSpec(spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("p2sp client: adding the torrent: %w", err)

@@ -2,12 +2,12 @@ package client
 
 import (
 	"context"
-	"errors"
+
+	"github.com/mediastack/mediastack/p2sp/media"
 )
 
-// defaultCheckPlayable stands in for media.CheckPlayable (p2sp/media, being
-// written on the p2sporigin branch) until that package is merged: it
-// refuses, so that nothing unchecked enters the cache by default.
+// defaultCheckPlayable is media.CheckPlayable with ffprobe when it is
+// installed, the built-in MP4/WAV/Ogg structure checks otherwise.
 func defaultCheckPlayable(ctx context.Context, path string) error {
-	return errors.New("no playability check built in yet: set Options.CheckPlayable")
+	return media.CheckPlayable(ctx, path, media.FFprobe(true))
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	g "github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent"
@@ -105,6 +106,10 @@ func (m *Manager) seed(ctx context.Context, mi *metainfo.MetaInfo, path string, 
 			t.Drop()
 			return err
 		}
+		if err := settled(ctx, t); err != nil {
+			t.Drop()
+			return err
+		}
 		if !t.Complete().Bool() {
 			t.Drop()
 			return fmt.Errorf("%d of %d bytes pass their piece hashes", t.BytesCompleted(), t.Length())
@@ -116,4 +121,25 @@ func (m *Manager) seed(ctx context.Context, mi *metainfo.MetaInfo, path string, 
 	m.mu.Unlock()
 	m.log.Info("p2sp client: seeding", "name", info.Name, "infohash", spec.InfoHash.HexString())
 	return nil
+}
+
+// settled waits until no piece of t is being hashed or marked: a piece's
+// verification returns before its completion is stored.
+func settled(ctx context.Context, t *torrent.Torrent) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for {
+		busy := false
+		for _, run := range t.PieceStateRuns() {
+			busy = busy || run.Hashing || run.QueuedForHash || run.Marking || !run.Ok
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("piece checks: %w", ctx.Err())
+		}
+	}
 }
