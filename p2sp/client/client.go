@@ -142,6 +142,9 @@ type Manager struct {
 	cl       *torrent.Client
 	listener net.Listener
 	down     *rate.Limiter // nil: no cap
+	// life ends when the Manager closes, and with it every fetch.
+	life    context.Context
+	endLife context.CancelFunc
 
 	mu       sync.Mutex
 	watches  map[*torrent.Torrent]*watch // fetches in progress, for the callbacks
@@ -166,6 +169,7 @@ func New(opts Options) (*Manager, error) {
 		inflight: map[p2sp.FileID]*flight{},
 		seeding:  map[p2sp.FileID]*torrent.Torrent{},
 	}
+	m.life, m.endLife = context.WithCancel(context.Background())
 	m.http = &http.Client{Transport: &http.Transport{
 		DialContext:           opts.Net.DialContext,
 		MaxIdleConnsPerHost:   4,
@@ -201,11 +205,13 @@ func New(opts Options) (*Manager, error) {
 	cfg.Callbacks.ReceivedUsefulData = append(cfg.Callbacks.ReceivedUsefulData, m.receivedUsefulData)
 	cl, err := torrent.NewClient(cfg)
 	if err != nil {
+		m.endLife()
 		return nil, fmt.Errorf("p2sp client: torrent client: %w", err)
 	}
 	l, err := opts.Net.Listen(opts.Listen)
 	if err != nil {
 		cl.Close()
+		m.endLife()
 		return nil, fmt.Errorf("p2sp client: listen %v: %w", opts.Listen, err)
 	}
 	cl.AddListener(l)
@@ -242,6 +248,7 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.mu.Unlock()
+	m.endLife()
 	m.cl.Close()
 	<-m.cl.Closed()
 	err := m.listener.Close()

@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/mediastack/mediastack/p2sp"
@@ -86,11 +88,30 @@ func (e *FetchError) Error() string {
 	return b.String()
 }
 
-// flight is one Fetch of an id in progress; others wait for it.
+// flight is one fetch of an id in progress; other Fetches and Streams of
+// the id wait for it.
 type flight struct {
-	done chan struct{}
+	done chan struct{} // closed when res and err are set
 	res  Result
 	err  error
+
+	// ready is closed when the P2SP path has added its torrent (t, rec),
+	// or when the fetch ends without one.
+	ready     chan struct{}
+	readyOnce sync.Once
+	t         *torrent.Torrent
+	rec       p2sp.Record
+}
+
+func newFlight() *flight {
+	return &flight{done: make(chan struct{}), ready: make(chan struct{})}
+}
+
+func (f *flight) setReady(t *torrent.Torrent, rec p2sp.Record) {
+	f.readyOnce.Do(func() {
+		f.t, f.rec = t, rec
+		close(f.ready)
+	})
 }
 
 // Fetch gets the file id: from the cache, or downloaded, verified and
@@ -101,9 +122,6 @@ func (m *Manager) Fetch(ctx context.Context, id p2sp.FileID, progress func(Progr
 	if _, err := p2sp.ParseFileID(string(id)); err != nil {
 		return Result{}, err
 	}
-	if progress == nil {
-		progress = func(Progress) {}
-	}
 	for {
 		// Step 1: the cache; a hit completes at once (claim 8).
 		if path, ok := m.cachedPath(id); ok {
@@ -112,37 +130,59 @@ func (m *Manager) Fetch(ctx context.Context, id p2sp.FileID, progress func(Progr
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
-			return Result{}, errors.New("p2sp client: closed")
+			return Result{}, errClosed
 		}
 		f, busy := m.inflight[id]
 		if !busy {
-			f = &flight{done: make(chan struct{})}
+			f = newFlight()
 			m.inflight[id] = f
 		}
 		m.mu.Unlock()
-		if busy {
-			select {
-			case <-f.done:
-				if f.err != nil {
-					return Result{}, f.err
-				}
-				continue // now a cache hit
-			case <-ctx.Done():
-				return Result{}, ctx.Err()
-			}
+		if !busy {
+			m.fly(ctx, id, progress, f)
+			res := f.res
+			res.Elapsed = time.Since(start)
+			return res, f.err
 		}
-		f.res, f.err = m.fetch(ctx, id, progress)
-		f.res.Elapsed = time.Since(start)
-		m.mu.Lock()
-		delete(m.inflight, id)
-		m.mu.Unlock()
-		close(f.done)
-		return f.res, f.err
+		select {
+		case <-f.done:
+			if f.err != nil {
+				return Result{}, f.err
+			}
+			// Now a cache hit.
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
 	}
 }
 
+var errClosed = errors.New("p2sp client: closed")
+
+// fly runs flight f, the one fetch of id, to its end. Closing the Manager
+// ends it too.
+func (m *Manager) fly(ctx context.Context, id p2sp.FileID, progress func(Progress), f *flight) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.life, cancel)
+	defer stop()
+	start := time.Now()
+	f.res, f.err = m.fetch(ctx, id, progress, f)
+	if f.err != nil && m.life.Err() != nil {
+		f.err = errClosed
+	}
+	f.res.Elapsed = time.Since(start)
+	f.setReady(nil, p2sp.Record{})
+	m.mu.Lock()
+	delete(m.inflight, id)
+	m.mu.Unlock()
+	close(f.done)
+}
+
 // fetch is Fetch's steps 2-4 for one id, with the cache missed.
-func (m *Manager) fetch(ctx context.Context, id p2sp.FileID, progress func(Progress)) (Result, error) {
+func (m *Manager) fetch(ctx context.Context, id p2sp.FileID, progress func(Progress), f *flight) (Result, error) {
 	// Step 2: the file's P2P info (through the web server, or directly).
 	rec, mi, fallback, err := m.lookup(ctx, id)
 	if err != nil {
@@ -157,7 +197,7 @@ func (m *Manager) fetch(ctx context.Context, id p2sp.FileID, progress func(Progr
 	if mi == nil {
 		dl, err = m.fetchHTTP(ctx, id, rec, progress)
 	} else {
-		dl, err = m.fetchP2SP(ctx, id, rec, mi, progress)
+		dl, err = m.fetchP2SP(ctx, id, rec, mi, progress, f)
 	}
 	if err != nil {
 		return Result{}, err

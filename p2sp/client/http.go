@@ -289,3 +289,31 @@ func (p *progressMeter) finish(done int64) {
 	p.done = done
 	p.tick(true)
 }
+
+// getBytes GETs n bytes of url from off with a Range request, within the
+// download cap.
+func (m *Manager) getBytes(ctx context.Context, url string, off, n int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if start, _, ok := parseContentRange(resp.Header.Get("Content-Range")); resp.StatusCode != http.StatusPartialContent || !ok || start != off {
+		return nil, fmt.Errorf("GET %s bytes=%d-: %s%s", url, off, resp.Status, errorBody(resp.Body))
+	}
+	if err := waitN(ctx, m.down, int(n)); err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(resp.Body, b); err != nil {
+		return nil, fmt.Errorf("GET %s bytes=%d-: %w", url, off, err)
+	}
+	return b, nil
+}

@@ -25,7 +25,7 @@ import (
 // The watchdog ends it with a report when the web seed's own bytes fail a
 // piece (stage origin) or when nothing progresses for StallTimeout while bad
 // pieces are being counted (stage stalled).
-func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record, mi *metainfo.MetaInfo, progress func(Progress)) (download, error) {
+func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record, mi *metainfo.MetaInfo, progress func(Progress), f *flight) (download, error) {
 	t, w, err := m.addFetch(id, mi)
 	if err != nil {
 		return download{}, err
@@ -52,6 +52,7 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 		}
 	})
 	t.DownloadAll()
+	f.setReady(t, rec) // Streams may read it now
 
 	pr := &progressMeter{method: MethodP2SP, size: rec.Size, report: progress}
 	tick := time.NewTicker(progressEvery)
@@ -88,6 +89,8 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 				}
 				return download{}, fmt.Errorf("p2sp client: %s: no source delivered data for %v", id, idle.Round(time.Second))
 			}
+		case <-t.Closed():
+			return download{}, errClosed
 		case <-ctx.Done():
 			return download{}, ctx.Err()
 		}
