@@ -77,8 +77,10 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 			drop()
 			return download{}, m.fail(ctx, p2sp.Report{ID: id, Stage: p2sp.StageStorage, Detail: "writing the download: " + err.Error()})
 		case <-tick.C:
+			// Outside w.mu: the library's callbacks take w.mu under its own lock.
+			completed := t.BytesCompleted()
 			w.mu.Lock()
-			pr.done, pr.badPieces = t.BytesCompleted(), len(w.bad)
+			pr.done, pr.badPieces = completed, len(w.bad)
 			pr.sources = maps.Clone(w.sources)
 			idle, bad := time.Since(w.lastProgress), len(w.bad)
 			w.mu.Unlock()
