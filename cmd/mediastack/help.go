@@ -61,3 +61,11 @@ var p2spPeerHelp = commandHelp{
 		{"diagnostics", []string{"log-level", "log-format"}},
 	},
 }
+
+var demoP2SPHelp = commandHelp{
+	groups: []flagGroup{
+		{"the simulated LAN", []string{"peers", "rate", "ipv6", "seed"}},
+		{"the files", []string{"size"}},
+		{"limits", []string{"timeout"}},
+	},
+}

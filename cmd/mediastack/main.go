@@ -24,7 +24,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run two stacks on a simulated network: a TCP transfer and RTP streams over the fast paths", runDemo},
+		{"demo", "run two stacks on a simulated network: a TCP transfer and RTP streams over the fast paths ('demo p2sp': P2SP delivery)", runDemo},
 		{"serve", "run the stack on a TAP device or an existing interface until SIGINT/SIGTERM", runServe},
 		{"bench", "measure the fast paths against netstack (and the kernel: --link)", runBench},
 		{"p2sp", "P2SP media file delivery: origin (web + file-info server), fetch (the client), peer (seed a cache)", runP2SP},

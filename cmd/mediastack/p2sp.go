@@ -20,6 +20,7 @@ import (
 // p2spCommands are the subcommands of `mediastack p2sp`.
 func p2spCommands() []command {
 	return []command{
+		{"origin", "the P2SP server: a web server (the web seed) and a file-info server (records, metainfo, tracker) publishing a folder", runP2SPOrigin},
 		{"fetch", "the client's whole method for one file id: cache, file-info, HTTP and BitTorrent at once, verification, report", runP2SPFetch},
 		{"peer", "seed every file of a cache that has metainfo, with upload and download caps", runP2SPPeer},
 	}

@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/mediastack/mediastack/internal/bench"
-	"github.com/mediastack/mediastack/p2sp/p2spbench"
+	"github.com/mediastack/mediastack/cmd/mediastack/internal/p2spbench"
 )
 
 // The p2sp suite lives in the p2sp module, which internal/bench may not

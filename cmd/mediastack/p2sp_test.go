@@ -14,10 +14,19 @@ func TestP2SPHelp(t *testing.T) {
 		help commandHelp
 		run  func(args []string, stdout, stderr io.Writer) error
 	}{
+		{"p2sp origin", p2spOriginHelp, runP2SPOrigin},
 		{"p2sp fetch ID", p2spFetchHelp, runP2SPFetch},
+		{"demo p2sp", demoP2SPHelp, runDemoP2SP},
 		{"p2sp peer", p2spPeerHelp, runP2SPPeer},
 	} {
 		fs, out := flagSetOf(t, c.name, c.run)
+		if c.name == "demo p2sp" {
+			// Its help ends with what is and is not deterministic.
+			if !strings.HasSuffix(out, demoP2SPDeterminism) {
+				t.Errorf("demo p2sp --help does not say what is deterministic:\n%s", out)
+			}
+			out = strings.TrimSuffix(out, demoP2SPDeterminism)
+		}
 		for _, p := range helpProblems(c.name, c.help, fs, out) {
 			t.Error(p)
 		}
@@ -51,6 +60,10 @@ func TestP2SPUsageErrors(t *testing.T) {
 		{fetch("--addr", "198.51.100.30/24"), "--addr needs --link"},
 		{fetch("--link", "eth:x", "--addr", "198.51.100.30/24"), `unknown link kind "eth"`},
 		{fetch("--stall-timeout", "0s"), "--stall-timeout must be positive"},
+		{[]string{"p2sp", "origin", "--web", "198.51.100.10:80", "--info", "198.51.100.11:80"}, "--dir DIR is required"},
+		{[]string{"p2sp", "origin", "--dir", "/tmp", "--web", "198.51.100.10:80"}, "--web IP:PORT and --info IP:PORT are required"},
+		{[]string{"p2sp", "origin", "--dir", "/tmp", "--web", "198.51.100.10:80", "--info", "198.51.100.10:80"}, "the file-info server listens on its own address"},
+		{[]string{"p2sp", "origin", "--dir", "/tmp", "--web", "198.51.100.10:80", "--info", "198.51.100.11:80", "--http-only", "["}, `--http-only "["`},
 		{[]string{"p2sp", "peer", "--cache", "/tmp/x", "--listen", "198.51.100.30:6881"}, "--origin URL is required"},
 	} {
 		code, _, stderr := runCapture(tc.args...)
@@ -70,5 +83,35 @@ func TestFormatSources(t *testing.T) {
 	got := formatSources(map[string]int64{"198.51.100.22": 2e6, client.WebSource: 1.5e6, "198.51.100.21": 3e6})
 	if want := "web 1.5 MB, 198.51.100.21 3.0 MB, 198.51.100.22 2.0 MB"; got != want {
 		t.Errorf("formatSources = %q, want %q", got, want)
+	}
+}
+
+// TestDemoP2SP runs the P2SP demo small: every step shows, the P2SP fetch
+// uses the web seed and every peer, the second fetch is a cache hit. Times
+// and splits are not asserted (the demo's help says why).
+func TestDemoP2SP(t *testing.T) {
+	code, out, errOut := runCapture("demo", "p2sp", "--size", "1048576", "--rate", "32", "--timeout", "3m")
+	if code != 0 {
+		t.Fatalf("demo p2sp: exit %d: %s\n%s", code, errOut, out)
+	}
+	for _, want := range []string{
+		"client fetched http-only.wav: http ",
+		"client fetched p2sp.wav again: cache, no request at the origin",
+		"summary: HTTP only ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo p2sp output lacks %q:\n%s", want, out)
+		}
+	}
+	var p2spLine string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "client fetched p2sp.wav: ") {
+			p2spLine = line
+		}
+	}
+	for _, src := range []string{"p2sp in", "web ", "198.51.100.12 ", "198.51.100.13 ", "198.51.100.14 "} {
+		if !strings.Contains(p2spLine, src) {
+			t.Errorf("the client's P2SP line %q lacks %q:\n%s", p2spLine, src, out)
+		}
 	}
 }
