@@ -112,24 +112,32 @@ func checkStream(t *testing.T, got []rtp.Packet, clock *fakeClock, pt uint8, ste
 	}
 }
 
+// sendFile sends file as RTP on a fake clock, checks the stats and the
+// stream (timestamps step apart), and returns the packets received.
+func sendFile(t *testing.T, name string, file []byte, step uint32, want Stats) []rtp.Packet {
+	t.Helper()
+	tx, rx := udpPair(t)
+	clock := newFakeClock()
+	st, err := SendRTP(context.Background(), writeFile(t, name, file), opts(tx, rx, clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	got := receive(t, rx, want.Packets)
+	checkStream(t, got, clock, want.PayloadType, step, want.ClockRate)
+	return got
+}
+
 func opts(tx *net.UDPConn, rx *net.UDPConn, clock Clock) RTPOptions {
 	return RTPOptions{Sender: tx, Dest: rx.LocalAddr().(*net.UDPAddr).AddrPort(), Clock: clock,
 		SSRC: 0x11223344, FirstSequence: 65530, FirstTimestamp: 4294967000}
 }
 
 func TestWAVMuLaw(t *testing.T) {
-	tx, rx := udpPair(t)
-	clock := newFakeClock()
-	st, err := SendRTP(context.Background(), writeFile(t, "a.wav", mediatest.MuLawWAV(90*time.Millisecond)), opts(tx, rx, clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Stats{Codec: "PCMU/8000", PayloadType: 0, ClockRate: 8000, Packets: 5, Bytes: 720, SamplesPerPacket: 160, Duration: 90 * time.Millisecond}
-	if st != want {
-		t.Errorf("stats %+v, want %+v", st, want)
-	}
-	got := receive(t, rx, 5)
-	checkStream(t, got, clock, PayloadPCMU, 160, 8000)
+	got := sendFile(t, "a.wav", mediatest.MuLawWAV(90*time.Millisecond), 160,
+		Stats{Codec: "PCMU/8000", PayloadType: 0, ClockRate: 8000, Packets: 5, Bytes: 720, SamplesPerPacket: 160, Duration: 90 * time.Millisecond})
 	for i, p := range got {
 		n := min(160, 720-i*160)
 		for j, b := range p.Payload {
@@ -141,15 +149,9 @@ func TestWAVMuLaw(t *testing.T) {
 }
 
 func TestWAVPCMNarrowbandBecomesPCMU(t *testing.T) {
-	tx, rx := udpPair(t)
-	clock := newFakeClock()
 	file := mediatest.PCMWAV(8000, 1, 60*time.Millisecond)
-	st, err := SendRTP(context.Background(), writeFile(t, "a.wav", file), opts(tx, rx, clock))
-	if err != nil || st.Codec != "PCMU/8000" || st.Packets != 3 {
-		t.Fatalf("stats %+v, %v", st, err)
-	}
-	got := receive(t, rx, 3)
-	checkStream(t, got, clock, PayloadPCMU, 160, 8000)
+	got := sendFile(t, "a.wav", file, 160,
+		Stats{Codec: "PCMU/8000", PayloadType: 0, ClockRate: 8000, Packets: 3, Bytes: 480, SamplesPerPacket: 160, Duration: 60 * time.Millisecond})
 	samples := file[44:]
 	for i, p := range got {
 		for j, b := range p.Payload {
@@ -162,21 +164,10 @@ func TestWAVPCMNarrowbandBecomesPCMU(t *testing.T) {
 }
 
 func TestWAVL16(t *testing.T) {
-	tx, rx := udpPair(t)
-	clock := newFakeClock()
 	file := mediatest.PCMWAV(16000, 2, 50*time.Millisecond) // 800 frames of 4 bytes
-	o := opts(tx, rx, clock)
-	st, err := SendRTP(context.Background(), writeFile(t, "a.wav", file), o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 20 ms would be 1280 bytes, over the 1200-byte cap: 300 samples.
-	want := Stats{Codec: "L16/16000/2", PayloadType: 96, ClockRate: 16000, Packets: 3, Bytes: 3200, SamplesPerPacket: 300, Duration: 50 * time.Millisecond}
-	if st != want {
-		t.Errorf("stats %+v, want %+v", st, want)
-	}
-	got := receive(t, rx, 3)
-	checkStream(t, got, clock, 96, 300, 16000)
+	got := sendFile(t, "a.wav", file, 300,
+		Stats{Codec: "L16/16000/2", PayloadType: 96, ClockRate: 16000, Packets: 3, Bytes: 3200, SamplesPerPacket: 300, Duration: 50 * time.Millisecond})
 	var payload []byte
 	for _, p := range got {
 		payload = append(payload, p.Payload...)
@@ -190,18 +181,8 @@ func TestWAVL16(t *testing.T) {
 }
 
 func TestOggOpus(t *testing.T) {
-	tx, rx := udpPair(t)
-	clock := newFakeClock()
-	st, err := SendRTP(context.Background(), writeFile(t, "a.ogg", mediatest.OggOpus(10, 4)), opts(tx, rx, clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Stats{Codec: "opus/48000/1", PayloadType: 111, ClockRate: 48000, Packets: 10, Bytes: 40, Duration: 200*time.Millisecond - mediatest.OpusPreSkip*time.Second/48000}
-	if st != want {
-		t.Errorf("stats %+v, want %+v", st, want)
-	}
-	got := receive(t, rx, 10)
-	checkStream(t, got, clock, 111, 960, 48000)
+	got := sendFile(t, "a.ogg", mediatest.OggOpus(10, 4), 960,
+		Stats{Codec: "opus/48000/1", PayloadType: 111, ClockRate: 48000, Packets: 10, Bytes: 40, Duration: 200*time.Millisecond - mediatest.OpusPreSkip*time.Second/48000})
 	for i, p := range got {
 		if !bytes.Equal(p.Payload, mediatest.OpusPacket(i)) {
 			t.Errorf("packet %d payload %x, want %x", i, p.Payload, mediatest.OpusPacket(i))
