@@ -428,3 +428,30 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishLater(t *testing.T) {
+	fx := newFixture(t, false)
+	path := filepath.Join(t.TempDir(), "late.wav")
+	wav := mediatest.MuLawWAV(40 * time.Millisecond)
+	if err := os.WriteFile(path, wav, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := fx.o.Publish(path, false)
+	if err != nil || rec.InfoHash != "" || rec.ID != idOf(wav) || rec.Duration != 40*time.Millisecond {
+		t.Fatalf("Publish without P2P: %+v, %v", rec, err)
+	}
+	do(t, "GET", fx.web.URL+"/p2p/"+string(rec.ID), nil).jsonError(t, 404)
+	if a := do(t, "GET", fx.web.URL+"/files/"+rec.Name, nil); a.code != 200 || !bytes.Equal(a.body, wav) {
+		t.Fatalf("GET the HTTP-only file: %d", a.code)
+	}
+	// Published again with P2P: the file-info server has it now.
+	if rec, err = fx.o.Publish(path, true); err != nil || rec.InfoHash == "" {
+		t.Fatalf("Publish with P2P: %+v, %v", rec, err)
+	}
+	if got := do(t, "GET", fx.info.URL+"/files/"+string(rec.ID), nil).record(t); got != rec {
+		t.Errorf("record %+v, want %+v", got, rec)
+	}
+	if _, err := fx.o.Publish(filepath.Join(t.TempDir(), "missing"), true); err == nil {
+		t.Error("publishing a missing file: no error")
+	}
+}
