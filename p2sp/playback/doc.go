@@ -22,6 +22,10 @@
 //
 // Stats says what was sent (codec, payload type, clock rate, packets).
 //
+// SendRTPReader streams WAV and Ogg Opus from an io.ReaderAt front to back,
+// so playback can start while the file downloads: give it a reader whose
+// ReadAt waits for the bytes (and gives up when the fetch does).
+//
 // Plug it in: the sender is anything with WriteToUDPAddrPort, so a
 // *mediaport.Port (the fast path) or a kernel *net.UDPConn:
 //

@@ -94,10 +94,63 @@ type Stats struct {
 }
 
 // SendRTP sends the media file at path as one RTP stream to o.Dest, paced
-// in real time by o.Clock. The package doc lists the formats.
+// in real time by o.Clock. The package doc lists the formats. The file is
+// taken as verified: what does not parse ends the stream with an error.
 func SendRTP(ctx context.Context, path string, o RTPOptions) (Stats, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return Stats{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Stats{}, fmt.Errorf("playback: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Stats{}, fmt.Errorf("playback: %w", err)
+	}
+	var head [12]byte
+	f.ReadAt(head[:], 0)
+	switch media.Sniff(head[:]) {
+	case media.TypeWAV, media.TypeOgg:
+		return sendReader(ctx, f, fi.Size(), head[:], o)
+	}
+	return sendFFmpeg(ctx, path, o)
+}
+
+// SendRTPReader is SendRTP over the first size bytes of r, for WAV and Ogg
+// Opus. It reads r front to back (headers, then samples or pages in order,
+// each once), so r may be a file still being downloaded whose ReadAt waits
+// for the bytes asked for: playback can start before the download ends.
+func SendRTPReader(ctx context.Context, r io.ReaderAt, size int64, o RTPOptions) (Stats, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return Stats{}, err
+	}
+	var head [12]byte
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return Stats{}, fmt.Errorf("playback: %w", err)
+	}
+	return sendReader(ctx, r, size, head[:], o)
+}
+
+func sendReader(ctx context.Context, r io.ReaderAt, size int64, head []byte, o RTPOptions) (Stats, error) {
+	if o.Sender == nil {
+		return Stats{}, errors.New("playback: no RTP sender")
+	}
+	switch media.Sniff(head) {
+	case media.TypeWAV:
+		return sendWAV(ctx, r, size, o)
+	case media.TypeOgg:
+		return sendOggOpus(ctx, r, size, o)
+	}
+	return Stats{}, fmt.Errorf("playback: %w: only WAV and Ogg Opus are packetized here", media.ErrUnknownFormat)
+}
+
+func (o RTPOptions) withDefaults() (RTPOptions, error) {
 	if !o.Dest.IsValid() || o.Dest.Port() == 0 {
-		return Stats{}, errors.New("playback: no RTP destination")
+		return o, errors.New("playback: no RTP destination")
 	}
 	if o.Clock == nil {
 		o.Clock = RealClock()
@@ -124,29 +177,7 @@ func SendRTP(ctx context.Context, path string, o RTPOptions) (Stats, error) {
 			o.FirstTimestamp = binary.BigEndian.Uint32(b[6:])
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return Stats{}, fmt.Errorf("playback: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Stats{}, fmt.Errorf("playback: %w", err)
-	}
-	info, err := media.ProbeReader(f, fi.Size())
-	if err != nil && !errors.Is(err, media.ErrUnknownFormat) {
-		return Stats{}, fmt.Errorf("playback: %s: %w", path, err)
-	}
-	if o.Sender == nil && (info.Type == media.TypeWAV || info.Type == media.TypeOgg) {
-		return Stats{}, errors.New("playback: no RTP sender")
-	}
-	switch info.Type {
-	case media.TypeWAV:
-		return sendWAV(ctx, f, fi.Size(), o)
-	case media.TypeOgg:
-		return sendOggOpus(ctx, f, fi.Size(), o)
-	}
-	return sendFFmpeg(ctx, path, o)
+	return o, nil
 }
 
 // stream numbers and sends the packets of one RTP stream.
