@@ -100,7 +100,11 @@ func (o *Origin) serveFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", `"`+string(f.rec.ID)+`"`)
 	w.Header().Set("Content-Type", f.rec.MediaType)
 	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, f.rec.Name, fi.ModTime(), fd)
+	var content io.ReadSeeker = fd
+	if o.limiter != nil {
+		content = limitedFile{r.Context(), fd, o.limiter}
+	}
+	http.ServeContent(cw, r, f.rec.Name, fi.ModTime(), content)
 	o.mu.Lock()
 	switch cw.status {
 	case http.StatusOK:
