@@ -90,6 +90,8 @@ func TestProbeBroken(t *testing.T) {
 		{"ogg header byte changed", flip(ogg, 28), "CRC"},
 		{"ogg unknown codec", unknownCodecOgg(), "unknown codec"},
 		{"ogg continues nothing", continuesNothingOgg(), "never started"},
+		{"ogg without OpusTags", ogg[:oggPageEnd(t, ogg, 0)], "ends before its \"OpusTags\" header"},
+		{"mp4 short mvhd", shortMvhdMP4(), "mvhd box"},
 		{"mp4 truncated", mp4[:len(mp4)-50], "mdat"},
 		{"mp4 moov last truncated", mp4Last[:len(mp4Last)-20], "moov"},
 		{"mp4 index cut off", mp4Last[:len(mp4Last)-mp4MoovLen(mp4Last)], "no moov box"},
@@ -119,6 +121,15 @@ func unknownCodecOgg() []byte {
 func continuesNothingOgg() []byte {
 	p := media.OggPage{HeaderType: media.OggBOS | media.OggContinued, Serial: 9, Lacing: []byte{8}, Body: []byte("OpusHead")}
 	return p.Append(nil)
+}
+
+// shortMvhdMP4 has an mvhd of 8 payload bytes.
+func shortMvhdMP4() []byte {
+	box := func(typ string, payload ...byte) []byte {
+		return append([]byte{0, 0, 0, byte(8 + len(payload)), typ[0], typ[1], typ[2], typ[3]}, payload...)
+	}
+	moov := box("moov", box("mvhd", 0, 0, 0, 0, 1, 2, 3, 4)...)
+	return append(append(box("ftyp", []byte("isom\x00\x00\x02\x00")...), moov...), box("mdat", 1)...)
 }
 
 func fixRIFF(b []byte) []byte {
