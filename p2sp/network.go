@@ -57,7 +57,11 @@ func StackNetwork(st *stack.Stack) Network { return stackNetwork{st: st} }
 type stackNetwork struct{ st *stack.Stack }
 
 func (s stackNetwork) Listen(addr netip.AddrPort) (net.Listener, error) {
-	return s.st.ListenTCP(addr)
+	l, err := s.st.ListenTCP(addr)
+	if err != nil {
+		return nil, err // not a nil *gonet.TCPListener in a non-nil interface
+	}
+	return l, nil
 }
 
 func (s stackNetwork) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -65,7 +69,11 @@ func (s stackNetwork) DialContext(ctx context.Context, network, address string) 
 	if err != nil {
 		return nil, err
 	}
-	return s.st.DialTCP(ctx, raddr)
+	c, err := s.st.DialTCP(ctx, raddr)
+	if err != nil {
+		return nil, err // not a nil *gonet.TCPConn in a non-nil interface
+	}
+	return c, nil
 }
 
 func parseTCPAddress(network, address string) (netip.AddrPort, error) {

@@ -74,6 +74,14 @@ func testContext(t *testing.T) context.Context {
 func newSeeder(t *testing.T, i int, o *testOrigin, id p2sp.FileID, src string, upRate int64) *Manager {
 	t.Helper()
 	p := newTestManager(t, peerAddr(i), o, func(opts *Options) { opts.UploadRate = upRate })
+	seedFrom(t, p, o, id, src)
+	return p
+}
+
+// seedFrom puts id's file (a copy of src) and metainfo in p's cache and
+// seeds it.
+func seedFrom(t *testing.T, p *Manager, o *testOrigin, id p2sp.FileID, src string) {
+	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +96,6 @@ func newSeeder(t *testing.T, i int, o *testOrigin, id p2sp.FileID, src string, u
 	if err != nil || n != 1 {
 		t.Fatalf("SeedCache = %d, %v; want 1, nil", n, err)
 	}
-	return p
 }
 
 // assertCached checks that the cache holds id's file with want's bytes and
@@ -191,6 +198,75 @@ func TestHTTPOnlyThenCacheHit(t *testing.T) {
 	if n := o.requests() - before; n != 0 {
 		t.Errorf("a cache hit made %d requests at the origin", n)
 	}
+}
+
+// A connection that breaks mid-file: the HTTP-only download resumes with a
+// Range request.
+func TestHTTPResume(t *testing.T) {
+	o := newTestOrigin(t, 0)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", false)
+	o.set(func(o *testOrigin) { o.cutOnce = 300 << 10 })
+	m := newTestManager(t, clientAddr, o, nil)
+	res, err := m.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Method != MethodHTTP || o.Stats().Ranges != 1 {
+		t.Errorf("Fetch = method %s with %d ranges served; want http with one", res.Method, o.Stats().Ranges)
+	}
+	assertCached(t, m, id, data)
+}
+
+// Claim 4: with InfoServer set, the client asks the file-info server
+// directly, not through the web server.
+func TestInfoServerDirect(t *testing.T) {
+	o := newTestOrigin(t, 0)
+	data := testMedia(512 << 10)
+	id, _ := o.publish(data, ".wav", true)
+	m := newTestManager(t, clientAddr, o, func(opts *Options) { opts.InfoServer = o.infoURL })
+	res, err := m.Fetch(testContext(t), id, nil)
+	if err != nil || res.Method != MethodP2SP {
+		t.Fatalf("Fetch = %+v, %v", res, err)
+	}
+	st := o.Stats()
+	if st.Requests["info GET /files/{name}"] != 2 || st.Requests["web GET /p2p/{name}"] != 0 {
+		t.Errorf("requests %v: want the record and metainfo from the file-info server, none through the web server", st.Requests)
+	}
+	assertCached(t, m, id, data)
+}
+
+// Concurrent Fetches of one id share one download; a cancelled one leaves
+// nothing behind.
+func TestConcurrentAndCancelled(t *testing.T) {
+	o := newTestOrigin(t, 1<<20)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", false)
+	m := newTestManager(t, clientAddr, o, nil)
+
+	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
+	defer cancel()
+	if _, err := m.Fetch(ctx, id, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fetch with a 200 ms deadline of a 1 s download = %v", err)
+	}
+	assertNotCached(t, m, id)
+
+	results := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := m.Fetch(testContext(t), id, nil)
+			results <- err
+		}()
+	}
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := o.Stats().Requests["web GET /files/{name}"]; n != 2 {
+		t.Errorf("%d GETs of the file: want one for the cancelled fetch and one shared", n)
+	}
+	assertCached(t, m, id, data)
 }
 
 // Claim 7 step 3: the web seed and three peers at once, each counted, and

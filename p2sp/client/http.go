@@ -42,8 +42,9 @@ func (m *Manager) fetchHTTP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	var got int64
 	var mediaType string
 	for failures := 0; ; {
-		n, size, ctype, err := m.getRange(ctx, url, f, got, pr)
-		got += n
+		end, size, ctype, err := m.getRange(ctx, url, f, got, pr)
+		progressed := end > got
+		got = end
 		if mediaType == "" {
 			mediaType = ctype
 		}
@@ -62,7 +63,7 @@ func (m *Manager) fetchHTTP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 		case errors.Is(err, errNotFound):
 			return download{}, fmt.Errorf("p2sp client: %s: not on the web server", id)
 		}
-		if n > 0 {
+		if progressed {
 			failures = 0
 		}
 		if failures++; failures > httpRetries {
@@ -96,76 +97,77 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return "writing the download: " + e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-// getRange GETs url from offset `from` into f at that offset. It returns
-// the bytes written, the file's size when the answer told it (else -1), the
-// media type, and nil when the file is complete.
+// getRange GETs url from offset `from` into f at that offset (from 0 when
+// the server ignores the range). It returns the offset reached, the file's
+// size when the answer told it (else -1), the media type, and nil when the
+// file is complete.
 func (m *Manager) getRange(ctx context.Context, url string, f *os.File, from int64, pr *progressMeter) (int64, int64, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, -1, "", err
+		return from, -1, "", err
 	}
 	if from > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(from, 10)+"-")
 	}
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return 0, -1, "", err
+		return from, -1, "", err
 	}
 	defer resp.Body.Close()
 	size := int64(-1)
 	switch resp.StatusCode {
-	case http.StatusOK:
-		if from > 0 { // the server ignored the range: start over
+	case http.StatusOK: // the whole file (a server that ignores ranges: again)
+		if from > 0 {
 			if err := f.Truncate(0); err != nil {
-				return 0, -1, "", &writeError{err}
+				return from, -1, "", &writeError{err}
 			}
-			pr.done = 0
-			return -from, -1, "", errors.New("range ignored, restarting")
+			pr.restart()
+			from = 0
 		}
 		size = resp.ContentLength
 	case http.StatusPartialContent:
 		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != from {
-			return 0, -1, "", fmt.Errorf("GET %s: Content-Range %q for bytes=%d-", url, resp.Header.Get("Content-Range"), from)
+			return from, -1, "", fmt.Errorf("GET %s: Content-Range %q for bytes=%d-", url, resp.Header.Get("Content-Range"), from)
 		}
 		size = total
 	case http.StatusRequestedRangeNotSatisfiable:
 		// Everything was had already (the connection broke after the last byte).
-		return 0, -1, "", nil
+		return from, -1, "", nil
 	case http.StatusNotFound:
-		return 0, -1, "", errNotFound
+		return from, -1, "", errNotFound
 	default:
-		return 0, -1, "", fmt.Errorf("GET %s: %s%s", url, resp.Status, errorBody(resp.Body))
+		return from, -1, "", fmt.Errorf("GET %s: %s%s", url, resp.Status, errorBody(resp.Body))
 	}
 	ctype, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	// A stalled body ends this attempt; the caller resumes.
 	idle := time.AfterFunc(m.opts.StallTimeout, cancel)
 	defer idle.Stop()
-	var n int64
+	off := from
 	buf := make([]byte, 32<<10)
 	for {
 		k, rerr := resp.Body.Read(buf)
 		if k > 0 {
 			idle.Reset(m.opts.StallTimeout)
 			if err := waitN(ctx, m.down, k); err != nil {
-				return n, size, ctype, err
+				return off, size, ctype, err
 			}
-			if _, err := f.WriteAt(buf[:k], from+n); err != nil {
-				return n, size, ctype, &writeError{err}
+			if _, err := f.WriteAt(buf[:k], off); err != nil {
+				return off, size, ctype, &writeError{err}
 			}
-			n += int64(k)
+			off += int64(k)
 			pr.add(int64(k), WebSource)
 		}
 		if rerr == io.EOF {
-			if size >= 0 && from+n != size {
-				return n, size, ctype, io.ErrUnexpectedEOF
+			if size >= 0 && off != size {
+				return off, size, ctype, io.ErrUnexpectedEOF
 			}
-			return n, size, ctype, nil
+			return off, size, ctype, nil
 		}
 		if rerr != nil {
-			return n, size, ctype, rerr
+			return off, size, ctype, rerr
 		}
 	}
 }
@@ -283,6 +285,11 @@ func (p *progressMeter) tick(force bool) {
 	}
 	p.last = now
 	p.report(Progress{Method: p.method, Done: p.done, Size: p.size, Rate: p.rate, Sources: maps.Clone(p.sources), BadPieces: p.badPieces})
+}
+
+// restart forgets the bytes counted so far: the download starts over.
+func (p *progressMeter) restart() {
+	p.done, p.rateDone, p.sources = 0, 0, nil
 }
 
 func (p *progressMeter) finish(done int64) {

@@ -31,6 +31,7 @@ type testOrigin struct {
 
 	mu                              sync.Mutex
 	badTorrent, badTracker, webDown bool
+	cutOnce                         int // the next /files answer breaks after this many bytes
 	announces                       int
 }
 
@@ -38,8 +39,14 @@ type testOrigin struct {
 // at webRate bytes per second (0: no cap), like a capped origin link.
 func newTestOrigin(t *testing.T, webRate int64) *testOrigin {
 	t.Helper()
+	return newTestOriginOn(t, listen(t, originAddr), listen(t, infoAddr), webRate)
+}
+
+// newTestOriginOn is newTestOrigin with the web server and the file-info
+// server on the given listeners.
+func newTestOriginOn(t *testing.T, webL, infoL net.Listener, webRate int64) *testOrigin {
+	t.Helper()
 	o := &testOrigin{t: t, dir: t.TempDir()}
-	webL, infoL := listen(t, originAddr), listen(t, infoAddr)
 	o.url, o.infoURL = "http://"+webL.Addr().String(), "http://"+infoL.Addr().String()
 	var err error
 	o.Origin, err = origin.New(origin.Options{Dir: o.dir, WebURL: o.url, InfoURL: o.infoURL})
@@ -53,8 +60,14 @@ func newTestOrigin(t *testing.T, webRate int64) *testOrigin {
 	web := o.WebHandler()
 	serve(t, webL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
-		down, badTorrent := o.webDown, o.badTorrent
+		down, badTorrent, cut := o.webDown, o.badTorrent, 0
+		if strings.HasPrefix(r.URL.Path, "/files/") {
+			cut, o.cutOnce = o.cutOnce, 0
+		}
 		o.mu.Unlock()
+		if cut > 0 {
+			w = &cutWriter{ResponseWriter: w, left: cut}
+		}
 		switch {
 		case down && strings.HasPrefix(r.URL.Path, "/files/"):
 			http.Error(w, `{"error": "down"}`, http.StatusServiceUnavailable)
@@ -208,4 +221,22 @@ func (w throttledWriter) Write(p []byte) (int, error) {
 		p = p[c:]
 	}
 	return n, nil
+}
+
+// cutWriter breaks the connection after left bytes of the body.
+type cutWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (w *cutWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		w.ResponseWriter.Write(p[:w.left])
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		panic(http.ErrAbortHandler)
+	}
+	w.left -= len(p)
+	return w.ResponseWriter.Write(p)
 }

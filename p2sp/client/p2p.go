@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	g "github.com/anacrolix/generics"
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
@@ -45,7 +48,15 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	sub := t.SubscribePieceStateChanges()
 	defer sub.Close()
 	writeErr := make(chan error, 1)
+	var closedWrites atomic.Int64
 	t.SetOnWriteChunkError(func(err error) {
+		// The library's file storage closes its cached write handle when it
+		// flushes or renames a file, racing with writes still going through
+		// it: those fail with ErrClosed, and the library asks for the chunk
+		// again. Anything else (a full disk) ends the fetch.
+		if errors.Is(err, fs.ErrClosed) && closedWrites.Add(1) < maxClosedWrites {
+			return
+		}
 		select {
 		case writeErr <- err:
 		default:
@@ -77,10 +88,11 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 			drop()
 			return download{}, m.fail(ctx, p2sp.Report{ID: id, Stage: p2sp.StageStorage, Detail: "writing the download: " + err.Error()})
 		case <-tick.C:
-			// Outside w.mu: the library's callbacks take w.mu under its own lock.
-			completed := t.BytesCompleted()
+			// Not under w.mu: the library calls receivedUsefulData with its
+			// lock held, and BytesCompleted takes that lock.
+			done := t.BytesCompleted()
 			w.mu.Lock()
-			pr.done, pr.badPieces = completed, len(w.bad)
+			pr.done, pr.badPieces = done, len(w.bad)
 			pr.sources = maps.Clone(w.sources)
 			idle, bad := time.Since(w.lastProgress), len(w.bad)
 			w.mu.Unlock()
@@ -108,25 +120,44 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	return dl, nil
 }
 
+// maxClosedWrites bounds the chunk writes that may fail on a handle the
+// storage closed under them before the fetch gives up.
+const maxClosedWrites = 1000
+
 // addFetch adds id's torrent with its storage in the temporary directory
-// (part files: the data is NAME.part until every piece passed) and registers
-// its watch for the callbacks.
+// and registers its watch for the callbacks.
 func (m *Manager) addFetch(id p2sp.FileID, mi *metainfo.MetaInfo) (*torrent.Torrent, *watch, error) {
 	spec, err := torrent.TorrentSpecFromMetaInfoErr(mi)
 	if err != nil {
 		return nil, nil, err
 	}
-	info, _ := mi.UnmarshalInfo()
 	if old, ok := m.cl.Torrent(spec.InfoHash); ok {
 		// Seeding a file that has since left the cache: fetch it afresh.
 		old.Drop()
 	}
+	// Every piece is known to be missing: no initial check hashes a piece
+	// the web seed is writing (it would fail, and look like a bad piece).
+	pc := storage.NewMapPieceCompletion()
+	info, err := mi.UnmarshalInfo()
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range info.NumPieces() {
+		if err := pc.Set(metainfo.PieceKey{InfoHash: spec.InfoHash, Index: i}, g.Some(false)); err != nil {
+			return nil, nil, err
+		}
+	}
 	spec.Storage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir:   m.tmpDir(id),
-		PieceCompletion: storage.NewMapPieceCompletion(),
+		PieceCompletion: pc,
 		// Written files, not mappings: a full disk must be a write error,
 		// not a SIGBUS.
 		DisableMmap: true,
+		// No part files: the temporary directory already keeps the data
+		// out of the cache, and promoting a part file closes the storage's
+		// write handle under writes and hashes still using it (a data race
+		// in v1.62.0's classic file IO).
+		UsePartFiles: g.Some(false),
 	})
 	t, _, err := m.cl.AddTorrentSpec(spec)
 	if err != nil {

@@ -38,7 +38,7 @@ type Stream struct {
 	pos  int64
 	size int64
 	// index is the MP4 index's pieces, fetched first and checked against
-	// their hashes, from indexOff; nil when the readahead brings it.
+	// their hashes, from indexOff; nil when it is in the first piece.
 	index    []byte
 	indexOff int64
 }
@@ -277,8 +277,8 @@ func isMP4(rec p2sp.Record) bool {
 const maxBoxes = 64
 
 // indexFirst locates an MP4's index (moov) by reading its top-level box
-// headers from the web server, and when the index lies beyond the
-// readahead (a recorder writes it last), fetches the pieces that hold it
+// headers from the web server, and when the index lies beyond the first
+// piece (a recorder writes it last), fetches the pieces that hold it
 // over HTTP, checks each against its hash and keeps them: a player reads
 // the index at once instead of after the whole download (the library's
 // web seed streams a file in order).
@@ -304,8 +304,8 @@ func (s *Stream) indexFirst(ctx context.Context) error {
 			off += n
 			continue
 		}
-		if off+n <= StreamReadahead {
-			return nil // the readahead brings it with the start
+		if off+n <= info.PieceLength {
+			return nil // in the first piece, which the first read brings
 		}
 		first, last := off/info.PieceLength, (off+n-1)/info.PieceLength
 		from := first * info.PieceLength

@@ -33,6 +33,9 @@ func TestStreamMP4IndexFirst(t *testing.T) {
 	if got := s.f.t.BytesCompleted(); got >= size {
 		t.Errorf("after Open the whole file (%d bytes) was there: nothing to stream", got)
 	}
+	if s.index == nil {
+		t.Error("Open did not fetch the MP4 index first")
+	}
 	// The player reads the index first: it is there, without waiting for
 	// the download to reach the end.
 	moovAt := int64(bytes.LastIndex(data, []byte("moov")) - 4)
