@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/client"
+	"github.com/mediastack/mediastack/p2sp/playback"
 )
 
 // managerConfig is what fetch and peer share: the origin, the cache, the
@@ -96,6 +98,9 @@ type fetchConfig struct {
 	timeout  time.Duration
 	jsonOut  bool
 	progress bool
+	play     string
+	player   string
+	rtpPort  uint
 }
 
 func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
@@ -105,6 +110,9 @@ func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "give up after `TIME` (default 0: no limit; --stall-timeout still ends a stuck download)")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the result (or the failure report and its answer) as JSON instead of text")
 	fs.BoolVar(&cfg.progress, "progress", true, "a progress line on stderr: bytes, rate, sources (default on)")
+	fs.StringVar(&cfg.play, "play", "", "once verified, send the file as RTP to `rtp://HOST:PORT` (WAV as PCMU or L16, Ogg Opus, MP4 through ffmpeg), through a media port on the fast path on mediastack's stack")
+	fs.StringVar(&cfg.player, "player", "", "once verified, run this player `CMD` on the file (\"{}\" is the path, appended when absent; no shell)")
+	fs.UintVar(&cfg.rtpPort, "rtp-port", 40000, "the local UDP `PORT` --play sends from")
 	var idArg string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		idArg, args = args[0], args[1:]
@@ -122,7 +130,14 @@ func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
 	if cfg.timeout < 0 {
 		return usageErrorf("--timeout must not be negative")
 	}
-	m, n, _, err := cfg.manager.open(stderr)
+	play, err := cfg.playTarget()
+	if err != nil {
+		return err
+	}
+	if play.RTP.IsValid() {
+		cfg.manager.node.mediaPort = uint16(cfg.rtpPort)
+	}
+	m, n, log, err := cfg.manager.open(stderr)
 	if err != nil {
 		return err
 	}
@@ -163,9 +178,71 @@ func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.jsonOut {
-		return writeJSON(stdout, fetchJSON(res))
+		err = writeJSON(stdout, fetchJSON(res))
+	} else {
+		fmt.Fprint(stdout, formatResult(id, res))
 	}
-	fmt.Fprint(stdout, formatResult(id, res))
+	if err != nil || (!play.RTP.IsValid() && play.Command == nil) {
+		return err
+	}
+	return cfg.playFile(ctx, play, n, res.Path, log)
+}
+
+// playTarget checks --play, --player and --rtp-port.
+func (cfg *fetchConfig) playTarget() (playback.Target, error) {
+	switch {
+	case cfg.play != "" && cfg.player != "":
+		return playback.Target{}, usageErrorf("--play and --player: pick one")
+	case cfg.rtpPort == 0 || cfg.rtpPort > 65535:
+		return playback.Target{}, usageErrorf("--rtp-port %d out of range [1, 65535]", cfg.rtpPort)
+	case cfg.play != "":
+		ap, err := playback.ParseRTPURL(cfg.play)
+		if err != nil {
+			return playback.Target{}, usageErrorf("--play: %v", err)
+		}
+		return playback.Target{RTP: ap}, nil
+	case cfg.player != "":
+		t, err := playback.ParseTarget(cfg.player)
+		if err != nil || t.RTP.IsValid() {
+			return playback.Target{}, usageErrorf("--player %q: want a command (rtp:// goes to --play)", cfg.player)
+		}
+		return t, nil
+	}
+	return playback.Target{}, nil
+}
+
+// playFile hands the verified file to the player or sends it as RTP: from
+// a media port on mediastack's stack, a kernel UDP socket on the host's.
+func (cfg *fetchConfig) playFile(ctx context.Context, t playback.Target, n *node, path string, log *slog.Logger) error {
+	var o playback.RTPOptions
+	if t.RTP.IsValid() {
+		local := netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(cfg.rtpPort))
+		if t.RTP.Addr().Is4() {
+			local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(cfg.rtpPort))
+		}
+		if n.host != nil {
+			p, err := n.host.Ports().Open(uint16(cfg.rtpPort))
+			if err != nil {
+				return fmt.Errorf("--play: media port %d: %w", cfg.rtpPort, err)
+			}
+			defer p.Close()
+			o.Sender = p
+		} else {
+			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+			if err != nil {
+				return fmt.Errorf("--play: %w", err)
+			}
+			defer c.Close()
+			o.Sender = c
+		}
+	}
+	st, err := t.Play(ctx, path, o)
+	if err != nil {
+		return fmt.Errorf("playing %s: %w", path, err)
+	}
+	if t.RTP.IsValid() {
+		log.Info("played as RTP", "dest", t.RTP.String(), "codec", st.Codec, "packets", st.Packets, "duration", st.Duration.String())
+	}
 	return nil
 }
 

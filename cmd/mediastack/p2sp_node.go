@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/mediastack/mediastack/mediahost"
+	"github.com/mediastack/mediastack/mediaport"
 	"github.com/mediastack/mediastack/p2sp"
 )
 
@@ -15,6 +16,9 @@ import (
 type nodeConfig struct {
 	stack   serveConfig
 	logging logConfig
+	// mediaPort, when set, gives a stack node this media port (the fast
+	// path) for playback's RTP.
+	mediaPort uint16
 }
 
 func (c *nodeConfig) registerFlags(fs *flag.FlagSet) {
@@ -28,7 +32,8 @@ var nodeLinkFlags = []string{"link", "addr", "gateway", "mac", "mtu", "tcp-offlo
 // node is an open network: the p2sp.Network and what closes it.
 type node struct {
 	net        p2sp.Network
-	linkFailed <-chan error // never fires on the host's stack
+	host       *mediahost.Host // nil on the host's stack
+	linkFailed <-chan error    // never fires on the host's stack
 	close      func()
 }
 
@@ -62,6 +67,9 @@ func (c *nodeConfig) open(log *slog.Logger, binds ...netip.Addr) (*node, error) 
 	if err != nil {
 		return nil, err
 	}
+	if c.mediaPort != 0 {
+		opts.Ports = mediaport.Options{PortMin: c.mediaPort, PortMax: c.mediaPort}
+	}
 	linkFailed := make(chan error, 1)
 	opts.OnLinkError = func(err error) {
 		select {
@@ -76,7 +84,7 @@ func (c *nodeConfig) open(log *slog.Logger, binds ...netip.Addr) (*node, error) 
 	}
 	logBuild(log)
 	log.Info("stack up", "link", c.stack.link, "mac", host.MAC().String(), "mtu", host.MTU(), "addrs", []string(c.stack.addrs), "gateways", []string(c.stack.gateways))
-	return &node{net: p2sp.StackNetwork(host.Stack()), linkFailed: linkFailed, close: func() {
+	return &node{net: p2sp.StackNetwork(host.Stack()), host: host, linkFailed: linkFailed, close: func() {
 		host.Close()
 		removeKernelFilter()
 	}}, nil

@@ -14,15 +14,19 @@ package p2spnetns
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anacrolix/torrent/bencode"
 
 	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/p2sp"
@@ -364,4 +368,44 @@ func (l *LAN) CheckSources(res Result) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// WaitSwarm waits until the origin's tracker lists at least n peers of id
+// (besides the client's own address), announcing from the client's
+// namespace as a leecher on port 1 (nothing listens there: a peer that
+// tries it is refused at once).
+func (l *LAN) WaitSwarm(id p2sp.FileID, n int) error {
+	var rec p2sp.Record
+	client := l.Nodes[Client]
+	out, err := client.Exec("curl", "-sf", "--max-time", "10", l.WebURL()+"/p2p/"+string(id))
+	if err != nil {
+		return fmt.Errorf("curl the record: %w: %s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || len(rec.InfoHash) != 40 {
+		return fmt.Errorf("record %q: %v", out, err)
+	}
+	ih, err := hex.DecodeString(rec.InfoHash)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"info_hash": {string(ih)}, "peer_id": {"-MS0000-swarmcheck00"}, "port": {"1"},
+		"uploaded": {"0"}, "downloaded": {"0"}, "left": {"1"}, "compact": {"1"}, "numwant": {"200"}}
+	announce := l.InfoURL() + "/announce?" + q.Encode()
+	return netns.WaitFor(netns.StateTimeout, fmt.Sprintf("the tracker listing %d peers", n), func() error {
+		out, err := client.Exec("curl", "-sf", "--max-time", "10", announce)
+		if err != nil {
+			return fmt.Errorf("%w: announce: %v", netns.ErrNotYet, err)
+		}
+		var answer struct {
+			Peers  string `bencode:"peers"`
+			Peers6 string `bencode:"peers6"`
+		}
+		if err := bencode.Unmarshal([]byte(out), &answer); err != nil {
+			return fmt.Errorf("announce answer %q: %w", out, err)
+		}
+		if have := len(answer.Peers)/6 + len(answer.Peers6)/18; have < n {
+			return fmt.Errorf("%w: %d listed", netns.ErrNotYet, have)
+		}
+		return nil
+	})
 }
