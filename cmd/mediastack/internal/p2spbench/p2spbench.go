@@ -127,11 +127,11 @@ func workloads(cfg bench.Config) ([]bench.Workload, func() error, error) {
 			Name:  fmt.Sprintf("p2sp-%dMiB-%s", size>>20, stackName),
 			Paths: []bench.Path{PathHTTPOnly, PathP2SP},
 			Open: func(ctx context.Context, path bench.Path) (bench.Bench, error) {
-				id := httpID
+				id, n := httpID, len(httpFile)
 				if path == PathP2SP {
-					id = p2spID
+					id, n = p2spID, len(p2spFile)
 				}
-				return &fetchBench{lan: lan, node: node, id: id, size: size, path: path}, nil
+				return &fetchBench{lan: lan, node: node, id: id, size: n, path: path}, nil
 			},
 		})
 	}
