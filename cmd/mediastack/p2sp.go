@@ -6,15 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // p2spCommands are the subcommands of `mediastack p2sp`.
@@ -93,20 +90,4 @@ func parseRate(flagName, s string) (int64, error) {
 		return 0, usageErrorf("--%s %q: want bytes per second, e.g. 500k or 2M (0: no cap)", flagName, s)
 	}
 	return n * mult, nil
-}
-
-// serveHTTP serves h on l; errs receives the error that ends it early. The
-// function it returns shuts the server down.
-func serveHTTP(l net.Listener, h http.Handler, errs chan<- error) func() {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs <- fmt.Errorf("serving %s: %w", l.Addr(), err)
-		}
-	}()
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}
 }

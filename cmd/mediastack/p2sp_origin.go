@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -72,29 +74,35 @@ func runP2SPOrigin(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	errs := make(chan error, 2)
 	wl, err := n.net.Listen(web)
 	if err != nil {
 		return fmt.Errorf("web server: %w", err)
 	}
-	defer serveHTTP(wl, o.WebHandler(), errs)()
 	il, err := n.net.Listen(info)
 	if err != nil {
+		wl.Close()
 		return fmt.Errorf("file-info server: %w", err)
 	}
-	defer serveHTTP(il, o.InfoHandler(), errs)()
-	log.Info("p2sp origin up", "web", web.String(), "info", info.String(), "dir", cfg.dir)
 	ctx, stop := signalContext()
 	defer stop()
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", "signal")
-		return nil
-	case err := <-errs:
-		return err
-	case err := <-n.linkFailed:
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-n.linkFailed:
+			cancel(err)
+		case <-ctx.Done():
+		}
+	}()
+	log.Info("p2sp origin up", "web", web.String(), "info", info.String(), "dir", cfg.dir)
+	if err := o.Serve(ctx, wl, il); err != nil {
 		return err
 	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	log.Info("shutting down", "reason", "signal")
+	return nil
 }
 
 // httpOnly reports whether a file is published without P2P info.

@@ -1,13 +1,10 @@
 package p2spsim
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/netip"
-	"time"
+	"sync"
 
 	"github.com/mediastack/mediastack/p2sp/client"
 	"github.com/mediastack/mediastack/p2sp/origin"
@@ -24,7 +21,10 @@ const (
 type Origin struct {
 	*origin.Origin
 	WebURL, InfoURL string
-	servers         []*http.Server
+	stop            context.CancelFunc
+	served          chan error
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 // StartOrigin publishes opts.Dir from node (which needs Extra ≥ 1): opts'
@@ -40,30 +40,28 @@ func StartOrigin(node *Node, opts origin.Options, v6 bool) (*Origin, error) {
 	if err != nil {
 		return nil, err
 	}
-	so := &Origin{Origin: o, WebURL: opts.WebURL, InfoURL: opts.InfoURL}
-	for _, s := range []struct {
-		addr netip.AddrPort
-		h    http.Handler
-	}{{web, o.WebHandler()}, {info, o.InfoHandler()}} {
-		l, err := node.Net.Listen(s.addr)
-		if err != nil {
-			so.Close()
-			return nil, fmt.Errorf("p2spsim: origin on %s: %w", s.addr, err)
-		}
-		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
-		go func(l net.Listener) { _ = srv.Serve(l) }(l)
-		so.servers = append(so.servers, srv)
+	wl, err := node.Net.Listen(web)
+	if err != nil {
+		return nil, fmt.Errorf("p2spsim: origin on %s: %w", web, err)
 	}
+	il, err := node.Net.Listen(info)
+	if err != nil {
+		wl.Close()
+		return nil, fmt.Errorf("p2spsim: origin on %s: %w", info, err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	so := &Origin{Origin: o, WebURL: opts.WebURL, InfoURL: opts.InfoURL, stop: stop, served: make(chan error, 1)}
+	go func() { so.served <- o.Serve(ctx, wl, il) }()
 	return so, nil
 }
 
 // Close stops the origin's servers.
 func (o *Origin) Close() error {
-	var errs []error
-	for _, s := range o.servers {
-		errs = append(errs, s.Close())
-	}
-	return errors.Join(errs...)
+	o.closeOnce.Do(func() {
+		o.stop()
+		o.closeErr = <-o.served
+	})
+	return o.closeErr
 }
 
 // NewClient starts a media manager (a client or a peer) on node, its
