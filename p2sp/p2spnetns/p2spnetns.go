@@ -313,7 +313,8 @@ func (l *LAN) Fetch(node string, id p2sp.FileID, extra ...string) (Result, error
 }
 
 // SeedPeers makes every peer fetch id (each from the origin and the peers
-// before it) and then seed it with `p2sp peer`; it returns once all seed.
+// before it) and then seed it with `p2sp peer`; it returns once all seed
+// and the tracker lists them (a peer's first announce is asynchronous).
 func (l *LAN) SeedPeers(id p2sp.FileID) error {
 	for i := range Peers {
 		if _, err := l.Fetch(Peer(i), id); err != nil {
@@ -323,7 +324,7 @@ func (l *LAN) SeedPeers(id p2sp.FileID) error {
 			return err
 		}
 	}
-	return nil
+	return l.WaitSwarm(id, Peers)
 }
 
 // StartPeer runs `p2sp peer` on node's cache and waits until it seeds.
