@@ -533,3 +533,23 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("reports %+v; want two of stage storage", reps)
 	}
 }
+
+// A truncated copy at the origin, no peers: the web seed stalls at the cut;
+// the watchdog finds the web server's copy shorter than the record and
+// reports stage origin.
+func TestTruncatedOrigin(t *testing.T) {
+	o := newTestOrigin(t, 0)
+	data := testMedia(1 << 20)
+	id, path := o.publish(data, ".wav", true)
+	if err := os.Truncate(path, int64(len(data))/2); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestManager(t, clientAddr, o, func(o *Options) { o.StallTimeout = 2 * time.Second })
+	_, err := m.Fetch(testContext(t), id, nil)
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageOrigin || fe.Answer.Status != p2sp.StatusDamaged {
+		t.Fatalf("Fetch error = %v; want a FetchError of stage origin answered damaged", err)
+	}
+	t.Log(err)
+	assertNotCached(t, m, id)
+}
