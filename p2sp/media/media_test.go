@@ -37,7 +37,7 @@ func TestProbeValid(t *testing.T) {
 		{"pcm.wav", mediatest.PCMWAV(16000, 2, 1500*time.Millisecond), media.Info{Type: media.TypeWAV, Duration: 1500 * time.Millisecond}},
 		{"mulaw.wav", mediatest.MuLawWAV(250 * time.Millisecond), media.Info{Type: media.TypeWAV, Duration: 250 * time.Millisecond}},
 		{"odd.wav", mediatest.MuLawWAV(time.Second / 8000 * 3), media.Info{Type: media.TypeWAV, Duration: 375 * time.Microsecond}},
-		{"opus.ogg", mediatest.OggOpus(50, 7), media.Info{Type: media.TypeOgg, Duration: time.Second}},
+		{"opus.ogg", mediatest.OggOpus(50, 7), media.Info{Type: media.TypeOgg, Duration: time.Second - mediatest.OpusPreSkip*time.Second/48000}},
 		{"empty-opus.ogg", mediatest.OggOpus(0, 1), media.Info{Type: media.TypeOgg}},
 		{"video.mp4", mediatest.MP4("vide", 2500*time.Millisecond, 10, false), media.Info{Type: media.TypeMP4, Duration: 2500 * time.Millisecond}},
 		{"audio.m4a", mediatest.MP4("soun", 1200*time.Millisecond, 3, true), media.Info{Type: media.TypeMP4Audio, Duration: 1200 * time.Millisecond}},
@@ -90,6 +90,8 @@ func TestProbeBroken(t *testing.T) {
 		{"ogg header byte changed", flip(ogg, 28), "CRC"},
 		{"ogg unknown codec", unknownCodecOgg(), "unknown codec"},
 		{"ogg continues nothing", continuesNothingOgg(), "never started"},
+		{"ogg without OpusTags", ogg[:oggPageEnd(t, ogg, 0)], "ends before its \"OpusTags\" header"},
+		{"mp4 short mvhd", shortMvhdMP4(), "mvhd box"},
 		{"mp4 truncated", mp4[:len(mp4)-50], "mdat"},
 		{"mp4 moov last truncated", mp4Last[:len(mp4Last)-20], "moov"},
 		{"mp4 index cut off", mp4Last[:len(mp4Last)-mp4MoovLen(mp4Last)], "no moov box"},
@@ -119,6 +121,15 @@ func unknownCodecOgg() []byte {
 func continuesNothingOgg() []byte {
 	p := media.OggPage{HeaderType: media.OggBOS | media.OggContinued, Serial: 9, Lacing: []byte{8}, Body: []byte("OpusHead")}
 	return p.Append(nil)
+}
+
+// shortMvhdMP4 has an mvhd of 8 payload bytes.
+func shortMvhdMP4() []byte {
+	box := func(typ string, payload ...byte) []byte {
+		return append([]byte{0, 0, 0, byte(8 + len(payload)), typ[0], typ[1], typ[2], typ[3]}, payload...)
+	}
+	moov := box("moov", box("mvhd", 0, 0, 0, 0, 1, 2, 3, 4)...)
+	return append(append(box("ftyp", []byte("isom\x00\x00\x02\x00")...), moov...), box("mdat", 1)...)
 }
 
 func fixRIFF(b []byte) []byte {
@@ -174,7 +185,7 @@ func TestOggPackets(t *testing.T) {
 			t.Errorf("packet %d = %x, want %x", i, p, mediatest.OpusPacket(i))
 		}
 	}
-	want := []int64{0, 0, 312 + 4*960, 312 + 8*960, 312 + 10*960}
+	want := []int64{0, 0, 4 * 960, 8 * 960, 10 * 960}
 	if !slicesEqual(granules, want) {
 		t.Errorf("granules %v, want %v", granules, want)
 	}
@@ -286,5 +297,26 @@ func TestFFprobeRejects(t *testing.T) {
 	// Without the option, ffprobe is not asked.
 	if err := media.CheckPlayable(context.Background(), path, media.FFprobePath(fake)); err != nil {
 		t.Fatalf("CheckPlayable without FFprobe: %v", err)
+	}
+}
+
+func TestOpusPacketSamples(t *testing.T) {
+	for _, tc := range []struct {
+		pkt  []byte
+		want int
+	}{
+		{mediatest.OpusPacket(0), 960},
+		{[]byte{9 << 3}, 960},              // SILK WB 20 ms
+		{[]byte{3<<3 | 1, 0, 0}, 2 * 2880}, // two SILK NB 60 ms frames
+		{[]byte{16<<3 | 3, 5}, 5 * 120},    // five CELT 2.5 ms frames
+		{[]byte{31<<3 | 3, 6}, 6 * 960},    // 120 ms
+		{[]byte{31<<3 | 3, 7}, 0},          // 140 ms: too long
+		{[]byte{31<<3 | 3}, 0},             // no count
+		{nil, 0},
+	} {
+		got, err := media.OpusPacketSamples(tc.pkt)
+		if got != tc.want || (err != nil) != (tc.want == 0) {
+			t.Errorf("OpusPacketSamples(%x) = %d, %v; want %d", tc.pkt, got, err, tc.want)
+		}
 	}
 }

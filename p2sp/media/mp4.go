@@ -190,7 +190,7 @@ func (t mp4Tree) checkTrak(trak box, n int, fragmented bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h, err := readAt(t.r, hdlr.start, 12, "mp4: hdlr box")
+	h, err := boxPayload(t.r, hdlr, 12)
 	if err != nil {
 		return "", err
 	}
@@ -263,27 +263,23 @@ func (t mp4Tree) checkChunkOffsets(stbl []box, path string) error {
 }
 
 func mvhdDuration(r io.ReaderAt, mvhd box) (time.Duration, error) {
-	v, err := readAt(r, mvhd.start, 1, "mp4: mvhd box")
+	v, err := boxPayload(r, mvhd, 20)
 	if err != nil {
 		return 0, err
 	}
 	var timescale, duration uint64
 	switch v[0] {
 	case 0:
-		b, err := readAt(r, mvhd.start+12, 8, "mp4: mvhd box")
-		if err != nil {
-			return 0, err
-		}
-		timescale, duration = uint64(binary.BigEndian.Uint32(b)), uint64(binary.BigEndian.Uint32(b[4:]))
+		timescale, duration = uint64(binary.BigEndian.Uint32(v[12:])), uint64(binary.BigEndian.Uint32(v[16:]))
 		if duration == 0xFFFFFFFF {
 			duration = 0
 		}
 	case 1:
-		b, err := readAt(r, mvhd.start+20, 12, "mp4: mvhd box")
+		b, err := boxPayload(r, mvhd, 32)
 		if err != nil {
 			return 0, err
 		}
-		timescale, duration = uint64(binary.BigEndian.Uint32(b)), binary.BigEndian.Uint64(b[4:])
+		timescale, duration = uint64(binary.BigEndian.Uint32(b[20:])), binary.BigEndian.Uint64(b[24:])
 		if duration == ^uint64(0) {
 			duration = 0
 		}
@@ -298,6 +294,14 @@ func mvhdDuration(r io.ReaderAt, mvhd box) (time.Duration, error) {
 		return 0, fmt.Errorf("mp4: mvhd duration %d/%d s is out of range", duration, timescale)
 	}
 	return time.Duration(sec)*time.Second + time.Duration((duration%timescale)*uint64(time.Second)/timescale), nil
+}
+
+// boxPayload reads the first n bytes of b's payload, which must have them.
+func boxPayload(r io.ReaderAt, b box, n int) ([]byte, error) {
+	if b.end-b.start < int64(n) {
+		return nil, fmt.Errorf("mp4: %s box at offset %d: %d bytes, want at least %d", b.typ, b.off, b.end-b.start, n)
+	}
+	return readAt(r, b.start, n, "mp4: "+b.typ+" box")
 }
 
 // moovReader reads file offsets inside the moov box from memory.

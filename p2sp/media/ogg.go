@@ -269,6 +269,9 @@ func probeOgg(r io.ReaderAt, size int64) (Info, error) {
 		if s.packets == 0 {
 			return Info{}, fmt.Errorf("ogg: stream %08x has no complete packet", serial)
 		}
+		if want, ok := secondHeader[s.codec.Name]; ok && s.packets < 2 {
+			return Info{}, fmt.Errorf("ogg: stream %08x (%s) ends before its %q header", serial, s.codec.Name, want)
+		}
 		if !s.eos {
 			return Info{}, fmt.Errorf("ogg: stream %08x (%s) ends without its end-of-stream page: truncated", serial, s.codec.Name)
 		}

@@ -63,19 +63,36 @@ func ProbeReader(r io.ReaderAt, size int64) (Info, error) {
 		}
 		return Info{}, err
 	}
-	switch {
-	case string(head[0:4]) == "RIFF" && string(head[8:12]) == "WAVE":
+	switch Sniff(head[:]) {
+	case TypeWAV:
 		w, err := ParseWAV(r, size)
 		if err != nil {
 			return Info{}, err
 		}
 		return Info{Type: TypeWAV, Duration: w.Duration()}, nil
-	case string(head[0:4]) == "OggS":
+	case TypeOgg:
 		return probeOgg(r, size)
-	case isMP4Box(head[4:8]):
+	case TypeMP4:
 		return probeMP4(r, size)
 	}
 	return Info{}, ErrUnknownFormat
+}
+
+// Sniff names the container a file's first 12 bytes start: TypeWAV,
+// TypeOgg (any Ogg), TypeMP4 (any ISO BMFF) or "". Unlike Probe it checks
+// nothing more, so it suits a file still being downloaded.
+func Sniff(head []byte) string {
+	switch {
+	case len(head) < 12:
+		return ""
+	case string(head[0:4]) == "RIFF" && string(head[8:12]) == "WAVE":
+		return TypeWAV
+	case string(head[0:4]) == "OggS":
+		return TypeOgg
+	case isMP4Box(head[4:8]):
+		return TypeMP4
+	}
+	return ""
 }
 
 // Option changes how CheckPlayable checks.

@@ -8,9 +8,10 @@
 //
 // Plug it in:
 //
+//	webL, _ := network.Listen(netip.MustParseAddrPort("198.51.100.10:8080")) // a p2sp.Network: host or our stack
+//	infoL, _ := network.Listen(netip.MustParseAddrPort("198.51.100.11:8081"))
 //	o, err := origin.New(origin.Options{Dir: "media", WebURL: "http://198.51.100.10:8080", InfoURL: "http://198.51.100.11:8081"})
-//	go http.Serve(webListener, o.WebHandler())
-//	go http.Serve(infoListener, o.InfoHandler())
+//	err = o.Serve(ctx, webL, infoL) // or mount o.WebHandler() and o.InfoHandler() yourself
 //
 // Every regular file of Dir is published at New: its id is the SHA-256 of
 // its bytes, its name the id plus its extension, its record carries the
@@ -33,7 +34,9 @@
 //	POST /files/{id}/status     {"status","notice"}: the web server's verdict when it runs elsewhere
 //	GET /healthz                {"ok":true,"files":N}
 //
-// Errors are JSON: {"error": "..."}.
+// Errors are JSON: {"error": "..."}. Stats counts requests by route, file
+// bytes sent, 206 answers and reports; Options.WebRate caps the web
+// server's file bytes per second.
 //
 // A report is judged against the origin's own copy, which a client cannot
 // see: the origin re-hashes it (a copy that no longer matches its id means

@@ -100,7 +100,11 @@ func (o *Origin) serveFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", `"`+string(f.rec.ID)+`"`)
 	w.Header().Set("Content-Type", f.rec.MediaType)
 	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, f.rec.Name, fi.ModTime(), fd)
+	var content io.ReadSeeker = fd
+	if o.limiter != nil {
+		content = limitedFile{r.Context(), fd, o.limiter}
+	}
+	http.ServeContent(cw, r, f.rec.Name, fi.ModTime(), content)
 	o.mu.Lock()
 	switch cw.status {
 	case http.StatusOK:
@@ -112,13 +116,23 @@ func (o *Origin) serveFile(w http.ResponseWriter, r *http.Request) {
 	o.mu.Unlock()
 }
 
-// serveP2P relays the file-info server's record or metainfo.
-func (o *Origin) serveP2P(w http.ResponseWriter, r *http.Request) {
+// infoName parses "{id}" or "{id}.torrent", answering 404 when it is
+// neither.
+func infoName(w http.ResponseWriter, r *http.Request) (id p2sp.FileID, torrent, ok bool) {
 	name := r.PathValue("name")
-	torrent := strings.HasSuffix(name, ".torrent")
+	torrent = strings.HasSuffix(name, ".torrent")
 	id, err := p2sp.ParseFileID(strings.TrimSuffix(name, ".torrent"))
 	if err != nil {
 		jsonError(w, http.StatusNotFound, err.Error())
+		return "", false, false
+	}
+	return id, torrent, true
+}
+
+// serveP2P relays the file-info server's record or metainfo.
+func (o *Origin) serveP2P(w http.ResponseWriter, r *http.Request) {
+	id, torrent, ok := infoName(w, r)
+	if !ok {
 		return
 	}
 	if torrent {
@@ -220,11 +234,8 @@ func (o *Origin) judge(ctx context.Context, rep p2sp.Report) (p2sp.ReportAnswer,
 }
 
 func (o *Origin) serveInfo(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	torrent := strings.HasSuffix(name, ".torrent")
-	id, err := p2sp.ParseFileID(strings.TrimSuffix(name, ".torrent"))
-	if err != nil {
-		jsonError(w, http.StatusNotFound, err.Error())
+	id, torrent, ok := infoName(w, r)
+	if !ok {
 		return
 	}
 	o.mu.Lock()

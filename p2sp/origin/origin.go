@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
+	"golang.org/x/time/rate"
 
 	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/media"
@@ -48,6 +50,9 @@ type Options struct {
 	// FFprobe: judging a report, also ask ffprobe (when installed) whether
 	// the origin's copy plays.
 	FFprobe bool
+	// WebRate caps the bytes per second the web server sends of files, over
+	// all its clients together (0: no cap), like a capped uplink.
+	WebRate int64
 	// Tracker configures the file-info server's tracker.
 	Tracker tracker.Options
 	// Logger gets a line per publication and report (default: discard).
@@ -70,6 +75,7 @@ type Origin struct {
 	log     *slog.Logger
 	tracker *tracker.Tracker
 	info    infoBackend
+	limiter *rate.Limiter // WebRate; nil: no cap
 
 	mu      sync.Mutex
 	files   map[p2sp.FileID]*file
@@ -137,6 +143,12 @@ func New(o Options) (*Origin, error) {
 		tracker: tracker.New(o.Tracker),
 		files:   map[p2sp.FileID]*file{},
 		stats:   Stats{Requests: map[string]int64{}},
+	}
+	if o.WebRate < 0 {
+		return nil, fmt.Errorf("origin: WebRate %d", o.WebRate)
+	}
+	if o.WebRate > 0 {
+		og.limiter = rate.NewLimiter(rate.Limit(o.WebRate), int(min(o.WebRate, 64<<10)))
 	}
 	if o.InfoClient != nil {
 		og.info = &remoteInfo{base: o.InfoURL, client: o.InfoClient}
@@ -374,6 +386,23 @@ func (o *Origin) verifyCopy(ctx context.Context, id p2sp.FileID, path string) er
 	return nil
 }
 
+// limitedFile paces a file's reads by a shared limiter.
+type limitedFile struct {
+	ctx context.Context
+	f   *os.File
+	l   *rate.Limiter
+}
+
+func (lf limitedFile) Read(p []byte) (int, error) {
+	p = p[:min(len(p), lf.l.Burst())]
+	if err := lf.l.WaitN(lf.ctx, len(p)); err != nil {
+		return 0, err
+	}
+	return lf.f.Read(p)
+}
+
+func (lf limitedFile) Seek(off int64, whence int) (int64, error) { return lf.f.Seek(off, whence) }
+
 // readerCtx stops a long read when ctx ends.
 type readerCtx struct {
 	ctx context.Context
@@ -385,4 +414,40 @@ func (r readerCtx) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// Serve runs the web server on web and the file-info server on info (each
+// from a node's p2sp.Network, on separate addresses: claim 4) until ctx
+// ends, then shuts both down, giving requests in flight a moment to finish.
+// It returns the first error a listener fails with, or nil.
+func (o *Origin) Serve(ctx context.Context, web, info net.Listener) error {
+	servers := []*http.Server{
+		{Handler: o.WebHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelDebug)},
+		{Handler: o.InfoHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelDebug)},
+	}
+	errs := make(chan error, 2)
+	for i, l := range []net.Listener{web, info} {
+		go func() { errs <- servers[i].Serve(l) }()
+	}
+	pending := len(servers)
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errs:
+		pending--
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if s.Shutdown(shutdown) != nil {
+			s.Close()
+		}
+	}
+	for ; pending > 0; pending-- {
+		<-errs
+	}
+	if errors.Is(first, http.ErrServerClosed) {
+		first = nil
+	}
+	return first
 }

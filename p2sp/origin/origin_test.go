@@ -154,7 +154,7 @@ func TestPublish(t *testing.T) {
 		p2p       bool
 	}{
 		{"voice.wav", ".wav", media.TypeWAV, 2 * time.Second, true},
-		{"voice.ogg", ".ogg", media.TypeOgg, 3 * time.Second, true},
+		{"voice.ogg", ".ogg", media.TypeOgg, 3*time.Second - mediatest.OpusPreSkip*time.Second/48000, true},
 		{"clip.MP4", ".mp4", media.TypeMP4, 3 * time.Second, true},
 		{"notes.txt", ".txt", "text/plain; charset=utf-8", 0, false},
 		{"broken.ogg", ".ogg", "audio/ogg", 0, true},
@@ -426,5 +426,32 @@ func TestNewErrors(t *testing.T) {
 		if _, err := origin.New(o); err == nil {
 			t.Errorf("New(%+v) passed", o)
 		}
+	}
+}
+
+func TestPublishLater(t *testing.T) {
+	fx := newFixture(t, false)
+	path := filepath.Join(t.TempDir(), "late.wav")
+	wav := mediatest.MuLawWAV(40 * time.Millisecond)
+	if err := os.WriteFile(path, wav, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := fx.o.Publish(path, false)
+	if err != nil || rec.InfoHash != "" || rec.ID != idOf(wav) || rec.Duration != 40*time.Millisecond {
+		t.Fatalf("Publish without P2P: %+v, %v", rec, err)
+	}
+	do(t, "GET", fx.web.URL+"/p2p/"+string(rec.ID), nil).jsonError(t, 404)
+	if a := do(t, "GET", fx.web.URL+"/files/"+rec.Name, nil); a.code != 200 || !bytes.Equal(a.body, wav) {
+		t.Fatalf("GET the HTTP-only file: %d", a.code)
+	}
+	// Published again with P2P: the file-info server has it now.
+	if rec, err = fx.o.Publish(path, true); err != nil || rec.InfoHash == "" {
+		t.Fatalf("Publish with P2P: %+v, %v", rec, err)
+	}
+	if got := do(t, "GET", fx.info.URL+"/files/"+string(rec.ID), nil).record(t); got != rec {
+		t.Errorf("record %+v, want %+v", got, rec)
+	}
+	if _, err := fx.o.Publish(filepath.Join(t.TempDir(), "missing"), true); err == nil {
+		t.Error("publishing a missing file: no error")
 	}
 }

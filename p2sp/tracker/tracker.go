@@ -200,7 +200,7 @@ func ParseAnnounce(rawQuery string, remote netip.Addr) (Announce, error) {
 	if !remote.IsValid() {
 		return a, fmt.Errorf("no source address")
 	}
-	a.Addr = netip.AddrPortFrom(remote.Unmap(), uint16(p))
+	a.Addr = netip.AddrPortFrom(remote.Unmap().WithZone(""), uint16(p))
 	for _, n := range []struct {
 		name string
 		dst  *int64

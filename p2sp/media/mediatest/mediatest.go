@@ -67,7 +67,8 @@ func OpusPacket(i int) []byte {
 }
 
 // OggOpus is an Ogg Opus file (mono, 48 kHz) of n OpusPacket packets of 20
-// ms, perPage packets to a page, ending with an end-of-stream page.
+// ms, perPage packets to a page, ending with an end-of-stream page. It plays
+// for n×20 ms less the pre-skip.
 func OggOpus(n, perPage int) []byte {
 	const serial = 0x6d656469
 	head := []byte("OpusHead")
@@ -93,7 +94,7 @@ func OggOpus(n, perPage int) []byte {
 	}
 	page(media.OggBOS, 0, head)
 	page(0, 0, tags)
-	granule := int64(OpusPreSkip)
+	granule := int64(0) // RFC 7845: samples decoded, the pre-skip among them
 	for i := 0; i < n; i += perPage {
 		var pkts [][]byte
 		for j := i; j < min(i+perPage, n); j++ {
