@@ -51,10 +51,9 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	writeErr := make(chan error, 1)
 	var closedWrites atomic.Int64
 	t.SetOnWriteChunkError(func(err error) {
-		// The library's file storage closes its cached write handle when it
-		// flushes or renames a file, racing with writes still going through
-		// it: those fail with ErrClosed, and the library asks for the chunk
-		// again. Anything else (a full disk) ends the fetch.
+		// A write racing the storage's close of its cached handle fails
+		// with ErrClosed, and the library asks for the chunk again.
+		// Anything else (a full disk) ends the fetch.
 		if errors.Is(err, fs.ErrClosed) && closedWrites.Add(1) < maxClosedWrites {
 			return
 		}
@@ -91,9 +90,9 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 		case <-tick.C:
 			// Not under w.mu: the library calls receivedUsefulData with its
 			// lock held, and BytesCompleted takes that lock.
-			done := t.BytesCompleted()
+			have := t.BytesCompleted()
 			w.mu.Lock()
-			pr.done, pr.badPieces = done, len(w.bad)
+			pr.done, pr.badPieces = have, len(w.bad)
 			pr.sources = maps.Clone(w.sources)
 			idle, bad := time.Since(w.lastProgress), len(w.bad)
 			w.mu.Unlock()
