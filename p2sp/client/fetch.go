@@ -127,17 +127,10 @@ func (m *Manager) Fetch(ctx context.Context, id p2sp.FileID, progress func(Progr
 		if path, ok := m.cachedPath(id); ok {
 			return Result{Path: path, Method: MethodCache, Elapsed: time.Since(start)}, nil
 		}
-		m.mu.Lock()
-		if m.closed {
-			m.mu.Unlock()
-			return Result{}, errClosed
+		f, busy, err := m.joinFlight(id)
+		if err != nil {
+			return Result{}, err
 		}
-		f, busy := m.inflight[id]
-		if !busy {
-			f = newFlight()
-			m.inflight[id] = f
-		}
-		m.mu.Unlock()
 		if !busy {
 			m.fly(ctx, id, progress, f)
 			res := f.res
@@ -157,6 +150,22 @@ func (m *Manager) Fetch(ctx context.Context, id p2sp.FileID, progress func(Progr
 }
 
 var errClosed = errors.New("p2sp client: closed")
+
+// joinFlight returns the fetch of id in progress (busy), or a new one the
+// caller must fly.
+func (m *Manager) joinFlight(id p2sp.FileID) (f *flight, busy bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, false, errClosed
+	}
+	f, busy = m.inflight[id]
+	if !busy {
+		f = newFlight()
+		m.inflight[id] = f
+	}
+	return f, busy, nil
+}
 
 // fly runs flight f, the one fetch of id, to its end. Closing the Manager
 // ends it too.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,10 +51,9 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	writeErr := make(chan error, 1)
 	var closedWrites atomic.Int64
 	t.SetOnWriteChunkError(func(err error) {
-		// The library's file storage closes its cached write handle when it
-		// flushes or renames a file, racing with writes still going through
-		// it: those fail with ErrClosed, and the library asks for the chunk
-		// again. Anything else (a full disk) ends the fetch.
+		// A write racing the storage's close of its cached handle fails
+		// with ErrClosed, and the library asks for the chunk again.
+		// Anything else (a full disk) ends the fetch.
 		if errors.Is(err, fs.ErrClosed) && closedWrites.Add(1) < maxClosedWrites {
 			return
 		}
@@ -90,9 +90,9 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 		case <-tick.C:
 			// Not under w.mu: the library calls receivedUsefulData with its
 			// lock held, and BytesCompleted takes that lock.
-			done := t.BytesCompleted()
+			have := t.BytesCompleted()
 			w.mu.Lock()
-			pr.done, pr.badPieces = done, len(w.bad)
+			pr.done, pr.badPieces = have, len(w.bad)
 			pr.sources = maps.Clone(w.sources)
 			idle, bad := time.Since(w.lastProgress), len(w.bad)
 			w.mu.Unlock()
@@ -100,6 +100,11 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 			if idle > m.opts.StallTimeout {
 				if bad > 0 {
 					return fail(p2sp.StageStalled, fmt.Sprintf("no progress for %v with %d bad pieces", idle.Round(time.Second), bad))
+				}
+				// A web seed that cannot serve the rest (the library retries
+				// it each minute) may have a copy that is not the record's.
+				if detail := m.checkWebSeed(ctx, rec); detail != "" {
+					return fail(p2sp.StageOrigin, detail)
 				}
 				return download{}, fmt.Errorf("p2sp client: %s: no source delivered data for %v", id, idle.Round(time.Second))
 			}
@@ -134,6 +139,9 @@ func (m *Manager) addFetch(id p2sp.FileID, mi *metainfo.MetaInfo) (*torrent.Torr
 	if old, ok := m.cl.Torrent(spec.InfoHash); ok {
 		// Seeding a file that has since left the cache: fetch it afresh.
 		old.Drop()
+		m.mu.Lock()
+		delete(m.seeding, id)
+		m.mu.Unlock()
 	}
 	// Every piece is known to be missing: no initial check hashes a piece
 	// the web seed is writing (it would fail, and look like a bad piece).
@@ -308,4 +316,28 @@ func (w *watch) download(m *Manager, method Method) download {
 	}
 	slices.SortFunc(dl.res.Banned, netip.Addr.Compare)
 	return dl
+}
+
+// checkWebSeed asks the web server for the size of its copy of rec's file
+// and returns what is wrong with it ("" when its size is the record's or
+// the server cannot be asked).
+func (m *Manager) checkWebSeed(ctx context.Context, rec p2sp.Record) string {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, m.opts.Origin+"/files/"+rec.Name, nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return ""
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return "the web server does not have the file"
+	case resp.StatusCode == http.StatusOK && resp.ContentLength >= 0 && resp.ContentLength != rec.Size:
+		return fmt.Sprintf("the web server's copy is %d bytes, the record's %d", resp.ContentLength, rec.Size)
+	}
+	return ""
 }

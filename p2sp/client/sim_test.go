@@ -104,14 +104,7 @@ func TestOnStack(t *testing.T) {
 				t.Logf("v4, %d bytes, every link %d bit/s: web seed alone %v, web seed + 3 peers %v (%.2fx): %v", len(data), simRate,
 					webOnly.Elapsed.Round(time.Millisecond), res.Elapsed.Round(time.Millisecond), webOnly.Elapsed.Seconds()/res.Elapsed.Seconds(), res.Sources)
 			}
-			for _, src := range []string{WebSource, addr(21).String(), addr(22).String(), addr(23).String()} {
-				if res.Sources[src] <= 0 {
-					t.Errorf("no bytes from %s: %v", src, res.Sources)
-				}
-			}
-			if !v6 && res.Elapsed*2 > webOnly.Elapsed {
-				t.Errorf("web seed + 3 peers took %v, web seed alone %v: want at least 2x faster", res.Elapsed, webOnly.Elapsed)
-			}
+			assertShared(t, res, webOnly, int64(len(data)), WebSource, addr(21).String(), addr(22).String(), addr(23).String())
 			assertCached(t, m, id, data)
 		})
 	}

@@ -98,23 +98,16 @@ func (m *Manager) Open(ctx context.Context, id p2sp.FileID) (*Stream, error) {
 	return s, nil
 }
 
-// startFetch starts a Fetch of id in the background (or joins the one
+// startFetch starts a fetch of id in the background (or joins the one
 // running) and returns its flight.
 func (m *Manager) startFetch(id p2sp.FileID) *flight {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		f := newFlight()
-		f.err = errClosed
+	f, busy, err := m.joinFlight(id)
+	if err != nil {
+		f = newFlight()
+		f.err = err
 		close(f.done)
 		return f
 	}
-	f, busy := m.inflight[id]
-	if !busy {
-		f = newFlight()
-		m.inflight[id] = f
-	}
-	m.mu.Unlock()
 	if !busy {
 		go m.fly(context.Background(), id, nil, f)
 	}
