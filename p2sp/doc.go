@@ -9,8 +9,10 @@
 // failure report and its answer, the metainfo rule, and Network, which says
 // where a node's sockets live (the host's stack or mediastack's). The parts
 // are in sub-packages: origin (web server and file-info server), tracker
-// (the BitTorrent announce handler), client (media manager, cache,
-// verification, playback) and the command wiring in cmd/mediastack.
+// (the BitTorrent announce handler), media (media types, durations and the
+// playability check), playback (hand a file to a player or send it as RTP),
+// client (media manager, cache, verification) and the command wiring in
+// cmd/mediastack.
 //
 // p2sp is its own Go module so that users of the stack and the fast paths do
 // not inherit BitTorrent's dependency graph. It uses

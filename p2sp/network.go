@@ -57,15 +57,59 @@ func StackNetwork(st *stack.Stack) Network { return stackNetwork{st: st} }
 type stackNetwork struct{ st *stack.Stack }
 
 func (s stackNetwork) Listen(addr netip.AddrPort) (net.Listener, error) {
-	return s.st.ListenTCP(addr)
+	l, err := s.st.ListenTCP(addr)
+	if err != nil {
+		return nil, err // not a nil *gonet.TCPListener in a non-nil interface
+	}
+	return stackListener{l}, nil
 }
+
+// stackListener hands out connections whose addresses are fixed at accept.
+// A gonet connection's RemoteAddr is nil once its endpoint has lost the
+// peer (a reset right after the handshake), and the torrent library calls
+// RemoteAddr().Network() on accepted connections: a connection dead at
+// accept is closed and skipped, a live one keeps the addresses it had.
+type stackListener struct{ net.Listener }
+
+func (l stackListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		local, remote := c.LocalAddr(), c.RemoteAddr()
+		if local == nil || remote == nil {
+			c.Close()
+			continue
+		}
+		return addrConn{Conn: c, local: local, remote: remote}, nil
+	}
+}
+
+// addrConn is a connection with addresses that do not change.
+type addrConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c addrConn) LocalAddr() net.Addr  { return c.local }
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
 
 func (s stackNetwork) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	raddr, err := parseTCPAddress(network, address)
 	if err != nil {
 		return nil, err
 	}
-	return s.st.DialTCP(ctx, raddr)
+	c, err := s.st.DialTCP(ctx, raddr)
+	if err != nil {
+		return nil, err // not a nil *gonet.TCPConn in a non-nil interface
+	}
+	local, remote := c.LocalAddr(), c.RemoteAddr()
+	if local == nil || remote == nil {
+		c.Close()
+		return nil, fmt.Errorf("p2sp: dial %s: the connection was reset at once", raddr)
+	}
+	return addrConn{Conn: c, local: local, remote: remote}, nil
 }
 
 func parseTCPAddress(network, address string) (netip.AddrPort, error) {

@@ -67,7 +67,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if !cfg.quiet {
 		bc.Log = stderr
 	}
-	if cfg.link != "" {
+	if cfg.link != "" || strings.Contains(cfg.only, "p2sp") {
+		// The real link's load generator and the p2sp suite's nodes are
+		// this program.
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("finding this program for the load generator: %w", err)

@@ -18,7 +18,10 @@ type demoConfig struct {
 	pcapFile string
 }
 
-func runDemo(args []string, stdout, _ io.Writer) error {
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "p2sp" {
+		return runDemoP2SP(args[1:], stdout, stderr)
+	}
 	var cfg demoConfig
 	fs := newFlagSet("demo", demoHelp, stdout)
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "simulated `TIME` to run")

@@ -32,3 +32,41 @@ var benchHelp = commandHelp{
 		{"output", []string{"json", "plot", "quiet"}},
 	},
 }
+
+var p2spOriginHelp = commandHelp{
+	required: []string{"dir", "web", "info"},
+	groups: []flagGroup{
+		{"what to publish", []string{"dir", "http-only"}},
+		{"the two servers", []string{"web", "info", "web-url", "info-url"}},
+		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
+		{"diagnostics", []string{"log-level", "log-format"}},
+	},
+}
+
+var p2spFetchHelp = commandHelp{
+	required: []string{"origin", "cache", "listen"},
+	groups: []flagGroup{
+		{"the origin, the cache and BitTorrent", managerFlags},
+		{"playback", []string{"play", "player", "rtp-port"}},
+		{"output", []string{"progress", "json", "timeout"}},
+		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
+		{"diagnostics", []string{"log-level", "log-format"}},
+	},
+}
+
+var p2spPeerHelp = commandHelp{
+	required: []string{"origin", "cache", "listen"},
+	groups: []flagGroup{
+		{"the origin, the cache and BitTorrent", managerFlags},
+		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
+		{"diagnostics", []string{"log-level", "log-format"}},
+	},
+}
+
+var demoP2SPHelp = commandHelp{
+	groups: []flagGroup{
+		{"the simulated LAN", []string{"peers", "rate", "ipv6", "seed"}},
+		{"the files", []string{"size"}},
+		{"limits", []string{"timeout"}},
+	},
+}

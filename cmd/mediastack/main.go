@@ -3,6 +3,7 @@
 //	mediastack demo      two simulated stacks: a TCP transfer and RTP streams over the fast paths (no root needed)
 //	mediastack serve     the stack on a TAP device or a raw AF_PACKET socket; with --rtp-ports, a media sidecar
 //	mediastack bench     the fast paths against netstack (and the kernel, with --link)
+//	mediastack p2sp      P2SP media file delivery: origin, fetch, peer (on the host's stack or, with --link, on mediastack's)
 //	mediastack version   print the version
 //
 // Each subcommand takes --help.
@@ -23,9 +24,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run two stacks on a simulated network: a TCP transfer and RTP streams over the fast paths", runDemo},
+		{"demo", "run two stacks on a simulated network: a TCP transfer and RTP streams over the fast paths ('demo p2sp': P2SP delivery)", runDemo},
 		{"serve", "run the stack on a TAP device or an existing interface until SIGINT/SIGTERM", runServe},
 		{"bench", "measure the fast paths against netstack (and the kernel: --link)", runBench},
+		{"p2sp", "P2SP media file delivery: origin (web + file-info server), fetch (the client), peer (seed a cache)", runP2SP},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,18 +42,13 @@ type serveConfig struct {
 func runServe(args []string, stdout, stderr io.Writer) error {
 	var cfg serveConfig
 	fs := newFlagSet("serve", serveHelp, stdout)
-	fs.StringVar(&cfg.link, "link", "", "link to run on: `tap:NAME|raw:IFACE`, a TAP device created or attached to, or AF_PACKET on an existing interface")
-	fs.Var(&cfg.addrs, "addr", "an address of the stack in `CIDR` form, IPv4 or IPv6")
-	fs.Var(&cfg.gateways, "gateway", "a default gateway `IP`, at most one IPv4 and one IPv6")
-	fs.StringVar(&cfg.mac, "mac", "", "the stack's `MAC` address (default: random locally administered for tap, the interface's own for raw)")
-	fs.UintVar(&cfg.mtu, "mtu", 0, "link MTU, `N` bytes (default: 1500 for tap, the interface's for raw)")
+	cfg.registerLinkFlags(fs)
 	fs.UintVar(&cfg.vlan, "vlan", 0, "802.1Q VLAN `ID` (1-4094) of the link: frames go out tagged, only that VLAN's come in (default: untagged)")
 	fs.BoolVar(&cfg.echo, "echo", false, "run UDP and TCP echo services on port 7 through netstack sockets")
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap `FILE`")
 	cfg.sidecar.registerFlags(fs)
 	cfg.hostAddr.registerFlags(fs)
 	cfg.logging.registerFlags(fs)
-	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
 	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this `DIR` over HTTP (GET, HEAD, Range) from the user-space stack")
 	fs.UintVar(&cfg.httpPort, "http-port", 80, "the `PORT` of the --http-root service")
 	if err := parseFlags(fs, args); err != nil {
@@ -65,6 +61,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, cfg, log)
+}
+
+// registerLinkFlags registers the flags that put a stack on a link:
+// --link, --addr, --gateway, --mac, --mtu, --tcp-offload (serve and the
+// p2sp commands).
+func (cfg *serveConfig) registerLinkFlags(fs *flag.FlagSet) {
+	fs.StringVar(&cfg.link, "link", "", "link to run on: `tap:NAME|raw:IFACE`, a TAP device created or attached to, or AF_PACKET on an existing interface")
+	fs.Var(&cfg.addrs, "addr", "an address of the stack in `CIDR` form, IPv4 or IPv6")
+	fs.Var(&cfg.gateways, "gateway", "a default gateway `IP`, at most one IPv4 and one IPv6")
+	fs.StringVar(&cfg.mac, "mac", "", "the stack's `MAC` address (default: random locally administered for tap, the interface's own for raw)")
+	fs.UintVar(&cfg.mtu, "mtu", 0, "link MTU, `N` bytes (default: 1500 for tap, the interface's for raw)")
+	fs.StringVar(&cfg.tcpOffloadMode, "tcp-offload", "auto", tcpOffloadFlagUsage)
 }
 
 // validate checks the flags and turns them into the host's options.

@@ -186,7 +186,24 @@ var (
 	MetricCPUMsPerMB  = Metric{Name: "cpu_ms_per_mb", Label: "CPU/MB", Get: func(r Result) float64 { return r.CPUMsPerMB }, LowerIsBetter: true}
 )
 
-// Suites returns the benchmark's suites in the order they run and print.
+// Suites returns the benchmark's suites in the order they run and print:
+// the built-in ones, then those added with Register.
 func Suites() []Suite {
-	return []Suite{inProcessSuite(), scalingSuite(), linkSuite(), tcpSuite()}
+	return append([]Suite{inProcessSuite(), scalingSuite(), linkSuite(), tcpSuite()}, registered...)
+}
+
+// registered are the suites other modules added (Register).
+var registered []Suite
+
+// Register adds a suite that lives outside this module, for a program that
+// can import what it measures (cmd/mediastack registers p2sp's, which the
+// root module may not depend on). Call it from an init function; a name
+// already taken panics.
+func Register(s Suite) {
+	for _, have := range Suites() {
+		if have.Name == s.Name {
+			panic("bench: suite " + s.Name + " registered twice")
+		}
+	}
+	registered = append(registered, s)
 }

@@ -88,6 +88,9 @@ var debianPackage = map[string]string{
 	"tc":      "iproute2",
 	"setcap":  "libcap2-bin",
 
+	"aria2c":           "aria2",
+	"transmission-cli": "transmission-cli",
+
 	"kamailio":            "kamailio",
 	"rtpengine":           "rtpengine-daemon",
 	"rtpengine-ng-client": "rtpengine-utils libjson-perl",

@@ -13,6 +13,10 @@
 //	clock.AddSettler(st.Settle) // finish each event's TCP work before the next
 //	network.Run(time.Second)
 //
+// Code with wall-clock timers of its own (a BitTorrent library, say) cannot
+// run on a clock that only moves when told: Network.Pace drives the clock in
+// step with real time instead, giving up reproducibility (clock.go, Pace).
+//
 // Each Endpoint is a link/ethlink Endpoint, so the fast filter hooks it and the
 // fast send path writes raw frames to it exactly as on a TAP.
 package sim

@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mediastack/mediastack/p2sp"
+	"github.com/mediastack/mediastack/p2sp/client"
+	"github.com/mediastack/mediastack/p2sp/playback"
+)
+
+// managerConfig is what fetch and peer share: the origin, the cache, the
+// BitTorrent listener and the rate caps.
+type managerConfig struct {
+	node      nodeConfig
+	origin    string
+	info      string
+	cache     string
+	listen    string
+	upRate    string
+	downRate  string
+	stall     time.Duration
+	listenAP  netip.AddrPort
+	up, down  int64
+	needsInfo bool
+}
+
+func (c *managerConfig) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.origin, "origin", "", "the web server's base `URL`, http://IP[:PORT]")
+	fs.StringVar(&c.info, "info", "", "the file-info server's base `URL`, asked directly instead of through the web server (claim 4) (default: through --origin)")
+	fs.StringVar(&c.cache, "cache", "", "the cache `DIR`: verified files, their metainfo, downloads in progress under .tmp/")
+	fs.StringVar(&c.listen, "listen", "", "the BitTorrent listener, `IP:PORT` (port 0: any); the node's own address, which peers and the tracker see")
+	fs.StringVar(&c.upRate, "up-rate", "0", "cap BitTorrent upload at `RATE` bytes/s (k, M, G: ×1000) so P2P never starves voice on the link (default 0: no cap)")
+	fs.StringVar(&c.downRate, "down-rate", "0", "cap the whole download (peers and web) at `RATE` bytes/s (default 0: no cap)")
+	fs.DurationVar(&c.stall, "stall-timeout", client.DefaultStallTimeout, "end a download that makes no progress for `TIME` with a report")
+	c.node.registerFlags(fs)
+}
+
+var managerFlags = []string{"origin", "info", "cache", "listen", "up-rate", "down-rate", "stall-timeout"}
+
+func (c *managerConfig) validate() error {
+	switch {
+	case c.origin == "":
+		return usageErrorf("--origin URL is required (the web server, e.g. http://198.51.100.10)")
+	case c.cache == "":
+		return usageErrorf("--cache DIR is required")
+	case c.listen == "":
+		return usageErrorf("--listen IP:PORT is required (the BitTorrent listener on the node's own address)")
+	case c.stall <= 0:
+		return usageErrorf("--stall-timeout must be positive")
+	}
+	var err error
+	if c.listenAP, err = parseAddrPort("listen", c.listen); err != nil {
+		return err
+	}
+	if c.up, err = parseRate("up-rate", c.upRate); err != nil {
+		return err
+	}
+	c.down, err = parseRate("down-rate", c.downRate)
+	return err
+}
+
+// open starts the node and the manager; close closes both.
+func (c *managerConfig) open(stderr io.Writer) (m *client.Manager, n *node, log *slog.Logger, err error) {
+	if err := c.validate(); err != nil {
+		return nil, nil, nil, err
+	}
+	if log, err = c.node.logging.logger(stderr); err != nil {
+		return nil, nil, nil, err
+	}
+	if n, err = c.node.open(log, c.listenAP.Addr()); err != nil {
+		return nil, nil, nil, err
+	}
+	m, err = client.New(client.Options{
+		Net: n.net, Listen: c.listenAP, Origin: c.origin, InfoServer: c.info, CacheDir: c.cache,
+		UploadRate: c.up, DownloadRate: c.down, StallTimeout: c.stall, Logger: log,
+	})
+	if err != nil {
+		n.close()
+		return nil, nil, nil, err
+	}
+	return m, n, log, nil
+}
+
+type fetchConfig struct {
+	manager  managerConfig
+	timeout  time.Duration
+	jsonOut  bool
+	progress bool
+	play     string
+	player   string
+	rtpPort  uint
+}
+
+func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
+	var cfg fetchConfig
+	fs := newFlagSet("p2sp fetch ID", p2spFetchHelp, stdout)
+	cfg.manager.registerFlags(fs)
+	fs.DurationVar(&cfg.timeout, "timeout", 0, "give up after `TIME` (default 0: no limit; --stall-timeout still ends a stuck download)")
+	fs.BoolVar(&cfg.jsonOut, "json", false, "print the result (or the failure report and its answer) as JSON instead of text")
+	fs.BoolVar(&cfg.progress, "progress", true, "a progress line on stderr: bytes, rate, sources (default on)")
+	fs.StringVar(&cfg.play, "play", "", "once verified, send the file as RTP to `rtp://HOST:PORT` (WAV as PCMU or L16, Ogg Opus, MP4 through ffmpeg), through a media port on the fast path on mediastack's stack")
+	fs.StringVar(&cfg.player, "player", "", "once verified, run this player `CMD` on the file (\"{}\" is the path, appended when absent; no shell)")
+	fs.UintVar(&cfg.rtpPort, "rtp-port", 40000, "the local UDP `PORT` --play sends from")
+	var idArg string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		idArg, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if idArg == "" {
+		return usageErrorf("want the file ID first: mediastack p2sp fetch ID --origin URL --cache DIR --listen IP:PORT")
+	}
+	id, err := p2sp.ParseFileID(idArg)
+	if err != nil {
+		return usageError{err}
+	}
+	if cfg.timeout < 0 {
+		return usageErrorf("--timeout must not be negative")
+	}
+	play, err := cfg.playTarget()
+	if err != nil {
+		return err
+	}
+	if play.RTP.IsValid() {
+		cfg.manager.node.mediaPort = uint16(cfg.rtpPort)
+	}
+	m, n, log, err := cfg.manager.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	defer m.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	if cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-n.linkFailed:
+			cancel(err)
+		case <-ctx.Done():
+		}
+	}()
+	var line progressLine
+	var onProgress func(client.Progress)
+	if cfg.progress {
+		line = newProgressLine(stderr)
+		onProgress = func(p client.Progress) { line.show(formatProgress(p)) }
+	}
+	res, err := m.Fetch(ctx, id, onProgress)
+	line.end()
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			err = cause
+		}
+		var fe *client.FetchError
+		if cfg.jsonOut && errors.As(err, &fe) {
+			writeJSON(stdout, map[string]any{"error": err.Error(), "report": fe.Report, "answer": fe.Answer})
+		}
+		return err
+	}
+	if cfg.jsonOut {
+		err = writeJSON(stdout, fetchJSON(res))
+	} else {
+		fmt.Fprint(stdout, formatResult(id, res))
+	}
+	if err != nil || (!play.RTP.IsValid() && play.Command == nil) {
+		return err
+	}
+	return cfg.playFile(ctx, play, n, res.Path, log)
+}
+
+// playTarget checks --play, --player and --rtp-port.
+func (cfg *fetchConfig) playTarget() (playback.Target, error) {
+	switch {
+	case cfg.play != "" && cfg.player != "":
+		return playback.Target{}, usageErrorf("--play and --player: pick one")
+	case cfg.rtpPort == 0 || cfg.rtpPort > 65535:
+		return playback.Target{}, usageErrorf("--rtp-port %d out of range [1, 65535]", cfg.rtpPort)
+	case cfg.play != "":
+		ap, err := playback.ParseRTPURL(cfg.play)
+		if err != nil {
+			return playback.Target{}, usageErrorf("--play: %v", err)
+		}
+		return playback.Target{RTP: ap}, nil
+	case cfg.player != "":
+		t, err := playback.ParseTarget(cfg.player)
+		if err != nil || t.RTP.IsValid() {
+			return playback.Target{}, usageErrorf("--player %q: want a command (rtp:// goes to --play)", cfg.player)
+		}
+		return t, nil
+	}
+	return playback.Target{}, nil
+}
+
+// playFile hands the verified file to the player or sends it as RTP: from
+// a media port on mediastack's stack, a kernel UDP socket on the host's.
+func (cfg *fetchConfig) playFile(ctx context.Context, t playback.Target, n *node, path string, log *slog.Logger) error {
+	var o playback.RTPOptions
+	if t.RTP.IsValid() {
+		local := netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(cfg.rtpPort))
+		if t.RTP.Addr().Is4() {
+			local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(cfg.rtpPort))
+		}
+		if n.host != nil {
+			p, err := n.host.Ports().Open(uint16(cfg.rtpPort))
+			if err != nil {
+				return fmt.Errorf("--play: media port %d: %w", cfg.rtpPort, err)
+			}
+			defer p.Close()
+			o.Sender = p
+		} else {
+			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+			if err != nil {
+				return fmt.Errorf("--play: %w", err)
+			}
+			defer c.Close()
+			o.Sender = c
+		}
+	}
+	st, err := t.Play(ctx, path, o)
+	if err != nil {
+		return fmt.Errorf("playing %s: %w", path, err)
+	}
+	if t.RTP.IsValid() {
+		log.Info("played as RTP", "dest", t.RTP.String(), "codec", st.Codec, "packets", st.Packets, "duration", st.Duration.String())
+	}
+	return nil
+}
+
+// fetchJSON is --json's form of a result.
+func fetchJSON(res client.Result) map[string]any {
+	banned := make([]string, len(res.Banned))
+	for i, a := range res.Banned {
+		banned[i] = a.String()
+	}
+	out := map[string]any{
+		"path": res.Path, "method": res.Method, "record": res.Record, "sources": res.Sources,
+		"bad_pieces": res.BadPieces, "banned": banned, "elapsed_ns": res.Elapsed,
+	}
+	if res.Fallback != "" {
+		out["fallback"] = res.Fallback
+	}
+	if res.Reported != nil {
+		out["reported"] = res.Reported
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// formatProgress is the progress line: bytes, rate, sources.
+func formatProgress(p client.Progress) string {
+	size := "?"
+	if p.Size > 0 {
+		size = fmt.Sprintf("%s (%.0f%%)", mb(p.Size), 100*float64(p.Done)/float64(p.Size))
+	}
+	s := fmt.Sprintf("%s %s of %s at %s/s", p.Method, mb(p.Done), size, mb(int64(p.Rate)))
+	if src := formatSources(p.Sources); src != "" {
+		s += "; " + src
+	}
+	if p.BadPieces > 0 {
+		s += fmt.Sprintf("; %d bad pieces", p.BadPieces)
+	}
+	return s
+}
+
+// formatResult is fetch's closing text.
+func formatResult(id p2sp.FileID, res client.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s in %s: %s\n", id, res.Method, res.Elapsed.Round(time.Millisecond), res.Path)
+	if src := formatSources(res.Sources); src != "" {
+		fmt.Fprintf(&b, "sources: %s\n", src)
+	}
+	if res.Fallback != "" {
+		fmt.Fprintf(&b, "HTTP only: %s\n", res.Fallback)
+	}
+	if res.BadPieces > 0 || len(res.Banned) > 0 {
+		fmt.Fprintf(&b, "bad pieces: %d; banned: %v\n", res.BadPieces, res.Banned)
+	}
+	if res.Reported != nil {
+		fmt.Fprintf(&b, "reported: %s: %s\n", res.Reported.Status, res.Reported.Notice)
+	}
+	return b.String()
+}
+
+// formatSources lists the sources, the web first, then peers by address.
+func formatSources(sources map[string]int64) string {
+	var keys []string
+	for k := range sources {
+		if k != client.WebSource {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if _, ok := sources[client.WebSource]; ok {
+		keys = append([]string{client.WebSource}, keys...)
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + mb(sources[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// progressLine rewrites one line on a terminal and prints one line per
+// update elsewhere (a log, a test).
+type progressLine struct {
+	w        io.Writer
+	terminal bool
+	shown    bool
+}
+
+func newProgressLine(w io.Writer) progressLine {
+	f, ok := w.(*os.File)
+	terminal := false
+	if ok {
+		if fi, err := f.Stat(); err == nil {
+			terminal = fi.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return progressLine{w: w, terminal: terminal}
+}
+
+func (l *progressLine) show(s string) {
+	if l.terminal {
+		fmt.Fprintf(l.w, "\r\033[K%s", s)
+	} else {
+		fmt.Fprintln(l.w, s)
+	}
+	l.shown = true
+}
+
+func (l *progressLine) end() {
+	if l.terminal && l.shown {
+		fmt.Fprintln(l.w)
+	}
+}
+
+func runP2SPPeer(args []string, stdout, stderr io.Writer) error {
+	var cfg managerConfig
+	fs := newFlagSet("p2sp peer", p2spPeerHelp, stdout)
+	cfg.registerFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	m, node, log, err := cfg.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer node.close()
+	defer m.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	n, err := m.SeedCache(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("seeding the cache", "files", n, "cache", cfg.cache, "listen", m.Addr().String(), "up_rate", cfg.up, "down_rate", cfg.down)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", "signal")
+		return nil
+	case err := <-node.linkFailed:
+		return err
+	}
+}
