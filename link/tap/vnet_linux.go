@@ -68,6 +68,7 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			d.poll.Drained()
 			return d.rn > 0
 		case err != nil:
 			d.rerr = err

@@ -1,0 +1,166 @@
+//go:build linux
+
+package pollread
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrWoken is what Read returns after Wake.
+var ErrWoken = errors.New("pollread: woken to close")
+
+// Unpoll returns a descriptor for f's file that Go's netpoller does not
+// watch, and closes f, which takes f's descriptor out of the netpoller. The
+// new descriptor is non-blocking and close-on-exec; the returned file's
+// Close closes it once no RawConn callback is running on it, without
+// waiting for one to return.
+func Unpoll(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	nfd, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("pollread: dup: %w", derr)
+	}
+	// os.NewFile registers a non-blocking descriptor with the netpoller
+	// and leaves a blocking one alone: hand it over blocking (the flag
+	// belongs to the open file, which f shares until it is closed), then
+	// make it non-blocking again.
+	if err := unix.SetNonblock(nfd, false); err != nil {
+		unix.Close(nfd)
+		return nil, fmt.Errorf("pollread: %w", err)
+	}
+	name := f.Name()
+	if err := f.Close(); err != nil {
+		unix.Close(nfd)
+		return nil, err
+	}
+	nf := os.NewFile(uintptr(nfd), name)
+	if err := unix.SetNonblock(nfd, true); err != nil {
+		nf.Close()
+		return nil, fmt.Errorf("pollread: %w", err)
+	}
+	return nf, nil
+}
+
+// Poller parks one reader's thread in poll(2) on a descriptor and an
+// eventfd that Wake writes. Read is for one goroutine at a time; Wake and
+// Close may be called from any.
+type Poller struct {
+	efd     int
+	fds     [2]unix.PollFd
+	drained  bool // the last read met an empty queue
+	woken    atomic.Bool
+	deadline atomic.Int64 // Unix nanoseconds; 0: none
+}
+
+// New returns a Poller with its eventfd.
+func New() (*Poller, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("pollread: eventfd: %w", err)
+	}
+	return &Poller{efd: efd}, nil
+}
+
+// Read calls read, and while read finds nothing parks the calling thread in
+// poll(2) until fd is readable or Wake is called (then it returns
+// ErrWoken). read reports whether it is done: it got something or failed
+// (its error is its caller's to keep). It should call Drained when it
+// stopped at EAGAIN, so that the next Read goes to sleep without trying a
+// read that would only find the queue empty again: a lone frame then costs
+// a poll, the read that brings it and the read that finds the queue empty.
+//
+// When poll reports an error or hang-up on fd and read still finds
+// nothing, Read returns an error rather than poll again at once.
+func (p *Poller) Read(fd uintptr, read func(fd uintptr) bool) error {
+	skip := p.drained
+	p.drained = false
+	if !skip && read(fd) {
+		return nil
+	}
+	for {
+		revents, err := p.wait(int(fd))
+		if err != nil {
+			return err
+		}
+		p.drained = false
+		if read(fd) {
+			return nil
+		}
+		if revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+			return fmt.Errorf("pollread: poll reported events %#x and nothing could be read", revents)
+		}
+	}
+}
+
+// Drained tells Read that the read callback stopped at an empty queue.
+func (p *Poller) Drained() { p.drained = true }
+
+// wait blocks until fd or the eventfd is ready and returns fd's events.
+func (p *Poller) wait(fd int) (int16, error) {
+	p.fds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	p.fds[1] = unix.PollFd{Fd: int32(p.efd), Events: unix.POLLIN}
+	for {
+		if p.woken.Load() {
+			return 0, ErrWoken
+		}
+		timeout := -1
+		if dl := p.deadline.Load(); dl != 0 {
+			left := time.Until(time.Unix(0, dl))
+			if left <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			timeout = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		n, err := unix.Poll(p.fds[:], timeout)
+		switch {
+		case err == unix.EINTR, n == 0:
+			continue
+		case err != nil:
+			return 0, fmt.Errorf("pollread: poll: %w", err)
+		case p.fds[1].Revents != 0:
+			return 0, ErrWoken
+		case p.fds[0].Revents != 0:
+			return p.fds[0].Revents, nil
+		}
+	}
+}
+
+// SetDeadline makes a Read that would wait past t return
+// os.ErrDeadlineExceeded; the zero t waits forever (the default). Tests use
+// it so that a frame lost fails them instead of blocking.
+func (p *Poller) SetDeadline(t time.Time) {
+	if t.IsZero() {
+		p.deadline.Store(0)
+		return
+	}
+	p.deadline.Store(t.UnixNano())
+}
+
+// Wake makes a Read parked in poll, and every Read after, return ErrWoken.
+func (p *Poller) Wake() {
+	if p.woken.Swap(true) {
+		return
+	}
+	var one = [8]byte{1}
+	_, _ = unix.Write(p.efd, one[:])
+}
+
+// Close releases the eventfd. Call it when no Read can be running (after
+// Wake, once the reader returned).
+func (p *Poller) Close() error {
+	return unix.Close(p.efd)
+}
