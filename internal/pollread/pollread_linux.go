@@ -59,8 +59,8 @@ func Unpoll(f *os.File) (*os.File, error) {
 // eventfd that Wake writes. Read is for one goroutine at a time; Wake and
 // Close may be called from any.
 type Poller struct {
-	efd     int
-	fds     [2]unix.PollFd
+	efd      int
+	fds      [2]unix.PollFd
 	drained  bool // the last read met an empty queue
 	woken    atomic.Bool
 	deadline atomic.Int64 // Unix nanoseconds; 0: none
