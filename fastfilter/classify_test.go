@@ -325,6 +325,32 @@ func TestClassifyNewAddress(t *testing.T) {
 	}
 }
 
+// TestAddressRefreshSleepsWhenIdle: with no frames for a period the
+// periodic refresh stops (an idle filter wakes nobody): an address added
+// during a quiet minute is not in the snapshot at its end. The first frame
+// wakes the refresh, and a period later the address is served fast.
+func TestAddressRefreshSleepsWhenIdle(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{})
+	fx.clock.Advance(2 * fastfilter.DefaultAddressRefresh) // the first period passes without frames
+	added := netip.MustParseAddr("198.51.100.3")
+	if err := fx.st.Netstack().AddProtocolAddress(fx.st.NICID(0), tcpip.ProtocolAddress{
+		Protocol:          header.IPv4ProtocolNumber,
+		AddressWithPrefix: tcpip.AddrFrom4(added.As4()).WithPrefix(),
+	}, tcpipstack.AddressProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	fx.clock.Advance(time.Minute)
+	u := v4Frame(testPayload)
+	u.Dst = netip.AddrPortFrom(added, rtpPort)
+	if got := fx.f.Hook(u.Build()); got != link.Pass {
+		t.Fatalf("after an idle minute: verdict %v, want pass (the refresh slept)", got)
+	}
+	fx.clock.Advance(fastfilter.DefaultAddressRefresh)
+	if got := fx.f.Hook(u.Build()); got != link.Handled {
+		t.Fatalf("a period after the first frame: verdict %v, want handled", got)
+	}
+}
+
 // TestRingTimestamps: with RingOptions.Timestamps a ring keeps the receive
 // time, read from the filter's clock while the frame is delivered; without,
 // it keeps none.
