@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/internal/linkstats"
+	"github.com/mediastack/mediastack/internal/pollread"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/vnet"
 )
@@ -61,11 +62,8 @@ func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats, segment 
 		unix.Close(fd)
 		return nil, "", 0, fmt.Errorf("raw %s: %w", name, err)
 	}
-	// The descriptor is non-blocking, so os.NewFile puts it in the poller.
-	f := os.NewFile(uintptr(fd), "packet:"+name)
-	s, err := newPacketSocket(f, name, ifindex, stats)
+	s, err := newPacketSocket(os.NewFile(uintptr(fd), "packet:"+name), name, ifindex, stats)
 	if err != nil {
-		f.Close()
 		return nil, "", 0, err
 	}
 	if s.counters, err = linkstats.Open(name); err != nil {
@@ -152,14 +150,18 @@ type packetSocket struct {
 	// counters reads the interface's own counters; nil until open.
 	counters *linkstats.Reader
 
-	// Reader state, used only by the one goroutine in ReadFrames. The
+	// Reader state, used only by the one goroutine in ReadFrames, under
+	// rmu (Close takes it to know the reader is out of poll). The
 	// callbacks are bound once so a batch allocates nothing.
-	rx     *mmsgBatch
-	rbufs  [][]byte
-	rsizes []int
-	rn     int
-	rerr   error
-	readFn func(fd uintptr) bool
+	rmu        sync.Mutex
+	poll       *pollread.Poller
+	rx         *mmsgBatch
+	rbufs      [][]byte
+	rsizes     []int
+	rn         int
+	rerr       error
+	readFn     func(fd uintptr) bool
+	readWaitFn func(fd uintptr)
 
 	wmu     sync.Mutex
 	tx      mmsgBatch
@@ -169,13 +171,25 @@ type packetSocket struct {
 	writeFn func(fd uintptr) bool
 }
 
+// newPacketSocket takes f, closing it on error.
 func newPacketSocket(f *os.File, iface string, ifindex int, stats *DeviceStats) (*packetSocket, error) {
-	rc, err := f.SyscallConn()
+	f, err := pollread.Unpoll(f)
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", iface, err)
 	}
-	s := &packetSocket{iface: iface, ifindex: ifindex, f: f, rc: rc, done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("raw %s: %w", iface, err)
+	}
+	poll, err := pollread.New()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("raw %s: %w", iface, err)
+	}
+	s := &packetSocket{iface: iface, ifindex: ifindex, f: f, rc: rc, done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize), poll: poll}
 	s.readFn = s.readSome
+	s.readWaitFn = s.readWait
 	s.writeFn = s.writeAll
 	return s, nil
 }
@@ -193,9 +207,14 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	for {
+		if s.closed.Load() {
+			return 0, link.ErrClosed
+		}
 		s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
-		err := s.rc.Read(s.readFn)
+		err := s.rc.Control(s.readWaitFn)
 		n := s.rn
 		if err == nil {
 			err = s.rerr
@@ -261,7 +280,15 @@ func interfaceUp(ifindex int) (bool, error) {
 	return ifr.Uint16()&unix.IFF_UP != 0, nil
 }
 
-// readSome is the poller callback: false means "wait until readable".
+// readWait reads, parking in poll while the socket is empty.
+func (s *packetSocket) readWait(fd uintptr) {
+	if err := s.poll.Read(fd, s.readFn); err != nil && s.rerr == nil {
+		s.rerr = err
+	}
+}
+
+// readSome reads what is queued: false means "nothing yet, wait". A
+// batch that came back short emptied the queue.
 func (s *packetSocket) readSome(fd uintptr) bool {
 	for {
 		n := s.rx.prepareRecv(s.rbufs)
@@ -270,10 +297,14 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			s.poll.Drained()
 			return false
 		case err != nil:
 			s.rerr = err
 			return true
+		}
+		if got < n {
+			s.poll.Drained()
 		}
 		kept := 0
 		for i := 0; i < got; i++ {
@@ -404,8 +435,9 @@ func (s *packetSocket) writeAll(fd uintptr) bool {
 	return true
 }
 
-// Close implements ethlink.Device. Closing through os.File wakes a
-// ReadFrames parked in the poller.
+// Close implements ethlink.Device. It wakes a ReadFrames parked in poll
+// (or waiting for the interface) and waits for it to return, so the socket
+// is closed when Close returns.
 func (s *packetSocket) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -414,6 +446,10 @@ func (s *packetSocket) Close() error {
 	if s.counters != nil {
 		s.counters.Close()
 	}
+	s.poll.Wake()
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	_ = s.poll.Close()
 	return s.f.Close()
 }
 
