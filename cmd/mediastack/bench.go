@@ -67,7 +67,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if !cfg.quiet {
 		bc.Log = stderr
 	}
-	if cfg.link != "" {
+	if cfg.link != "" || strings.Contains(cfg.only, "relay") {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("finding this program for the load generator: %w", err)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/rtpengine"
 )
 
 // Options say where rtpengine listens.
@@ -49,17 +50,8 @@ type Daemon struct {
 func Start(t testing.TB, ns *netnstest.Namespace, o Options) *Daemon {
 	t.Helper()
 	netnstest.RequireTools(t, "rtpengine", "rtpengine-ng-client")
-	if o.PortMin == 0 {
-		o.PortMin, o.PortMax = 30000, 30999
-	}
-	args := []string{"rtpengine", "--config-file=none", "--table=-1",
-		"--listen-ng=" + o.NG.String(),
-		"--port-min=" + strconv.Itoa(int(o.PortMin)), "--port-max=" + strconv.Itoa(int(o.PortMax)),
-		"--foreground", "--log-stderr", "--log-level=6", "--delete-delay=0",
-		"--pidfile=" + filepath.Join(t.TempDir(), "rtpengine.pid")}
-	for _, a := range o.Interfaces {
-		args = append(args, "--interface="+a.String())
-	}
+	args := rtpengine.Args(rtpengine.Options{NG: o.NG, Interfaces: o.Interfaces, PortMin: o.PortMin, PortMax: o.PortMax,
+		PidFile: filepath.Join(t.TempDir(), "rtpengine.pid")})
 	d := &Daemon{NG: o.NG, ns: ns, log: ns.Start(args...)}
 	t.Cleanup(func() {
 		if t.Failed() {
