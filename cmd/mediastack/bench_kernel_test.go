@@ -78,3 +78,77 @@ func TestBenchLinkShort(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchRelayShort runs the relay suite briefly: every relay (rtpengine
+// among them) has its rows, each relayed what the generator sent, and the
+// namespaces and links the bench made are gone afterwards. It asserts no
+// timing.
+func TestBenchRelayShort(t *testing.T) {
+	netnstest.Require(t)
+	netnstest.RequireTUN(t)
+	netnstest.RequireTools(t, "rtpengine")
+	jsonFile := filepath.Join(t.TempDir(), "relay.json")
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout) // a hang guard
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary(t), "bench", "--short", "--only", "relay", "--json", jsonFile).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("bench --only relay still running after %v:\n%s", benchTimeout, out)
+	}
+	if err != nil {
+		t.Fatalf("bench --only relay: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	relays := []bench.Path{bench.PathMediastackTap, bench.PathMediastackRaw, bench.PathGonetTap, bench.PathGoKernel, bench.PathRtpengine}
+	rows := map[string]bench.Result{}
+	for _, r := range rep.Results {
+		rows[r.Workload+" "+string(r.Path)] = r
+	}
+	check := func(workload string, p bench.Path, ok func(r bench.Result) bool, want string) {
+		t.Helper()
+		r, found := rows[workload+" "+string(p)]
+		if !found {
+			t.Errorf("no row %s %s", workload, p)
+			return
+		}
+		if !ok(r) {
+			t.Errorf("%s %s: %+v, want %s", workload, p, r, want)
+		}
+	}
+	for _, p := range append([]bench.Path{bench.PathWire}, relays...) {
+		check("relay/10k/50", p, func(r bench.Result) bool {
+			return r.Loss < 1 && r.LatencyP50Micros > 0 && (p == bench.PathWire || r.RelayCPUMicrosPerPacket > 0 && r.TotalCPUMicrosPerPacket > r.RelayCPUMicrosPerPacket)
+		}, "datagrams relayed, timed, the relay's CPU counted")
+	}
+	for _, p := range relays {
+		check("relay/search/50", p, func(r bench.Result) bool { return r.LossFreeRateTested && r.PacketsPerSecond > 0 }, "a loss-free rate")
+		check("relay/burst/50", p, func(r bench.Result) bool { return r.DeadCalls <= 50 && r.RelayCPUMicrosPerPacket > 0 }, "a burst relayed")
+		check("relay/idle/500", p, func(r bench.Result) bool { return r.RelayCPUPercent >= 0 }, "an idle row")
+	}
+	if len(rep.Ratios) == 0 {
+		t.Errorf("no ratio against rtpengine:\n%s", out)
+	}
+
+	// The bench names what it makes ("relay: made namespaces msr-… and
+	// msr-… with veth msr…g and msr…r"); all of it must be gone.
+	made := regexp.MustCompile(`msrt?[-0-9a-f]{8,9}[a-z]?`).FindAllString(strings.Join(regexp.MustCompile(`(?m)^relay: made .*$`).FindAllString(string(out), -1), " "), -1)
+	if len(made) < 6 {
+		t.Fatalf("the bench did not say what it made:\n%s", out)
+	}
+	namespaces := netnstest.MustRun(t, "ip", "netns", "list")
+	for _, name := range made {
+		if strings.HasPrefix(name, "msr-") {
+			if strings.Contains(namespaces, name) {
+				t.Errorf("namespace %s is still there", name)
+			}
+		} else if _, err := exec.Command("ip", "link", "show", "dev", name).CombinedOutput(); err == nil {
+			t.Errorf("link %s is still there", name)
+		}
+	}
+}

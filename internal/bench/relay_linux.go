@@ -258,7 +258,13 @@ func newRelayEnv(cfg Config, path Path) (_ *relayEnv, err error) {
 		return nil, err
 	}
 	env.clean.Add(env.gen.stop)
-	cfg.logf("relay: %s set up (generator on %s in %s)", path, env.genIface, genNS.Name)
+	made := genNS.Name
+	if relayNS.Name != "" {
+		made += " and " + relayNS.Name + " with veth " + env.genIface + " and " + relayEnd
+	} else {
+		made += " with TAP " + tapName
+	}
+	cfg.logf("relay: made namespaces %s for %s", made, path)
 	return env, nil
 }
 
