@@ -316,7 +316,9 @@ func ngCalls(ns netns.Namespace, from, to int) ([]genLeg, error) {
 		go func() {
 			defer wg.Done()
 			errs[w] = ns.Enter(func() error {
-				c, err := rtpengine.Dial(relayNG, "bench"+strconv.Itoa(w))
+				// Cookies unique over the run: an ng server answers a
+				// cookie it has seen from its cache (a retransmission).
+				c, err := rtpengine.Dial(relayNG, fmt.Sprintf("bench%d_%d", from, w))
 				if err != nil {
 					return err
 				}
