@@ -44,28 +44,33 @@ const (
 	relayMinSize     = relayProbeOffset + probeHeaderLen
 )
 
-// relayLegs are the generator's calls: a socket per leg, and a frame per
-// leg to copy into a batch slot and stamp.
+// relayLegs are the generator's calls: a socket per leg, and their frames.
 type relayLegs struct {
-	g         *generator
-	legs      []genLeg
-	fds       []int
-	legOfFD   []int32
-	epfd      int
-	templates [][]byte
-	baseSums  []uint16 // each template's partial UDP checksum
-	rtpSeq    []uint16
-	payload   int // offset of the UDP payload in a frame
-	udpSum    int // offset of the UDP checksum
-	batch     [][]byte
-	stop      atomic.Bool
-	done      chan struct{}
+	*relayFrames
+	g       *generator
+	legs    []genLeg
+	fds     []int
+	legOfFD []int32
+	epfd    int
+	stop    atomic.Bool
+	done    chan struct{}
 
 	mu       sync.Mutex
 	epoch    uint32
 	received uint64
 	perLeg   []uint32
 	lat      []int64 // one-way times, ns
+}
+
+// relayFrames are a frame per leg to copy into a batch slot and stamp.
+type relayFrames struct {
+	templates [][]byte
+	baseSums  []uint16 // each template's partial UDP checksum
+	rtpSeq    []uint16
+	payload   int // offset of the UDP payload in a frame
+	udpSum    int // offset of the UDP checksum
+	batch     [][]byte
+	step      uint32 // the step's number, stamped into every datagram
 }
 
 func (g *generator) closeRelay() {
@@ -105,6 +110,7 @@ func (g *generator) relayStep(req genRequest) (genReply, error) {
 		g.senders[req.Iface] = fs
 	}
 	g.epoch++
+	r.step = g.epoch
 	r.mu.Lock()
 	r.epoch, r.received, r.lat = g.epoch, 0, r.lat[:0]
 	clear(r.perLeg)
@@ -138,37 +144,22 @@ func (g *generator) relayStep(req genRequest) (genReply, error) {
 }
 
 func newRelayLegs(g *generator, req genRequest) (r *relayLegs, err error) {
-	src, err := net.ParseMAC(req.SrcMAC)
+	rf, err := newRelayFrames(req)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := net.ParseMAC(req.DstMAC)
-	if err != nil {
-		return nil, err
-	}
-	if len(req.Legs)%2 != 0 {
-		return nil, fmt.Errorf("%d legs: calls have two", len(req.Legs))
-	}
-	size := max(req.Size, relayMinSize)
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	r = &relayLegs{g: g, legs: req.Legs, epfd: epfd, done: make(chan struct{}),
-		rtpSeq: make([]uint16, len(req.Legs)), perLeg: make([]uint32, len(req.Legs))}
+	r = &relayLegs{relayFrames: rf, g: g, legs: req.Legs, epfd: epfd, done: make(chan struct{}), perLeg: make([]uint32, len(req.Legs))}
 	defer func() {
 		if err != nil {
 			close(r.done) // no receiver yet
 			r.close()
 		}
 	}()
-	payload := make([]byte, size)
-	payload[0], payload[1] = 0x80, 0 // RTP version 2, PCMU
-	binary.BigEndian.PutUint32(payload[relayProbeOffset:], probeMagic)
 	for i, leg := range req.Legs {
-		if leg.Src.Addr().Is6() != req.Legs[0].Src.Addr().Is6() || leg.Dst.Addr().Is6() != leg.Src.Addr().Is6() {
-			return nil, errors.New("legs of more than one IP version")
-		}
 		fd, err := openLegSocket(leg.Src)
 		if err != nil {
 			return nil, fmt.Errorf("leg %d (%v): %w", i, leg.Src, err)
@@ -181,22 +172,48 @@ func newRelayLegs(g *generator, req genRequest) (r *relayLegs, err error) {
 		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
 			return nil, err
 		}
-		binary.BigEndian.PutUint32(payload[8:], uint32(i)) // SSRC
-		f := frames.UDP{SrcMAC: tcpip.LinkAddress(src), DstMAC: tcpip.LinkAddress(dst), Src: leg.Src, Dst: leg.Dst, Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
-		if i == 0 {
-			r.payload = len(f) - size
-			r.udpSum = r.payload - header.UDPMinimumSize + 6
-		}
-		r.templates = append(r.templates, f)
-		// The checksum covers zeros where the per-datagram fields go.
-		r.baseSums = append(r.baseSums, ^binary.BigEndian.Uint16(f[r.udpSum:]))
-	}
-	r.batch = make([][]byte, genBatch)
-	for i := range r.batch {
-		r.batch[i] = make([]byte, len(r.templates[0]))
 	}
 	go r.receive()
 	return r, nil
+}
+
+// newRelayFrames builds the frame of every leg of req.
+func newRelayFrames(req genRequest) (*relayFrames, error) {
+	src, err := net.ParseMAC(req.SrcMAC)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := net.ParseMAC(req.DstMAC)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Legs) == 0 || len(req.Legs)%2 != 0 {
+		return nil, fmt.Errorf("%d legs: calls have two", len(req.Legs))
+	}
+	size := max(req.Size, relayMinSize)
+	rf := &relayFrames{rtpSeq: make([]uint16, len(req.Legs))}
+	payload := make([]byte, size)
+	payload[0], payload[1] = 0x80, 0 // RTP version 2, PCMU
+	binary.BigEndian.PutUint32(payload[relayProbeOffset:], probeMagic)
+	for i, leg := range req.Legs {
+		if leg.Src.Addr().Is6() != req.Legs[0].Src.Addr().Is6() || leg.Dst.Addr().Is6() != leg.Src.Addr().Is6() {
+			return nil, errors.New("legs of more than one IP version")
+		}
+		binary.BigEndian.PutUint32(payload[8:], uint32(i)) // SSRC
+		f := frames.UDP{SrcMAC: tcpip.LinkAddress(src), DstMAC: tcpip.LinkAddress(dst), Src: leg.Src, Dst: leg.Dst, Payload: payload, Flags: header.IPv4FlagDontFragment}.Build()
+		if i == 0 {
+			rf.payload = len(f) - size
+			rf.udpSum = rf.payload - header.UDPMinimumSize + 6
+		}
+		rf.templates = append(rf.templates, f)
+		// The checksum covers zeros where the per-datagram fields go.
+		rf.baseSums = append(rf.baseSums, ^binary.BigEndian.Uint16(f[rf.udpSum:]))
+	}
+	rf.batch = make([][]byte, genBatch)
+	for i := range rf.batch {
+		rf.batch[i] = make([]byte, len(rf.templates[0]))
+	}
+	return rf, nil
 }
 
 // openLegSocket opens a leg's UDP socket, non-blocking, for epoll.
@@ -221,12 +238,12 @@ func openLegSocket(ap netip.AddrPort) (int, error) {
 	return fd, nil
 }
 
-func (r *relayLegs) slots() [][]byte { return r.batch }
+func (r *relayFrames) slots() [][]byte { return r.batch }
 
 // stamp makes slot i datagram seq of the step: to leg seq mod the legs,
 // the leg's next RTP sequence number and timestamp, the probe fields.
-func (r *relayLegs) stamp(i int, seq, now uint64) {
-	leg := int(seq % uint64(len(r.legs)))
+func (r *relayFrames) stamp(i int, seq, now uint64) {
+	leg := int(seq % uint64(len(r.templates)))
 	f := r.batch[i]
 	copy(f, r.templates[leg])
 	p := f[r.payload:]
@@ -235,7 +252,7 @@ func (r *relayLegs) stamp(i int, seq, now uint64) {
 	binary.BigEndian.PutUint16(p[2:], rs)
 	binary.BigEndian.PutUint32(p[4:], uint32(rs)*160) // 20 ms of 8 kHz audio
 	fields := p[relayProbeOffset+4 : relayProbeOffset+probeHeaderLen]
-	binary.BigEndian.PutUint32(fields, r.g.epoch)
+	binary.BigEndian.PutUint32(fields, r.step)
 	binary.BigEndian.PutUint64(fields[4:], seq)
 	binary.BigEndian.PutUint64(fields[12:], now)
 	sum := checksum.Combine(r.baseSums[leg], checksum.Checksum(p[2:8], 0))
