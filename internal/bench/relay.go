@@ -34,6 +34,9 @@ const (
 	PathWire Path = "wire"
 )
 
+// RelayPaths are the relays of the relay suite.
+var RelayPaths = []Path{PathMediastackTap, PathMediastackRaw, PathGonetTap, PathGoKernel, PathRtpengine}
+
 // Relay suite parameters.
 const (
 	// relayMaxP99Micros is the loss-free search's other bound: a rate

@@ -21,9 +21,9 @@ import (
 // there. args[0] is "kernel" (Linux's UDP sockets, ReadFromUDPAddrPort and
 // WriteToUDPAddrPort) or a link, "tap:NAME" (gonet sockets of a stack on a
 // TAP it makes, the same stack as mediastack's without its fast paths).
-// On stdin, "calls N" makes calls up to N (call i on ports
-// relayFirstPort+4i and +4i+2), answered "ready"; it exits when stdin
-// closes.
+// On stdin, "calls N" ends the calls it has and makes N fresh ones (call
+// i on ports relayFirstPort+4i and +4i+2), answered "ready"; it exits when
+// stdin closes.
 func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("relay: want kernel or tap:NAME")
@@ -31,12 +31,14 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 	var listen func(ap netip.AddrPort) (func(), error)
 	var wg sync.WaitGroup
 	var closers []io.Closer
-	defer func() {
+	endCalls := func() {
 		for _, c := range closers {
 			c.Close()
 		}
+		closers = closers[:0]
 		wg.Wait()
-	}()
+	}
+	defer endCalls()
 	if args[0] == "kernel" {
 		listen = func(ap netip.AddrPort) (func(), error) {
 			a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
@@ -83,7 +85,6 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 			}, nil
 		}
 	}
-	calls := 0
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -94,10 +95,11 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 		if len(f) != 2 || f[0] != "calls" || err != nil {
 			return fmt.Errorf("relay: %q: want calls N", sc.Text())
 		}
-		for ; calls < n; calls++ {
-			start, err := listen(netip.AddrPortFrom(stackV4.Addr(), uint16(relayFirstPort+4*calls)))
+		endCalls()
+		for i := range n {
+			start, err := listen(netip.AddrPortFrom(stackV4.Addr(), uint16(relayFirstPort+4*i)))
 			if err != nil {
-				return fmt.Errorf("relay: call %d: %w", calls, err)
+				return fmt.Errorf("relay: call %d: %w", i, err)
 			}
 			wg.Add(2)
 			start()

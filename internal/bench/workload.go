@@ -32,6 +32,10 @@ type Config struct {
 	// FastReflector is how the real-link suite's fast path reflects:
 	// ReflectorRing (the default) or ReflectorInline.
 	FastReflector string
+	// RelayPaths, when set, limits the relay suite to these relays (the
+	// wire row always runs); by default every one (rtpengine when
+	// installed).
+	RelayPaths []Path
 	// Helper is the command line that runs this program's hidden helper
 	// subcommands (the load generator and the kernel reflector) in a
 	// network namespace, e.g. [/proc/self/exe]; the helper's name is
