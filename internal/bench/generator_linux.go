@@ -238,12 +238,9 @@ func (g *generator) step(req genRequest) (genReply, error) {
 	if err != nil {
 		return genReply{}, err
 	}
-	fs := g.senders[req.Iface]
-	if fs == nil {
-		if fs, err = newFrameSender(req.Iface, genBatch); err != nil {
-			return genReply{}, err
-		}
-		g.senders[req.Iface] = fs
+	fs, err := g.sender(req.Iface)
+	if err != nil {
+		return genReply{}, err
 	}
 	frames, err := newProbeFrames(req, g.epoch+1)
 	if err != nil {
@@ -253,28 +250,56 @@ func (g *generator) step(req genRequest) (genReply, error) {
 	s.mu.Lock()
 	s.epoch, s.received, s.latency, s.rtts = g.epoch, 0, req.Latency, s.rtts[:0]
 	s.mu.Unlock()
-	drops0 := udpRcvbufErrors(req.Dst.Addr().Is6())
-
-	sent, refused, elapsed, err := g.send(fs, frames, req)
+	rep, err := g.run(fs, frames, req, req.Dst.Addr().Is6())
 	if err != nil {
 		return genReply{}, err
 	}
-	time.Sleep(time.Duration(req.DrainMs) * time.Millisecond)
-
 	s.mu.Lock()
-	rep := genReply{Sent: sent, Received: s.received, Refused: refused}
+	rep.Received = s.received
 	rtts := slices.Clone(s.rtts)
 	s.epoch = 0 // later replies are late
 	s.mu.Unlock()
-	rep.SendRate = float64(sent) / elapsed.Seconds()
-	rep.RcvbufErrors = udpRcvbufErrors(req.Dst.Addr().Is6()) - drops0
-	rep.Limited = rep.SendRate < 0.97*req.Rate || rep.RcvbufErrors > 0
 	if len(rtts) > 0 {
 		slices.Sort(rtts)
 		rep.P50Micros = float64(rtts[len(rtts)/2].Nanoseconds()) / 1e3
 		rep.P99Micros = float64(rtts[min(len(rtts)*99/100, len(rtts)-1)].Nanoseconds()) / 1e3
 	}
 	return rep, nil
+}
+
+// sender is the frame sender on iface, opened on first use.
+func (g *generator) sender(iface string) (*frameSender, error) {
+	fs := g.senders[iface]
+	if fs == nil {
+		var err error
+		if fs, err = newFrameSender(iface, genBatch); err != nil {
+			return nil, err
+		}
+		g.senders[iface] = fs
+	}
+	return fs, nil
+}
+
+// run sends a step's datagrams and waits DrainMs for the last to come
+// back: the reply with what was sent; the caller counts what came back.
+func (g *generator) run(fs *frameSender, st stamper, req genRequest, v6 bool) (genReply, error) {
+	drops0 := udpRcvbufErrors(v6)
+	sent, refused, elapsed, err := g.send(fs, st, req)
+	if err != nil {
+		return genReply{}, err
+	}
+	time.Sleep(time.Duration(req.DrainMs) * time.Millisecond)
+	rep := genReply{Sent: sent, Refused: refused}
+	rep.setRate(req, elapsed, udpRcvbufErrors(v6)-drops0)
+	return rep, nil
+}
+
+// setRate fills in the rate the step sent at and the generator's own
+// drops (rcvbufErrors), and whether it was the limit.
+func (rep *genReply) setRate(req genRequest, elapsed time.Duration, rcvbufErrors uint64) {
+	rep.SendRate = float64(rep.Sent) / elapsed.Seconds()
+	rep.RcvbufErrors = rcvbufErrors
+	rep.Limited = rep.SendRate < 0.97*req.Rate || rep.RcvbufErrors > 0
 }
 
 // probeFrames are the frames of one step, a batch of them, and the sums

@@ -167,16 +167,7 @@ func linkSuite() Suite {
 		// A round is a whole rate search.
 		Rounds: func(cfg Config) int { return cfg.LinkRounds },
 		Columns: []Column{
-			{"loss-free pkts/s", func(r Result) string {
-				if !r.LossFreeRateTested {
-					return "none"
-				}
-				s := si(r.PacketsPerSecond)
-				if r.GeneratorLimited {
-					s = "≥" + s
-				}
-				return s
-			}},
+			{"loss-free pkts/s", lossFreeRate},
 			{fmt.Sprintf("RTT p50 µs @%s", si(latencyRate)), func(r Result) string { return fmt.Sprintf("%.0f", r.LatencyP50Micros) }},
 			{"p99 µs", func(r Result) string { return fmt.Sprintf("%.0f", r.LatencyP99Micros) }},
 			{"allocs/pkt", func(r Result) string {
@@ -210,6 +201,19 @@ func linkSuite() Suite {
 			return note
 		},
 	}
+}
+
+// lossFreeRate is a row's loss-free rate, ≥ when the generator was the
+// limit.
+func lossFreeRate(r Result) string {
+	if !r.LossFreeRateTested {
+		return "none"
+	}
+	s := si(r.PacketsPerSecond)
+	if r.GeneratorLimited {
+		s = "≥" + s
+	}
+	return s
 }
 
 // linkName names a real-link workload.

@@ -115,16 +115,7 @@ func relaySuite() Suite {
 			{"p99 µs", relayCell(timed, func(r Result) string { return fixed(r.AddedP99Micros, 0) })},
 			{"p999 µs", relayCell(timed, func(r Result) string { return fixed(r.AddedP999Micros, 0) })},
 			{"loss %", relayCell(notIdle, func(r Result) string { return fixed(100*r.Loss, 3) })},
-			{"loss-free pkts/s", relayCell(kindIs("search"), func(r Result) string {
-				if !r.LossFreeRateTested {
-					return "none"
-				}
-				s := si(r.PacketsPerSecond)
-				if r.GeneratorLimited {
-					s = "≥" + s
-				}
-				return s
-			})},
+			{"loss-free pkts/s", relayCell(kindIs("search"), lossFreeRate)},
 			{"dead calls", relayCell(kindIs("burst"), func(r Result) string { return fmt.Sprintf("%.0f", r.DeadCalls) })},
 			{"loss 1-2 s after %", relayCell(kindIs("burst"), func(r Result) string { return fixed(100*r.RecoveryLoss, 2) })},
 		},

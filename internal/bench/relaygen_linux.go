@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -101,13 +100,9 @@ func (g *generator) relayStep(req genRequest) (genReply, error) {
 	case req.Rate < 0 || req.DurationMs <= 0:
 		return genReply{}, errors.New("rate and duration must be positive")
 	}
-	fs := g.senders[req.Iface]
-	if fs == nil {
-		var err error
-		if fs, err = newFrameSender(req.Iface, genBatch); err != nil {
-			return genReply{}, err
-		}
-		g.senders[req.Iface] = fs
+	fs, err := g.sender(req.Iface)
+	if err != nil {
+		return genReply{}, err
 	}
 	g.epoch++
 	r.step = g.epoch
@@ -115,15 +110,12 @@ func (g *generator) relayStep(req genRequest) (genReply, error) {
 	r.epoch, r.received, r.lat = g.epoch, 0, r.lat[:0]
 	clear(r.perLeg)
 	r.mu.Unlock()
-	v6 := r.legs[0].Src.Addr().Is6()
-	drops0 := udpRcvbufErrors(v6)
-	sent, refused, elapsed, err := g.send(fs, r, req)
+	rep, err := g.run(fs, r, req, r.legs[0].Src.Addr().Is6())
 	if err != nil {
 		return genReply{}, err
 	}
-	time.Sleep(time.Duration(req.DrainMs) * time.Millisecond)
 	r.mu.Lock()
-	rep := genReply{Sent: sent, Received: r.received, Refused: refused}
+	rep.Received = r.received
 	lat := slices.Clone(r.lat)
 	for i := 0; i+1 < len(r.perLeg); i += 2 {
 		if r.perLeg[i] == 0 || r.perLeg[i+1] == 0 {
@@ -132,9 +124,6 @@ func (g *generator) relayStep(req genRequest) (genReply, error) {
 	}
 	r.epoch = 0 // later datagrams are late
 	r.mu.Unlock()
-	rep.SendRate = float64(sent) / elapsed.Seconds()
-	rep.RcvbufErrors = udpRcvbufErrors(v6) - drops0
-	rep.Limited = rep.SendRate < 0.97*req.Rate || rep.RcvbufErrors > 0
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		q := func(p float64) float64 { return float64(lat[min(int(float64(len(lat))*p), len(lat)-1)]) / 1e3 }

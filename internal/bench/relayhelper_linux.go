@@ -41,13 +41,8 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 	defer endCalls()
 	if args[0] == "kernel" {
 		listen = func(ap netip.AddrPort) (func(), error) {
-			a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+			a, b, err := socketPair(ap, func(ap netip.AddrPort) (*net.UDPConn, error) { return net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap)) })
 			if err != nil {
-				return nil, err
-			}
-			b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), ap.Port()+2)))
-			if err != nil {
-				a.Close()
 				return nil, err
 			}
 			closers = append(closers, a, b)
@@ -68,13 +63,8 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		defer host.Close()
 		listen = func(ap netip.AddrPort) (func(), error) {
-			a, err := host.Stack().ListenUDP(ap)
+			a, b, err := socketPair(ap, host.Stack().ListenUDP)
 			if err != nil {
-				return nil, err
-			}
-			b, err := host.Stack().ListenUDP(netip.AddrPortFrom(ap.Addr(), ap.Port()+2))
-			if err != nil {
-				a.Close()
 				return nil, err
 			}
 			closers = append(closers, a, b)
@@ -107,6 +97,17 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "ready")
 	}
 	return sc.Err()
+}
+
+// socketPair opens a call's two sockets, on ap and two ports up.
+func socketPair[C io.Closer](ap netip.AddrPort, listen func(netip.AddrPort) (C, error)) (a, b C, err error) {
+	if a, err = listen(ap); err != nil {
+		return a, b, err
+	}
+	if b, err = listen(netip.AddrPortFrom(ap.Addr(), ap.Port()+2)); err != nil {
+		a.Close()
+	}
+	return a, b, err
 }
 
 // kernelForward reads from, latching its peer, and sends what it reads to

@@ -28,13 +28,8 @@ import (
 	"github.com/mediastack/mediastack/internal/rtpengine"
 )
 
-// Options say where rtpengine listens.
-type Options struct {
-	NG         netip.AddrPort // the ng control port (UDP)
-	Interfaces []netip.Addr   // the media addresses: at most one IPv4, one IPv6
-	// PortMin and PortMax bound the media ports; zero means 30000-30999.
-	PortMin, PortMax uint16
-}
+// Options say where rtpengine listens; Start fills in PidFile.
+type Options = rtpengine.Options
 
 // Daemon is a running rtpengine.
 type Daemon struct {
@@ -50,8 +45,8 @@ type Daemon struct {
 func Start(t testing.TB, ns *netnstest.Namespace, o Options) *Daemon {
 	t.Helper()
 	netnstest.RequireTools(t, "rtpengine", "rtpengine-ng-client")
-	args := rtpengine.Args(rtpengine.Options{NG: o.NG, Interfaces: o.Interfaces, PortMin: o.PortMin, PortMax: o.PortMax,
-		PidFile: filepath.Join(t.TempDir(), "rtpengine.pid")})
+	o.PidFile = filepath.Join(t.TempDir(), "rtpengine.pid")
+	args := rtpengine.Args(o)
 	d := &Daemon{NG: o.NG, ns: ns, log: ns.Start(args...)}
 	t.Cleanup(func() {
 		if t.Failed() {
