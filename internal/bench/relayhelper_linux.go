@@ -41,7 +41,9 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 	defer endCalls()
 	if args[0] == "kernel" {
 		listen = func(ap netip.AddrPort) (func(), error) {
-			a, b, err := socketPair(ap, func(ap netip.AddrPort) (*net.UDPConn, error) { return net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap)) })
+			a, b, err := socketPair(ap, func(ap netip.AddrPort) (*net.UDPConn, error) {
+				return net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+			})
 			if err != nil {
 				return nil, err
 			}
