@@ -131,7 +131,9 @@ func relaySuite() Suite {
 				"relay µs/pkt: the relay process's CPU time (all its threads, /proc/PID/task/*/schedstat) per datagram relayed; +gen adds the generator's\n"+
 				"(which the kernel charges with delivering the relay's datagrams to it, and for rtpengine and go-kernel with their receive path).\n"+
 				"cs/pkt: the relay's voluntary and involuntary context switches per datagram relayed. relay CPU %%: its CPU time over the step's.\n"+
-				"p50/p99/p999: one-way delay, generator to relay to generator, less the wire row's (the relay's namespace forwarding as a router, no relay).\n"+
+				"p50/p99/p999: one-way delay, generator to relay to generator, less the wire row's (the relay's namespace forwarding as a router, no relay;\n"+
+				"the wire row shows its own). rtpengine stops reading a port whose socket holds more than 50 datagrams (its log: \"Too many packets\n"+
+				"in UDP receive queue\"): at thousands of datagrams/s per call (relay/RATE/1) or after a burst its calls go dead, shown as loss.\n"+
 				"relay/search/K: the highest rate relayed with under %.1f%% loss and p99 under %d ms, %d ms steps, stepped up ×%.1f then bisected.\n"+
 				"relay/burst/K: %s pkt/s for %d ms (loss %%: during it), then the calls at 10k pkt/s: dead calls got nothing on a leg in the first %d ms after; then the loss in the next %d ms.\n"+
 				"relay/idle/%d: that many calls set up and silent for %d ms: relay CPU %% is what they cost.",
