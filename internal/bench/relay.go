@@ -132,8 +132,8 @@ func relaySuite() Suite {
 				"(which the kernel charges with delivering the relay's datagrams to it, and for rtpengine and go-kernel with their receive path).\n"+
 				"cs/pkt: the relay's voluntary and involuntary context switches per datagram relayed. relay CPU %%: its CPU time over the step's.\n"+
 				"p50/p99/p999: one-way delay, generator to relay to generator, less the wire row's (the relay's namespace forwarding as a router, no relay;\n"+
-				"the wire row shows its own). rtpengine stops reading a port whose socket holds more than 50 datagrams (its log: \"Too many packets\n"+
-				"in UDP receive queue\"): at thousands of datagrams/s per call (relay/RATE/1) or after a burst its calls go dead, shown as loss.\n"+
+				"the wire row shows its own). Once rtpengine logs \"Too many packets in UDP receive queue (more than 50), aborting loop\" for a port,\n"+
+				"that port relayed nothing more in our runs: at thousands of datagrams/s per call (relay/RATE/1) or after a burst, shown as loss.\n"+
 				"relay/search/K: the highest rate relayed with under %.1f%% loss and p99 under %d ms, %d ms steps, stepped up ×%.1f then bisected.\n"+
 				"relay/burst/K: %s pkt/s for %d ms (loss %%: during it), then the calls at 10k pkt/s: dead calls got nothing on a leg in the first %d ms after; then the loss in the next %d ms.\n"+
 				"relay/idle/%d: that many calls set up and silent for %d ms: relay CPU %% is what they cost.",
