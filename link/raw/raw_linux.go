@@ -137,8 +137,10 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// packetSocket reads and writes frames on the AF_PACKET socket through the
-// Go poller: a read that would block parks the goroutine, and Close wakes it.
+// packetSocket reads and writes frames on the AF_PACKET socket, which it
+// takes out of Go's netpoller (internal/pollread): a read that would block
+// parks the reader's thread in poll(2), so a frame arriving alone wakes that
+// thread only, and Close wakes it. Writes never wait.
 type packetSocket struct {
 	iface   string
 	ifindex int
