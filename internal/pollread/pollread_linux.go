@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -179,4 +180,30 @@ func (p *Poller) Wake() {
 // Wake, once the reader returned).
 func (p *Poller) Close() error {
 	return unix.Close(p.efd)
+}
+
+// Watched reports whether an epoll instance of this process (Go's
+// netpoller, in practice) watches descriptor fd, from /proc/self/fdinfo.
+// Tests use it to check that a link's descriptor is out of the netpoller.
+func Watched(fd int) (bool, error) {
+	dir := "/proc/self/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	want := fmt.Sprintf("tfd: %8d ", fd)
+	for _, e := range ents {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if err != nil || target != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(info), want) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -157,15 +157,18 @@ func TestHangupWithNothingToRead(t *testing.T) {
 }
 
 // TestUnpoll: the file Unpoll returns reads and writes the same open file
-// (a datagram written through it arrives), is non-blocking, and f is
-// closed.
+// (a datagram written through it arrives), is non-blocking and out of the
+// netpoller, and f is closed.
 func TestUnpoll(t *testing.T) {
 	rd, wr := socketPair(t)
 	dup, err := unix.Dup(wr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := os.NewFile(uintptr(dup), "wr")
+	f := os.NewFile(uintptr(dup), "wr") // non-blocking: in the netpoller
+	if watched, err := pollread.Watched(dup); err != nil || !watched {
+		t.Fatalf("Watched(a descriptor os.NewFile registered) = %v, %v; want true", watched, err)
+	}
 	nf, err := pollread.Unpoll(f)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +190,11 @@ func TestUnpoll(t *testing.T) {
 	})
 	if !nonblock || werr != nil {
 		t.Fatalf("new descriptor: non-blocking %v, write error %v; want true, nil", nonblock, werr)
+	}
+	var nfd int
+	rc.Control(func(fd uintptr) { nfd = int(fd) })
+	if watched, err := pollread.Watched(nfd); err != nil || watched {
+		t.Errorf("Watched(the unpolled descriptor) = %v, %v; want false", watched, err)
 	}
 	buf := make([]byte, 16)
 	n, err := unix.Read(rd, buf)
