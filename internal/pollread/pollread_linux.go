@@ -8,7 +8,9 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -206,4 +208,74 @@ func Watched(fd int) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// File is a descriptor out of the netpoller with its Poller and the lock
+// that lets Close wait for the reader: what a link device keeps. Read is
+// for one goroutine; writes go through RawConn and never wait.
+type File struct {
+	f      *os.File
+	rc     syscall.RawConn
+	poller *Poller
+	mu     sync.Mutex // held by Read; Close takes it once the reader is woken
+	read   func(fd uintptr) bool
+	err    error
+	waitFn func(fd uintptr)
+}
+
+// Open takes f out of the netpoller (Unpoll) and returns it ready to read;
+// f is closed either way.
+func Open(f *os.File) (*File, error) {
+	nf, err := Unpoll(f)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := nf.SyscallConn()
+	if err != nil {
+		_ = nf.Close()
+		return nil, err
+	}
+	p, err := New()
+	if err != nil {
+		_ = nf.Close()
+		return nil, err
+	}
+	pf := &File{f: nf, rc: rc, poller: p}
+	pf.waitFn = pf.wait
+	return pf, nil
+}
+
+// RawConn is the descriptor's, for writes and controls.
+func (f *File) RawConn() syscall.RawConn { return f.rc }
+
+// Poller is the file's, for Drained and SetDeadline.
+func (f *File) Poller() *Poller { return f.poller }
+
+// Read runs Poller.Read with read on the descriptor. After Close it returns
+// ErrWoken or the file's closed error.
+func (f *File) Read(read func(fd uintptr) bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.poller.woken.Load() {
+		return ErrWoken
+	}
+	f.read, f.err = read, nil
+	err := f.rc.Control(f.waitFn)
+	f.read = nil
+	if err != nil {
+		return err
+	}
+	return f.err
+}
+
+func (f *File) wait(fd uintptr) { f.err = f.poller.Read(fd, f.read) }
+
+// Close wakes a Read parked in poll, waits for it to return and closes the
+// descriptor, so that it is closed when Close returns. Call it once.
+func (f *File) Close() error {
+	f.poller.Wake()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_ = f.poller.Close()
+	return f.f.Close()
 }

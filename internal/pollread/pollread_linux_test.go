@@ -248,3 +248,39 @@ func BenchmarkReadOne(b *testing.B) {
 		}
 	}
 }
+
+// TestFileCloseWakesTheReader: File.Close wakes a Read parked in poll
+// (or about to park); Read after Close fails.
+func TestFileCloseWakesTheReader(t *testing.T) {
+	rd, wr := socketPair(t)
+	dup, err := unix.Dup(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pollread.Open(os.NewFile(uintptr(dup), "rd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Poller().SetDeadline(time.Now().Add(guard))
+	r := &reader{p: f.Poller()}
+	unix.Write(wr, []byte("first"))
+	if err := f.Read(r.read); err != nil || len(r.got) != 1 {
+		t.Fatalf("Read = %v, got %q; want the datagram", err, r.got)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Read(r.read) }() // parks: the queue is drained
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, pollread.ErrWoken) {
+			t.Errorf("Read parked at Close: %v, want ErrWoken", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("a Read parked at Close did not return")
+	}
+	if err := f.Read(r.read); err == nil {
+		t.Error("Read after Close returned nil")
+	}
+}

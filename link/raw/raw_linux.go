@@ -144,26 +144,23 @@ func htons(v uint16) uint16 {
 type packetSocket struct {
 	iface   string
 	ifindex int
-	f       *os.File
-	rc      syscall.RawConn
+	file    *pollread.File
+	rc      syscall.RawConn // file's
 	closed  atomic.Bool
 	done    chan struct{} // closed by Close: ends a wait for the interface
 	stats   *DeviceStats
 	// counters reads the interface's own counters; nil until open.
 	counters *linkstats.Reader
 
-	// Reader state, used only by the one goroutine in ReadFrames, under
-	// rmu (Close takes it to know the reader is out of poll). The
+	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a batch allocates nothing.
-	rmu        sync.Mutex
-	poll       *pollread.Poller
-	rx         *mmsgBatch
-	rbufs      [][]byte
-	rsizes     []int
-	rn         int
-	rerr       error
-	readFn     func(fd uintptr) bool
-	readWaitFn func(fd uintptr)
+	poll   *pollread.Poller // file's
+	rx     *mmsgBatch
+	rbufs  [][]byte
+	rsizes []int
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
 
 	wmu     sync.Mutex
 	tx      mmsgBatch
@@ -175,23 +172,13 @@ type packetSocket struct {
 
 // newPacketSocket takes f, closing it on error.
 func newPacketSocket(f *os.File, iface string, ifindex int, stats *DeviceStats) (*packetSocket, error) {
-	f, err := pollread.Unpoll(f)
+	file, err := pollread.Open(f)
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", iface, err)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("raw %s: %w", iface, err)
-	}
-	poll, err := pollread.New()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("raw %s: %w", iface, err)
-	}
-	s := &packetSocket{iface: iface, ifindex: ifindex, f: f, rc: rc, done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize), poll: poll}
+	s := &packetSocket{iface: iface, ifindex: ifindex, file: file, rc: file.RawConn(), poll: file.Poller(),
+		done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
 	s.readFn = s.readSome
-	s.readWaitFn = s.readWait
 	s.writeFn = s.writeAll
 	return s, nil
 }
@@ -209,14 +196,12 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
 	for {
 		if s.closed.Load() {
 			return 0, link.ErrClosed
 		}
 		s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
-		err := s.rc.Control(s.readWaitFn)
+		err := s.file.Read(s.readFn)
 		n := s.rn
 		if err == nil {
 			err = s.rerr
@@ -280,13 +265,6 @@ func interfaceUp(ifindex int) (bool, error) {
 		return false, err
 	}
 	return ifr.Uint16()&unix.IFF_UP != 0, nil
-}
-
-// readWait reads, parking in poll while the socket is empty.
-func (s *packetSocket) readWait(fd uintptr) {
-	if err := s.poll.Read(fd, s.readFn); err != nil && s.rerr == nil {
-		s.rerr = err
-	}
 }
 
 // readSome reads what is queued: false means "nothing yet, wait". A
@@ -448,11 +426,7 @@ func (s *packetSocket) Close() error {
 	if s.counters != nil {
 		s.counters.Close()
 	}
-	s.poll.Wake()
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	_ = s.poll.Close()
-	return s.f.Close()
+	return s.file.Close()
 }
 
 // readQueueDrops implements device: PACKET_STATISTICS resets on read, so

@@ -207,23 +207,20 @@ func bringUp(name string, mtu uint32) error {
 // thread only, and Close wakes it. Writes never wait.
 type tapDevice struct {
 	name     string
-	f        *os.File
-	rc       syscall.RawConn
+	file     *pollread.File
+	rc       syscall.RawConn // file's
 	closed   atomic.Bool
 	stats    *DeviceStats
 	counters *linkstats.Reader // the interface's own; nil until open
 
-	// Reader state, used only by the one goroutine in ReadFrames, under
-	// rmu (Close takes it to know the reader is out of poll). The
+	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a read allocates nothing.
-	rmu        sync.Mutex
-	poll       *pollread.Poller
-	rbufs      [][]byte
-	rsizes     []int
-	rn         int
-	rerr       error
-	readFn     func(fd uintptr) bool
-	readWaitFn func(fd uintptr)
+	poll   *pollread.Poller // file's
+	rbufs  [][]byte
+	rsizes []int
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
 
 	wmu     sync.Mutex
 	wframes [][]byte
@@ -239,23 +236,12 @@ type tapDevice struct {
 
 // newTAPDevice takes f, closing it on error.
 func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapDevice, error) {
-	f, err := pollread.Unpoll(f)
+	file, err := pollread.Open(f)
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("tap %s: %w", name, err)
-	}
-	poll, err := pollread.New()
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("tap %s: %w", name, err)
-	}
-	d := &tapDevice{name: name, f: f, rc: rc, stats: stats, poll: poll}
+	d := &tapDevice{name: name, file: file, rc: file.RawConn(), poll: file.Poller(), stats: stats}
 	d.readFn = d.readSome
-	d.readWaitFn = d.readWait
 	d.writeFn = d.writeAll
 	if vnet {
 		d.vnet.on = true
@@ -282,13 +268,11 @@ func (d *tapDevice) setPersist() error {
 // ReadFrames implements ethlink.BatchReader: it waits for one frame, then
 // takes whatever else is already queued, up to len(bufs).
 func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
-	d.rmu.Lock()
-	defer d.rmu.Unlock()
 	if d.closed.Load() {
 		return 0, link.ErrClosed
 	}
 	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
-	err := d.rc.Control(d.readWaitFn)
+	err := d.file.Read(d.readFn)
 	n := d.rn
 	if err == nil {
 		err = d.rerr
@@ -298,13 +282,6 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 		return n, d.readError(err)
 	}
 	return n, nil
-}
-
-// readWait reads, parking in poll while the TAP is empty.
-func (d *tapDevice) readWait(fd uintptr) {
-	if err := d.poll.Read(fd, d.readFn); err != nil && d.rerr == nil {
-		d.rerr = err
-	}
 }
 
 // readSome reads what is queued: false means "nothing yet, wait".
@@ -427,11 +404,7 @@ func (d *tapDevice) Close() error {
 	if d.counters != nil {
 		d.counters.Close()
 	}
-	d.poll.Wake()
-	d.rmu.Lock()
-	defer d.rmu.Unlock()
-	_ = d.poll.Close()
-	return d.f.Close()
+	return d.file.Close()
 }
 
 func (d *tapDevice) kernelStats() (linkstats.Counters, error) {
