@@ -27,6 +27,7 @@ type reader struct {
 	got   []string
 	reads int
 	err   error
+	lone  bool // ask OneIsEnough after the first datagram of a batch
 }
 
 func (r *reader) read(fd uintptr) bool {
@@ -35,7 +36,7 @@ func (r *reader) read(fd uintptr) bool {
 		n, err := unix.Read(int(fd), r.buf[:])
 		switch {
 		case err == unix.EAGAIN:
-			r.p.Drained()
+			r.p.Drained(len(r.got))
 			return len(r.got) > 0
 		case err != nil:
 			r.err = err
@@ -45,6 +46,9 @@ func (r *reader) read(fd uintptr) bool {
 			return true
 		}
 		r.got = append(r.got, string(r.buf[:n]))
+		if r.lone && len(r.got) == 1 && r.p.OneIsEnough() {
+			return true
+		}
 	}
 }
 
@@ -110,19 +114,60 @@ func TestDrainedSkipsTheEmptyRead(t *testing.T) {
 	}
 }
 
+// TestLoneMode: datagrams that come one at a time cost one read each, not
+// two (OneIsEnough stops after the first, save every eighth batch, which
+// probes to the empty queue); datagrams that queue up are all read within
+// a probe's period and put the reader back to draining.
+func TestLoneMode(t *testing.T) {
+	rd, wr := socketPair(t)
+	r := &reader{p: newPoller(t), lone: true}
+	const lone = 16
+	for i := range lone {
+		r.got = r.got[:0]
+		unix.Write(wr, []byte{'a' + byte(i)})
+		if err := r.p.Read(uintptr(rd), r.read); err != nil || len(r.got) != 1 {
+			t.Fatalf("Read %d: %v, %q", i, err, r.got)
+		}
+	}
+	// The first Read drains (2 reads), the probes of the 8th and 15th
+	// batches too; the others read once.
+	if want := lone + 3; r.reads != want {
+		t.Errorf("%d lone datagrams took %d reads, want %d (draining each would take %d)", lone, r.reads, want, 2*lone)
+	}
+	r.got, r.reads = r.got[:0], 0
+	for _, m := range []string{"1", "2", "3", "4", "5"} {
+		unix.Write(wr, []byte(m))
+	}
+	reads := 0
+	for len(r.got) < 5 {
+		if reads++; reads > 8 {
+			t.Fatalf("5 queued datagrams not read in 8 Reads: %q", r.got)
+		}
+		if err := r.p.Read(uintptr(rd), r.read); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Draining again: the next datagram is read, then the empty queue.
+	r.got, r.reads = r.got[:0], 0
+	unix.Write(wr, []byte("x"))
+	if err := r.p.Read(uintptr(rd), r.read); err != nil || r.reads != 2 {
+		t.Errorf("after the burst: %v, %d reads, want 2 (draining)", err, r.reads)
+	}
+}
+
 // TestWakeEndsAParkedRead: Wake returns a Read parked in poll with
 // ErrWoken, and every Read after it.
 func TestWakeEndsAParkedRead(t *testing.T) {
 	rd, _ := socketPair(t)
 	r := &reader{p: newPoller(t)}
-	r.p.Drained() // go straight to poll
+	r.p.Drained(0) // go straight to poll
 	done := make(chan error, 1)
 	go func() { done <- r.p.Read(uintptr(rd), r.read) }()
 	r.p.Wake()
 	if err := <-done; !errors.Is(err, pollread.ErrWoken) {
 		t.Fatalf("Read after Wake: %v, want ErrWoken", err)
 	}
-	r.p.Drained()
+	r.p.Drained(0)
 	if err := r.p.Read(uintptr(rd), r.read); !errors.Is(err, pollread.ErrWoken) {
 		t.Fatalf("second Read after Wake: %v, want ErrWoken", err)
 	}
@@ -149,7 +194,7 @@ func TestHangupWithNothingToRead(t *testing.T) {
 	defer unix.Close(fds[0])
 	unix.Close(fds[1]) // POLLHUP on the read end
 	p := newPoller(t)
-	p.Drained()
+	p.Drained(0)
 	quiet := func(uintptr) bool { return false }
 	if err := p.Read(uintptr(fds[0]), quiet); err == nil {
 		t.Fatal("Read on a hung-up pipe that reads nothing returned nil")

@@ -277,14 +277,14 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			s.poll.Drained()
+			s.poll.Drained(0)
 			return false
 		case err != nil:
 			s.rerr = err
 			return true
 		}
 		if got < n {
-			s.poll.Drained()
+			s.poll.Drained(got)
 		}
 		kept := 0
 		for i := 0; i < got; i++ {

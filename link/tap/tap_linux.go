@@ -293,7 +293,7 @@ func (d *tapDevice) readSome(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			d.poll.Drained()
+			d.poll.Drained(d.rn)
 			return d.rn > 0
 		case err != nil:
 			d.rerr = err
@@ -308,6 +308,9 @@ func (d *tapDevice) readSome(fd uintptr) bool {
 		}
 		d.rsizes[d.rn] = n
 		d.rn++
+		if d.rn == 1 && d.poll.OneIsEnough() {
+			return true
+		}
 	}
 	return true
 }
