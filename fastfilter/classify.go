@@ -22,6 +22,9 @@ const (
 // link.Handled for datagrams it delivered to a registered port or dropped as
 // unsound, and link.Pass for everything else. It does not retain frame.
 func (f *Filter) Hook(frame []byte) link.Verdict {
+	if !f.rxSeen.Load() {
+		f.noteFrame()
+	}
 	s := f.snap.Load()
 	return f.classifyEthernet(frame, s, s.rxOffload)
 }

@@ -303,17 +303,24 @@ func TestClassifyOtherTraffic(t *testing.T) {
 	}
 }
 
+// addAddress adds an IPv4 address to the fixture's NIC, behind the filter's
+// back (no RefreshAddresses).
+func (fx *fixture) addAddress(t *testing.T, a netip.Addr) netip.Addr {
+	t.Helper()
+	if err := fx.st.Netstack().AddProtocolAddress(fx.st.NICID(0), tcpip.ProtocolAddress{
+		Protocol:          header.IPv4ProtocolNumber,
+		AddressWithPrefix: tcpip.AddrFrom4(a.As4()).WithPrefix(),
+	}, tcpipstack.AddressProperties{}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestClassifyNewAddress checks that an address added to the NIC after New
 // is served fast once the snapshot is refreshed, and by netstack before.
 func TestClassifyNewAddress(t *testing.T) {
 	fx := newFixture(t, fixtureOptions{})
-	added := netip.MustParseAddr("198.51.100.3")
-	if err := fx.st.Netstack().AddProtocolAddress(fx.st.NICID(0), tcpip.ProtocolAddress{
-		Protocol:          header.IPv4ProtocolNumber,
-		AddressWithPrefix: tcpip.AddrFrom4(added.As4()).WithPrefix(),
-	}, tcpipstack.AddressProperties{}); err != nil {
-		t.Fatal(err)
-	}
+	added := fx.addAddress(t, netip.MustParseAddr("198.51.100.3"))
 	u := v4Frame(testPayload)
 	u.Dst = netip.AddrPortFrom(added, rtpPort)
 	if got := fx.f.Hook(u.Build()); got != link.Pass {
@@ -322,6 +329,26 @@ func TestClassifyNewAddress(t *testing.T) {
 	fx.clock.Advance(fastfilter.DefaultAddressRefresh)
 	if got := fx.f.Hook(u.Build()); got != link.Handled {
 		t.Fatalf("after the periodic refresh: verdict %v, want handled", got)
+	}
+}
+
+// TestAddressRefreshSleepsWhenIdle: with no frames for a period the
+// periodic refresh stops (an idle filter wakes nobody): an address added
+// during a quiet minute is not in the snapshot at its end. The first frame
+// wakes the refresh, and a period later the address is served fast.
+func TestAddressRefreshSleepsWhenIdle(t *testing.T) {
+	fx := newFixture(t, fixtureOptions{})
+	fx.clock.Advance(2 * fastfilter.DefaultAddressRefresh) // the first period passes without frames
+	added := fx.addAddress(t, netip.MustParseAddr("198.51.100.3"))
+	fx.clock.Advance(time.Minute)
+	u := v4Frame(testPayload)
+	u.Dst = netip.AddrPortFrom(added, rtpPort)
+	if got := fx.f.Hook(u.Build()); got != link.Pass {
+		t.Fatalf("after an idle minute: verdict %v, want pass (the refresh slept)", got)
+	}
+	fx.clock.Advance(fastfilter.DefaultAddressRefresh)
+	if got := fx.f.Hook(u.Build()); got != link.Handled {
+		t.Fatalf("a period after the first frame: verdict %v, want handled", got)
 	}
 }
 

@@ -61,9 +61,12 @@ type Options struct {
 	// gets its endpoint at Register.
 	UnboundUDP func(func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool)
 	// AddressRefresh is how often the address snapshot is re-read from
-	// netstack (default DefaultAddressRefresh; negative: only at New,
-	// Register and RefreshAddresses). Until a refresh, a new address is
-	// served by netstack's lane (slower, not lost).
+	// netstack while frames arrive (default DefaultAddressRefresh;
+	// negative: only at New, Register and RefreshAddresses). Until a
+	// refresh, a new address is served by netstack's lane (slower, not
+	// lost). A period without frames puts the refresh to sleep, so an idle
+	// filter costs no wake-up; the next frame wakes it, and the refresh
+	// follows within a period, as while busy.
 	AddressRefresh time.Duration
 }
 
@@ -85,9 +88,14 @@ type Filter struct {
 	regs      map[*Registration]struct{}
 	refresh   time.Duration
 	unbound   func(func(tcpipstack.TransportEndpointID, *tcpipstack.PacketBuffer) bool) // Options.UnboundUDP
-	timerMu   sync.Mutex
-	timer     tcpip.Timer
-	stopping  bool
+	// The periodic refresh runs while frames arrive and sleeps when
+	// none came for a whole period (an idle filter wakes nobody); the
+	// first frame after that re-arms it.
+	timerMu    sync.Mutex
+	timer      tcpip.Timer
+	timerArmed bool
+	stopping   bool
+	rxSeen     atomic.Bool // a frame came since the last periodic refresh
 
 	// Each event is counted once, with one atomic add: in its port's set
 	// when the port is known, else in shared. Counters sums shared, the
@@ -199,16 +207,35 @@ func New(opts Options) (*Filter, error) {
 	if f.refresh > 0 {
 		f.timerMu.Lock()
 		f.timer = f.clock.AfterFunc(f.refresh, f.periodicRefresh)
+		f.timerArmed = true
 		f.timerMu.Unlock()
 	}
 	return f, nil
 }
 
+// periodicRefresh re-reads the addresses, and arms itself again only if
+// frames came during the period.
 func (f *Filter) periodicRefresh() {
 	_ = f.RefreshAddresses() // the NIC may be gone; the old snapshot stays
 	f.timerMu.Lock()
 	defer f.timerMu.Unlock()
-	if !f.stopping {
+	f.timerArmed = false
+	if !f.stopping && f.rxSeen.Swap(false) {
+		f.timerArmed = true
+		f.timer.Reset(f.refresh)
+	}
+}
+
+// noteFrame records that a frame came and wakes the periodic refresh if it
+// sleeps. The hook calls it only while rxSeen is false: once per period.
+func (f *Filter) noteFrame() {
+	if !f.rxSeen.CompareAndSwap(false, true) || f.refresh <= 0 {
+		return
+	}
+	f.timerMu.Lock()
+	defer f.timerMu.Unlock()
+	if !f.timerArmed && !f.stopping {
+		f.timerArmed = true
 		f.timer.Reset(f.refresh)
 	}
 }

@@ -38,7 +38,7 @@ func TestStatsPrintReasonsByName(t *testing.T) {
 			"send fast 4 in 4 link writes (0 trains), through netstack 1 (no-entry 1), refused by netstack 0"},
 		{fmt.Sprint(manager), "open ports 2; receive fast 5, via netstack 0, passed to netstack 4 (not-ip 4), dropped 0 (none); " +
 			"send fast 4 in 4 link writes (0 trains), through netstack 1 (no-entry 1), refused by netstack 0; netstack received 4 frames; " +
-			"arp {Resolutions:1 Resolved:1 Refreshes:0 MACChanges:0 Aged:0 Invalidations:0 NeighborFlushes:0 Failures:0 Evictions:0 " +
+			"arp {Resolutions:1 Resolved:1 Refreshes:0 RefreshRounds:0 MACChanges:0 Aged:0 Invalidations:0 NeighborFlushes:0 Failures:0 Evictions:0 " +
 			"AnnouncedSame:0 AnnounceDeferred:0 PathMTUUpdates:0 PathMTUIgnored:0 PathMTUExpired:0 MACChangesBy:[0 0 0 0 0]}, entries map[valid:1]"},
 	} {
 		if tc.got != tc.want {

@@ -22,12 +22,13 @@ type Slot struct {
 	inline [inlineDests]Dest
 	more   atomic.Pointer[destSet] // destinations beyond inline; nil until needed
 
-	mu    sync.Mutex // serialises writers; never held while calling netstack
-	n     int32      // destinations held; an evicted one's index goes to its successor
-	port  uint16
-	armed bool // aging timer pending
-	timer tcpip.Timer
-	table *Table
+	mu     sync.Mutex // serialises writers; never held while calling netstack
+	n      int32      // destinations held; an evicted one's index goes to its successor
+	port   uint16
+	armed  bool // aging timer pending
+	queued bool // in the table's due list (Table.tickMu)
+	timer  tcpip.Timer
+	table  *Table
 }
 
 // Dest is one destination of a port: the cell its successive entries are
@@ -41,17 +42,19 @@ type Dest struct {
 	entry atomic.Pointer[Entry]
 	used  atomic.Bool // loaded since the last refresh round
 	index int32       // the destination's number within the port, < Options.MaxDestinations
+	slot  *Slot
 	// lastUsed is the refresh round in which the destination was last seen
 	// used (guarded by the slot's mu): least recently used goes first.
 	lastUsed uint32
 }
 
 // Load returns the destination's current entry (nil if none) and marks it
-// in use, so the refresh loop keeps it valid. It takes no lock and allocates
-// nothing.
+// in use, so the refresh loop keeps it valid. It allocates nothing; the
+// first Load after a refresh round also queues the destination's port for
+// the next round (a lock, once per destination and round).
 func (d *Dest) Load() *Entry {
-	if !d.used.Load() {
-		d.used.Store(true)
+	if !d.used.Load() && d.used.CompareAndSwap(false, true) {
+		d.slot.table.noteUsed(d.slot)
 	}
 	return d.entry.Load()
 }
@@ -202,7 +205,7 @@ func (s *Slot) claimLocked(dst tcpip.Address, round uint32) *Dest {
 			d.lastUsed = round
 			return d
 		}
-		d := &Dest{index: s.n - 1, lastUsed: round}
+		d := &Dest{index: s.n - 1, lastUsed: round, slot: s}
 		s.addOverflowLocked(destCell{dst, d}, nil)
 		return d
 	}
@@ -227,7 +230,7 @@ func (s *Slot) claimLocked(dst tcpip.Address, round uint32) *Dest {
 		victim.lastUsed = round
 		return victim
 	}
-	d := &Dest{index: victim.index, lastUsed: round}
+	d := &Dest{index: victim.index, lastUsed: round, slot: s}
 	t.countNextHops(victim.entry.Swap(nil), nil)
 	s.addOverflowLocked(destCell{dst, d}, victim)
 	return d

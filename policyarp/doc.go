@@ -108,7 +108,10 @@
 // traffic netstack never sees: a STALE neighbour moves to DELAY and then
 // PROBE exactly as if netstack had sent the datagram itself. So an active
 // stream never ages out, while an idle entry ages and its next datagram goes
-// through netstack again.
+// through netstack again. The refresh timer runs only while some
+// destination is in use (or a lowered path MTU waits to expire) and visits
+// only the ports used since its last round: idle, the table wakes nobody,
+// however many ports it covers.
 //
 // The defaults follow netstack's NUD defaults (RFC 4861 section 10):
 // BaseReachableTime 30s drawn with a random factor in [0.5, 1.5], so a

@@ -56,6 +56,7 @@ func (t *Table) HandlePacketTooBig(local, dst tcpip.Address, port uint16, mtu ui
 	n.PathMTUExpires = t.clock.NowMonotonic().Add(t.pmtuExpiry)
 	t.publishLocked(s, d, &n)
 	t.c.pmtuUpdates.Add(1)
+	t.notePathMTULowered()
 }
 
 // expirePathMTU forgets e's lowered path MTU.

@@ -152,9 +152,13 @@ type Options struct {
 
 // Stats count what the table did. Snapshot with Table.Stats.
 type Stats struct {
-	Resolutions     uint64 // entries made by Resolve (first use, new destination, after aging...)
-	Resolved        uint64 // times netstack answered with a MAC (resolutions and refreshes)
-	Refreshes       uint64 // re-validations of entries in use
+	Resolutions uint64 // entries made by Resolve (first use, new destination, after aging...)
+	Resolved    uint64 // times netstack answered with a MAC (resolutions and refreshes)
+	Refreshes   uint64 // re-validations of entries in use
+	// RefreshRounds counts the refresh timer's rounds: one per
+	// Options.Refresh while destinations are in use (or a lowered path MTU
+	// waits to expire), none while the table is idle.
+	RefreshRounds   uint64
 	MACChanges      uint64 // entries whose MAC changed: the sum of MACChangesBy
 	Aged            uint64 // entries that reached the aging time
 	Invalidations   uint64 // entries invalidated by neighbour updates (GARP / unsolicited NA)
@@ -203,8 +207,17 @@ type Table struct {
 	staticMu sync.Mutex
 	static   map[tcpip.Address]tcpip.LinkAddress
 
-	tickMu sync.Mutex
-	ticker tcpip.Timer
+	// The refresh timer runs only while there is work: destinations used
+	// since the last round (due, queued by Dest.Load the first time it
+	// marks one used), or a lowered path MTU to expire. Idle, with any
+	// number of ports, the table wakes nobody.
+	tickMu     sync.Mutex
+	ticker     tcpip.Timer
+	tickArmed  bool
+	due        []*Slot // slots with a destination used since the last round
+	dueSpare   []*Slot
+	walkAll    bool          // a lowered path MTU may be waiting to expire: rounds visit every slot
+	pmtuLowers atomic.Uint64 // path MTUs lowered so far
 
 	hopsMu sync.Mutex
 	hops   map[tcpip.Address]int // entries per next hop: announcements for others cost no scan
@@ -287,10 +300,12 @@ func New(opts Options) (*Table, error) {
 		s.port = opts.BasePort + uint16(i)
 		for j := range s.inline {
 			s.inline[j].index = int32(j)
+			s.inline[j].slot = s
 		}
 	}
 	t.tickMu.Lock()
 	t.ticker = t.clock.AfterFunc(t.refresh, t.refreshRound)
+	t.ticker.Stop() // armed by the first use (noteUsed)
 	t.tickMu.Unlock()
 	return t, nil
 }
@@ -571,19 +586,58 @@ func (t *Table) age(s *Slot) {
 	}
 }
 
+// noteUsed queues s for the next refresh round (a destination of s was
+// just marked used) and arms the timer if it is not armed.
+func (t *Table) noteUsed(s *Slot) {
+	t.tickMu.Lock()
+	defer t.tickMu.Unlock()
+	if !s.queued {
+		s.queued = true
+		t.due = append(t.due, s)
+	}
+	t.armLocked()
+}
+
+// armLocked arms the refresh timer unless it is armed (t.tickMu held).
+func (t *Table) armLocked() {
+	if t.tickArmed || t.closed.Load() {
+		return
+	}
+	t.tickArmed = true
+	t.ticker.Reset(t.refresh)
+}
+
 // refreshRound re-validates every Valid entry used since the previous round
-// and expires lowered path MTUs.
+// (the slots Dest.Load queued) and expires lowered path MTUs. While a
+// path MTU is lowered it visits every slot, as an entry not in use still
+// expires; otherwise only the queued ones. The timer is re-armed only
+// while there is such work, so an idle table costs nothing.
 func (t *Table) refreshRound() {
 	if t.closed.Load() {
 		return
 	}
+	t.tickMu.Lock()
+	t.tickArmed = false
+	due := t.due
+	t.due, t.dueSpare = t.dueSpare[:0], nil
+	for _, s := range due {
+		s.queued = false
+	}
+	walkAll := t.walkAll
+	t.tickMu.Unlock()
+	lowers := t.pmtuLowers.Load()
+
 	round := t.round.Add(1)
 	now := t.clock.NowMonotonic()
-	for i := range t.slots {
-		s := &t.slots[i]
+	lowered := false
+	visit := func(s *Slot) {
 		s.each(func(d *Dest, e *Entry) {
-			if e.PathMTU != 0 && now.Sub(e.PathMTUExpires) >= 0 {
-				t.expirePathMTU(s, d, e)
+			if e.PathMTU != 0 {
+				if now.Sub(e.PathMTUExpires) >= 0 {
+					t.expirePathMTU(s, d, e)
+				} else {
+					lowered = true
+				}
 			}
 			if !d.used.Load() {
 				return
@@ -597,11 +651,35 @@ func (t *Table) refreshRound() {
 			}
 		})
 	}
+	if walkAll {
+		for i := range t.slots {
+			visit(&t.slots[i])
+		}
+	} else {
+		for _, s := range due {
+			visit(s)
+		}
+	}
+	clear(due)
 	t.tickMu.Lock()
-	if !t.closed.Load() {
-		t.ticker.Reset(t.refresh)
+	t.dueSpare = due[:0]
+	// A path MTU lowered during the walk (pmtuLowers moved) may have been
+	// missed: keep walking everything one more round.
+	t.walkAll = t.walkAll && (lowered || t.pmtuLowers.Load() != lowers || !walkAll)
+	if t.walkAll || len(t.due) > 0 {
+		t.armLocked()
 	}
 	t.tickMu.Unlock()
+}
+
+// notePathMTULowered makes the refresh rounds visit every slot until no
+// lowered path MTU is left to expire.
+func (t *Table) notePathMTULowered() {
+	t.pmtuLowers.Add(1)
+	t.tickMu.Lock()
+	defer t.tickMu.Unlock()
+	t.walkAll = true
+	t.armLocked()
 }
 
 // revalidate asks netstack for e's next hop again. A neighbour netstack
@@ -769,6 +847,7 @@ func (t *Table) Stats() Stats {
 		Resolutions:      t.c.resolutions.Load(),
 		Resolved:         t.c.resolved.Load(),
 		Refreshes:        t.c.refreshes.Load(),
+		RefreshRounds:    uint64(t.round.Load()),
 		Aged:             t.c.aged.Load(),
 		Invalidations:    t.c.invalidations.Load(),
 		NeighborFlushes:  t.c.flushes.Load(),

@@ -212,6 +212,44 @@ func TestResolutionFailureIsReported(t *testing.T) {
 	}
 }
 
+// TestIdleTableSleeps: the refresh timer runs while a destination is in
+// use and stops once none is: a table whose entries went unused, with any
+// number of ports, runs no refresh round (no timer, no walk of its slots)
+// until a destination is used again.
+func TestIdleTableSleeps(t *testing.T) {
+	lan := newLAN(t)
+	tab := newTable(t, lan)
+	lan.Run(time.Minute)
+	if got := tab.Stats().RefreshRounds; got != 0 {
+		t.Fatalf("%d refresh rounds in a minute with no entry, want 0", got)
+	}
+	mustResolve(t, tab, rtp, a4, b4)
+	lan.Run(10 * time.Millisecond)
+	for range 5 { // a stream: used every 200 ms for a second
+		if _, ok := tab.Lookup(rtp, b4); !ok {
+			t.Fatal("no usable entry for B")
+		}
+		lan.Run(200 * time.Millisecond)
+	}
+	busy := tab.Stats().RefreshRounds
+	if busy == 0 {
+		t.Fatal("no refresh round while the entry was in use")
+	}
+	lan.Run(time.Hour)
+	idle := tab.Stats().RefreshRounds
+	if idle > busy+1 {
+		t.Errorf("%d refresh rounds in an idle hour after the stream stopped, want at most 1 (the one that sees the last use)", idle-busy)
+	}
+	// Used again, it is refreshed again.
+	mustResolve(t, tab, rtp, a4, b4)
+	lan.Run(10 * time.Millisecond)
+	tab.Lookup(rtp, b4)
+	lan.Run(2 * policyarp.DefaultRefresh)
+	if got := tab.Stats().RefreshRounds; got == idle {
+		t.Errorf("no refresh round after the entry was used again (%d rounds in all)", got)
+	}
+}
+
 func TestUnusedEntryAges(t *testing.T) {
 	lan := newLAN(t)
 	tab := newTable(t, lan)

@@ -25,6 +25,7 @@ type benchConfig struct {
 	reflect  string
 	streams  string
 	only     string
+	relays   string
 	quiet    bool
 }
 
@@ -40,6 +41,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.link, "link", "", "also benchmark over a real link with the Linux kernel as the peer: `tap|raw` (needs root)")
 	fs.StringVar(&cfg.reflect, "fast-reflector", bench.ReflectorRing, "the real link's fast reflector, `ring|inline`: ring (the filter fills a Ring that another goroutine reads and answers a batch at a time, as the gonet reflector is built) or inline (answers in the filter's receive function)")
 	fs.StringVar(&cfg.only, "only", "", "run only these `SUITE,...`: "+suiteNames()+" (default in-process, scaling, and link with --link)")
+	fs.StringVar(&cfg.relays, "relays", "", "the relay suite's relays, `PATH,...` of mediastack-tap, mediastack-raw, gonet-tap, go-kernel, rtpengine (default all; rtpengine when installed)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -63,13 +65,23 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			streams = append(streams, n)
 		}
 	}
-	bc := bench.Config{Rounds: cfg.rounds, LinkRounds: cfg.linkRnds, Short: cfg.short, Streams: streams, Link: cfg.link, FastReflector: cfg.reflect}
+	var relays []bench.Path
+	if cfg.relays != "" {
+		for _, f := range strings.Split(cfg.relays, ",") {
+			p := bench.Path(strings.TrimSpace(f))
+			if !slices.Contains(bench.RelayPaths, p) {
+				return usageErrorf("--relays %q: no relay %q", cfg.relays, p)
+			}
+			relays = append(relays, p)
+		}
+	}
+	bc := bench.Config{RelayPaths: relays, Rounds: cfg.rounds, LinkRounds: cfg.linkRnds, Short: cfg.short, Streams: streams, Link: cfg.link, FastReflector: cfg.reflect}
 	if !cfg.quiet {
 		bc.Log = stderr
 	}
-	if cfg.link != "" || strings.Contains(cfg.only, "p2sp") {
-		// The real link's load generator and the p2sp suite's nodes are
-		// this program.
+	if cfg.link != "" || strings.Contains(cfg.only, "p2sp") || strings.Contains(cfg.only, "relay") {
+		// The real link's load generator, the relay suite's helpers and the
+		// p2sp suite's nodes are this program.
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("finding this program for the load generator: %w", err)

@@ -27,7 +27,7 @@ var demoHelp = commandHelp{
 
 var benchHelp = commandHelp{
 	groups: []flagGroup{
-		{"what to run", []string{"only", "rounds", "short", "streams"}},
+		{"what to run", []string{"only", "rounds", "short", "streams", "relays"}},
 		{"real link", []string{"link", "link-rounds", "fast-reflector"}},
 		{"output", []string{"json", "plot", "quiet"}},
 	},

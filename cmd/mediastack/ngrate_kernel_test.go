@@ -1,82 +1,40 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mediastack/mediastack/internal/bencode"
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/rtpengine"
 	"github.com/mediastack/mediastack/internal/sipua"
 )
 
-// ngConn is one ng client socket in the namespace: a request at a time,
+// dialNG opens an ng client socket in the namespace: a request at a time,
 // each with a cookie of its own, as one Kamailio worker does.
-type ngConn struct {
-	conn   *net.UDPConn
-	prefix string
-	n      int
-	buf    []byte
-}
-
-func dialNG(t *testing.T, ns *netnstest.Namespace, ng netip.AddrPort, prefix string) *ngConn {
+func dialNG(t *testing.T, ns *netnstest.Namespace, ng netip.AddrPort, prefix string) *rtpengine.Conn {
 	t.Helper()
-	var c *net.UDPConn
+	var c *rtpengine.Conn
 	if err := ns.Enter(func() error {
 		var err error
-		c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ng))
+		c, err = rtpengine.Dial(ng, prefix)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
+	c.SetTimeout(netnstest.StateTimeout) // a hang guard
 	t.Cleanup(func() { c.Close() })
-	return &ngConn{conn: c, prefix: prefix, buf: make([]byte, 65535)}
-}
-
-// do sends one request and returns the reply dictionary; a reply whose
-// result is not ok (or pong) is an error.
-func (c *ngConn) do(req bencode.Dict) (bencode.Dict, error) {
-	c.n++
-	cookie := c.prefix + "_" + strconv.Itoa(c.n)
-	body, err := bencode.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.conn.Write(append([]byte(cookie+" "), body...)); err != nil {
-		return nil, err
-	}
-	c.conn.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)) // a hang guard
-	for {
-		n, err := c.conn.Read(c.buf)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", req["command"], cookie, err)
-		}
-		reply, ok := bytes.CutPrefix(c.buf[:n], []byte(cookie+" "))
-		if !ok {
-			continue // a late reply to an earlier request
-		}
-		v, err := bencode.Unmarshal(reply)
-		d, isDict := v.(bencode.Dict)
-		if err != nil || !isDict {
-			return nil, fmt.Errorf("%s: reply %q: %v", req["command"], reply, err)
-		}
-		if r := d["result"]; r != "ok" && r != "pong" {
-			return d, fmt.Errorf("%s: result %v: %v", req["command"], r, d["error-reason"])
-		}
-		return d, nil
-	}
+	return c
 }
 
 // ngCallRate runs whole calls (offer, answer, delete, as Kamailio sends
 // them) through the relay's ng port from workers clients in parallel for
 // duration, and returns how many calls completed and the first error.
 func ngCallRate(t *testing.T, ns *netnstest.Namespace, ng netip.AddrPort, workers int, duration time.Duration) (int, error) {
-	conns := make([]*ngConn, workers)
+	conns := make([]*rtpengine.Conn, workers)
 	for i := range conns {
 		conns[i] = dialNG(t, ns, ng, fmt.Sprintf("1_%d", i))
 	}
@@ -103,7 +61,7 @@ func ngCallRate(t *testing.T, ns *netnstest.Namespace, ng netip.AddrPort, worker
 					{"command": "delete", "call-id": callID, "from-tag": "a", "to-tag": "b", "supports": bencode.List{"load limit"}},
 				}
 				for _, req := range steps {
-					if d, err := c.do(req); err != nil || (req["command"] == "delete" && d["warning"] != nil) {
+					if d, err := c.Do(req); err != nil || (req["command"] == "delete" && d["warning"] != nil) {
 						mu.Lock()
 						if firstErr == nil {
 							firstErr = fmt.Errorf("call %s: %v (reply %v)", callID, err, d)
@@ -137,7 +95,7 @@ func callRateTest(t *testing.T, ns *netnstest.Namespace, relay relayTarget) {
 		t.Fatal("no call completed")
 	}
 	c := dialNG(t, ns, relay.client.NG, "list")
-	d, err := c.do(bencode.Dict{"command": "list"})
+	d, err := c.Do(bencode.Dict{"command": "list"})
 	if l, ok := d["calls"].(bencode.List); err != nil || !ok || len(l) != 0 {
 		t.Errorf("list after the calls: %v %v, want no call left", d, err)
 	}

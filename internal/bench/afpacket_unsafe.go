@@ -56,3 +56,35 @@ func (s *frameSender) send(frames [][]byte) (int, error) {
 }
 
 func (s *frameSender) close() error { return unix.Close(s.fd) }
+
+// mmsgReceiver reads datagrams from a socket a batch per recvmmsg(2).
+type mmsgReceiver struct {
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+	bufs [][]byte
+}
+
+func newMmsgReceiver(batch, size int) *mmsgReceiver {
+	r := &mmsgReceiver{hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch), bufs: make([][]byte, batch)}
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, size)
+		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].SetLen(size)
+		r.hdrs[i].Hdr.Iov = &r.iovs[i]
+		r.hdrs[i].Hdr.Iovlen = 1
+	}
+	return r
+}
+
+// recv reads what fd has, without waiting, up to a batch; 0 when it has
+// nothing (or failed).
+func (r *mmsgReceiver) recv(fd int) int {
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(n)
+}
+
+// datagram is datagram i of the last recv.
+func (r *mmsgReceiver) datagram(i int) []byte { return r.bufs[i][:r.hdrs[i].Len] }

@@ -58,6 +58,12 @@ type genRequest struct {
 	DrainMs    int            `json:"drain_ms"`    // how long to wait for late replies
 	Size       int            `json:"size"`        // UDP payload bytes
 	Latency    bool           `json:"latency"`     // one datagram per send, record every round trip
+
+	// Relay mode (relaygen_linux.go): Legs, when set, replace the
+	// generator's calls, opening a socket for each leg; Relay sends to
+	// every leg in turn instead of to Dst. Src, Dst and Size are unused.
+	Legs  []genLeg `json:"legs,omitempty"`
+	Relay bool     `json:"relay,omitempty"`
 }
 
 // genReply is what one step measured.
@@ -74,7 +80,11 @@ type genReply struct {
 	Refused   uint64  `json:"refused"`
 	P50Micros float64 `json:"p50_us"`
 	P99Micros float64 `json:"p99_us"`
-	Err       string  `json:"err,omitempty"`
+	// Relay mode: the one-way times (every datagram's), and the calls
+	// with a leg that received nothing in the step.
+	P999Micros float64 `json:"p999_us,omitempty"`
+	Silent     int     `json:"silent,omitempty"`
+	Err        string  `json:"err,omitempty"`
 }
 
 // Loss is the fraction of the datagrams sent that did not come back.
@@ -110,6 +120,7 @@ type generator struct {
 	sockets map[netip.AddrPort]*genSocket // by the address replies come to
 	senders map[string]*frameSender       // by interface
 	epoch   uint32
+	relay   *relayLegs // relay mode's calls
 }
 
 // genSocket is the generator's socket of one IP version, with the
@@ -136,7 +147,9 @@ func runGenerator(stdin io.Reader, stdout io.Writer) error {
 			s.close()
 		}
 	}()
+	defer g.closeRelay()
 	sc := bufio.NewScanner(stdin)
+	sc.Buffer(make([]byte, 64<<10), 16<<20) // a request with 20,000 legs
 	enc := json.NewEncoder(stdout)
 	for sc.Scan() {
 		var req genRequest
@@ -210,6 +223,9 @@ func (s *genSocket) receive() {
 
 // step sends at req.Rate for req.DurationMs and counts the replies.
 func (g *generator) step(req genRequest) (genReply, error) {
+	if req.Legs != nil || req.Relay {
+		return g.relayStep(req)
+	}
 	switch {
 	case !req.Dst.IsValid() || !req.Src.IsValid() || req.Dst.Addr().Is6() != req.Src.Addr().Is6():
 		return genReply{}, errors.New("no source and destination of one IP version")
@@ -222,12 +238,9 @@ func (g *generator) step(req genRequest) (genReply, error) {
 	if err != nil {
 		return genReply{}, err
 	}
-	fs := g.senders[req.Iface]
-	if fs == nil {
-		if fs, err = newFrameSender(req.Iface, genBatch); err != nil {
-			return genReply{}, err
-		}
-		g.senders[req.Iface] = fs
+	fs, err := g.sender(req.Iface)
+	if err != nil {
+		return genReply{}, err
 	}
 	frames, err := newProbeFrames(req, g.epoch+1)
 	if err != nil {
@@ -237,28 +250,56 @@ func (g *generator) step(req genRequest) (genReply, error) {
 	s.mu.Lock()
 	s.epoch, s.received, s.latency, s.rtts = g.epoch, 0, req.Latency, s.rtts[:0]
 	s.mu.Unlock()
-	drops0 := udpRcvbufErrors(req.Dst.Addr().Is6())
-
-	sent, refused, elapsed, err := g.send(fs, frames, req)
+	rep, err := g.run(fs, frames, req, req.Dst.Addr().Is6())
 	if err != nil {
 		return genReply{}, err
 	}
-	time.Sleep(time.Duration(req.DrainMs) * time.Millisecond)
-
 	s.mu.Lock()
-	rep := genReply{Sent: sent, Received: s.received, Refused: refused}
+	rep.Received = s.received
 	rtts := slices.Clone(s.rtts)
 	s.epoch = 0 // later replies are late
 	s.mu.Unlock()
-	rep.SendRate = float64(sent) / elapsed.Seconds()
-	rep.RcvbufErrors = udpRcvbufErrors(req.Dst.Addr().Is6()) - drops0
-	rep.Limited = rep.SendRate < 0.97*req.Rate || rep.RcvbufErrors > 0
 	if len(rtts) > 0 {
 		slices.Sort(rtts)
 		rep.P50Micros = float64(rtts[len(rtts)/2].Nanoseconds()) / 1e3
 		rep.P99Micros = float64(rtts[min(len(rtts)*99/100, len(rtts)-1)].Nanoseconds()) / 1e3
 	}
 	return rep, nil
+}
+
+// sender is the frame sender on iface, opened on first use.
+func (g *generator) sender(iface string) (*frameSender, error) {
+	fs := g.senders[iface]
+	if fs == nil {
+		var err error
+		if fs, err = newFrameSender(iface, genBatch); err != nil {
+			return nil, err
+		}
+		g.senders[iface] = fs
+	}
+	return fs, nil
+}
+
+// run sends a step's datagrams and waits DrainMs for the last to come
+// back: the reply with what was sent; the caller counts what came back.
+func (g *generator) run(fs *frameSender, st stamper, req genRequest, v6 bool) (genReply, error) {
+	drops0 := udpRcvbufErrors(v6)
+	sent, refused, elapsed, err := g.send(fs, st, req)
+	if err != nil {
+		return genReply{}, err
+	}
+	time.Sleep(time.Duration(req.DrainMs) * time.Millisecond)
+	rep := genReply{Sent: sent, Refused: refused}
+	rep.setRate(req, elapsed, udpRcvbufErrors(v6)-drops0)
+	return rep, nil
+}
+
+// setRate fills in the rate the step sent at and the generator's own
+// drops (rcvbufErrors), and whether it was the limit.
+func (rep *genReply) setRate(req genRequest, elapsed time.Duration, rcvbufErrors uint64) {
+	rep.SendRate = float64(rep.Sent) / elapsed.Seconds()
+	rep.RcvbufErrors = rcvbufErrors
+	rep.Limited = rep.SendRate < 0.97*req.Rate || rep.RcvbufErrors > 0
 }
 
 // probeFrames are the frames of one step, a batch of them, and the sums
@@ -296,6 +337,18 @@ func newProbeFrames(req genRequest, epoch uint32) (*probeFrames, error) {
 	return pf, nil
 }
 
+// stamper fills the generator's batch slots with the frames it sends:
+// the reflector's probes or the relay's RTP-like datagrams.
+type stamper interface {
+	// stamp makes slot i the frame of datagram seq, sent at now (the
+	// generator's clock), checksum and all.
+	stamp(i int, seq, now uint64)
+	// slots are the frames of a batch.
+	slots() [][]byte
+}
+
+func (pf *probeFrames) slots() [][]byte { return pf.frames }
+
 // stamp writes the sequence number and send time into frame i and
 // finishes its UDP checksum.
 func (pf *probeFrames) stamp(i int, seq, now uint64) {
@@ -313,7 +366,7 @@ func (pf *probeFrames) stamp(i int, seq, now uint64) {
 // send paces frames at req.Rate: it sends whatever is due in one sendmmsg
 // (at least 100 µs worth of packets, at most a batch; one at a time in
 // latency mode) and nanosleeps until the next is due.
-func (g *generator) send(fs *frameSender, pf *probeFrames, req genRequest) (sent, refused uint64, elapsed time.Duration, err error) {
+func (g *generator) send(fs *frameSender, pf stamper, req genRequest) (sent, refused uint64, elapsed time.Duration, err error) {
 	// The pacing sleeps are syscalls on this thread; keep the goroutine
 	// on it so no other goroutine waits behind them.
 	runtime.LockOSThread()
@@ -344,7 +397,7 @@ func (g *generator) send(fs *frameSender, pf *probeFrames, req genRequest) (sent
 		for i := range k {
 			pf.stamp(i, sent+uint64(i), now)
 		}
-		n, err := fs.send(pf.frames[:k])
+		n, err := fs.send(pf.slots()[:k])
 		if err != nil {
 			if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
 				// The device's queue towards the reflector is full (a TAP

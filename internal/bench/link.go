@@ -64,6 +64,90 @@ type searchParams struct {
 	latencyMs          int
 }
 
+// stepOutcome is what one step of a rate search found: whether the rate
+// passed (under the loss bound, and any other), whether the generator was
+// the limit (it could not send as fast, or its own socket dropped:
+// rcvbufDrops), and the rate it sent at.
+type stepOutcome struct {
+	ok, limited, rcvbufDrops bool
+	sendRate                 float64
+}
+
+// find runs a rate search with step: up from startRate (or near prev, the
+// previous round's result) until a step fails, then bisections. A step
+// that fails is tried once more (another process on the machine may have
+// disturbed it). It returns the highest rate that passed, and whether the
+// generator, not the path, was the limit.
+func (sp searchParams) find(ctx context.Context, prev float64, step func(rate float64) (stepOutcome, error)) (good float64, limited bool, err error) {
+	try := func(rate float64) (bool, error) {
+		for attempt := 1; ; attempt++ {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			o, err := step(rate)
+			if err != nil {
+				return false, err
+			}
+			switch {
+			case o.ok && !o.limited:
+				good = max(good, rate)
+				return true, nil
+			case attempt < 2:
+				continue
+			case !o.ok:
+				if o.limited && o.rcvbufDrops {
+					// The generator's own socket lost the replies: the
+					// path may do better.
+					limited = true
+				}
+				return false, nil
+			default:
+				// Passed at what the generator managed to send: the
+				// path may do better.
+				good = max(good, o.sendRate)
+				limited = true
+				return false, nil
+			}
+		}
+	}
+	start, factor := sp.startRate, sp.factor
+	if prev > 0 {
+		start, factor = prev*sp.refine, sp.refineFactor
+	}
+	bad := 0.0
+	// Up in steps until a step fails (or the generator is the limit).
+	for rate := start; rate <= sp.maxRate; rate *= factor {
+		ok, err := try(rate)
+		if err != nil {
+			return 0, false, err
+		}
+		if !ok {
+			bad = rate
+			break
+		}
+	}
+	// Then bisect between the last good and the first bad rate.
+	if bad > 0 && !limited {
+		lo := good
+		if lo == 0 {
+			lo = bad / 8
+		}
+		for range sp.bisections {
+			mid := (lo + bad) / 2
+			ok, err := try(mid)
+			if err != nil {
+				return 0, false, err
+			}
+			if ok {
+				lo = mid
+			} else {
+				bad = mid
+			}
+		}
+	}
+	return good, limited, nil
+}
+
 func (cfg Config) search() searchParams {
 	if cfg.Short {
 		return searchParams{stepMs: 100, drainMs: 50, startRate: 5000, maxRate: 20000, factor: 4, refine: 0.5, refineFactor: 4, latencyMs: 100}
@@ -83,16 +167,7 @@ func linkSuite() Suite {
 		// A round is a whole rate search.
 		Rounds: func(cfg Config) int { return cfg.LinkRounds },
 		Columns: []Column{
-			{"loss-free pkts/s", func(r Result) string {
-				if !r.LossFreeRateTested {
-					return "none"
-				}
-				s := si(r.PacketsPerSecond)
-				if r.GeneratorLimited {
-					s = "≥" + s
-				}
-				return s
-			}},
+			{"loss-free pkts/s", lossFreeRate},
 			{fmt.Sprintf("RTT p50 µs @%s", si(latencyRate)), func(r Result) string { return fmt.Sprintf("%.0f", r.LatencyP50Micros) }},
 			{"p99 µs", func(r Result) string { return fmt.Sprintf("%.0f", r.LatencyP99Micros) }},
 			{"allocs/pkt", func(r Result) string {
@@ -126,6 +201,19 @@ func linkSuite() Suite {
 			return note
 		},
 	}
+}
+
+// lossFreeRate is a row's loss-free rate, ≥ when the generator was the
+// limit.
+func lossFreeRate(r Result) string {
+	if !r.LossFreeRateTested {
+		return "none"
+	}
+	s := si(r.PacketsPerSecond)
+	if r.GeneratorLimited {
+		s = "≥" + s
+	}
+	return s
 }
 
 // linkName names a real-link workload.

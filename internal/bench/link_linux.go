@@ -29,6 +29,8 @@ func runHelper(ctx context.Context, name string, args []string, stdin io.Reader,
 		return runGenerator(stdin, stdout)
 	case HelperKernelReflector:
 		return runKernelReflector(ctx, args, stdin, stdout)
+	case HelperRelay:
+		return runRelayHelper(args, stdin, stdout)
 	}
 	return fmt.Errorf("bench-helper: unknown helper %q", name)
 }
@@ -379,77 +381,19 @@ func (b *linkBench) Round(ctx context.Context) (Result, error) {
 	b.cfg.logf("  %-22s %-8s RTT at %s pkt/s: p50 %.0f µs, p99 %.0f µs, loss %.3f%%", linkName(b.fam, b.size), b.path,
 		si(latencyRate), rep.P50Micros, rep.P99Micros, 100*rep.Loss())
 	sp := b.cfg.search()
-	good, bad := 0.0, 0.0
-	// try runs a step at rate, and once more if it fails: a step that
-	// another process on the machine disturbed says little.
-	try := func(rate float64) (bool, error) {
-		for attempt := 1; ; attempt++ {
-			if err := ctx.Err(); err != nil {
-				return false, err
-			}
-			rep, err := b.gen.step(b.request(rate, sp.stepMs, false))
-			if err != nil {
-				return false, err
-			}
-			lossy := rep.Loss() >= lossFree
-			b.cfg.logf("  %-22s %-8s %8s pkt/s asked, %8s sent, loss %.3f%%%s", linkName(b.fam, b.size), b.path,
-				si(rate), si(rep.SendRate), 100*rep.Loss(), map[bool]string{true: " (generator-limited)"}[rep.Limited])
-			switch {
-			case !lossy && !rep.Limited:
-				good = max(good, rate)
-				return true, nil
-			case attempt < 2:
-				continue
-			case lossy:
-				if rep.Limited && rep.RcvbufErrors > 0 {
-					// The generator's own socket lost the replies: the
-					// path may do better.
-					res.GeneratorLimited = true
-				}
-				return false, nil
-			default:
-				// Loss-free at what the generator managed to send: the
-				// path may do better.
-				good = max(good, rep.SendRate)
-				res.GeneratorLimited = true
-				return false, nil
-			}
-		}
-	}
-	start, factor := sp.startRate, sp.factor
-	if b.prev > 0 {
-		start, factor = b.prev*sp.refine, sp.refineFactor
-	}
-	// Up in steps until a step loses (or the generator is the limit).
-	for rate := start; rate <= sp.maxRate; rate *= factor {
-		ok, err := try(rate)
+	good, limited, err := sp.find(ctx, b.prev, func(rate float64) (stepOutcome, error) {
+		rep, err := b.gen.step(b.request(rate, sp.stepMs, false))
 		if err != nil {
-			return Result{}, err
+			return stepOutcome{}, err
 		}
-		if !ok {
-			bad = rate
-			break
-		}
+		b.cfg.logf("  %-22s %-8s %8s pkt/s asked, %8s sent, loss %.3f%%%s", linkName(b.fam, b.size), b.path,
+			si(rate), si(rep.SendRate), 100*rep.Loss(), map[bool]string{true: " (generator-limited)"}[rep.Limited])
+		return stepOutcome{ok: rep.Loss() < lossFree, limited: rep.Limited, rcvbufDrops: rep.RcvbufErrors > 0, sendRate: rep.SendRate}, nil
+	})
+	if err != nil {
+		return Result{}, err
 	}
-	// Then bisect between the last good and the first bad rate.
-	if bad > 0 && !res.GeneratorLimited {
-		lo := good
-		if lo == 0 {
-			lo = bad / 8
-		}
-		for range sp.bisections {
-			mid := (lo + bad) / 2
-			ok, err := try(mid)
-			if err != nil {
-				return Result{}, err
-			}
-			if ok {
-				lo = mid
-			} else {
-				bad = mid
-			}
-		}
-	}
+	res.GeneratorLimited = limited
 	if good > 0 {
 		b.prev = good
 	}

@@ -43,6 +43,26 @@ type Result struct {
 	GeneratorLimited   bool    `json:"generator_limited,omitempty"`
 	LossFreeRateTested bool    `json:"loss_free_rate_tested,omitempty"`
 
+	// Relays (the relay suite): CPU time per datagram relayed, the relay
+	// process's and the relay's plus the load generator's; the relay's
+	// context switches per datagram relayed and its CPU time over the
+	// step's (the idle row's figure); one-way delay percentiles
+	// (LatencyP50Micros, LatencyP99Micros and LatencyP999Micros) and the
+	// same less the wire row's (Added...); the fraction lost; after an
+	// overload burst, the calls that got nothing on a leg in the second
+	// after it and the loss in the second after that.
+	RelayCPUMicrosPerPacket float64 `json:"relay_cpu_us_per_packet,omitempty"`
+	TotalCPUMicrosPerPacket float64 `json:"total_cpu_us_per_packet,omitempty"`
+	CtxSwitchesPerPacket    float64 `json:"ctx_switches_per_packet,omitempty"`
+	RelayCPUPercent         float64 `json:"relay_cpu_percent,omitempty"`
+	LatencyP999Micros       float64 `json:"latency_p999_us,omitempty"`
+	AddedP50Micros          float64 `json:"added_p50_us,omitempty"`
+	AddedP99Micros          float64 `json:"added_p99_us,omitempty"`
+	AddedP999Micros         float64 `json:"added_p999_us,omitempty"`
+	Loss                    float64 `json:"loss,omitempty"`
+	DeadCalls               float64 `json:"dead_calls,omitempty"`
+	RecoveryLoss            float64 `json:"recovery_loss,omitempty"`
+
 	// TCP transfers.
 	MBPerSecond float64 `json:"mb_per_second,omitempty"`
 	CPUMsPerMB  float64 `json:"cpu_ms_per_mb,omitempty"`

@@ -52,6 +52,9 @@ func RunSuite(ctx context.Context, cfg Config, s Suite) (results []Result, err e
 		for i := range rs {
 			rs[i].Suite = s.Name
 		}
+		if s.Derive != nil {
+			s.Derive(rs)
+		}
 		results = append(results, rs...)
 		if err != nil {
 			return results, fmt.Errorf("%s: %w", w.Name, err)
@@ -131,7 +134,9 @@ func median(rs []Result) Result {
 	}
 	fields := func(r *Result) []*float64 {
 		return []*float64{&r.NsPerPacket, &r.PacketsPerSecond, &r.AllocsPerPacket,
-			&r.LatencyP50Micros, &r.LatencyP99Micros, &r.MBPerSecond, &r.CPUMsPerMB}
+			&r.LatencyP50Micros, &r.LatencyP99Micros, &r.MBPerSecond, &r.CPUMsPerMB,
+			&r.RelayCPUMicrosPerPacket, &r.TotalCPUMicrosPerPacket, &r.CtxSwitchesPerPacket, &r.RelayCPUPercent,
+			&r.LatencyP999Micros, &r.Loss, &r.DeadCalls, &r.RecoveryLoss}
 	}
 	out := fields(&m)
 	vals := make([]float64, len(rs))
@@ -170,7 +175,7 @@ func Ratios(s Suite, results []Result) []Ratio {
 	var out []Ratio
 	for _, spec := range s.Ratios {
 		for _, r := range results {
-			if r.Path != spec.Path {
+			if !spec.compares(r.Path) {
 				continue
 			}
 			for _, against := range spec.Against {
@@ -185,7 +190,7 @@ func Ratios(s Suite, results []Result) []Ratio {
 				if a <= 0 || b <= 0 {
 					continue
 				}
-				out = append(out, Ratio{Workload: r.Workload, Metric: spec.Metric.Name, Path: spec.Path, Baseline: against, Value: a / b})
+				out = append(out, Ratio{Workload: r.Workload, Metric: spec.Metric.Name, Path: r.Path, Baseline: against, Value: a / b})
 			}
 		}
 	}

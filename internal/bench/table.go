@@ -54,6 +54,9 @@ func Print(w io.Writer, rep *Report, suites []Suite) {
 			for _, a := range spec.Against {
 				ratioCols = append(ratioCols, ratioCol{spec, a})
 				h := fmt.Sprintf("%s vs %s", spec.Path, a)
+				if len(spec.Paths) > 0 {
+					h = "× " + string(a)
+				}
 				if len(metrics) > 1 {
 					// Several figures compared: say which.
 					h += " " + spec.Metric.Label
@@ -71,7 +74,7 @@ func Print(w io.Writer, rep *Report, suites []Suite) {
 			for _, rc := range ratioCols {
 				cell := ""
 				for _, q := range ratios {
-					if q.Workload == r.Workload && q.Path == r.Path && q.Path == rc.spec.Path && q.Baseline == rc.against && q.Metric == rc.spec.Metric.Name {
+					if q.Workload == r.Workload && q.Path == r.Path && rc.spec.compares(q.Path) && q.Baseline == rc.against && q.Metric == rc.spec.Metric.Name {
 						cell = fmt.Sprintf("%.1f×", q.Value)
 					}
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -31,10 +32,16 @@ type Config struct {
 	// FastReflector is how the real-link suite's fast path reflects:
 	// ReflectorRing (the default) or ReflectorInline.
 	FastReflector string
+	// RelayPaths, when set, limits the relay suite to these relays (the
+	// wire row always runs); by default every one (rtpengine when
+	// installed).
+	RelayPaths []Path
 	// Helper is the command line that runs this program's hidden helper
 	// subcommands (the load generator and the kernel reflector) in a
 	// network namespace, e.g. [/proc/self/exe]; the helper's name is
-	// appended (HelperGenerator, HelperKernelReflector). Needed with Link.
+	// appended (HelperGenerator, HelperKernelReflector, HelperRelay); the
+	// relay suite also runs `HELPER... serve`. Needed with Link and by the
+	// relay suite.
 	Helper []string
 	// Log, when set, receives a line per workload as the run progresses.
 	Log io.Writer
@@ -147,6 +154,10 @@ type Suite struct {
 	// Ratios are the comparisons the table and the report give, each
 	// taken within the run.
 	Ratios []RatioSpec
+	// Derive, when set, fills in figures of a workload's rows that depend
+	// on other rows of it (the relay suite's delay less the wire's),
+	// before the ratios are taken.
+	Derive func(rows []Result)
 	// Note, when set, is printed under the table (e.g. what limited a
 	// generator).
 	Note func(results []Result) string
@@ -158,13 +169,24 @@ type Column struct {
 	Value  func(r Result) string
 }
 
-// RatioSpec compares Path against each of Against on Metric, for every
-// workload that ran on both; a value above 1 means Path is better (cheaper
-// or faster).
+// RatioSpec compares Path (or each of Paths) against each of Against on
+// Metric, for every workload that ran on both; a value above 1 means Path
+// is better (cheaper or faster).
 type RatioSpec struct {
 	Metric  Metric
 	Path    Path
 	Against []Path
+	// Paths, when set, are compared instead of Path, in one column per
+	// baseline (the relay suite: every relay × rtpengine).
+	Paths []Path
+}
+
+// compares reports whether the spec compares p against its baselines.
+func (s RatioSpec) compares(p Path) bool {
+	if len(s.Paths) > 0 {
+		return slices.Contains(s.Paths, p)
+	}
+	return p == s.Path
 }
 
 // Metric is a figure of a Result that a ratio compares.
@@ -189,7 +211,7 @@ var (
 // Suites returns the benchmark's suites in the order they run and print:
 // the built-in ones, then those added with Register.
 func Suites() []Suite {
-	return append([]Suite{inProcessSuite(), scalingSuite(), linkSuite(), tcpSuite()}, registered...)
+	return append([]Suite{inProcessSuite(), scalingSuite(), linkSuite(), tcpSuite(), relaySuite()}, registered...)
 }
 
 // registered are the suites other modules added (Register).

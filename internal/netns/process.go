@@ -138,3 +138,7 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Pid is the process's id: the command's own, for `ip netns exec` execs
+// it (a benchmark reads its CPU time from /proc/PID).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }

@@ -25,15 +25,11 @@ import (
 	"time"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
+	"github.com/mediastack/mediastack/internal/rtpengine"
 )
 
-// Options say where rtpengine listens.
-type Options struct {
-	NG         netip.AddrPort // the ng control port (UDP)
-	Interfaces []netip.Addr   // the media addresses: at most one IPv4, one IPv6
-	// PortMin and PortMax bound the media ports; zero means 30000-30999.
-	PortMin, PortMax uint16
-}
+// Options say where rtpengine listens; Start fills in PidFile.
+type Options = rtpengine.Options
 
 // Daemon is a running rtpengine.
 type Daemon struct {
@@ -49,17 +45,8 @@ type Daemon struct {
 func Start(t testing.TB, ns *netnstest.Namespace, o Options) *Daemon {
 	t.Helper()
 	netnstest.RequireTools(t, "rtpengine", "rtpengine-ng-client")
-	if o.PortMin == 0 {
-		o.PortMin, o.PortMax = 30000, 30999
-	}
-	args := []string{"rtpengine", "--config-file=none", "--table=-1",
-		"--listen-ng=" + o.NG.String(),
-		"--port-min=" + strconv.Itoa(int(o.PortMin)), "--port-max=" + strconv.Itoa(int(o.PortMax)),
-		"--foreground", "--log-stderr", "--log-level=6", "--delete-delay=0",
-		"--pidfile=" + filepath.Join(t.TempDir(), "rtpengine.pid")}
-	for _, a := range o.Interfaces {
-		args = append(args, "--interface="+a.String())
-	}
+	o.PidFile = filepath.Join(t.TempDir(), "rtpengine.pid")
+	args := rtpengine.Args(o)
 	d := &Daemon{NG: o.NG, ns: ns, log: ns.Start(args...)}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -13,8 +13,10 @@
 //
 // # Receive: recvmmsg, not PACKET_MMAP
 //
-// Frames are received in batches with recvmmsg(2) on a non-blocking socket
-// parked in the Go runtime's poller. netstack's fdbased link offers this and
+// Frames are received in batches with recvmmsg(2) on a non-blocking socket,
+// the reader's thread parked in poll(2) between batches, outside the Go
+// runtime's poller (internal/pollread: a lone frame wakes one thread, not
+// the netpoller's and a spinning one). netstack's fdbased link offers this and
 // a PACKET_RX_RING (PACKET_MMAP) mode; recvmmsg is the one used here because:
 //
 //   - ethlink reads into caller-owned buffers and hands frames to hooks that

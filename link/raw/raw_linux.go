@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/internal/linkstats"
+	"github.com/mediastack/mediastack/internal/pollread"
 	"github.com/mediastack/mediastack/link"
 	"github.com/mediastack/mediastack/link/vnet"
 )
@@ -61,11 +62,8 @@ func openSocket(name string, mac tcpip.LinkAddress, stats *DeviceStats, segment 
 		unix.Close(fd)
 		return nil, "", 0, fmt.Errorf("raw %s: %w", name, err)
 	}
-	// The descriptor is non-blocking, so os.NewFile puts it in the poller.
-	f := os.NewFile(uintptr(fd), "packet:"+name)
-	s, err := newPacketSocket(f, name, ifindex, stats)
+	s, err := newPacketSocket(os.NewFile(uintptr(fd), "packet:"+name), name, ifindex, stats)
 	if err != nil {
-		f.Close()
 		return nil, "", 0, err
 	}
 	if s.counters, err = linkstats.Open(name); err != nil {
@@ -139,13 +137,15 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// packetSocket reads and writes frames on the AF_PACKET socket through the
-// Go poller: a read that would block parks the goroutine, and Close wakes it.
+// packetSocket reads and writes frames on the AF_PACKET socket, which it
+// takes out of Go's netpoller (internal/pollread): a read that would block
+// parks the reader's thread in poll(2), so a frame arriving alone wakes that
+// thread only, and Close wakes it. Writes never wait.
 type packetSocket struct {
 	iface   string
 	ifindex int
-	f       *os.File
-	rc      syscall.RawConn
+	file    *pollread.File
+	rc      syscall.RawConn // file's
 	closed  atomic.Bool
 	done    chan struct{} // closed by Close: ends a wait for the interface
 	stats   *DeviceStats
@@ -154,6 +154,7 @@ type packetSocket struct {
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a batch allocates nothing.
+	poll   *pollread.Poller // file's
 	rx     *mmsgBatch
 	rbufs  [][]byte
 	rsizes []int
@@ -169,12 +170,14 @@ type packetSocket struct {
 	writeFn func(fd uintptr) bool
 }
 
+// newPacketSocket takes f, closing it on error.
 func newPacketSocket(f *os.File, iface string, ifindex int, stats *DeviceStats) (*packetSocket, error) {
-	rc, err := f.SyscallConn()
+	file, err := pollread.Open(f)
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", iface, err)
 	}
-	s := &packetSocket{iface: iface, ifindex: ifindex, f: f, rc: rc, done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
+	s := &packetSocket{iface: iface, ifindex: ifindex, file: file, rc: file.RawConn(), poll: file.Poller(),
+		done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
 	s.readFn = s.readSome
 	s.writeFn = s.writeAll
 	return s, nil
@@ -194,8 +197,11 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 		return 0, nil
 	}
 	for {
+		if s.closed.Load() {
+			return 0, link.ErrClosed
+		}
 		s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
-		err := s.rc.Read(s.readFn)
+		err := s.file.Read(s.readFn)
 		n := s.rn
 		if err == nil {
 			err = s.rerr
@@ -261,7 +267,8 @@ func interfaceUp(ifindex int) (bool, error) {
 	return ifr.Uint16()&unix.IFF_UP != 0, nil
 }
 
-// readSome is the poller callback: false means "wait until readable".
+// readSome reads what is queued: false means "nothing yet, wait". A
+// batch that came back short emptied the queue.
 func (s *packetSocket) readSome(fd uintptr) bool {
 	for {
 		n := s.rx.prepareRecv(s.rbufs)
@@ -270,10 +277,14 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			s.poll.Drained(0)
 			return false
 		case err != nil:
 			s.rerr = err
 			return true
+		}
+		if got < n {
+			s.poll.Drained(got)
 		}
 		kept := 0
 		for i := 0; i < got; i++ {
@@ -404,8 +415,9 @@ func (s *packetSocket) writeAll(fd uintptr) bool {
 	return true
 }
 
-// Close implements ethlink.Device. Closing through os.File wakes a
-// ReadFrames parked in the poller.
+// Close implements ethlink.Device. It wakes a ReadFrames parked in poll
+// (or waiting for the interface) and waits for it to return, so the socket
+// is closed when Close returns.
 func (s *packetSocket) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -414,7 +426,7 @@ func (s *packetSocket) Close() error {
 	if s.counters != nil {
 		s.counters.Close()
 	}
-	return s.f.Close()
+	return s.file.Close()
 }
 
 // readQueueDrops implements device: PACKET_STATISTICS resets on read, so

@@ -76,9 +76,7 @@ func kernelSide(t *testing.T, dev device, name string) int {
 		t.Fatal(err)
 	}
 	netnstest.WaitCarrier(t, nil, name)
-	if err := dev.(*tapDevice).f.SetReadDeadline(time.Now().Add(netnstest.StateTimeout)); err != nil {
-		t.Fatal(err)
-	}
+	dev.(*tapDevice).poll.SetDeadline(time.Now().Add(netnstest.StateTimeout))
 	return fd
 }
 

@@ -13,10 +13,11 @@
 // it, route through it, move it into a network namespace. The stack has a MAC
 // of its own (Options.MAC), distinct from the kernel interface's MAC.
 //
-// The descriptor is non-blocking and read through the Go runtime's poller, so
-// the reader goroutine parks without holding a thread and Close wakes it. A
-// TAP deleted while in use makes the reader stop and report the error to
-// Options.OnReadError exactly once.
+// The descriptor is non-blocking and kept out of the Go runtime's poller: the
+// reader's thread parks in poll(2) on it (internal/pollread), so a frame
+// arriving alone wakes that one thread and nothing else (docs/design.md,
+// "Waking the reader"), and Close wakes it. A TAP deleted while in use makes
+// the reader stop and report the error to Options.OnReadError exactly once.
 //
 // With an Options.TCPOffload that sends large packets whole (a
 // tcpoffload.Engine in mode Vnet) the TAP is opened with IFF_VNET_HDR (by

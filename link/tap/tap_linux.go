@@ -18,6 +18,7 @@ import (
 
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/internal/linkstats"
+	"github.com/mediastack/mediastack/internal/pollread"
 	"github.com/mediastack/mediastack/link"
 )
 
@@ -70,7 +71,6 @@ func openDeviceMode(name string, mtu uint32, stats *DeviceStats, vnet bool) (dev
 	}
 	d, err := newTAPDevice(f, name, stats, vnet)
 	if err != nil {
-		_ = f.Close()
 		return nil, "", err
 	}
 	if persistent {
@@ -201,19 +201,21 @@ func bringUp(name string, mtu uint32) error {
 	return nil
 }
 
-// tapDevice reads and writes frames on the TAP descriptor through the Go
-// poller (water opens it non-blocking, so os.NewFile registers it): a read
-// that would block parks the goroutine, and Close wakes it.
+// tapDevice reads and writes frames on the TAP descriptor, which it takes
+// out of Go's netpoller (internal/pollread): a read that would block parks
+// the reader's thread in poll(2), so a frame arriving alone wakes that
+// thread only, and Close wakes it. Writes never wait.
 type tapDevice struct {
 	name     string
-	f        *os.File
-	rc       syscall.RawConn
+	file     *pollread.File
+	rc       syscall.RawConn // file's
 	closed   atomic.Bool
 	stats    *DeviceStats
 	counters *linkstats.Reader // the interface's own; nil until open
 
 	// Reader state, used only by the one goroutine in ReadFrames. The
 	// callbacks are bound once so a read allocates nothing.
+	poll   *pollread.Poller // file's
 	rbufs  [][]byte
 	rsizes []int
 	rn     int
@@ -232,12 +234,13 @@ type tapDevice struct {
 	vnet vnetState
 }
 
+// newTAPDevice takes f, closing it on error.
 func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapDevice, error) {
-	rc, err := f.SyscallConn()
+	file, err := pollread.Open(f)
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
-	d := &tapDevice{name: name, f: f, rc: rc, stats: stats}
+	d := &tapDevice{name: name, file: file, rc: file.RawConn(), poll: file.Poller(), stats: stats}
 	d.readFn = d.readSome
 	d.writeFn = d.writeAll
 	if vnet {
@@ -265,8 +268,11 @@ func (d *tapDevice) setPersist() error {
 // ReadFrames implements ethlink.BatchReader: it waits for one frame, then
 // takes whatever else is already queued, up to len(bufs).
 func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
+	if d.closed.Load() {
+		return 0, link.ErrClosed
+	}
 	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
-	err := d.rc.Read(d.readFn)
+	err := d.file.Read(d.readFn)
 	n := d.rn
 	if err == nil {
 		err = d.rerr
@@ -278,7 +284,7 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	return n, nil
 }
 
-// readSome is the poller callback: false means "wait until readable".
+// readSome reads what is queued: false means "nothing yet, wait".
 func (d *tapDevice) readSome(fd uintptr) bool {
 	for d.rn < len(d.rbufs) {
 		buf := d.rbufs[d.rn]
@@ -287,6 +293,7 @@ func (d *tapDevice) readSome(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			d.poll.Drained(d.rn)
 			return d.rn > 0
 		case err != nil:
 			d.rerr = err
@@ -301,6 +308,9 @@ func (d *tapDevice) readSome(fd uintptr) bool {
 		}
 		d.rsizes[d.rn] = n
 		d.rn++
+		if d.rn == 1 && d.poll.OneIsEnough() {
+			return true
+		}
 	}
 	return true
 }
@@ -316,10 +326,9 @@ func (d *tapDevice) readError(err error) error {
 }
 
 // deviceGone reports whether err means the TAP was deleted under us: read and
-// write fail with EBADFD, or Go's poller, seeing EPOLLERR on the descriptor
-// first, fails the wait with its unexported "not pollable" error.
+// write fail with EBADFD.
 func deviceGone(err error) bool {
-	return errors.Is(err, unix.EBADFD) || strings.HasSuffix(err.Error(), "not pollable")
+	return errors.Is(err, unix.EBADFD)
 }
 
 // WriteFrames implements ethlink.Device, one write(2) per frame (a TAP takes
@@ -388,9 +397,9 @@ func (d *tapDevice) writeOne(fd uintptr) bool {
 	return true
 }
 
-// Close implements ethlink.Device. Closing the descriptor through os.File
-// wakes a ReadFrames parked in the poller; the kernel deletes the TAP unless
-// it is persistent.
+// Close implements ethlink.Device. It wakes a ReadFrames parked in poll and
+// waits for it to return, so the descriptor is closed when Close returns
+// and the kernel deletes the TAP (unless it is persistent).
 func (d *tapDevice) Close() error {
 	if d.closed.Swap(true) {
 		return nil
@@ -398,7 +407,7 @@ func (d *tapDevice) Close() error {
 	if d.counters != nil {
 		d.counters.Close()
 	}
-	return d.f.Close()
+	return d.file.Close()
 }
 
 func (d *tapDevice) kernelStats() (linkstats.Counters, error) {

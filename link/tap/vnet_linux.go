@@ -68,6 +68,7 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
+			d.poll.Drained(d.rn)
 			return d.rn > 0
 		case err != nil:
 			d.rerr = err
@@ -90,6 +91,9 @@ func (d *tapDevice) readSomeVnet(fd uintptr) bool {
 		}
 		d.rsizes[d.rn] = len(frame)
 		d.rn++
+		if d.rn == 1 && d.poll.OneIsEnough() {
+			return true
+		}
 	}
 	return true
 }
