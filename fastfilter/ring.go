@@ -461,7 +461,7 @@ func (r *Ring) claimOne(deadline time.Time) (uint64, error) {
 			}
 			return pos, nil
 		}
-		if err := r.wait(deadline); err != nil {
+		if err := r.wait(deadline, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -481,7 +481,7 @@ func (r *Ring) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, dea
 	for {
 		first, k := r.claim(len(bufs))
 		if k == 0 {
-			if err := r.wait(deadline); err != nil {
+			if err := r.wait(deadline, nil); err != nil {
 				return 0, err
 			}
 			continue
@@ -523,8 +523,17 @@ var timerPool = sync.Pool{New: func() any {
 	return t
 }}
 
+// Wait blocks until a datagram may be there to read (nil), cancel is
+// closed (os.ErrDeadlineExceeded) or the ring is closed and empty
+// (net.ErrClosed); a nil cancel never fires. A read after it may still
+// find nothing: another reader may have been first. It is for readers
+// whose deadline can move while they wait, as a net.PacketConn's can
+// (mediaport): they read with a deadline in the past and wait here on a
+// channel their deadline's timer closes.
+func (r *Ring) Wait(cancel <-chan struct{}) error { return r.wait(time.Time{}, cancel) }
+
 // wait blocks until a datagram may be there. It returns an error when the
-// deadline passed or the ring is closed and empty.
+// deadline passed, cancel was closed or the ring is closed and empty.
 //
 // Receivers hand a slot over with a release store and then look for
 // waiters, and a plain store may still sit in the store buffer when that
@@ -534,7 +543,7 @@ var timerPool = sync.Pool{New: func() any {
 // is seen, and a reader that registered later finds the turn taken, or
 // tail ahead of head: a datagram on its way. It yields until the slot is
 // handed over instead of sleeping.
-func (r *Ring) wait(deadline time.Time) error {
+func (r *Ring) wait(deadline time.Time, cancel <-chan struct{}) error {
 	r.waiters.Add(1)
 	defer r.waiters.Add(-1)
 	if r.available() { // a producer may have missed our waiter count
@@ -550,27 +559,28 @@ func (r *Ring) wait(deadline time.Time) error {
 	if r.closed.Load() {
 		return net.ErrClosed
 	}
-	if deadline.IsZero() {
-		select {
-		case <-r.wake:
-		case <-r.done:
+	var timeout <-chan time.Time // nil: no deadline
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
 		}
-		return nil
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(d)
+		defer func() {
+			t.Stop()
+			timerPool.Put(t)
+		}()
+		timeout = t.C
 	}
-	d := time.Until(deadline)
-	if d <= 0 {
-		return os.ErrDeadlineExceeded
-	}
-	t := timerPool.Get().(*time.Timer)
-	t.Reset(d)
-	defer func() {
-		t.Stop()
-		timerPool.Put(t)
-	}()
 	select {
 	case <-r.wake:
 	case <-r.done:
-	case <-t.C:
+	case <-timeout:
+		if !r.available() {
+			return os.ErrDeadlineExceeded
+		}
+	case <-cancel:
 		if !r.available() {
 			return os.ErrDeadlineExceeded
 		}
