@@ -41,7 +41,7 @@ func TestRingReaderWaitsForClaimedSlot(t *testing.T) {
 		accepted <- r.receive(&Datagram{Payload: []byte("good")}, nil)
 	}()
 	time.Sleep(10 * time.Millisecond) // let the reader find position 0 still claimed
-	// Receiver 1: its checksum failed; push hands the slot over marked.
+	// Receiver 1: its checksum failed; receive hands the slot over marked.
 	s := &m.slots[0]
 	s.bad = true
 	relaxed.AddSingleWriter(&r.discarded, 1)
