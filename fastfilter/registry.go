@@ -34,7 +34,9 @@ type portEntry struct {
 // before the receiver has d, so a reader never sees a datagram the counters
 // do not show yet, and never after a bad one, so counters only grow. A
 // Ring is called directly, so d can live on the caller's stack, and
-// verifies while it copies; a ReceiveFunc, which the compiler cannot see
+// verifies while it copies; it updates the port's delivered counters under
+// its receivers' lock, with a plain store instead of a locked add (the
+// port has no other receiver). A ReceiveFunc, which the compiler cannot see
 // into, gets d verified, in a pooled copy (a pointer to the caller's would
 // escape: an allocation per datagram).
 func (e *portEntry) handOver(d *Datagram, c counter) bool {

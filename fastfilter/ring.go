@@ -74,12 +74,20 @@ type RingStats struct {
 // ReceiveFunc, a little slower); the application reads with Read, ReadPacket
 // or ReadBatch, which block until a datagram is there or the deadline passes.
 //
-// The ring is lock-free (a bounded queue with a sequence number per slot,
-// after Dmitry Vyukov's): Receive never waits for a reader or another
-// receiver, and several receivers (links, the netstack lane) and several
-// readers may use it at once. A datagram costs one compare-and-swap on
-// each side to claim its slot and a plain release store to hand it over
-// (internal/relaxed), a batch read one claim for the whole batch. A datagram whose
+// The ring is a bounded queue with a sequence number per slot, after
+// Dmitry Vyukov's: Receive never waits for a reader, and several receivers
+// (links, the netstack lane) and several readers may use it at once.
+// Receivers take turns, each for the copy of one datagram: one
+// compare-and-swap takes the turn and the next slot, a release store gives
+// the turn back (a lock bit in tail). Under it the receive counters, the
+// ring's and the filter's count of the port's deliveries, have one writer
+// and are updated with plain release stores (internal/relaxed), and the
+// slot is handed to readers with one too. A reader claims a datagram with
+// a compare-and-swap, a batch read the whole batch with one. So a datagram
+// costs two locked instructions, where a lock-free claim plus an atomic
+// count took three: a locked instruction costs about 20 cycles on recent
+// Intel cores, fewer on AMD's (docs/design.md, "The receive path"). A
+// datagram whose
 // UDP checksum is still to be verified (the filter's fast lane) is verified
 // in the same pass that copies it in, as Linux does for sockets
 // (skb_copy_and_csum_datagram); one that fails keeps its slot, marked,
@@ -104,19 +112,25 @@ type Ring struct {
 	waiters atomic.Int32
 	once    sync.Once // Close
 
-	// tail and head on cache lines of their own: the link's goroutine
-	// advances tail while the application, usually on another core,
-	// advances head.
-	_    [cacheLineSize]byte
-	tail atomic.Uint64 // datagrams claimed by receivers so far
-	_    [cacheLineSize - 8]byte
-	head atomic.Uint64 // datagrams claimed by readers so far
-	_    [cacheLineSize - 8]byte
-
+	// The receivers' words and the readers' on cache lines of their own:
+	// the link's goroutine advances tail while the application, usually
+	// on another core, advances head.
+	_ [cacheLineSize]byte
+	// tail is the receivers' position, the datagrams claimed so far,
+	// times two, plus tailLocked while a receiver has its turn. The words
+	// after it are written by the receiver whose turn it is only, with
+	// plain release stores (relaxed.AddSingleWriter), and read by anyone
+	// with atomic loads: each is exact once the Receive that moved it has
+	// returned.
+	tail                       atomic.Uint64
 	droppedFull, droppedClosed atomic.Uint64
 	// Datagrams that failed the checksum verified during their copy (and
-	// keep a slot until a reader skips it), and those readers skipped.
-	discarded, skipped atomic.Uint64
+	// keep a slot until a reader skips it).
+	discarded atomic.Uint64
+	_         [cacheLineSize - 4*8]byte
+	head      atomic.Uint64 // datagrams claimed by readers so far
+	skipped   atomic.Uint64 // bad datagrams readers skipped (atomic adds: several readers)
+	_         [cacheLineSize - 2*8]byte
 }
 
 // cacheLineSize is the distance that keeps two variables off each other's
@@ -196,42 +210,120 @@ func (r *Ring) allocate() *ringMemory {
 // f.RegisterRing(lo, hi, ring) registers it. It never blocks.
 func (r *Ring) Receive(d *Datagram) { r.receive(d, nil) }
 
+// tailLocked is the bit of Ring.tail set while a receiver has its turn;
+// the position is tail >> 1.
+const tailLocked = 1
+
 // receive is Receive that reports false when d's checksum, still to be
 // verified (Datagram.verifyFrom), is wrong; d is then not queued. Once d
 // passed, it adds one to delivered (when not nil), before a reader can see
 // d: the filter's counter of the lane d came by, which so never counts a
-// datagram that turns out bad.
+// datagram that turns out bad. delivered is written during the receiver's
+// turn only, with a plain release store: it must be a counter that only
+// this ring's receivers write (a port registered with RegisterRing has this
+// ring as its only receiver).
 func (r *Ring) receive(d *Datagram, delivered *atomic.Uint64) bool {
-	if r.closed.Load() {
-		if !d.checksumValid() {
-			return false
+	n := len(d.Payload)
+	if n > r.slotSize && !d.checksumValid() {
+		return false // verified before a slot is taken: no copy to verify in
+	}
+	m := r.memory()
+	// lockTail's common case, inline: the turn free, the slot free.
+	tl := r.tail.Load()
+	t, res := tl>>1, pushed
+	if tl&tailLocked != 0 || r.closed.Load() || m.slots[t&r.mask].seq.Load() != t ||
+		!r.tail.CompareAndSwap(tl, (tl+2)|tailLocked) {
+		t, res = r.lockTail(m)
+	}
+	if res != pushed {
+		ok := d.checksumValid()
+		if ok {
+			addCount(delivered)
+			if res == pushFull {
+				relaxed.AddSingleWriter(&r.droppedFull, 1)
+			} else {
+				relaxed.AddSingleWriter(&r.droppedClosed, 1)
+			}
+		}
+		relaxed.StoreRelease(&r.tail, t<<1) // the turn handed on, nothing claimed
+		if ok && res == pushFull {
+			d.ReportBufferFull()
+		}
+		return ok
+	}
+	s := &m.slots[t&r.mask]
+	if n <= r.slotSize {
+		i := int(t&r.mask) * r.slotSize
+		if !d.verify {
+			copy(m.data[i:i+n], d.Payload)
+		} else if csum.Copy(m.data[i:i+n], d.Payload, d.partialSum) != 0xffff {
+			// The slot is claimed: hand it over marked, for readers to
+			// skip.
+			s.bad = true
+			relaxed.AddSingleWriter(&r.discarded, 1)
+			res = pushBadChecksum
+		}
+	} else {
+		b := bigPool.Get().(*[]byte)
+		*b = append((*b)[:0], d.Payload...)
+		s.big = b
+	}
+	if res == pushed {
+		s.size = n
+		// Field by field: a composite literal is built on the stack first.
+		s.info.Src = d.Src
+		s.info.Dst = d.Dst
+		s.info.Version = d.Version
+		s.info.ViaNetstack = d.ViaNetstack
+		if r.stamp {
+			s.info.ReceivedAt = d.ReceivedAt()
 		}
 		addCount(delivered)
-		r.droppedClosed.Add(1)
-		return true
 	}
-	res := r.push(d, delivered)
-	switch res {
-	case pushFull:
-		if !d.checksumValid() {
-			return false
-		}
-		addCount(delivered)
-		r.droppedFull.Add(1)
-		d.ReportBufferFull()
-		return true
-	}
+	relaxed.StoreRelease(&s.seq, t+1)       // hands the slot to readers
+	relaxed.StoreRelease(&r.tail, (t+1)<<1) // and the turn to the next receiver
 	// A failed datagram's slot is handed over too: a reader that woke for
 	// a later slot and found this one still being copied waits for it.
+	// The compare-and-swap that took the turn comes before this load: see
+	// wait.
 	if r.waiters.Load() > 0 {
 		r.signal()
 	}
 	return res == pushed
 }
 
+// lockTail takes the receivers' turn and returns the position of the next
+// slot: claimed with the turn (pushed) when it is free, else not (pushFull,
+// pushClosed). One compare-and-swap; a receiver that finds the turn taken
+// yields until it is handed on, which takes the copy of one datagram. The
+// caller hands it on with a release store of the new position. receive
+// tries its common case inline first.
+func (r *Ring) lockTail(m *ringMemory) (uint64, pushResult) {
+	for {
+		t := r.tail.Load()
+		if t&tailLocked != 0 {
+			runtime.Gosched()
+			continue
+		}
+		pos, res, next := t>>1, pushed, (t+2)|tailLocked
+		switch {
+		case r.closed.Load():
+			res, next = pushClosed, t|tailLocked
+		case m.slots[pos&r.mask].seq.Load() != pos: // the slot a lap back is still held
+			res, next = pushFull, t|tailLocked
+		}
+		if r.tail.CompareAndSwap(t, next) {
+			return pos, res
+		}
+	}
+}
+
+// tailPos returns the receivers' position: the datagrams claimed so far.
+func (r *Ring) tailPos() uint64 { return r.tail.Load() >> 1 }
+
 func addCount(c *atomic.Uint64) {
 	if c != nil {
-		c.Add(1)
+		relaxed.AddSingleWriter(c, 1)
 	}
 }
 
@@ -240,61 +332,9 @@ type pushResult uint8
 const (
 	pushed pushResult = iota
 	pushFull
+	pushClosed
 	pushBadChecksum
 )
-
-func (r *Ring) push(d *Datagram, delivered *atomic.Uint64) pushResult {
-	n := len(d.Payload)
-	if n > r.slotSize && !d.checksumValid() {
-		return pushBadChecksum // verified before a slot is taken: no copy to verify in
-	}
-	m := r.memory()
-	t := r.tail.Load()
-	var s *ringSlot
-	for {
-		s = &m.slots[t&r.mask]
-		if seq := s.seq.Load(); seq != t {
-			if int64(seq-t) < 0 {
-				return pushFull // the slot a lap back is still held
-			}
-			t = r.tail.Load() // another receiver claimed t
-			continue
-		}
-		if r.tail.CompareAndSwap(t, t+1) {
-			break
-		}
-		t = r.tail.Load()
-	}
-	if n <= r.slotSize {
-		i := int(t&r.mask) * r.slotSize
-		if !d.verify {
-			copy(m.data[i:i+n], d.Payload)
-		} else if csum.Copy(m.data[i:i+n], d.Payload, d.partialSum) != 0xffff {
-			// The slot is ours and the ones after it may be taken
-			// already: hand it over marked, for readers to skip.
-			s.bad = true
-			r.discarded.Add(1)
-			relaxed.StoreRelease(&s.seq, t+1)
-			return pushBadChecksum
-		}
-	} else {
-		b := bigPool.Get().(*[]byte)
-		*b = append((*b)[:0], d.Payload...)
-		s.big = b
-	}
-	s.size = n
-	// Field by field: a composite literal is built on the stack first.
-	s.info.Src = d.Src
-	s.info.Dst = d.Dst
-	s.info.Version = d.Version
-	s.info.ViaNetstack = d.ViaNetstack
-	if r.stamp {
-		s.info.ReceivedAt = d.ReceivedAt()
-	}
-	addCount(delivered)
-	relaxed.StoreRelease(&s.seq, t+1) // hands the slot to readers
-	return pushed
-}
 
 // claim takes up to max (at least 1) consecutive filled slots, oldest first,
 // with one atomic operation, and returns the position of the first and how
@@ -358,6 +398,13 @@ func (r *Ring) skipBad(pos uint64) bool {
 	return true
 }
 
+// inFlight reports whether a receiver may be copying a datagram in: it
+// has its turn, or claimed a slot not handed over yet.
+func (r *Ring) inFlight() bool {
+	t := r.tail.Load()
+	return t&tailLocked != 0 || t>>1 != r.head.Load()
+}
+
 // available reports whether the oldest slot is filled.
 func (r *Ring) available() bool {
 	m := r.mem.Load()
@@ -414,7 +461,7 @@ func (r *Ring) claimOne(deadline time.Time) (uint64, error) {
 			}
 			return pos, nil
 		}
-		if err := r.wait(deadline); err != nil {
+		if err := r.wait(deadline, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -434,7 +481,7 @@ func (r *Ring) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, dea
 	for {
 		first, k := r.claim(len(bufs))
 		if k == 0 {
-			if err := r.wait(deadline); err != nil {
+			if err := r.wait(deadline, nil); err != nil {
 				return 0, err
 			}
 			continue
@@ -476,23 +523,33 @@ var timerPool = sync.Pool{New: func() any {
 	return t
 }}
 
+// Wait blocks until a datagram may be there to read (nil), cancel is
+// closed (os.ErrDeadlineExceeded) or the ring is closed and empty
+// (net.ErrClosed); a nil cancel never fires. A read after it may still
+// find nothing: another reader may have been first. It is for readers
+// whose deadline can move while they wait, as a net.PacketConn's can
+// (mediaport): they read with a deadline in the past and wait here on a
+// channel their deadline's timer closes.
+func (r *Ring) Wait(cancel <-chan struct{}) error { return r.wait(time.Time{}, cancel) }
+
 // wait blocks until a datagram may be there. It returns an error when the
-// deadline passed or the ring is closed and empty.
+// deadline passed, cancel was closed or the ring is closed and empty.
 //
 // Receivers hand a slot over with a release store and then look for
 // waiters, and a plain store may still sit in the store buffer when that
 // load runs: both sides could miss each other. What cannot be missed is
-// the receiver's claim, a compare-and-swap on tail, which comes before its
-// look for waiters: a reader that registered first is seen, and a reader
-// that registered later sees tail ahead of head, a datagram on its way, and
-// yields until the slot is handed over instead of sleeping.
-func (r *Ring) wait(deadline time.Time) error {
+// the receiver's compare-and-swap that took its turn and claimed the slot,
+// which comes before its look for waiters: a reader that registered first
+// is seen, and a reader that registered later finds the turn taken, or
+// tail ahead of head: a datagram on its way. It yields until the slot is
+// handed over instead of sleeping.
+func (r *Ring) wait(deadline time.Time, cancel <-chan struct{}) error {
 	r.waiters.Add(1)
 	defer r.waiters.Add(-1)
 	if r.available() { // a producer may have missed our waiter count
 		return nil
 	}
-	if r.tail.Load() != r.head.Load() { // claimed by a receiver, not handed over yet
+	if r.inFlight() {
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return os.ErrDeadlineExceeded
 		}
@@ -502,27 +559,28 @@ func (r *Ring) wait(deadline time.Time) error {
 	if r.closed.Load() {
 		return net.ErrClosed
 	}
-	if deadline.IsZero() {
-		select {
-		case <-r.wake:
-		case <-r.done:
+	var timeout <-chan time.Time // nil: no deadline
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return os.ErrDeadlineExceeded
 		}
-		return nil
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(d)
+		defer func() {
+			t.Stop()
+			timerPool.Put(t)
+		}()
+		timeout = t.C
 	}
-	d := time.Until(deadline)
-	if d <= 0 {
-		return os.ErrDeadlineExceeded
-	}
-	t := timerPool.Get().(*time.Timer)
-	t.Reset(d)
-	defer func() {
-		t.Stop()
-		timerPool.Put(t)
-	}()
 	select {
 	case <-r.wake:
 	case <-r.done:
-	case <-t.C:
+	case <-timeout:
+		if !r.available() {
+			return os.ErrDeadlineExceeded
+		}
+	case <-cancel:
 		if !r.available() {
 			return os.ErrDeadlineExceeded
 		}
@@ -552,7 +610,7 @@ func (r *Ring) Stats() RingStats {
 	skipped := r.skipped.Load()
 	h := r.head.Load()
 	discarded := r.discarded.Load()
-	t := r.tail.Load()
+	t := r.tailPos()
 	read := h - min(h, skipped)
 	enqueued := t - min(t, discarded)
 	return RingStats{

@@ -30,11 +30,12 @@
 // Each Port is one registered UDP port, dual-stack, on every address of
 // the NIC; its receive buffer is a fastfilter.Ring, fed by both of the
 // port's lanes (straight from the link, and netstack's UDP endpoint bound on
-// the port for fragments and datagrams with IP options). The port registers
-// a receive function of its own that stores into the ring and wakes the
-// port's readers, rather than the ring itself: a few nanoseconds more per
-// datagram (fastfilter hands a function a pooled copy of the Datagram), and
-// what lets a new read deadline reach a read that is blocked already. Writes pick the
+// the port for fragments and datagrams with IP options). The ring is
+// registered as the port's receiver (Filter.RegisterRing: the filter copies
+// into it directly and counts each datagram without a locked instruction),
+// and a blocked reader waits in the ring (Ring.Wait) on a channel its read
+// deadline closes, so a new deadline reaches a read that is blocked
+// already. Writes pick the
 // source address netstack's route picks for the destination and send
 // through a udpfast.Sender for that address, made on first use; the
 // datagrams the fast path cannot take go through the port's netstack

@@ -356,28 +356,29 @@ func (m *Manager) openLocked(port uint16, fn ReceiveFunc) (*Port, error) {
 	}
 	p := &Port{m: m, port: port}
 	p.local = m.primaryAddrPort(port)
-	var receive fastfilter.ReceiveFunc
 	if fn == nil {
-		// What readers wait on: a port with a receive function has none
-		// (a few hundred bytes less per port of a full-range relay).
-		p.done, p.notify, p.rdCancel = make(chan struct{}), make(chan struct{}, 1), make(chan struct{})
-		// The port's own receive function, not RegisterRing: it wakes the
-		// port's readers, which wait on the deadline channels of
-		// SetReadDeadline rather than inside the ring.
+		// What readers wait on besides the ring: a port with a receive
+		// function has nothing to read (a few hundred bytes less per port
+		// of a full-range relay).
+		p.rdCancel = make(chan struct{})
 		var err error
 		if p.ring, err = fastfilter.NewRing(m.ring); err != nil {
 			return nil, err
 		}
-		receive = p.receive
-	} else {
-		receive = func(d *fastfilter.Datagram) { fn(p, d) }
 	}
 	// Datagrams may arrive as soon as the port is registered: a write from
 	// fn waits here until the port is set up.
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	var err error
-	p.reg, err = m.filter.Register(port, port, receive)
+	if p.ring != nil {
+		// The filter copies into the ring directly, counting each
+		// datagram without a locked instruction, and the ring wakes the
+		// port's readers (Port.wait).
+		p.reg, err = m.filter.RegisterRing(port, port, p.ring)
+	} else {
+		p.reg, err = m.filter.Register(port, port, func(d *fastfilter.Datagram) { fn(p, d) })
+	}
 	if err != nil {
 		if errors.Is(err, fastfilter.ErrPortInUse) {
 			return nil, fmt.Errorf("%w: %w", ErrPortInUse, err)
@@ -397,9 +398,6 @@ func (m *Manager) closeLocked(p *Port) {
 	p.reg.Close()
 	if p.ring != nil {
 		p.ring.Close()
-	}
-	if p.done != nil {
-		close(p.done)
 	}
 	m.ports[p.port-m.lo] = nil
 	m.open--

@@ -26,13 +26,10 @@ type Port struct {
 	ring   *fastfilter.Ring // nil for OpenFunc ports
 	lane   tcpip.Endpoint   // the netstack endpoint, opened for the first send through netstack; guarded by wmu
 	closed atomic.Bool
-	done   chan struct{} // closed by Close; nil for OpenFunc ports, as notify and rdCancel
 
-	// Read side. A reader that finds the ring empty waits for a token on
-	// notify (which receive sends when waiting > 0), for its deadline's
-	// channel to close, or for done.
-	waiting   atomic.Int32
-	notify    chan struct{}
+	// Read side. A reader that finds the ring empty waits in the ring
+	// (Ring.Wait) for a datagram, for the ring to close, or for its
+	// deadline's channel (rdCancel; nil for OpenFunc ports) to close.
 	rdMu      sync.Mutex
 	rdTimer   *time.Timer   // closes rdCancel when the read deadline passes
 	rdCancel  chan struct{} // closed once the read deadline has passed
@@ -69,23 +66,6 @@ func (p *Port) AddrPort() netip.AddrPort { return p.local }
 // IPv4 address (its first global IPv6 address when it has no IPv4 one). The
 // port receives on every address of the NIC, IPv4 and IPv6.
 func (p *Port) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(p.local) }
-
-// receive is the port's fastfilter.ReceiveFunc: the datagram goes into the
-// ring (which drops and counts it when full) and a waiting reader is woken.
-// It never blocks.
-func (p *Port) receive(d *fastfilter.Datagram) {
-	p.ring.Receive(d)
-	if p.waiting.Load() > 0 {
-		p.signal()
-	}
-}
-
-func (p *Port) signal() {
-	select {
-	case p.notify <- struct{}{}:
-	default: // a token is pending already
-	}
-}
 
 // ReadFrom implements net.PacketConn. The net.Addr is a *net.UDPAddr; while
 // datagrams keep coming from the same source it is the same value each time
@@ -134,7 +114,6 @@ func (p *Port) ReadPacket(b []byte) (n int, info fastfilter.PacketInfo, err erro
 		}
 		n, info, err = p.ring.ReadPacket(b, never)
 		if err == nil {
-			p.passOn()
 			return n, info, nil
 		}
 		if err = p.readError(err); err == nil {
@@ -167,7 +146,6 @@ func (p *Port) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (in
 		}
 		k, err := p.ring.ReadBatch(bufs, sizes, addrs, never)
 		if err == nil {
-			p.passOn()
 			return k, nil
 		}
 		if err = p.readError(err); err == nil {
@@ -200,38 +178,16 @@ func (p *Port) wait() error {
 	p.rdMu.Lock()
 	cancel := p.rdCancel
 	p.rdMu.Unlock()
-	// Count ourselves before looking at the ring: receive stores before it
-	// looks at the count, so either we see its datagram or it sees us.
-	p.waiting.Add(1)
-	defer p.waiting.Add(-1)
-	if p.ring.Len() > 0 {
-		return nil
-	}
-	select {
-	case <-p.notify:
-		return nil
-	case <-p.done:
-		return net.ErrClosed
-	case <-cancel:
-		if p.ring.Len() > 0 {
-			return nil
-		}
+	err := p.ring.Wait(cancel)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
 		p.rdMu.Lock()
 		moved := p.rdCancel != cancel // a new deadline was set meanwhile
 		p.rdMu.Unlock()
 		if moved {
 			return nil
 		}
-		return os.ErrDeadlineExceeded
 	}
-}
-
-// passOn wakes another waiting reader when datagrams are left: one token
-// wakes one reader.
-func (p *Port) passOn() {
-	if p.waiting.Load() > 0 && p.ring.Len() > 0 {
-		p.signal()
-	}
+	return err
 }
 
 func deadlineNanos(t time.Time) int64 {
@@ -546,9 +502,6 @@ func (p *Port) Close() error {
 	p.reg.Close()
 	if p.ring != nil {
 		p.ring.Close()
-	}
-	if p.done != nil {
-		close(p.done)
 	}
 	p.rdMu.Lock()
 	if p.rdTimer != nil {

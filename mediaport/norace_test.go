@@ -1,5 +1,0 @@
-//go:build !race
-
-package mediaport_test
-
-const raceEnabled = false
