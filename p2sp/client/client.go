@@ -170,8 +170,9 @@ func New(opts Options) (*Manager, error) {
 		seeding:  map[p2sp.FileID]*torrent.Torrent{},
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
+	dial := lifeDialer{net: opts.Net, life: m.life}
 	m.http = &http.Client{Transport: &http.Transport{
-		DialContext:           opts.Net.DialContext,
+		DialContext:           dial.DialContext,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: requestTimeout,
@@ -195,8 +196,8 @@ func New(opts Options) (*Manager, error) {
 	// Every torrent gets its own storage; this default is never used for data.
 	cfg.DefaultStorage = storage.NewFileOpts(storage.NewFileClientOpts{
 		ClientBaseDir: cfg.DataDir, PieceCompletion: storage.NewMapPieceCompletion(), DisableMmap: true})
-	cfg.HTTPDialContext = opts.Net.DialContext    // web seeds (BEP 19)
-	cfg.TrackerDialContext = opts.Net.DialContext // HTTP announces
+	cfg.HTTPDialContext = dial.DialContext    // web seeds (BEP 19)
+	cfg.TrackerDialContext = dial.DialContext // HTTP announces
 	cfg.Slogger = opts.Logger.With("lib", "torrent")
 	if opts.UploadRate > 0 {
 		cfg.UploadRateLimiter = newLimiter(opts.UploadRate)
@@ -215,9 +216,26 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("p2sp client: listen %v: %w", opts.Listen, err)
 	}
 	cl.AddListener(l)
-	cl.AddDialer(torrent.NetworkDialer{Network: "tcp", Dialer: opts.Net})
+	cl.AddDialer(torrent.NetworkDialer{Network: "tcp", Dialer: dial})
 	m.cl, m.listener = cl, l
 	return m, nil
+}
+
+// lifeDialer dials on net until the Manager closes: net/http and the
+// torrent library may leave a dial running after its request is gone (to a
+// peer that never answers, on a stack whose clock may never advance again),
+// and Close must end it.
+type lifeDialer struct {
+	net  p2sp.Network
+	life context.Context
+}
+
+func (d lifeDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(d.life, cancel)
+	defer stop()
+	return d.net.DialContext(ctx, network, addr)
 }
 
 // newLimiter is a byte-rate token bucket whose burst holds at least a few
