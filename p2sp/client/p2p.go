@@ -63,7 +63,7 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 		}
 	})
 	t.DownloadAll()
-	f.setReady(t, rec) // Streams may read it now
+	f.setReady(t, nil, rec) // Streams may read it now
 
 	pr := &progressMeter{method: MethodP2SP, size: rec.Size, report: progress}
 	tick := time.NewTicker(progressEvery)

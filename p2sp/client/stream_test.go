@@ -3,10 +3,12 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/media"
 	"github.com/mediastack/mediastack/p2sp/media/mediatest"
 )
@@ -24,7 +26,7 @@ func TestStreamMP4IndexFirst(t *testing.T) {
 	id, _ := o.publish(data, ".mp4", true)
 	m := newTestManager(t, clientAddr, o, func(o *Options) { o.CheckPlayable = builtinPlayable })
 	ctx := testContext(t)
-	s, err := m.Open(ctx, id)
+	s, err := m.Open(ctx, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestStreamMP4IndexFirst(t *testing.T) {
 	assertCached(t, m, id, data)
 
 	// Open of a cached file: the file itself, seekable.
-	c, err := m.Open(ctx, id)
+	c, err := m.Open(ctx, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +93,94 @@ func TestStreamMP4IndexFirst(t *testing.T) {
 	}
 }
 
-// Open of a file without P2P info waits for its HTTP download.
+// Open of a file without P2P info streams its HTTP download as it grows:
+// the first bytes are read long before the download ends, and reading goes
+// on across the fetch's end into the cached file.
 func TestStreamHTTPOnly(t *testing.T) {
-	o := newTestOrigin(t, 0)
-	data := testMedia(256 << 10)
+	o := newTestOrigin(t, 256<<10) // 2 s for the file
+	data := testMedia(512 << 10)
 	id, _ := o.publish(data, ".wav", false)
 	m := newTestManager(t, clientAddr, o, nil)
 	ctx := testContext(t)
-	s, err := m.Open(ctx, id)
+	s, err := m.Open(ctx, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if s.Size() != int64(len(data)) {
+		t.Errorf("Size() = %d, want %d", s.Size(), len(data))
+	}
+	head := make([]byte, 44)
+	if _, err := s.ReadAt(head, 0); err != nil || !bytes.Equal(head, data[:44]) {
+		t.Fatalf("ReadAt the header: %x, %v", head, err)
+	}
+	if s.fetchEnded() {
+		t.Fatal("the fetch had ended when the header was read: nothing was streamed")
+	}
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, data[44:]) {
+		t.Fatalf("read %d bytes, %v; want the %d published", len(got), err, len(data)-44)
+	}
+	if res, err := s.Wait(ctx); err != nil || res.Method != MethodHTTP {
+		t.Errorf("Wait = %+v, %v", res, err)
+	}
+	assertCached(t, m, id, data)
+}
+
+// A read far ahead of the HTTP-only download gets its own ranged request;
+// the download goes on in order.
+func TestStreamHTTPReadAhead(t *testing.T) {
+	o := newTestOrigin(t, 2<<20)
+	data := testMedia(StreamReadahead + 2<<20)
+	id, _ := o.publish(data, ".wav", false)
+	m := newTestManager(t, clientAddr, o, nil)
+	ctx := testContext(t)
+	s, err := m.Open(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := int64(len(data)) - 100<<10
+	tail := make([]byte, 100<<10)
+	if _, err := s.ReadAt(tail, at); err != nil || !bytes.Equal(tail, data[at:]) {
+		t.Fatalf("ReadAt %d: %v, or the bytes differ", at, err)
+	}
+	if s.fetchEnded() || s.ahead == nil {
+		t.Errorf("the tail was not read ahead of the download (fetch ended %v)", s.fetchEnded())
+	}
+	if res, err := s.Wait(ctx); err != nil || res.Method != MethodHTTP {
+		t.Errorf("Wait = %+v, %v", res, err)
+	}
+	assertCached(t, m, id, data)
+}
+
+// An MP4 without P2P info whose index is at the end: Open gets the index
+// first with a ranged request, before the download reaches it.
+func TestStreamHTTPOnlyMP4IndexFirst(t *testing.T) {
+	o := newTestOrigin(t, 1<<20)
+	data := mediatest.MP4("soun", 300*time.Second, 30000, true) // 3 MB, moov last
+	id, _ := o.publish(data, ".mp4", false)
+	m := newTestManager(t, clientAddr, o, func(o *Options) { o.CheckPlayable = builtinPlayable })
+	ctx := testContext(t)
+	s, err := m.Open(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	moovAt := int64(bytes.LastIndex(data, []byte("moov")) - 4)
+	if s.index == nil || s.indexOff != moovAt {
+		t.Fatalf("Open did not fetch the MP4 index first (at %d, have %d bytes from %d)", moovAt, len(s.index), s.indexOff)
+	}
+	moov := make([]byte, int64(len(data))-moovAt)
+	if _, err := s.ReadAt(moov, moovAt); err != nil || !bytes.Equal(moov, data[moovAt:]) {
+		t.Fatalf("read the index: %v, or its bytes differ", err)
+	}
+	if s.fetchEnded() {
+		t.Error("the download had ended when the index was read: it did not come first")
+	}
+	if _, err := s.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
 	got, err := io.ReadAll(s)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read %d bytes, %v; want the %d published", len(got), err, len(data))
@@ -110,4 +188,33 @@ func TestStreamHTTPOnly(t *testing.T) {
 	if res, err := s.Wait(ctx); err != nil || res.Method != MethodHTTP {
 		t.Errorf("Wait = %+v, %v", res, err)
 	}
+}
+
+// A bad origin while streaming over HTTP only: the bytes flow, the fetch
+// fails its SHA-256 at the end, and the Stream's next read fails with the
+// report; nothing is cached.
+func TestStreamHTTPOnlyBadOrigin(t *testing.T) {
+	o := newTestOrigin(t, 1<<20)
+	data := testMedia(1 << 20)
+	id, _ := o.publish(data, ".wav", false)
+	o.corrupt(id)
+	m := newTestManager(t, clientAddr, o, nil)
+	ctx := testContext(t)
+	s, err := m.Open(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = io.ReadAll(s)
+	var fe *FetchError
+	if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageSHA256 {
+		t.Fatalf("reading the stream: %v, want the fetch's *FetchError at stage sha256", err)
+	}
+	if _, werr := s.Wait(ctx); !errors.As(werr, &fe) {
+		t.Errorf("Wait: %v, want a *FetchError", werr)
+	}
+	if n := len(o.gotReports()); n != 1 {
+		t.Errorf("the origin got %d reports, want 1", n)
+	}
+	assertNotCached(t, m, id)
 }

@@ -325,9 +325,12 @@ func TestRunCommand(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Error("the command did not get the path (with its space) as one argument")
 	}
-	// Without {} the path is appended.
-	if err := RunCommand(context.Background(), []string{"test", "-f"}, src); err != nil {
-		t.Errorf("appended path: %v", err)
+	// Without {} the file comes on stdin.
+	if err := RunCommand(context.Background(), []string{"cmp", "-", src}, src); err != nil {
+		t.Errorf("the file on stdin: %v", err)
+	}
+	if stdin := (Target{Command: []string{"ffplay", "-"}}); !tgt.NeedsPath() || stdin.NeedsPath() {
+		t.Errorf("NeedsPath: %v for %q, %v for %q; want true only with {}", tgt.NeedsPath(), tgt.Command, stdin.NeedsPath(), stdin.Command)
 	}
 	if err := RunCommand(context.Background(), []string{"false"}, src); err == nil {
 		t.Error("a failing player: no error")
