@@ -182,6 +182,7 @@ func (m *Manager) addFetch(id p2sp.FileID, mi *metainfo.MetaInfo) (*torrent.Torr
 	}
 	m.mu.Lock()
 	m.watches[t] = w
+	m.ids[spec.InfoHash] = id
 	m.mu.Unlock()
 	return t, w, nil
 }
