@@ -75,8 +75,9 @@ func TestP2SPFetchPlaysWhileDownloading(t *testing.T) {
 	if !first.Before(doneAt) {
 		t.Errorf("the first RTP packet (%v) came after the fetch's result (%v): the playback waited for the download", first.Sub(start), doneAt.Sub(start))
 	}
-	fetch.Kill()                                  // the rest of the playback is not this test's
-	cache := lan.ManagerArgs(p2spnetns.Client)[3] // after --origin URL --cache
+	// The rest of the playback is not this test's.
+	fetch.Kill()
+	cache := lan.ManagerArgs(p2spnetns.Client)[3] // --origin URL --cache DIR
 	matches, _ := filepath.Glob(filepath.Join(cache, string(id)+".wav"))
 	if len(matches) != 1 {
 		t.Fatalf("the cache holds %v, want the file", matches)

@@ -17,20 +17,45 @@ import (
 // has the structure of one, not decodable samples.
 func builtinPlayable(ctx context.Context, path string) error { return media.CheckPlayable(ctx, path) }
 
-// A player starts on an MP4 whose index (moov) is at the end while it
-// downloads: Open returns with the index's pieces had and the rest still
-// coming; reading goes on across the fetch's end into the cached file.
-func TestStreamMP4IndexFirst(t *testing.T) {
-	o := newTestOrigin(t, 512<<10)
-	data := mediatest.MP4("vide", 300*time.Second, 30000, true) // 3 MB, moov last
-	id, _ := o.publish(data, ".mp4", true)
-	m := newTestManager(t, clientAddr, o, func(o *Options) { o.CheckPlayable = builtinPlayable })
+// streamed is a file published on a test origin and opened on a new
+// Manager.
+type streamed struct {
+	o   *testOrigin
+	m   *Manager
+	id  p2sp.FileID
+	s   *Stream
+	ctx context.Context
+}
+
+// openStreamed publishes data (p2p: with P2P info) on an origin whose web
+// server sends webRate bytes/s (corrupt: a copy changed after publishing),
+// and opens it on a new Manager (edit, when not nil, edits its Options).
+func openStreamed(t *testing.T, webRate int64, data []byte, ext string, p2p, corrupt bool, edit func(*Options)) streamed {
+	t.Helper()
+	o := newTestOrigin(t, webRate)
+	id, _ := o.publish(data, ext, p2p)
+	if corrupt {
+		o.corrupt(id)
+	}
+	m := newTestManager(t, clientAddr, o, edit)
 	ctx := testContext(t)
 	s, err := m.Open(ctx, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return streamed{o, m, id, s, ctx}
+}
+
+func builtinPlayableOption(o *Options) { o.CheckPlayable = builtinPlayable }
+
+// A player starts on an MP4 whose index (moov) is at the end while it
+// downloads: Open returns with the index's pieces had and the rest still
+// coming; reading goes on across the fetch's end into the cached file.
+func TestStreamMP4IndexFirst(t *testing.T) {
+	data := mediatest.MP4("vide", 300*time.Second, 30000, true) // 3 MB, moov last
+	st := openStreamed(t, 512<<10, data, ".mp4", true, false, builtinPlayableOption)
+	m, id, s, ctx := st.m, st.id, st.s, st.ctx
 	size := int64(len(data))
 	if got := s.f.t.BytesCompleted(); got >= size {
 		t.Errorf("after Open the whole file (%d bytes) was there: nothing to stream", got)
@@ -97,16 +122,9 @@ func TestStreamMP4IndexFirst(t *testing.T) {
 // the first bytes are read long before the download ends, and reading goes
 // on across the fetch's end into the cached file.
 func TestStreamHTTPOnly(t *testing.T) {
-	o := newTestOrigin(t, 256<<10) // 2 s for the file
 	data := testMedia(512 << 10)
-	id, _ := o.publish(data, ".wav", false)
-	m := newTestManager(t, clientAddr, o, nil)
-	ctx := testContext(t)
-	s, err := m.Open(ctx, id, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	st := openStreamed(t, 256<<10, data, ".wav", false, false, nil) // 2 s for the file
+	m, id, s, ctx := st.m, st.id, st.s, st.ctx
 	if s.Size() != int64(len(data)) {
 		t.Errorf("Size() = %d, want %d", s.Size(), len(data))
 	}
@@ -130,16 +148,9 @@ func TestStreamHTTPOnly(t *testing.T) {
 // A read far ahead of the HTTP-only download gets its own ranged request;
 // the download goes on in order.
 func TestStreamHTTPReadAhead(t *testing.T) {
-	o := newTestOrigin(t, 2<<20)
 	data := testMedia(StreamReadahead + 2<<20)
-	id, _ := o.publish(data, ".wav", false)
-	m := newTestManager(t, clientAddr, o, nil)
-	ctx := testContext(t)
-	s, err := m.Open(ctx, id, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	st := openStreamed(t, 2<<20, data, ".wav", false, false, nil)
+	m, id, s, ctx := st.m, st.id, st.s, st.ctx
 	at := int64(len(data)) - 100<<10
 	tail := make([]byte, 100<<10)
 	if _, err := s.ReadAt(tail, at); err != nil || !bytes.Equal(tail, data[at:]) {
@@ -157,16 +168,9 @@ func TestStreamHTTPReadAhead(t *testing.T) {
 // An MP4 without P2P info whose index is at the end: Open gets the index
 // first with a ranged request, before the download reaches it.
 func TestStreamHTTPOnlyMP4IndexFirst(t *testing.T) {
-	o := newTestOrigin(t, 1<<20)
 	data := mediatest.MP4("soun", 300*time.Second, 30000, true) // 3 MB, moov last
-	id, _ := o.publish(data, ".mp4", false)
-	m := newTestManager(t, clientAddr, o, func(o *Options) { o.CheckPlayable = builtinPlayable })
-	ctx := testContext(t)
-	s, err := m.Open(ctx, id, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	st := openStreamed(t, 1<<20, data, ".mp4", false, false, builtinPlayableOption)
+	s, ctx := st.s, st.ctx
 	moovAt := int64(bytes.LastIndex(data, []byte("moov")) - 4)
 	if s.index == nil || s.indexOff != moovAt {
 		t.Fatalf("Open did not fetch the MP4 index first (at %d, have %d bytes from %d)", moovAt, len(s.index), s.indexOff)
@@ -194,18 +198,9 @@ func TestStreamHTTPOnlyMP4IndexFirst(t *testing.T) {
 // fails its SHA-256 at the end, and the Stream's next read fails with the
 // report; nothing is cached.
 func TestStreamHTTPOnlyBadOrigin(t *testing.T) {
-	o := newTestOrigin(t, 1<<20)
-	data := testMedia(1 << 20)
-	id, _ := o.publish(data, ".wav", false)
-	o.corrupt(id)
-	m := newTestManager(t, clientAddr, o, nil)
-	ctx := testContext(t)
-	s, err := m.Open(ctx, id, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	_, err = io.ReadAll(s)
+	st := openStreamed(t, 1<<20, testMedia(1<<20), ".wav", false, true, nil)
+	o, m, id, s, ctx := st.o, st.m, st.id, st.s, st.ctx
+	_, err := io.ReadAll(s)
 	var fe *FetchError
 	if !errors.As(err, &fe) || fe.Report.Stage != p2sp.StageSHA256 {
 		t.Fatalf("reading the stream: %v, want the fetch's *FetchError at stage sha256", err)

@@ -88,6 +88,37 @@ func (w *world) sender(t *testing.T) playback.RTPOptions {
 	return playback.RTPOptions{Sender: udpSender{c}}
 }
 
+// route is a way a file comes: with P2P info (the web seed and peers), or
+// over HTTP only.
+type route struct {
+	name   string
+	p2p    bool
+	method client.Method
+}
+
+var routes = []route{{"P2SP", true, client.MethodP2SP}, {"HTTP only", false, client.MethodHTTP}}
+
+// origin is the origin's options that publish files the route's way.
+func (r route) origin() origin.Options {
+	if r.p2p {
+		return origin.Options{}
+	}
+	return origin.Options{NoP2P: func(string) bool { return true }}
+}
+
+// open opens id on m, within fetchTimeout.
+func open(t *testing.T, m *client.Manager, id p2sp.FileID) (context.Context, *client.Stream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	t.Cleanup(cancel)
+	s, err := m.Open(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return ctx, s
+}
+
 // verdict is PlayWhileVerifying's verify: it waits for the stream's fetch,
 // notes when its result came, and (ended, when not nil) ends the playback
 // once the file is verified: the test has what it needs.
@@ -111,37 +142,23 @@ func (v *verdict) verify(ctx context.Context) error {
 // P2SP (web seed and a peer) and over HTTP only: the first packet arrives
 // at the destination before the fetch's result, and the file is cached.
 func TestPlayWhileDownloadingRTP(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		p2p    bool
-		method client.Method
-	}{
-		{"P2SP", true, client.MethodP2SP},
-		{"HTTP only", false, client.MethodHTTP},
-	} {
+	for _, tc := range routes {
 		t.Run(tc.name, func(t *testing.T) {
 			file := wav(4 << 20) // 2 s at the cap, 22 s of audio
 			id := idOf(file)
 			peers := 0
-			opts := origin.Options{NoP2P: func(string) bool { return true }}
 			if tc.p2p {
-				peers, opts = 1, origin.Options{}
+				peers = 1
 			}
-			w := newWorld(t, false, map[string][]byte{"voice.wav": file}, opts, peers)
+			w := newWorld(t, false, map[string][]byte{"voice.wav": file}, tc.origin(), peers)
 			if tc.p2p {
 				w.seeders(t, id, file, ".wav", 1)
 			}
 			dest := w.destination(t)
 			o := w.sender(t)
 			m := w.manager(t, "client", client.Options{})
-			ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-			defer cancel()
 			start := time.Now()
-			s, err := m.Open(ctx, id, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			ctx, s := open(t, m, id)
 			var firstAt time.Time
 			go func() {
 				select {
@@ -196,34 +213,17 @@ func (f *firstBytes) Write(p []byte) (int, error) {
 // reads it before the fetch's result, and a player command (`cat`, the
 // stand-in) gets the first bytes on its stdin before the result too.
 func TestPlayWhileDownloadingMP4(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		p2p    bool
-		method client.Method
-	}{
-		{"P2SP", true, client.MethodP2SP},
-		{"HTTP only", false, client.MethodHTTP},
-	} {
+	for _, tc := range routes {
 		t.Run(tc.name, func(t *testing.T) {
 			file := mediatest.MP4("soun", 400*time.Second, 40000, true) // 4 MB, moov last
 			id := idOf(file)
-			opts := origin.Options{}
-			if !tc.p2p {
-				opts.NoP2P = func(string) bool { return true }
-			}
-			w := newWorld(t, false, map[string][]byte{"clip.mp4": file}, opts, 0)
+			w := newWorld(t, false, map[string][]byte{"clip.mp4": file}, tc.origin(), 0)
 			// mediatest's MP4 has the structure of one, not decodable samples.
 			m := w.manager(t, "client", client.Options{CheckPlayable: func(ctx context.Context, path string) error {
 				return media.CheckPlayable(ctx, path)
 			}})
-			ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-			defer cancel()
 			start := time.Now()
-			s, err := m.Open(ctx, id, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			ctx, s := open(t, m, id)
 			moovAt := int64(bytes.LastIndex(file, []byte("moov")) - 4)
 			moov := make([]byte, int64(len(file))-moovAt)
 			if _, err := s.ReadAt(moov, moovAt); err != nil || !bytes.Equal(moov, file[moovAt:]) {
@@ -257,22 +257,15 @@ func TestPlayWhileDownloadingMP4(t *testing.T) {
 // first half, then the failed verification stops it at once; the report
 // reached the origin, its damaged notice came back, nothing is cached.
 func TestPlayBadOrigin(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		p2p   bool
-		stage p2sp.Stage
-	}{
-		{"P2SP", true, p2sp.StageOrigin},
-		{"HTTP only", false, p2sp.StageSHA256},
-	} {
+	for _, tc := range routes {
 		t.Run(tc.name, func(t *testing.T) {
+			stage := p2sp.StageSHA256 // found when the whole file is checked
+			if tc.p2p {
+				stage = p2sp.StageOrigin // found by the web seed's first bad piece
+			}
 			file := wav(4 << 20)
 			id := idOf(file)
-			opts := origin.Options{}
-			if !tc.p2p {
-				opts.NoP2P = func(string) bool { return true }
-			}
-			w := newWorld(t, false, map[string][]byte{"clip.wav": file}, opts, 0)
+			w := newWorld(t, false, map[string][]byte{"clip.wav": file}, tc.origin(), 0)
 			changed := append([]byte(nil), file...)
 			for i := len(changed) / 2; i < len(changed); i++ {
 				changed[i] ^= 0xff
@@ -284,13 +277,7 @@ func TestPlayBadOrigin(t *testing.T) {
 			o := w.sender(t)
 			cache := t.TempDir()
 			m := w.manager(t, "client", client.Options{CacheDir: cache, StallTimeout: 10 * time.Second})
-			ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-			defer cancel()
-			s, err := m.Open(ctx, id, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			ctx, s := open(t, m, id)
 			v := &verdict{s: s}
 			st, err := playback.Target{RTP: dest.addr}.PlayWhileVerifying(ctx, s, o, v.verify)
 			stopped := time.Now()
@@ -306,8 +293,8 @@ func TestPlayBadOrigin(t *testing.T) {
 				}
 				checkNothingCached(t, cache, id)
 			}
-			if fe != nil && fe.Report.Stage != tc.stage {
-				t.Errorf("report stage %s, want %s", fe.Report.Stage, tc.stage)
+			if fe != nil && fe.Report.Stage != stage {
+				t.Errorf("report stage %s, want %s", fe.Report.Stage, stage)
 			}
 			if d := stopped.Sub(v.at); d > time.Second {
 				t.Errorf("the playback ended %v after the verification failed, want at once", d)

@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -251,14 +249,7 @@ func TestPlayWhileVerifying(t *testing.T) {
 // default) is read by ffmpeg from the loopback server, which seeks to the
 // index, and leaves as RTP.
 func TestMP4StreamThroughFFmpeg(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
-	}
-	path := filepath.Join(t.TempDir(), "a.m4a")
-	if b, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=0.3", "-c:a", "aac", path).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v %s", err, b)
-	}
-	file, err := os.ReadFile(path)
+	file, err := os.ReadFile(aacM4A(t))
 	if err != nil {
 		t.Fatal(err)
 	}
