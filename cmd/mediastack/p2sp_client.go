@@ -206,25 +206,30 @@ func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeSender()
+	var verdict error
 	st, err := play.PlayWhileVerifying(ctx, s, o, func(ctx context.Context) error {
-		return done(s.Wait(ctx))
+		verdict = done(s.Wait(ctx))
+		return verdict
 	})
-	if err != nil {
-		var fe *client.FetchError
-		if errors.As(err, &fe) || ctx.Err() != nil {
-			return err // the verdict, reported already
-		}
+	switch {
+	case verdict != nil:
+		return verdict // reported already
+	case err != nil && ctx.Err() != nil:
+		return err
+	case err != nil:
 		return fmt.Errorf("playing %s: %w", id, err)
 	}
 	cfg.logPlayed(log, play, st)
 	return nil
 }
 
-// playTarget checks --play, --player and --rtp-port.
+// playTarget checks --play, --player, --play-verified and --rtp-port.
 func (cfg *fetchConfig) playTarget() (playback.Target, error) {
 	switch {
 	case cfg.play != "" && cfg.player != "":
 		return playback.Target{}, usageErrorf("--play and --player: pick one")
+	case cfg.verified && cfg.play == "" && cfg.player == "":
+		return playback.Target{}, usageErrorf("--play-verified needs --play or --player")
 	case cfg.rtpPort == 0 || cfg.rtpPort > 65535:
 		return playback.Target{}, usageErrorf("--rtp-port %d out of range [1, 65535]", cfg.rtpPort)
 	case cfg.play != "":

@@ -104,10 +104,16 @@ type flight struct {
 	t         *torrent.Torrent
 	g         *growingFile
 	rec       p2sp.Record
+
+	// whole is closed when the P2SP download is complete, every piece
+	// passed its hash, in the file at wholePath, which is then verified as
+	// a whole: Streams read it meanwhile.
+	whole     chan struct{}
+	wholePath string
 }
 
 func newFlight() *flight {
-	return &flight{done: make(chan struct{}), ready: make(chan struct{})}
+	return &flight{done: make(chan struct{}), ready: make(chan struct{}), whole: make(chan struct{})}
 }
 
 func (f *flight) setReady(t *torrent.Torrent, g *growingFile, rec p2sp.Record) {

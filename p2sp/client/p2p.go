@@ -122,6 +122,8 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	if _, err := os.Stat(dl.path); err != nil {
 		return download{}, m.fail(ctx, dl.report(id, p2sp.StageStorage, err.Error()))
 	}
+	f.wholePath = dl.path
+	close(f.whole)
 	return dl, nil
 }
 

@@ -37,7 +37,7 @@ type Stream struct {
 	mu   sync.Mutex
 	r    torrent.Reader // the P2SP download; nil once reading the cached file
 	rpos int64          // r's position
-	part *os.File       // the HTTP-only download as it grows (f.g); nil once reading the cached file
+	part *os.File       // the HTTP-only download as it grows (f.g), or the complete P2SP one (f.whole); nil once reading the cached file
 	file *os.File
 	pos  int64
 	size int64
@@ -204,13 +204,16 @@ func (s *Stream) readLocked(p []byte) (int, error) {
 		}
 	}
 	if s.file != nil {
-		return s.readFile(p)
+		return s.readFile(s.file, p)
 	}
 	if n := held(p, s.pos, s.index, s.indexOff) + held(p, s.pos, s.ahead, s.aheadOff); n > 0 {
 		s.pos += int64(n)
 		return n, nil
 	}
 	if s.part != nil {
+		if s.f.g == nil { // the complete P2SP download, every piece checked
+			return s.readFile(s.part, p)
+		}
 		return s.readGrowing(p)
 	}
 	if s.rpos != s.pos {
@@ -225,9 +228,23 @@ func (s *Stream) readLocked(p []byte) (int, error) {
 	if err == nil || errors.Is(err, io.EOF) || n > 0 {
 		return n, err
 	}
-	// The fetch drops its torrent when it completes: wait for the verdict
-	// and go on from the cache.
-	return s.afterFetch(p)
+	// The fetch drops its torrent when the download completes: read on
+	// from the complete download while it is verified as a whole (a player
+	// does not pause for that), then from the cache.
+	select {
+	case <-s.f.whole:
+		part, err := os.Open(s.f.wholePath)
+		if err != nil {
+			return s.afterFetch(p)
+		}
+		s.closeDownload()
+		s.part = part
+		return s.readLocked(p)
+	case <-s.f.done:
+		return s.afterFetch(p)
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
+	}
 }
 
 // held copies into p what buf (the file's bytes from off) holds at pos.
@@ -293,11 +310,11 @@ func (s *Stream) afterFetch(p []byte) (int, error) {
 	if err := s.switchToFile(); err != nil {
 		return 0, err
 	}
-	return s.readFile(p)
+	return s.readFile(s.file, p)
 }
 
-func (s *Stream) readFile(p []byte) (int, error) {
-	n, err := s.file.ReadAt(p, s.pos)
+func (s *Stream) readFile(f *os.File, p []byte) (int, error) {
+	n, err := f.ReadAt(p, s.pos)
 	s.pos += int64(n)
 	if errors.Is(err, io.EOF) && n > 0 {
 		err = nil

@@ -213,3 +213,40 @@ func TestStreamHTTPOnlyBadOrigin(t *testing.T) {
 	}
 	assertNotCached(t, m, id)
 }
+
+// Once a P2SP download is complete, a Stream reads on from it while the
+// fetch checks the whole file (here held up in its playability check): a
+// player does not pause for the verification.
+func TestStreamWhileVerifying(t *testing.T) {
+	checking, release := make(chan struct{}), make(chan struct{})
+	hold := func(o *Options) {
+		o.CheckPlayable = func(ctx context.Context, path string) error {
+			close(checking)
+			<-release
+			return builtinPlayable(ctx, path)
+		}
+	}
+	data := testMedia(1 << 20)
+	st := openStreamed(t, 4<<20, data, ".wav", true, false, hold)
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(st.s, head); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-checking:
+	case <-st.ctx.Done():
+		t.Fatal("the fetch never checked the file")
+	}
+	rest, err := io.ReadAll(st.s) // with the check held up
+	if err != nil || !bytes.Equal(append(head, rest...), data) {
+		t.Fatalf("read %d bytes while the file was checked, %v; want the %d published", len(head)+len(rest), err, len(data))
+	}
+	if st.s.fetchEnded() {
+		t.Fatal("the fetch ended while its check was held up")
+	}
+	close(release)
+	if res, err := st.s.Wait(st.ctx); err != nil || res.Method != MethodP2SP {
+		t.Errorf("Wait = %+v, %v", res, err)
+	}
+	assertCached(t, st.m, st.id, data)
+}
