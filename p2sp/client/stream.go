@@ -25,9 +25,10 @@ const StreamReadahead = 4 << 20
 // from pieces that passed their hash, the pieces around the read position
 // wanted first (StreamReadahead); on the HTTP-only path, from the download
 // as it grows in order, with a ranged request for a read far ahead of it.
-// The whole file's SHA-256 and playability are checked by the fetch when it
-// ends (Wait), after which the Stream reads the cached file; a failed fetch
-// fails every later Read with its error.
+// The whole file's SHA-256 and playability are checked by the fetch when
+// the download is complete (the Stream reads on from it meanwhile) and its
+// verdict is Wait's; then the Stream reads the cached file, or a failed
+// fetch fails every later Read with its error.
 type Stream struct {
 	m      *Manager
 	ctx    context.Context
