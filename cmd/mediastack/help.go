@@ -47,7 +47,7 @@ var p2spFetchHelp = commandHelp{
 	required: []string{"origin", "cache", "listen"},
 	groups: []flagGroup{
 		{"the origin, the cache and BitTorrent", managerFlags},
-		{"playback", []string{"play", "player", "rtp-port"}},
+		{"playback", []string{"play", "player", "play-verified", "rtp-port"}},
 		{"output", []string{"progress", "json", "timeout"}},
 		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
 		{"diagnostics", []string{"log-level", "log-format"}},

@@ -100,6 +100,7 @@ type fetchConfig struct {
 	progress bool
 	play     string
 	player   string
+	verified bool
 	rtpPort  uint
 }
 
@@ -110,8 +111,9 @@ func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "give up after `TIME` (default 0: no limit; --stall-timeout still ends a stuck download)")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the result (or the failure report and its answer) as JSON instead of text")
 	fs.BoolVar(&cfg.progress, "progress", true, "a progress line on stderr: bytes, rate, sources (default on)")
-	fs.StringVar(&cfg.play, "play", "", "once verified, send the file as RTP to `rtp://HOST:PORT` (WAV as PCMU or L16, Ogg Opus, MP4 through ffmpeg), through a media port on the fast path on mediastack's stack")
-	fs.StringVar(&cfg.player, "player", "", "once verified, run this player `CMD` on the file (\"{}\" is the path, appended when absent; no shell)")
+	fs.StringVar(&cfg.play, "play", "", "send the file as RTP to `rtp://HOST:PORT` while it downloads, from when its header (an MP4's index, fetched first) has arrived: WAV as PCMU or L16 and Ogg Opus through a media port (the fast path on mediastack's stack), MP4 and the rest through ffmpeg")
+	fs.StringVar(&cfg.player, "player", "", "run this player `CMD` (no shell): without \"{}\" it reads the file on its stdin while it downloads (\"ffplay -nodisp -autoexit -\"); with \"{}\" it is given the path, once the file is verified")
+	fs.BoolVar(&cfg.verified, "play-verified", false, "start --play or --player only once the file is verified and cached (otherwise a failed verification stops the playback at once)")
 	fs.UintVar(&cfg.rtpPort, "rtp-port", 40000, "the local UDP `PORT` --play sends from")
 	var idArg string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -165,34 +167,69 @@ func runP2SPFetch(args []string, stdout, stderr io.Writer) error {
 		line = newProgressLine(stderr)
 		onProgress = func(p client.Progress) { line.show(formatProgress(p)) }
 	}
-	res, err := m.Fetch(ctx, id, onProgress)
-	line.end()
+	// done reports the fetch's verdict: the result, or the failure (with
+	// its report and the origin's notice).
+	done := func(res client.Result, err error) error {
+		line.end()
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+				err = cause
+			}
+			var fe *client.FetchError
+			if cfg.jsonOut && errors.As(err, &fe) {
+				writeJSON(stdout, map[string]any{"error": err.Error(), "report": fe.Report, "answer": fe.Answer})
+			}
+			return err
+		}
+		if cfg.jsonOut {
+			return writeJSON(stdout, fetchJSON(res))
+		}
+		_, err = fmt.Fprint(stdout, formatResult(id, res))
+		return err
+	}
+	playing := play.RTP.IsValid() || play.Command != nil
+	if !playing || cfg.verified || play.NeedsPath() {
+		res, err := m.Fetch(ctx, id, onProgress)
+		if err := done(res, err); err != nil || !playing {
+			return err
+		}
+		return cfg.playFile(ctx, play, n, res.Path, log)
+	}
+	// Play while downloading; the verdict still decides.
+	s, err := m.Open(ctx, id, onProgress)
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-			err = cause
-		}
-		var fe *client.FetchError
-		if cfg.jsonOut && errors.As(err, &fe) {
-			writeJSON(stdout, map[string]any{"error": err.Error(), "report": fe.Report, "answer": fe.Answer})
-		}
+		return done(client.Result{}, err)
+	}
+	defer s.Close()
+	o, closeSender, err := cfg.rtpSender(play, n)
+	if err != nil {
 		return err
 	}
-	if cfg.jsonOut {
-		err = writeJSON(stdout, fetchJSON(res))
-	} else {
-		fmt.Fprint(stdout, formatResult(id, res))
-	}
-	if err != nil || (!play.RTP.IsValid() && play.Command == nil) {
+	defer closeSender()
+	var verdict error
+	st, err := play.PlayWhileVerifying(ctx, s, o, func(ctx context.Context) error {
+		verdict = done(s.Wait(ctx))
+		return verdict
+	})
+	switch {
+	case verdict != nil:
+		return verdict // reported already
+	case err != nil && ctx.Err() != nil:
 		return err
+	case err != nil:
+		return fmt.Errorf("playing %s: %w", id, err)
 	}
-	return cfg.playFile(ctx, play, n, res.Path, log)
+	cfg.logPlayed(log, play, st)
+	return nil
 }
 
-// playTarget checks --play, --player and --rtp-port.
+// playTarget checks --play, --player, --play-verified and --rtp-port.
 func (cfg *fetchConfig) playTarget() (playback.Target, error) {
 	switch {
 	case cfg.play != "" && cfg.player != "":
 		return playback.Target{}, usageErrorf("--play and --player: pick one")
+	case cfg.verified && cfg.play == "" && cfg.player == "":
+		return playback.Target{}, usageErrorf("--play-verified needs --play or --player")
 	case cfg.rtpPort == 0 || cfg.rtpPort > 65535:
 		return playback.Target{}, usageErrorf("--rtp-port %d out of range [1, 65535]", cfg.rtpPort)
 	case cfg.play != "":
@@ -211,39 +248,53 @@ func (cfg *fetchConfig) playTarget() (playback.Target, error) {
 	return playback.Target{}, nil
 }
 
-// playFile hands the verified file to the player or sends it as RTP: from
-// a media port on mediastack's stack, a kernel UDP socket on the host's.
-func (cfg *fetchConfig) playFile(ctx context.Context, t playback.Target, n *node, path string, log *slog.Logger) error {
+// rtpSender opens what --play sends from: a media port on mediastack's
+// stack (the fast path), a kernel UDP socket on the host's; nothing for a
+// player command.
+func (cfg *fetchConfig) rtpSender(t playback.Target, n *node) (playback.RTPOptions, func(), error) {
 	var o playback.RTPOptions
-	if t.RTP.IsValid() {
-		local := netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(cfg.rtpPort))
-		if t.RTP.Addr().Is4() {
-			local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(cfg.rtpPort))
-		}
-		if n.host != nil {
-			p, err := n.host.Ports().Open(uint16(cfg.rtpPort))
-			if err != nil {
-				return fmt.Errorf("--play: media port %d: %w", cfg.rtpPort, err)
-			}
-			defer p.Close()
-			o.Sender = p
-		} else {
-			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
-			if err != nil {
-				return fmt.Errorf("--play: %w", err)
-			}
-			defer c.Close()
-			o.Sender = c
-		}
+	if !t.RTP.IsValid() {
+		return o, func() {}, nil
 	}
+	if n.host != nil {
+		p, err := n.host.Ports().Open(uint16(cfg.rtpPort))
+		if err != nil {
+			return o, nil, fmt.Errorf("--play: media port %d: %w", cfg.rtpPort, err)
+		}
+		o.Sender = p
+		return o, func() { p.Close() }, nil
+	}
+	local := netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(cfg.rtpPort))
+	if t.RTP.Addr().Is4() {
+		local = netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(cfg.rtpPort))
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+	if err != nil {
+		return o, nil, fmt.Errorf("--play: %w", err)
+	}
+	o.Sender = c
+	return o, func() { c.Close() }, nil
+}
+
+// playFile hands the verified file to the player or sends it as RTP.
+func (cfg *fetchConfig) playFile(ctx context.Context, t playback.Target, n *node, path string, log *slog.Logger) error {
+	o, closeSender, err := cfg.rtpSender(t, n)
+	if err != nil {
+		return err
+	}
+	defer closeSender()
 	st, err := t.Play(ctx, path, o)
 	if err != nil {
 		return fmt.Errorf("playing %s: %w", path, err)
 	}
+	cfg.logPlayed(log, t, st)
+	return nil
+}
+
+func (cfg *fetchConfig) logPlayed(log *slog.Logger, t playback.Target, st playback.Stats) {
 	if t.RTP.IsValid() {
 		log.Info("played as RTP", "dest", t.RTP.String(), "codec", st.Codec, "packets", st.Packets, "duration", st.Duration.String())
 	}
-	return nil
 }
 
 // fetchJSON is --json's form of a result.

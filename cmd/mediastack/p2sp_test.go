@@ -63,6 +63,7 @@ func TestP2SPUsageErrors(t *testing.T) {
 		{fetch("--play", "udp://198.51.100.1:5004"), "--play: playback"},
 		{fetch("--play", "rtp://198.51.100.1:5004", "--player", "ffplay"), "pick one"},
 		{fetch("--player", "rtp://198.51.100.1:5004"), "want a command"},
+		{fetch("--play-verified"), "--play-verified needs --play or --player"},
 		{[]string{"p2sp", "origin", "--web", "198.51.100.10:80", "--info", "198.51.100.11:80"}, "--dir DIR is required"},
 		{[]string{"p2sp", "origin", "--dir", "/tmp", "--web", "198.51.100.10:80"}, "--web IP:PORT and --info IP:PORT are required"},
 		{[]string{"p2sp", "origin", "--dir", "/tmp", "--web", "198.51.100.10:80", "--info", "198.51.100.10:80"}, "the file-info server listens on its own address"},

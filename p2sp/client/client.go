@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
 	"github.com/anacrolix/torrent/storage"
 	"golang.org/x/time/rate"
 
@@ -150,6 +151,7 @@ type Manager struct {
 	watches  map[*torrent.Torrent]*watch // fetches in progress, for the callbacks
 	inflight map[p2sp.FileID]*flight     // one fetch per id
 	seeding  map[p2sp.FileID]*torrent.Torrent
+	ids      map[metainfo.Hash]p2sp.FileID // every torrent's id, for keepInSwarm
 	closed   bool
 }
 
@@ -168,6 +170,7 @@ func New(opts Options) (*Manager, error) {
 		watches:  map[*torrent.Torrent]*watch{},
 		inflight: map[p2sp.FileID]*flight{},
 		seeding:  map[p2sp.FileID]*torrent.Torrent{},
+		ids:      map[metainfo.Hash]p2sp.FileID{},
 	}
 	m.life, m.endLife = context.WithCancel(context.Background())
 	dial := lifeDialer{net: opts.Net, life: m.life}
@@ -198,6 +201,7 @@ func New(opts Options) (*Manager, error) {
 		ClientBaseDir: cfg.DataDir, PieceCompletion: storage.NewMapPieceCompletion(), DisableMmap: true})
 	cfg.HTTPDialContext = dial.DialContext    // web seeds (BEP 19)
 	cfg.TrackerDialContext = dial.DialContext // HTTP announces
+	cfg.HttpRequestDirector = m.keepInSwarm
 	cfg.Slogger = opts.Logger.With("lib", "torrent")
 	if opts.UploadRate > 0 {
 		cfg.UploadRateLimiter = newLimiter(opts.UploadRate)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent/metainfo"
+
 	"github.com/mediastack/mediastack/internal/leakcheck"
 	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/media/mediatest"
@@ -562,4 +564,35 @@ func assertShared(t *testing.T, res, webOnly Result, size int64, sources ...stri
 	if webOnly.Elapsed > 0 && res.Elapsed >= webOnly.Elapsed {
 		t.Errorf("%d sources took %v, the web seed alone %v", len(sources), res.Elapsed, webOnly.Elapsed)
 	}
+}
+
+// A peer that fetched a file seeds it with the same Manager and stays in
+// the swarm: the fetch's torrent, dropped for the seeding one, must not
+// announce "stopped" (the tracker would forget the peer until the seeding
+// torrent's next announce, a minute or more later).
+func TestFetchThenSeedStaysInSwarm(t *testing.T) {
+	o := newTestOrigin(t, 4<<20)
+	data := testMedia(2 << 20)
+	id, _ := o.publish(data, ".wav", true)
+	m := newTestManager(t, peerAddr(0), o, nil)
+	if _, err := m.Fetch(testContext(t), id, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := o.Record(id)
+	ih := metainfo.NewHashFromHex(rec.InfoHash)
+	o.waitSwarm(id, 1)
+	// The dropped torrent's announce would go out at once: give it time
+	// to arrive, then the peer must still be listed.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if peers := o.Tracker().Peers(ih); len(peers) != 1 {
+			t.Fatalf("the tracker lists %v after %d announces: the peer left the swarm while seeding", peers, o.announceCount())
+		}
+	}
+	// A second Manager finds it as a peer.
+	m2 := newTestManager(t, clientAddr, o, nil)
+	res, err := m2.Fetch(testContext(t), id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second fetch: %v", res.Sources)
 }

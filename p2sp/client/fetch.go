@@ -95,21 +95,30 @@ type flight struct {
 	res  Result
 	err  error
 
-	// ready is closed when the P2SP path has added its torrent (t, rec),
-	// or when the fetch ends without one.
+	// ready is closed when the download can be streamed: the P2SP path
+	// has added its torrent (t), or the HTTP-only path knows the file's
+	// size (g); or when the fetch ends without either. rec is the file's
+	// record (provisional on the HTTP-only path).
 	ready     chan struct{}
 	readyOnce sync.Once
 	t         *torrent.Torrent
+	g         *growingFile
 	rec       p2sp.Record
+
+	// whole is closed when the P2SP download is complete, every piece
+	// passed its hash, in the file at wholePath, which is then verified as
+	// a whole: Streams read it meanwhile.
+	whole     chan struct{}
+	wholePath string
 }
 
 func newFlight() *flight {
-	return &flight{done: make(chan struct{}), ready: make(chan struct{})}
+	return &flight{done: make(chan struct{}), ready: make(chan struct{}), whole: make(chan struct{})}
 }
 
-func (f *flight) setReady(t *torrent.Torrent, rec p2sp.Record) {
+func (f *flight) setReady(t *torrent.Torrent, g *growingFile, rec p2sp.Record) {
 	f.readyOnce.Do(func() {
-		f.t, f.rec = t, rec
+		f.t, f.g, f.rec = t, g, rec
 		close(f.ready)
 	})
 }
@@ -183,7 +192,7 @@ func (m *Manager) fly(ctx context.Context, id p2sp.FileID, progress func(Progres
 		f.err = errClosed
 	}
 	f.res.Elapsed = time.Since(start)
-	f.setReady(nil, p2sp.Record{})
+	f.setReady(nil, nil, p2sp.Record{})
 	m.mu.Lock()
 	delete(m.inflight, id)
 	m.mu.Unlock()
@@ -204,7 +213,7 @@ func (m *Manager) fetch(ctx context.Context, id p2sp.FileID, progress func(Progr
 	// Step 3: download.
 	var dl download
 	if mi == nil {
-		dl, err = m.fetchHTTP(ctx, id, rec, progress)
+		dl, err = m.fetchHTTP(ctx, id, rec, progress, f)
 	} else {
 		dl, err = m.fetchP2SP(ctx, id, rec, mi, progress, f)
 	}

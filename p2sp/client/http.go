@@ -25,8 +25,10 @@ const httpRetries = 4
 
 // fetchHTTP is claim 9's path: no P2P info, so a plain HTTP GET of
 // /files/{id} from the web server, resumed with a Range request after a
-// broken connection; no BitTorrent traffic at all.
-func (m *Manager) fetchHTTP(ctx context.Context, id p2sp.FileID, rec p2sp.Record, progress func(Progress)) (download, error) {
+// broken connection; no BitTorrent traffic at all. The file grows in order,
+// so Streams read it as it arrives (f's growingFile, ready once the size is
+// known).
+func (m *Manager) fetchHTTP(ctx context.Context, id p2sp.FileID, rec p2sp.Record, progress func(Progress), fl *flight) (download, error) {
 	name := rec.Name
 	if name == "" {
 		name = string(id)
@@ -39,10 +41,18 @@ func (m *Manager) fetchHTTP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	}
 	defer f.Close()
 	pr := &progressMeter{method: MethodHTTP, size: rec.Size, report: progress}
+	g := newGrowingFile(path, url, func(g *growingFile) {
+		streamed := rec
+		if streamed.Name == "" {
+			streamed.Name, streamed.MediaType = string(id)+extensionFor(g.mediaType), g.mediaType
+		}
+		streamed.Size = g.size
+		fl.setReady(nil, g, streamed)
+	})
 	var got int64
 	var mediaType string
 	for failures := 0; ; {
-		end, size, ctype, err := m.getRange(ctx, url, f, got, pr)
+		end, size, ctype, err := m.getRange(ctx, url, f, got, pr, g)
 		progressed := end > got
 		got = end
 		if mediaType == "" {
@@ -98,10 +108,10 @@ func (e *writeError) Error() string { return "writing the download: " + e.err.Er
 func (e *writeError) Unwrap() error { return e.err }
 
 // getRange GETs url from offset `from` into f at that offset (from 0 when
-// the server ignores the range). It returns the offset reached, the file's
-// size when the answer told it (else -1), the media type, and nil when the
-// file is complete.
-func (m *Manager) getRange(ctx context.Context, url string, f *os.File, from int64, pr *progressMeter) (int64, int64, string, error) {
+// the server ignores the range), telling g how far f is written. It
+// returns the offset reached, the file's size when the answer told it
+// (else -1), the media type, and nil when the file is complete.
+func (m *Manager) getRange(ctx context.Context, url string, f *os.File, from int64, pr *progressMeter, g *growingFile) (int64, int64, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -120,6 +130,7 @@ func (m *Manager) getRange(ctx context.Context, url string, f *os.File, from int
 	switch resp.StatusCode {
 	case http.StatusOK: // the whole file (a server that ignores ranges: again)
 		if from > 0 {
+			g.wrote(0) // before the bytes go: no Stream reads past the new end
 			if err := f.Truncate(0); err != nil {
 				return from, -1, "", &writeError{err}
 			}
@@ -142,6 +153,9 @@ func (m *Manager) getRange(ctx context.Context, url string, f *os.File, from int
 		return from, -1, "", fmt.Errorf("GET %s: %s%s", url, resp.Status, errorBody(resp.Body))
 	}
 	ctype, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if size >= 0 {
+		g.start(size, ctype)
+	}
 	// A stalled body ends this attempt; the caller resumes.
 	idle := time.AfterFunc(m.opts.StallTimeout, cancel)
 	defer idle.Stop()
@@ -158,6 +172,7 @@ func (m *Manager) getRange(ctx context.Context, url string, f *os.File, from int
 				return off, size, ctype, &writeError{err}
 			}
 			off += int64(k)
+			g.wrote(off)
 			pr.add(int64(k), WebSource)
 		}
 		if rerr == io.EOF {

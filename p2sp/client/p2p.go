@@ -63,7 +63,7 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 		}
 	})
 	t.DownloadAll()
-	f.setReady(t, rec) // Streams may read it now
+	f.setReady(t, nil, rec) // Streams may read it now
 
 	pr := &progressMeter{method: MethodP2SP, size: rec.Size, report: progress}
 	tick := time.NewTicker(progressEvery)
@@ -122,6 +122,8 @@ func (m *Manager) fetchP2SP(ctx context.Context, id p2sp.FileID, rec p2sp.Record
 	if _, err := os.Stat(dl.path); err != nil {
 		return download{}, m.fail(ctx, dl.report(id, p2sp.StageStorage, err.Error()))
 	}
+	f.wholePath = dl.path
+	close(f.whole)
 	return dl, nil
 }
 
@@ -182,6 +184,7 @@ func (m *Manager) addFetch(id p2sp.FileID, mi *metainfo.MetaInfo) (*torrent.Torr
 	}
 	m.mu.Lock()
 	m.watches[t] = w
+	m.ids[spec.InfoHash] = id
 	m.mu.Unlock()
 	return t, w, nil
 }

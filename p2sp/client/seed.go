@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,7 @@ func (m *Manager) seed(ctx context.Context, mi *metainfo.MetaInfo, path string, 
 	id := p2sp.FileID(strings.TrimSuffix(info.Name, filepath.Ext(info.Name)))
 	m.mu.Lock()
 	m.seeding[id] = t
+	m.ids[spec.InfoHash] = id
 	m.mu.Unlock()
 	m.log.Info("p2sp client: seeding", "name", info.Name, "infohash", spec.InfoHash.HexString())
 	return nil
@@ -142,4 +144,51 @@ func settled(ctx context.Context, t *torrent.Torrent) error {
 			return fmt.Errorf("piece checks: %w", ctx.Err())
 		}
 	}
+}
+
+// errKeptInSwarm cancels a "stopped" announce (keepInSwarm).
+var errKeptInSwarm = errors.New("p2sp client: not leaving the swarm: the file is seeded on")
+
+// keepInSwarm is the tracker requests' director. A fetched file changes
+// torrents: the fetch's torrent is dropped when the download completes and,
+// once the file is verified and cached, a new torrent of the same infohash
+// seeds it. The library keeps one announce state per infohash and tracker:
+// if it sends the dropped torrent's "stopped" announce, the tracker forgets
+// the peer, and the seeding torrent, inheriting that state, does not
+// announce again until the interval has passed (a minute or more out of
+// the swarm). So a "stopped" announce of an infohash whose fetch is still
+// running waits for its verdict, and is cancelled when the file is seeded
+// on; every other request goes as it is.
+func (m *Manager) keepInSwarm(req *http.Request) error {
+	q := req.URL.Query()
+	if q.Get("event") != "stopped" {
+		return nil
+	}
+	ih := q.Get("info_hash")
+	if len(ih) != len(metainfo.Hash{}) {
+		return nil
+	}
+	m.mu.Lock()
+	id, known := m.ids[metainfo.Hash([]byte(ih))]
+	f := m.inflight[id]
+	closed := m.closed
+	m.mu.Unlock()
+	if !known || closed {
+		return nil
+	}
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-req.Context().Done():
+			return req.Context().Err()
+		case <-m.life.Done():
+			return nil
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.seeding[id] == nil {
+		return nil
+	}
+	return errKeptInSwarm
 }

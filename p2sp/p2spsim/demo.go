@@ -112,8 +112,7 @@ func (d Demo) Run(ctx context.Context, w io.Writer) (err error) {
 		return m, err
 	}
 	for i := range d.Peers {
-		// A peer fetches the file, then (as a `p2sp peer` process started
-		// on its cache would) seeds what its cache holds.
+		// A peer fetches the file and, with the same Manager, seeds it.
 		name := fmt.Sprintf("peer%d", i+1)
 		m, err := start(name)
 		if err != nil {
@@ -122,14 +121,6 @@ func (d Demo) Run(ctx context.Context, w io.Writer) (err error) {
 		res, err := m.Fetch(ctx, p2spID, nil)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
-		}
-		managers = managers[:len(managers)-1]
-		m.Close()
-		if m, err = start(name); err != nil {
-			return err
-		}
-		if _, err := m.SeedCache(ctx); err != nil {
-			return fmt.Errorf("%s seeding: %w", name, err)
 		}
 		fmt.Fprintf(w, "  %-6s fetched p2sp.wav: %-4s in %5.1f s from %s; now seeding\n", name, res.Method, res.Elapsed.Seconds(), sourceList(res.Sources))
 	}

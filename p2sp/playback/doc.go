@@ -1,8 +1,12 @@
 // Package playback is the P2SP client's playback component (seed 002,
-// component 130): it hands a verified media file to a player. The player is
-// either a command (an "ffplay -nodisp -autoexit {}"-style command line,
-// run without a shell, "{}" replaced by the file's path) or an RTP receiver
-// at an address, fed through mediastack's media fast path.
+// component 130): it hands a media file to a player, once verified (Play)
+// or while it downloads (PlayStream, PlayWhileVerifying). The player is
+// either a command, run without a shell, or an RTP receiver at an address,
+// fed through mediastack's media fast path. A command with "{}" in an
+// argument ("ffplay -nodisp -autoexit {}") is given the file's path, so it
+// plays a verified file only; without "{}" ("ffplay -nodisp -autoexit -")
+// it reads the file's bytes, in order, on its stdin, also while they
+// download.
 //
 // RTP: SendRTP packetizes the file itself and paces it in real time by a
 // Clock (injectable, so tests are deterministic):
@@ -24,11 +28,19 @@
 //
 // SendRTPReader streams WAV and Ogg Opus from an io.ReaderAt front to back,
 // so playback can start while the file downloads: give it a reader whose
-// ReadAt waits for the bytes (and gives up when the fetch does).
+// ReadAt waits for the bytes (and gives up when the fetch does). PlayStream
+// plays such a Source (a *client.Stream) with a Target, MP4 and the rest
+// through ffmpeg reading it from a loopback HTTP server (with ranges, so
+// ffmpeg seeks to an index at the end); PlayWhileVerifying does so while
+// the download is verified and stops the playback at once when that fails.
 //
 // Plug it in: the sender is anything with WriteToUDPAddrPort, so a
 // *mediaport.Port (the fast path) or a kernel *net.UDPConn:
 //
 //	t, err := playback.ParseTarget(flagValue) // "rtp://198.51.100.20:5004" or a command line
 //	st, err := t.Play(ctx, path, playback.RTPOptions{Sender: port})
+//	// or while it downloads:
+//	s, err := manager.Open(ctx, id, nil)
+//	st, err := t.PlayWhileVerifying(ctx, s, playback.RTPOptions{Sender: port},
+//		func(ctx context.Context) error { _, err := s.Wait(ctx); return err })
 package playback

@@ -4,22 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
 // Target is where Play sends a file: a player command or an RTP address.
 type Target struct {
-	Command []string       // argv; "{}" in an argument is the file's path
+	// Command is the player's argv. With "{}" in an argument it is given
+	// the file's path (so it plays a verified file only); without, it reads
+	// the file's bytes, in order, on its stdin, and can start while the
+	// file downloads (PlayStream).
+	Command []string
 	RTP     netip.AddrPort // valid: send RTP here
+	// Stdout and Stderr take the command's output (nil: the process's own).
+	Stdout, Stderr io.Writer
 }
 
 // ParseTarget parses a --play value: "rtp://HOST:PORT" (HOST an IP
-// literal) or a player command line ("ffplay -nodisp -autoexit {}"; single
-// and double quotes group words; without "{}" the path is appended).
+// literal) or a player command line ("ffplay -nodisp -autoexit {}" gets
+// the path, "ffplay -nodisp -autoexit -" the bytes on stdin; single and
+// double quotes group words).
 func ParseTarget(s string) (Target, error) {
 	if strings.HasPrefix(s, "rtp://") {
 		ap, err := ParseRTPURL(s)
@@ -34,6 +43,15 @@ func ParseTarget(s string) (Target, error) {
 	}
 	return Target{Command: argv}, nil
 }
+
+// NeedsPath says that the target is a command given the file's path ("{}"
+// in an argument): it cannot play a file still downloading.
+func (t Target) NeedsPath() bool {
+	return !t.RTP.IsValid() && slices.ContainsFunc(t.Command, func(a string) bool { return strings.Contains(a, pathMark) })
+}
+
+// pathMark is what a command's arguments name the file's path with.
+const pathMark = "{}"
 
 // ParseRTPURL parses "rtp://HOST:PORT", HOST an IP literal.
 func ParseRTPURL(s string) (netip.AddrPort, error) {
@@ -55,29 +73,49 @@ func (t Target) Play(ctx context.Context, path string, o RTPOptions) (Stats, err
 		o.Dest = t.RTP
 		return SendRTP(ctx, path, o)
 	}
-	return Stats{}, RunCommand(ctx, t.Command, path)
+	if t.NeedsPath() {
+		return Stats{}, t.run(ctx, path, nil)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Stats{}, fmt.Errorf("playback: %w", err)
+	}
+	defer f.Close()
+	return Stats{}, t.run(ctx, "", f)
 }
 
-// RunCommand runs argv with "{}" replaced by path (appended when absent),
-// without a shell, its output on the process's own.
+// RunCommand runs argv with "{}" replaced by path, or with the file on its
+// stdin when no argument has "{}"; without a shell, its output on the
+// process's own.
 func RunCommand(ctx context.Context, argv []string, path string) error {
-	if len(argv) == 0 {
+	_, err := Target{Command: argv}.Play(ctx, path, RTPOptions{})
+	return err
+}
+
+// run runs the command with "{}" replaced by path, stdin (when not nil)
+// on its standard input.
+func (t Target) run(ctx context.Context, path string, stdin io.Reader) error {
+	if len(t.Command) == 0 {
 		return errors.New("playback: empty player command")
 	}
-	args := make([]string, 0, len(argv)+1)
-	replaced := false
-	for _, a := range argv {
-		if strings.Contains(a, "{}") {
-			a, replaced = strings.ReplaceAll(a, "{}", path), true
-		}
-		args = append(args, a)
-	}
-	if !replaced {
-		args = append(args, path)
+	args := make([]string, len(t.Command))
+	for i, a := range t.Command {
+		args[i] = strings.ReplaceAll(a, pathMark, path)
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, t.Stdout, t.Stderr
+	if cmd.Stdout == nil {
+		cmd.Stdout = os.Stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	// A player that quits before the end of its input is no error (exec
+	// drops the broken pipe).
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("playback: %s: %w", args[0], err)
 	}
 	return nil

@@ -210,7 +210,10 @@ func TestFFmpegOggOpus(t *testing.T) {
 	checkStream(t, receive(t, rx, st.Packets), clock, 111, 960, 48000)
 }
 
-func TestMP4ThroughFFmpeg(t *testing.T) {
+// aacM4A makes a 0.3 s AAC file with ffmpeg (its index at the end, as
+// ffmpeg writes it by default), or skips the test without ffmpeg.
+func aacM4A(t *testing.T) string {
+	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("ffmpeg not installed")
 	}
@@ -218,6 +221,11 @@ func TestMP4ThroughFFmpeg(t *testing.T) {
 	if b, err := exec.Command("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=0.3", "-c:a", "aac", path).CombinedOutput(); err != nil {
 		t.Fatalf("ffmpeg: %v %s", err, b)
 	}
+	return path
+}
+
+func TestMP4ThroughFFmpeg(t *testing.T) {
+	path := aacM4A(t)
 	_, rx := udpPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -325,9 +333,12 @@ func TestRunCommand(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Error("the command did not get the path (with its space) as one argument")
 	}
-	// Without {} the path is appended.
-	if err := RunCommand(context.Background(), []string{"test", "-f"}, src); err != nil {
-		t.Errorf("appended path: %v", err)
+	// Without {} the file comes on stdin.
+	if err := RunCommand(context.Background(), []string{"cmp", "-", src}, src); err != nil {
+		t.Errorf("the file on stdin: %v", err)
+	}
+	if stdin := (Target{Command: []string{"ffplay", "-"}}); !tgt.NeedsPath() || stdin.NeedsPath() {
+		t.Errorf("NeedsPath: %v for %q, %v for %q; want true only with {}", tgt.NeedsPath(), tgt.Command, stdin.NeedsPath(), stdin.Command)
 	}
 	if err := RunCommand(context.Background(), []string{"false"}, src); err == nil {
 		t.Error("a failing player: no error")

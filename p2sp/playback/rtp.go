@@ -355,8 +355,8 @@ func sendOggOpus(ctx context.Context, r io.ReaderAt, size int64, o RTPOptions) (
 	return s.st, nil
 }
 
-// sendFFmpeg hands the file to ffmpeg, which sends its first audio stream
-// as Opus RTP from its own socket.
+// sendFFmpeg hands the file (a path or a URL) to ffmpeg, which sends its
+// first audio stream as Opus RTP from its own socket.
 func sendFFmpeg(ctx context.Context, path string, o RTPOptions) (Stats, error) {
 	bin := o.FFmpeg
 	if bin == "" {
@@ -364,7 +364,7 @@ func sendFFmpeg(ctx context.Context, path string, o RTPOptions) (Stats, error) {
 	}
 	exe, err := exec.LookPath(bin)
 	if err != nil {
-		return Stats{}, fmt.Errorf("playback: %s: only WAV and Ogg Opus are sent as RTP without ffmpeg, which is not installed", path)
+		return Stats{}, errors.New("playback: only WAV and Ogg Opus are sent as RTP without ffmpeg, which is not installed")
 	}
 	dest := fmt.Sprintf("rtp://%s", o.Dest)
 	args := []string{"-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", path,
