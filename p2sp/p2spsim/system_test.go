@@ -269,7 +269,7 @@ func TestHTTPOnly(t *testing.T) {
 }
 
 // TestSimultaneous: with P2P info and three seeding peers, the client
-// downloads from the web seed and every peer at once (claim 9, step 3).
+// downloads from the web seed and every peer at once (claim 7, step 3).
 func TestSimultaneous(t *testing.T) {
 	families(t, func(t *testing.T, v6 bool) {
 		file := wav(6 << 20)
