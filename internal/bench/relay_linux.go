@@ -160,9 +160,17 @@ func newRelayEnv(cfg Config, path Path) (_ *relayEnv, err error) {
 	switch path {
 	case PathMediastackTap, PathGonetTap:
 		env.genIface = tapName
+		if err := noIPv6(genNS); err != nil {
+			return nil, err
+		}
 	default:
 		if relayNS, err = netns.Add(&env.clean, netns.UniqueName("msr-")); err != nil {
 			return nil, err
+		}
+		for _, ns := range []netns.Namespace{genNS, relayNS} {
+			if err := noIPv6(ns); err != nil {
+				return nil, err
+			}
 		}
 		base := netns.UniqueName("msr")
 		env.genIface, relayEnd = base+"g", base+"r"
@@ -310,6 +318,20 @@ func (env *relayEnv) logTail() string {
 	}
 	out := env.relay.Output()
 	return out[max(0, len(out)-1500):]
+}
+
+// noIPv6 turns IPv6 off on the links made in ns from now on. The relay
+// suite is IPv4; with IPv6 on, the kernel's end of a new TAP or veth sends
+// router solicitations and MLD reports for seconds after it comes up, which
+// wake the relays reading raw frames: the idle row, run alone (--rows),
+// measured those, not its silent calls.
+func noIPv6(ns netns.Namespace) error {
+	for _, key := range []string{"net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"} {
+		if out, err := ns.Exec("sysctl", "-q", "-w", key+"=1"); err != nil {
+			return fmt.Errorf("sysctl %s: %w: %s", key, err, out)
+		}
+	}
+	return nil
 }
 
 // relayFilesFor is the descriptors relay p takes for calls calls: the
