@@ -128,6 +128,11 @@ type DeviceStats struct {
 	// RxBadVnetHdr counts frames dropped for a virtio-net header that does
 	// not fit them (vnet mode).
 	RxBadVnetHdr atomic.Uint64
+	// TxDeferred counts frames written during the reader's dispatch and
+	// submitted with its next wait for a frame, in one io_uring_enter
+	// (uring.go); TxDeferredErrors those whose write failed (the writer
+	// was told it succeeded).
+	TxDeferred, TxDeferredErrors atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches
