@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
 
@@ -44,18 +43,7 @@ func TestRepliesGoWithTheWait(t *testing.T) {
 	}
 	ifi := kernelSide(t, dev, name)
 	// A socket that sees the frames the kernel receives from the TAP.
-	seen, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(seen) })
-	index, err := linkstats.InterfaceIndex(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(seen, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: index}); err != nil {
-		t.Fatal(err)
-	}
+	seen := packetSocket(t, name, htons(unix.ETH_P_ALL))
 	if err := unix.SetsockoptTimeval(seen, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: int64(ringGuard / time.Second)}); err != nil {
 		t.Fatal(err)
 	}
