@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ type benchConfig struct {
 	streams  string
 	only     string
 	relays   string
+	rows     string
 	quiet    bool
 }
 
@@ -35,13 +37,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to this `FILE`")
 	fs.StringVar(&cfg.plotFile, "plot", "", "draw the comparison (bar chart) and the scaling (line chart) to this PNG `FILE`")
 	fs.IntVar(&cfg.rounds, "rounds", 0, fmt.Sprintf("`N` rounds per path; figures are medians over them (default %d, %d with --short)", bench.DefaultRounds, bench.ShortRounds))
-	fs.IntVar(&cfg.linkRnds, "link-rounds", 0, fmt.Sprintf("`N` rate searches per path over the real link; figures are medians over them (default %d, 1 with --short)", bench.DefaultLinkRounds))
+	fs.IntVar(&cfg.linkRnds, "link-rounds", 0, fmt.Sprintf("`N` rate searches per path over the real link, and rounds per relay row (--only relay); figures are medians over them (default %d, 1 with --short)", bench.DefaultLinkRounds))
 	fs.BoolVar(&cfg.short, "short", false, "a quick run that keeps the command working (CI): few, short rounds; not for comparison")
 	fs.StringVar(&cfg.streams, "streams", "", "stream counts of the scaling sweep, `N,N,...` (default 1,100,1000,10000)")
 	fs.StringVar(&cfg.link, "link", "", "also benchmark over a real link with the Linux kernel as the peer: `tap|raw` (needs root)")
 	fs.StringVar(&cfg.reflect, "fast-reflector", bench.ReflectorRing, "the real link's fast reflector, `ring|inline`: ring (the filter fills a Ring that another goroutine reads and answers a batch at a time, as the gonet reflector is built) or inline (answers in the filter's receive function)")
 	fs.StringVar(&cfg.only, "only", "", "run only these `SUITE,...`: "+suiteNames()+" (default in-process, scaling, and link with --link)")
 	fs.StringVar(&cfg.relays, "relays", "", "the relay suite's relays, `PATH,...` of mediastack-tap, mediastack-raw, gonet-tap, go-kernel, rtpengine (default all; rtpengine when installed)")
+	fs.StringVar(&cfg.rows, "rows", "", "run only the rows (workloads) whose name matches this Go `REGEXP`, e.g. '^relay/(10k/500|search/500|idle/10000)$' (default all)")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -75,7 +78,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			relays = append(relays, p)
 		}
 	}
-	bc := bench.Config{RelayPaths: relays, Rounds: cfg.rounds, LinkRounds: cfg.linkRnds, Short: cfg.short, Streams: streams, Link: cfg.link, FastReflector: cfg.reflect}
+	var rows *regexp.Regexp
+	if cfg.rows != "" {
+		var err error
+		if rows, err = regexp.Compile(cfg.rows); err != nil {
+			return usageErrorf("--rows %q: %v", cfg.rows, err)
+		}
+	}
+	bc := bench.Config{Rows: rows, RelayPaths: relays, Rounds: cfg.rounds, LinkRounds: cfg.linkRnds, Short: cfg.short, Streams: streams, Link: cfg.link, FastReflector: cfg.reflect}
 	if !cfg.quiet {
 		bc.Log = stderr
 	}

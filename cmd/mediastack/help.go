@@ -10,7 +10,7 @@ var serveHelp = commandHelp{
 		{"media ports and relays", []string{"rtp-ports", "reflect", "relay", "dscp", "arp-aging", "arp-refresh"}},
 		{"calls: timeouts and endpoint learning", []string{"timeout", "silent-timeout", "final-timeout", "endpoint-learning", "strict-source"}},
 		{"control and metrics", []string{"control", "metrics", "control-token", "control-token-file"}},
-		{"signalling (rtpengine's ng protocol)", []string{"listen-ng"}},
+		{"signalling (rtpengine's ng protocol)", []string{"listen-ng", "max-calls"}},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
 		{"diagnostics", []string{"echo", "pcap", "log-level", "log-format"}},
 	},
@@ -27,7 +27,7 @@ var demoHelp = commandHelp{
 
 var benchHelp = commandHelp{
 	groups: []flagGroup{
-		{"what to run", []string{"only", "rounds", "short", "streams", "relays"}},
+		{"what to run", []string{"only", "rows", "rounds", "short", "streams", "relays"}},
 		{"real link", []string{"link", "link-rounds", "fast-reflector"}},
 		{"output", []string{"json", "plot", "quiet"}},
 	},

@@ -16,6 +16,8 @@ import (
 // ngConfig is serve's ng protocol part: --listen-ng.
 type ngConfig struct {
 	listen string
+	// maxCalls bounds the calls at once (--max-calls).
+	maxCalls int
 	// addrs are the stack's addresses (--addr), the media addresses the
 	// SDPs name; set by serve.
 	addrs []netip.Addr
@@ -29,6 +31,8 @@ func (c *ngConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, "listen-ng", "", "serve rtpengine's ng control protocol (UDP) on this host `ADDR`, for a SIP proxy's "+
 		"rtpengine module (Kamailio: modparam(\"rtpengine\", \"rtpengine_sock\", \"udp:ADDR\")), e.g. 127.0.0.1:2223; "+
 		"calls get their ports from --rtp-ports and the stack's --addr in their SDP")
+	fs.IntVar(&c.maxCalls, "max-calls", calls.DefaultMaxCalls, "the most calls the ng server holds at once, `N`; an offer beyond it is answered "+
+		"\"Parallel session limit reached\" (a SIP proxy then tries another relay). Each call takes 2 ports of --rtp-ports per party, 4 with RTCP")
 }
 
 func (c *ngConfig) validate() error {
@@ -37,6 +41,9 @@ func (c *ngConfig) validate() error {
 	}
 	if _, port, err := net.SplitHostPort(c.listen); err != nil || port == "" {
 		return usageErrorf("--listen-ng %q: want HOST:PORT (e.g. 127.0.0.1:2223)", c.listen)
+	}
+	if c.maxCalls < 1 {
+		return usageErrorf("--max-calls %d: want at least 1", c.maxCalls)
 	}
 	return nil
 }
@@ -57,7 +64,7 @@ func startNG(svc *relay.Service, holder *ngCalls, c ngConfig, learning relay.Lea
 	if c.listen == "" {
 		return func() {}, nil
 	}
-	reg, err := calls.New(calls.Options{Relays: svc, Addrs: c.addrs, Learning: learning, StrictSource: strict, Log: log})
+	reg, err := calls.New(calls.Options{Relays: svc, Addrs: c.addrs, MaxCalls: c.maxCalls, Learning: learning, StrictSource: strict, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("--listen-ng: %w", err)
 	}

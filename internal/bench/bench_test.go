@@ -244,7 +244,7 @@ func BenchmarkInProcess(b *testing.B) {
 // was short, since it travels without its table.
 func TestPlotCaption(t *testing.T) {
 	cfg := Config{Short: true}.withDefaults()
-	rep := &Report{Machine: "AMD EPYC 9B45, 2 cores", Date: "2026-12-02T22:00:00Z", Settings: cfg.settings()}
+	rep := &Report{Machine: "AMD EPYC 9B45, 2 cores", Date: "2026-12-02T22:00:00Z", Settings: cfg.settings(Suites())}
 	got := caption(rep)
 	for _, want := range []string{"AMD EPYC 9B45", "2026-12-02T22:00:00Z", "short"} {
 		if !strings.Contains(got, want) {

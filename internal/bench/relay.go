@@ -52,6 +52,10 @@ const (
 	// relayIdleCalls are set up and left silent for relayIdleMs.
 	relayIdleCalls = 10000
 	relayIdleMs    = 5000
+	// relayMaxCalls is the calls the relays driven over ng are told to
+	// hold at most (mediastack's --max-calls, rtpengine's --max-sessions):
+	// the idle row's, which every row's calls are deleted before.
+	relayMaxCalls = relayIdleCalls
 	// relayFirstPeerPort is the generator's first leg port; call i's
 	// legs are relayFirstPeerPort+4i and +4i+2 (RTP ports, even; RTCP
 	// would take the odd ones after them).

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mediastack/mediastack/internal/bencode"
 	"github.com/mediastack/mediastack/internal/netns"
 	"github.com/mediastack/mediastack/internal/rtpengine"
@@ -48,8 +50,20 @@ func relaySuiteWorkloads(cfg Config) ([]Workload, func() error, error) {
 	}
 	relays := paths[1:] // the wire relays nothing: fixed-rate rows only
 	plan := cfg.relayPlan()
+	maxFiles, why := relayNoFile()
 	var ws []Workload
 	add := func(name string, paths []Path, round func(b *relayBench, ctx context.Context) (Result, error), calls int) {
+		paths = slices.DeleteFunc(slices.Clone(paths), func(p Path) bool {
+			need := relayFilesFor(p, calls)
+			if need <= maxFiles {
+				return false
+			}
+			if cfg.Rows == nil || cfg.Rows.MatchString(name) {
+				cfg.logf("relay: %s: no %s row: its %d calls take %d descriptors (a socket per port), above the %d it may open (%s)",
+					name, p, calls, need, maxFiles, why)
+			}
+			return true
+		})
 		ws = append(ws, Workload{Name: name, Paths: paths, Open: func(ctx context.Context, p Path) (Bench, error) {
 			env, err := e.env(p)
 			if err != nil {
@@ -146,9 +160,17 @@ func newRelayEnv(cfg Config, path Path) (_ *relayEnv, err error) {
 	switch path {
 	case PathMediastackTap, PathGonetTap:
 		env.genIface = tapName
+		if err := noIPv6(genNS); err != nil {
+			return nil, err
+		}
 	default:
 		if relayNS, err = netns.Add(&env.clean, netns.UniqueName("msr-")); err != nil {
 			return nil, err
+		}
+		for _, ns := range []netns.Namespace{genNS, relayNS} {
+			if err := noIPv6(ns); err != nil {
+				return nil, err
+			}
 		}
 		base := netns.UniqueName("msr")
 		env.genIface, relayEnd = base+"g", base+"r"
@@ -174,7 +196,7 @@ func newRelayEnv(cfg Config, path Path) (_ *relayEnv, err error) {
 	serve := func(ns netns.Namespace, link string) error {
 		args := append(append([]string{}, helper...), "serve", "--link", link, "--addr", stackV4.String(),
 			"--mac", net.HardwareAddr(stackMAC).String(), "--rtp-ports", ports, "--listen-ng", relayNG.String(),
-			"--timeout", "0", "--silent-timeout", "0", "--log-level", "warn")
+			"--timeout", "0", "--silent-timeout", "0", "--max-calls", strconv.Itoa(relayMaxCalls), "--log-level", "warn")
 		if env.relay, err = ns.Start(args...); err != nil {
 			return err
 		}
@@ -223,11 +245,14 @@ func newRelayEnv(cfg Config, path Path) (_ *relayEnv, err error) {
 		env.clean.Add(func() error { return os.RemoveAll(dir) })
 		args := rtpengine.Args(rtpengine.Options{NG: relayNG, Interfaces: []netip.Addr{stackV4.Addr()},
 			PortMin: relayFirstPort, PortMax: relayLastPort, PidFile: filepath.Join(dir, "rtpengine.pid")})
-		// Calls that stay silent (the idle row, calls of an earlier
-		// row) are not timed out; every call has a socket per port, so
-		// many descriptors.
-		args = append(args, "--timeout=86400", "--silent-timeout=86400", "--final-timeout=0")
-		if env.relay, err = relayNS.Start(append([]string{"sh", "-c", `ulimit -n "$(ulimit -Hn)" && exec "$@"`, "sh"}, args...)...); err != nil {
+		// Calls that stay silent (the idle row) are not timed out.
+		// Every call has a socket per port: its descriptor limit is
+		// raised to what relayMaxCalls calls take, or as far as it goes
+		// (rtpengineNoFile).
+		args = append(args, "--timeout=86400", "--silent-timeout=86400", "--final-timeout=0",
+			"--max-sessions="+strconv.Itoa(relayMaxCalls))
+		nofile, _ := relayNoFile()
+		if env.relay, err = relayNS.Start(append([]string{"sh", "-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(nofile)}, args...)...); err != nil {
 			return nil, err
 		}
 		env.clean.Add(func() error { env.relay.Stop(0); return nil })
@@ -295,6 +320,67 @@ func (env *relayEnv) logTail() string {
 	return out[max(0, len(out)-1500):]
 }
 
+// noIPv6 turns IPv6 off on the links made in ns from now on. The relay
+// suite is IPv4; with IPv6 on, the kernel's end of a new TAP or veth sends
+// router solicitations and MLD reports for seconds after it comes up, which
+// wake the relays reading raw frames: the idle row, run alone (--rows),
+// measured those, not its silent calls.
+func noIPv6(ns netns.Namespace) error {
+	for _, key := range []string{"net.ipv6.conf.default.disable_ipv6", "net.ipv6.conf.all.disable_ipv6"} {
+		if out, err := ns.Exec("sysctl", "-q", "-w", key+"=1"); err != nil {
+			return fmt.Errorf("sysctl %s: %w: %s", key, err, out)
+		}
+	}
+	return nil
+}
+
+// relayFilesFor is the descriptors relay p takes for calls calls: the
+// relays on kernel sockets have a socket per port (rtpengine 4 per call,
+// RTP and RTCP on both sides; go-kernel 2), and a few of their own.
+func relayFilesFor(p Path, calls int) int {
+	switch p {
+	case PathRtpengine:
+		return 4*calls + 256
+	case PathGoKernel:
+		return 2*calls + 256
+	}
+	return 0
+}
+
+// relayNoFile is the descriptor limit the relays on kernel sockets run
+// with: what relayMaxCalls calls take, when this process may raise its
+// hard limit that far (CAP_SYS_RESOURCE, which a container's root may
+// lack), else the hard limit it has; why says which.
+func relayNoFile() (n int, why string) {
+	want := relayFilesFor(PathRtpengine, relayMaxCalls)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return want, "getrlimit: " + err.Error()
+	}
+	if lim.Max >= uint64(want) {
+		return want, "RLIMIT_NOFILE"
+	}
+	if hasCapability(unix.CAP_SYS_RESOURCE) {
+		return want, "RLIMIT_NOFILE raised with CAP_SYS_RESOURCE"
+	}
+	return int(lim.Max), fmt.Sprintf("the hard RLIMIT_NOFILE; without CAP_SYS_RESOURCE it cannot be raised to %d", want)
+}
+
+// hasCapability says whether this process has capability c in effect.
+func hasCapability(c int) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<c) != 0
+		}
+	}
+	return false
+}
+
 // waitNG waits until the ng port in ns answers a ping.
 func waitNG(ns netns.Namespace, proc *netns.Process) error {
 	return netns.WaitFor(netns.StateTimeout, "the relay's ng port answering ping", func() error {
@@ -333,7 +419,7 @@ func callLegs(i int) (a, b netip.AddrPort) {
 // address the other's SDP was rewritten to.
 func ngCalls(ns netns.Namespace, gen, n int) ([]genLeg, error) {
 	legs := make([]genLeg, 2*n)
-	err := ngEach(ns, gen, n, func(c *rtpengine.Conn, i int) error {
+	err := ngEach(ns, "call", gen, n, func(c *rtpengine.Conn, i int) error {
 		a, b := callLegs(i)
 		common := bencode.Dict{"call-id": ngCallID(gen, i), "from-tag": "a", "replace": bencode.List{"origin", "session-connection"}, "ICE": "remove"}
 		offer := bencode.Dict{"command": "offer", "sdp": string(sipua.AudioSDP(a, uint64(2*i+1)))}
@@ -365,7 +451,7 @@ func ngCalls(ns netns.Namespace, gen, n int) ([]genLeg, error) {
 
 // ngDelete ends the n calls of generation gen.
 func ngDelete(ns netns.Namespace, gen, n int) error {
-	return ngEach(ns, gen, n, func(c *rtpengine.Conn, i int) error {
+	return ngEach(ns, "delete", gen, n, func(c *rtpengine.Conn, i int) error {
 		_, err := c.Do(bencode.Dict{"command": "delete", "call-id": ngCallID(gen, i), "from-tag": "a"})
 		return err
 	})
@@ -374,8 +460,8 @@ func ngDelete(ns netns.Namespace, gen, n int) error {
 func ngCallID(gen, i int) string { return fmt.Sprintf("bench-%d-%d", gen, i) }
 
 // ngEach runs do for calls 0 to n-1 from a few ng client sockets in ns at
-// once.
-func ngEach(ns netns.Namespace, gen, n int, do func(c *rtpengine.Conn, i int) error) error {
+// once; verb (what do asks) makes the sockets' cookies its own.
+func ngEach(ns netns.Namespace, verb string, gen, n int, do func(c *rtpengine.Conn, i int) error) error {
 	const workers = 4
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -386,7 +472,11 @@ func ngEach(ns netns.Namespace, gen, n int, do func(c *rtpengine.Conn, i int) er
 			errs[w] = ns.Enter(func() error {
 				// Cookies unique over the run: an ng server answers a
 				// cookie it has seen from its cache (a retransmission).
-				c, err := rtpengine.Dial(relayNG, fmt.Sprintf("bench%d_%d_%d", gen, n, w))
+				// A delete's cookies must differ from its call's offer's:
+				// a reused cookie gets the cached offer reply and the call
+				// stays (which left thousands of calls behind, and the idle
+				// row short of ports and calls).
+				c, err := rtpengine.Dial(relayNG, fmt.Sprintf("bench%s%d_%d_%d", verb, gen, n, w))
 				if err != nil {
 					return err
 				}

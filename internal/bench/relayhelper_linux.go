@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mediastack/mediastack/mediahost"
 )
 
@@ -40,6 +42,12 @@ func runRelayHelper(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	defer endCalls()
 	if args[0] == "kernel" {
+		// A socket per port: as many descriptors as the bench grants
+		// (relayNoFile; Go set the soft limit to the hard one).
+		var lim unix.Rlimit
+		if n, _ := relayNoFile(); unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && uint64(n) > lim.Cur {
+			unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(n), Max: max(lim.Max, uint64(n))})
+		}
 		listen = func(ap netip.AddrPort) (func(), error) {
 			a, b, err := socketPair(ap, func(ap netip.AddrPort) (*net.UDPConn, error) {
 				return net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))

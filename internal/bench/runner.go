@@ -15,11 +15,14 @@ import (
 // median over the rounds, each ratio taken between rows of this run.
 func Run(ctx context.Context, cfg Config, suites []Suite) (*Report, error) {
 	cfg = cfg.withDefaults()
-	rep := &Report{Machine: Machine(), Date: time.Now().UTC().Format(time.RFC3339), Settings: cfg.settings()}
+	var run []Suite
 	for _, s := range suites {
-		if s.Enabled != nil && !s.Enabled(cfg) {
-			continue
+		if s.Enabled == nil || s.Enabled(cfg) {
+			run = append(run, s)
 		}
+	}
+	rep := &Report{Machine: Machine(), Date: time.Now().UTC().Format(time.RFC3339), Settings: cfg.settings(run)}
+	for _, s := range run {
 		results, err := RunSuite(ctx, cfg, s)
 		rep.Results = append(rep.Results, results...)
 		rep.Ratios = append(rep.Ratios, Ratios(s, results)...)
@@ -47,6 +50,9 @@ func RunSuite(ctx context.Context, cfg Config, s Suite) (results []Result, err e
 	for _, w := range workloads {
 		if err := ctx.Err(); err != nil {
 			return results, err
+		}
+		if cfg.Rows != nil && !cfg.Rows.MatchString(w.Name) {
+			continue
 		}
 		rs, err := runWorkload(ctx, w, rounds)
 		for i := range rs {
@@ -206,16 +212,29 @@ func find(results []Result, workload string, p Path) (Result, bool) {
 	return Result{}, false
 }
 
-// settings describes cfg in one line.
-func (c Config) settings() string {
-	s := fmt.Sprintf("%d rounds of %v", c.Rounds, c.RoundTime)
+// settings describes cfg in one line, for the suites that run: the rounds
+// each takes its medians over.
+func (c Config) settings(suites []Suite) string {
+	var parts []string
+	inProcess := false
+	for _, s := range suites {
+		switch {
+		case s.Name == "link":
+			parts = append(parts, fmt.Sprintf("link %s, %d rate searches, fast reflector %s", c.Link, c.LinkRounds, c.FastReflector))
+		case s.Rounds != nil:
+			parts = append(parts, fmt.Sprintf("%s: %d rounds", s.Name, s.Rounds(c)))
+		case !inProcess:
+			inProcess = true
+			parts = append([]string{fmt.Sprintf("%d rounds of %v", c.Rounds, c.RoundTime)}, parts...)
+		}
+	}
 	if c.Short {
-		s += ", short"
+		parts = append(parts, "short")
 	}
-	if c.Link != "" {
-		s += fmt.Sprintf("; link %s, %d rate searches, fast reflector %s", c.Link, c.LinkRounds, c.FastReflector)
+	if c.Rows != nil {
+		parts = append(parts, fmt.Sprintf("rows %q", c.Rows))
 	}
-	return s
+	return strings.Join(parts, "; ")
 }
 
 // Machine describes the machine the run happens on: CPU model, cores, Go.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"time"
 )
@@ -36,6 +37,9 @@ type Config struct {
 	// wire row always runs); by default every one (rtpengine when
 	// installed).
 	RelayPaths []Path
+	// Rows, when set, runs only the workloads (rows) whose name it
+	// matches, e.g. `^relay/(10k/500|idle/10000)$`.
+	Rows *regexp.Regexp
 	// Helper is the command line that runs this program's hidden helper
 	// subcommands (the load generator and the kernel reflector) in a
 	// network namespace, e.g. [/proc/self/exe]; the helper's name is

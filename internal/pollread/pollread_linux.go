@@ -70,7 +70,18 @@ type Poller struct {
 	woken    atomic.Bool
 	deadline atomic.Int64 // Unix nanoseconds; 0: none
 	yielded  time.Time    // when the reader last went through the scheduler
+	waiter   Waiter
 }
+
+// A Waiter waits for descriptor fd to be readable, or eventfd efd (Wake),
+// in a way of its own, doing more in the same system call (a link's
+// pending writes submitted with the wait in one io_uring_enter): it
+// reports whether it waited; false lets Read poll(2) as usual. Read calls
+// it, on the reader's thread, only when it has no deadline.
+type Waiter func(fd, efd int) bool
+
+// SetWaiter sets the Poller's Waiter; call it before the first Read.
+func (p *Poller) SetWaiter(w Waiter) { p.waiter = w }
 
 // yieldEvery is how often a busy reader goes through Go's scheduler before
 // it parks in poll. The runtime's sysmon takes to be stuck a goroutine whose
@@ -108,6 +119,19 @@ func (p *Poller) Read(fd uintptr, read func(fd uintptr) bool) error {
 		return nil
 	}
 	for {
+		if p.waiter != nil && p.deadline.Load() == 0 && !p.woken.Load() {
+			p.Yield()
+			if p.waiter(int(fd), p.efd) {
+				if p.woken.Load() {
+					return ErrWoken
+				}
+				p.drained = false
+				if read(fd) {
+					return nil
+				}
+				continue
+			}
+		}
 		revents, err := p.wait(int(fd))
 		if err != nil {
 			return err
@@ -169,10 +193,7 @@ func (p *Poller) wait(fd int) (int16, error) {
 		if p.woken.Load() {
 			return 0, ErrWoken
 		}
-		if now := time.Now(); now.Sub(p.yielded) >= yieldEvery {
-			p.yielded = now
-			runtime.Gosched()
-		}
+		p.Yield()
 		timeout := -1
 		if dl := p.deadline.Load(); dl != 0 {
 			left := time.Until(time.Unix(0, dl))
@@ -315,4 +336,23 @@ func (f *File) Close() error {
 	defer f.mu.Unlock()
 	_ = f.poller.Close()
 	return f.f.Close()
+}
+
+// Yield passes through Go's scheduler when the reader has not for
+// yieldEvery: call it before a wait that Read does not make itself.
+func (p *Poller) Yield() {
+	if now := time.Now(); now.Sub(p.yielded) >= yieldEvery {
+		p.yielded = now
+		runtime.Gosched()
+	}
+}
+
+// WillPoll reports whether the next Read waits before it reads (the last
+// read drained the queue).
+func (p *Poller) WillPoll() bool { return p.drained }
+
+// Waits reports whether the next Read may wait through the Waiter: it has
+// one, no deadline, and was not woken.
+func (p *Poller) Waits() bool {
+	return p.waiter != nil && p.deadline.Load() == 0 && !p.woken.Load()
 }

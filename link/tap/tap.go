@@ -16,8 +16,16 @@
 // The descriptor is non-blocking and kept out of the Go runtime's poller: the
 // reader's thread parks in poll(2) on it (internal/pollread), so a frame
 // arriving alone wakes that one thread and nothing else (docs/design.md,
-// "Waking the reader"), and Close wakes it. A TAP deleted while in use makes
-// the reader stop and report the error to Options.OnReadError exactly once.
+// "Waking the reader"), and Close wakes it. Frames written while the reader
+// dispatches a batch (a relay's replies, written from the hook) are copied
+// and written with the reader's next wait for a frame, in one io_uring_enter
+// that submits the writes and a poll and then sleeps, so the wake-up the
+// writes cause does not preempt the reader on its way back from a write;
+// without io_uring, or when the reader will not wait, they are written at
+// once, in order. A failed deferred write is counted in
+// DeviceStats.TxDeferredErrors (its writer was told it succeeded). A TAP
+// deleted while in use makes the reader stop and report the error to
+// Options.OnReadError exactly once.
 //
 // With an Options.TCPOffload that sends large packets whole (a
 // tcpoffload.Engine in mode Vnet) the TAP is opened with IFF_VNET_HDR (by
@@ -128,6 +136,11 @@ type DeviceStats struct {
 	// RxBadVnetHdr counts frames dropped for a virtio-net header that does
 	// not fit them (vnet mode).
 	RxBadVnetHdr atomic.Uint64
+	// TxDeferred counts frames written during the reader's dispatch and
+	// submitted with its next wait for a frame, in one io_uring_enter
+	// (uring.go); TxDeferredErrors those whose write failed (the writer
+	// was told it succeeded).
+	TxDeferred, TxDeferredErrors atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches

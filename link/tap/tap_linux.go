@@ -228,10 +228,18 @@ type tapDevice struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+	// writeQueuedFn writes d.wiov (uring.go).
+	writeQueuedFn func(fd uintptr) bool
 
 	// With IFF_VNET_HDR every frame read or written carries a virtio-net
 	// header (vnet_linux.go).
 	vnet vnetState
+
+	// ur, when set, takes the frames written between two ReadFrames (the
+	// reader's own replies, and anything else written meanwhile) and
+	// writes them with the next wait for a frame, in one io_uring_enter
+	// (uring.go).
+	ur urWriter
 }
 
 // newTAPDevice takes f, closing it on error.
@@ -243,6 +251,8 @@ func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapD
 	d := &tapDevice{name: name, file: file, rc: file.RawConn(), poll: file.Poller(), stats: stats}
 	d.readFn = d.readSome
 	d.writeFn = d.writeAll
+	d.writeQueuedFn = d.writeQueued
+	d.urOpen()
 	if vnet {
 		d.vnet.on = true
 		d.readFn = d.readSomeVnet
@@ -272,6 +282,10 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 		return 0, link.ErrClosed
 	}
 	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
+	if d.ur.r != nil {
+		d.urStopDeferring()
+		defer d.urStartDeferring()
+	}
 	err := d.file.Read(d.readFn)
 	n := d.rn
 	if err == nil {
@@ -338,6 +352,12 @@ func (d *tapDevice) WriteFrames(frames [][]byte) (int, error) {
 	defer d.wmu.Unlock()
 	if d.closed.Load() {
 		return 0, link.ErrClosed
+	}
+	if d.ur.deferring {
+		if d.urQueue(frames) {
+			return len(frames), nil
+		}
+		d.urWriteQueued() // in order, before these
 	}
 	d.wframes = frames
 	n, err := d.runWrite(d.writeFn)
@@ -407,7 +427,9 @@ func (d *tapDevice) Close() error {
 	if d.counters != nil {
 		d.counters.Close()
 	}
-	return d.file.Close()
+	err := d.file.Close()
+	d.urClose()
+	return err
 }
 
 func (d *tapDevice) kernelStats() (linkstats.Counters, error) {

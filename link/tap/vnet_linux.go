@@ -109,6 +109,9 @@ func (d *tapDevice) WriteVnet(pkts []vnet.Packet) (int, error) {
 	if d.closed.Load() {
 		return 0, link.ErrClosed
 	}
+	if d.ur.deferring {
+		d.urWriteQueued() // in order, before these
+	}
 	d.vnet.wpkts = pkts
 	n, err := d.runWrite(d.vnet.writePktsFn)
 	d.vnet.wpkts = nil
