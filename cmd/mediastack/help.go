@@ -11,6 +11,7 @@ var serveHelp = commandHelp{
 		{"calls: timeouts and endpoint learning", []string{"timeout", "silent-timeout", "final-timeout", "endpoint-learning", "strict-source"}},
 		{"control and metrics", []string{"control", "metrics", "control-token", "control-token-file"}},
 		{"signalling (rtpengine's ng protocol)", []string{"listen-ng"}},
+		{"P2SP file delivery on the stack (fetches on --control)", serveP2SPFlags},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
 		{"diagnostics", []string{"echo", "pcap", "log-level", "log-format"}},
 	},
@@ -46,7 +47,7 @@ var p2spOriginHelp = commandHelp{
 var p2spFetchHelp = commandHelp{
 	required: []string{"origin", "cache", "listen"},
 	groups: []flagGroup{
-		{"the origin, the cache and BitTorrent", managerFlags},
+		{"the origin, the cache and BitTorrent", clientFlags},
 		{"playback", []string{"play", "player", "rtp-port"}},
 		{"output", []string{"progress", "json", "timeout"}},
 		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
@@ -57,7 +58,7 @@ var p2spFetchHelp = commandHelp{
 var p2spPeerHelp = commandHelp{
 	required: []string{"origin", "cache", "listen"},
 	groups: []flagGroup{
-		{"the origin, the cache and BitTorrent", managerFlags},
+		{"the origin, the cache and BitTorrent", clientFlags},
 		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
 		{"diagnostics", []string{"log-level", "log-format"}},
 	},
