@@ -177,7 +177,7 @@ func New(opts Options) (*Manager, error) {
 		ResponseHeaderTimeout: requestTimeout,
 	}}
 	if opts.DownloadRate > 0 {
-		m.down = newLimiter(opts.DownloadRate)
+		m.down = NewDownloadLimiter(opts.DownloadRate)
 	}
 
 	cfg := torrent.NewDefaultClientConfig()
@@ -220,8 +220,8 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// newLimiter is a byte-rate token bucket whose burst holds at least a few
-// 16 KiB chunks (the library asks for a whole chunk at once) and about a
+// newLimiter is the byte-rate token bucket a Manager caps its upload
+// with. Its burst holds at least a few 16 KiB chunks (the library asks for a whole chunk at once) and about a
 // tenth of a second at the rate.
 func newLimiter(bytesPerSecond int64) *rate.Limiter {
 	burst := min(max(bytesPerSecond/10, 64<<10), 1<<20)
@@ -304,4 +304,28 @@ func errorBody(r io.Reader) string {
 		s = strings.Trim(strings.TrimSuffix(msg, "}"), ` "`)
 	}
 	return ": " + s
+}
+
+// downloadReadSize is the least the download cap lets the library read at
+// once: about one segment, so that each read reopens the TCP window by a
+// segment and the sender's bytes arrive spread out at the cap, not in
+// bursts that queue voice behind them on the link (TestCoexistence in
+// p2sp/p2spsim).
+const downloadReadSize = 1460
+
+// NewDownloadLimiter is the token bucket a Manager caps its download with.
+// anacrolix reads peers and web seeds through it at most a burst at a time
+// (it never asks for more at once), so the burst is small: a millisecond
+// at the rate, at least downloadReadSize.
+func NewDownloadLimiter(bytesPerSecond int64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(bytesPerSecond), int(max(bytesPerSecond/1000, downloadReadSize)))
+}
+
+// ReceiveBuffer is the TCP receive buffer that keeps a download capped at
+// bytesPerSecond from queueing voice behind it: what the cap moves in
+// 16 ms, at least 16 KiB. A larger buffer lets the sender's slow start
+// (and each burst after the window reopens) fill a link's queue before
+// the cap holds it back. p2sp.LimitReceiveBuffer applies it to a stack.
+func ReceiveBuffer(bytesPerSecond int64) int {
+	return int(max(bytesPerSecond*16/1000, 16<<10))
 }
