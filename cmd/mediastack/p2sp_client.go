@@ -18,6 +18,7 @@ import (
 	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/client"
 	"github.com/mediastack/mediastack/p2sp/playback"
+	"github.com/mediastack/mediastack/stack"
 )
 
 // managerConfig is what fetch and peer share: the node, and the client's
@@ -56,7 +57,8 @@ func (c *clientConfig) registerFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.cache, prefix+"cache", "", "the cache `DIR`: verified files, their metainfo, downloads in progress under .tmp/")
 	fs.StringVar(&c.listen, prefix+"listen", "", "the BitTorrent listener, `IP:PORT` (port 0: any); the node's own address, which peers and the tracker see")
 	fs.StringVar(&c.upRate, prefix+"up-rate", "0", "cap BitTorrent upload at `RATE` bytes/s (k, M, G: ×1000) so P2P never starves voice on the link (default 0: no cap)")
-	fs.StringVar(&c.downRate, prefix+"down-rate", "0", "cap the whole download (peers and web) at `RATE` bytes/s (default 0: no cap)")
+	fs.StringVar(&c.downRate, prefix+"down-rate", "0", "cap the whole download (peers and web) at `RATE` bytes/s; on mediastack's stack it also limits the stack's TCP receive buffer "+
+		"to 16 ms at RATE (at least 16 KiB), so that a download at its cap arrives spread out and leaves voice on the link unqueued (default 0: no cap)")
 	fs.DurationVar(&c.stall, prefix+"stall-timeout", client.DefaultStallTimeout, "end a download that makes no progress for `TIME` with a report")
 }
 
@@ -99,6 +101,22 @@ func (c *clientConfig) options(net p2sp.Network, log *slog.Logger) client.Option
 	}
 }
 
+// limitReceiveBuffer limits st's TCP receive buffer for the download cap
+// (none: nothing): a download at its cap must arrive spread out, not in
+// window bursts that queue voice behind them on the link (p2sp/p2spsim's
+// TestCoexistence).
+func (c *clientConfig) limitReceiveBuffer(st *stack.Stack, log *slog.Logger) error {
+	if c.down <= 0 {
+		return nil
+	}
+	size := client.ReceiveBuffer(c.down)
+	if err := p2sp.LimitReceiveBuffer(st, size); err != nil {
+		return err
+	}
+	log.Info("tcp receive buffer limited for --"+c.prefix+"down-rate", "bytes", size)
+	return nil
+}
+
 // open starts the node and the manager; close closes both.
 func (c *managerConfig) open(stderr io.Writer) (m *client.Manager, n *node, log *slog.Logger, err error) {
 	if err := c.clientConfig.validate(netip.AddrPort{}); err != nil {
@@ -109,6 +127,12 @@ func (c *managerConfig) open(stderr io.Writer) (m *client.Manager, n *node, log 
 	}
 	if n, err = c.node.open(log, c.listenAP.Addr()); err != nil {
 		return nil, nil, nil, err
+	}
+	if n.host != nil {
+		if err := c.limitReceiveBuffer(n.host.Stack(), log); err != nil {
+			n.close()
+			return nil, nil, nil, err
+		}
 	}
 	m, err = client.New(c.options(n.net, log))
 	if err != nil {

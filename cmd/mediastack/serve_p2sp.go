@@ -76,14 +76,8 @@ func (c *serveP2SPConfig) start(st *stack.Stack, log *slog.Logger) (http.Handler
 	if !c.enabled() {
 		return nil, func() {}, nil
 	}
-	if c.down > 0 {
-		// A download at its cap must arrive spread out, not in window
-		// bursts that queue the relays' voice behind them on the link.
-		size := client.ReceiveBuffer(c.down)
-		if err := p2sp.LimitReceiveBuffer(st, size); err != nil {
-			return nil, nil, err
-		}
-		log.Info("tcp receive buffer limited for --p2sp-down-rate", "bytes", size)
+	if err := c.limitReceiveBuffer(st, log); err != nil {
+		return nil, nil, err
 	}
 	m, err := client.New(c.options(p2sp.StackNetwork(st), log))
 	if err != nil {
