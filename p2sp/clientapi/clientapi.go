@@ -28,12 +28,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/mediastack/mediastack/internal/controlhttp"
 	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/client"
 )
@@ -276,14 +276,8 @@ func (a *API) Handler() http.Handler {
 }
 
 func (a *API) handleCreate(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxRequestBody))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+	body, ok := controlhttp.ReadBody(w, r, maxRequestBody)
+	if !ok {
 		return
 	}
 	var req CreateRequest
@@ -314,21 +308,9 @@ func (a *API) handleCreate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, j)
 }
 
-func methodNotAllowed(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed here (allowed: %s)", r.Method, allow))
-	}
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorJSON{Error: msg})
-}
+// The control APIs' shared JSON conventions (internal/controlhttp).
+var (
+	methodNotAllowed = controlhttp.MethodNotAllowed
+	writeJSON        = controlhttp.WriteJSON
+	writeError       = controlhttp.WriteError
+)
