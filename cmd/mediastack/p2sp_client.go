@@ -58,7 +58,7 @@ func (c *clientConfig) registerFlags(fs *flag.FlagSet, prefix string) {
 	fs.StringVar(&c.listen, prefix+"listen", "", "the BitTorrent listener, `IP:PORT` (port 0: any); the node's own address, which peers and the tracker see")
 	fs.StringVar(&c.upRate, prefix+"up-rate", "0", "cap BitTorrent upload at `RATE` bytes/s (k, M, G: ×1000) so P2P never starves voice on the link (default 0: no cap)")
 	fs.StringVar(&c.downRate, prefix+"down-rate", "0", "cap the whole download (peers and web) at `RATE` bytes/s; on mediastack's stack it also limits the stack's TCP receive buffer "+
-		"to 16 ms at RATE (at least 16 KiB), so that a download at its cap arrives spread out and leaves voice on the link unqueued (default 0: no cap)")
+		"to 32 ms at RATE (at least 32 KiB), so that a download at its cap arrives spread out and leaves voice on the link unqueued (default 0: no cap)")
 	fs.DurationVar(&c.stall, prefix+"stall-timeout", client.DefaultStallTimeout, "end a download that makes no progress for `TIME` with a report")
 }
 

@@ -221,8 +221,8 @@ func New(opts Options) (*Manager, error) {
 }
 
 // newLimiter is the byte-rate token bucket a Manager caps its upload
-// with. Its burst holds at least a few 16 KiB chunks (the library asks for a whole chunk at once) and about a
-// tenth of a second at the rate.
+// with. Its burst holds at least a few 16 KiB chunks (the library asks for
+// a whole chunk at once) and about a tenth of a second at the rate.
 func newLimiter(bytesPerSecond int64) *rate.Limiter {
 	burst := min(max(bytesPerSecond/10, 64<<10), 1<<20)
 	return rate.NewLimiter(rate.Limit(bytesPerSecond), int(burst))
@@ -323,9 +323,10 @@ func NewDownloadLimiter(bytesPerSecond int64) *rate.Limiter {
 
 // ReceiveBuffer is the TCP receive buffer that keeps a download capped at
 // bytesPerSecond from queueing voice behind it: what the cap moves in
-// 16 ms, at least 16 KiB. A larger buffer lets the sender's slow start
+// 32 ms, at least 32 KiB. A larger buffer lets the sender's slow start
 // (and each burst after the window reopens) fill a link's queue before
-// the cap holds it back. p2sp.LimitReceiveBuffer applies it to a stack.
+// the cap holds it back; a smaller one holds a connection below the cap
+// once its round trip is longer than the buffer lasts (32 ms here). p2sp.LimitReceiveBuffer applies it to a stack.
 func ReceiveBuffer(bytesPerSecond int64) int {
-	return int(max(bytesPerSecond*16/1000, 16<<10))
+	return int(max(bytesPerSecond*32/1000, 32<<10))
 }
