@@ -47,7 +47,7 @@ var p2spOriginHelp = commandHelp{
 var p2spFetchHelp = commandHelp{
 	required: []string{"origin", "cache", "listen"},
 	groups: []flagGroup{
-		{"the origin, the cache and BitTorrent", clientFlags},
+		{"the origin, the cache and BitTorrent", managerFlags},
 		{"playback", []string{"play", "player", "rtp-port"}},
 		{"output", []string{"progress", "json", "timeout"}},
 		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
@@ -58,7 +58,7 @@ var p2spFetchHelp = commandHelp{
 var p2spPeerHelp = commandHelp{
 	required: []string{"origin", "cache", "listen"},
 	groups: []flagGroup{
-		{"the origin, the cache and BitTorrent", clientFlags},
+		{"the origin, the cache and BitTorrent", managerFlags},
 		{"on mediastack's stack (without --link: the host's)", nodeLinkFlags},
 		{"diagnostics", []string{"log-level", "log-format"}},
 	},

@@ -65,6 +65,9 @@ func (c *clientConfig) registerFlags(fs *flag.FlagSet, prefix string) {
 // clientFlags are the flags clientConfig registers, without a prefix.
 var clientFlags = []string{"origin", "info", "cache", "listen", "up-rate", "down-rate", "stall-timeout"}
 
+// managerFlags are fetch's and peer's, for their help: the client's.
+var managerFlags = clientFlags
+
 // validate checks the flags; a listener left empty is defaultListen (none:
 // --listen is required).
 func (c *clientConfig) validate(defaultListen netip.AddrPort) error {

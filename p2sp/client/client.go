@@ -220,9 +220,9 @@ func New(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// newLimiter is the byte-rate token bucket a Manager caps its upload
-// with. Its burst holds at least a few 16 KiB chunks (the library asks for
-// a whole chunk at once) and about a tenth of a second at the rate.
+// newLimiter is a byte-rate token bucket whose burst holds at least a few
+// 16 KiB chunks (the library asks for a whole chunk at once) and about a
+// tenth of a second at the rate.
 func newLimiter(bytesPerSecond int64) *rate.Limiter {
 	burst := min(max(bytesPerSecond/10, 64<<10), 1<<20)
 	return rate.NewLimiter(rate.Limit(bytesPerSecond), int(burst))
@@ -326,7 +326,8 @@ func NewDownloadLimiter(bytesPerSecond int64) *rate.Limiter {
 // 32 ms, at least 32 KiB. A larger buffer lets the sender's slow start
 // (and each burst after the window reopens) fill a link's queue before
 // the cap holds it back; a smaller one holds a connection below the cap
-// once its round trip is longer than the buffer lasts (32 ms here). p2sp.LimitReceiveBuffer applies it to a stack.
+// once its round trip is longer than the buffer lasts (32 ms here).
+// p2sp.LimitReceiveBuffer applies it to a stack.
 func ReceiveBuffer(bytesPerSecond int64) int {
 	return int(max(bytesPerSecond*32/1000, 32<<10))
 }
