@@ -5,6 +5,7 @@ go 1.26.3
 require (
 	github.com/anacrolix/generics v0.2.0
 	github.com/anacrolix/torrent v1.62.0
+	github.com/google/go-cmp v0.7.0
 	github.com/mediastack/mediastack v0.0.0-00010101000000-000000000000
 	github.com/pion/rtp v1.10.6
 	golang.org/x/time v0.15.0
@@ -42,7 +43,6 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/btree v1.1.2 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/huandu/xstrings v1.3.2 // indirect
 	github.com/klauspost/cpuid/v2 v2.2.3 // indirect

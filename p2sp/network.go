@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/netip"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
 	"github.com/mediastack/mediastack/stack"
 )
 
@@ -123,4 +126,23 @@ func parseTCPAddress(network, address string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("p2sp: dial %q: addresses must be IP literals with a port", address)
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// LimitReceiveBuffer caps the TCP receive buffer of every connection st
+// makes from now on at size bytes (and turns its automatic growth off), so
+// that no download can have more than size in flight towards the stack: a
+// download capped at a rate then arrives spread out instead of in bursts
+// that would queue voice behind them on the same link. client.ReceiveBuffer
+// gives the size for a cap.
+func LimitReceiveBuffer(st *stack.Stack, size int) error {
+	ns := st.Netstack()
+	opt := tcpip.TCPReceiveBufferSizeRangeOption{Min: min(4096, size), Default: size, Max: size}
+	if err := ns.SetTransportProtocolOption(tcp.ProtocolNumber, &opt); err != nil {
+		return fmt.Errorf("p2sp: receive buffer %d: %s", size, err)
+	}
+	moderate := tcpip.TCPModerateReceiveBufferOption(false)
+	if err := ns.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate); err != nil {
+		return fmt.Errorf("p2sp: receive buffer moderation: %s", err)
+	}
+	return nil
 }

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/mediastack/mediastack/internal/controlhttp"
 )
 
 // The control API's JSON shapes. Names are snake_case; label values of the
@@ -268,27 +269,17 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-func methodNotAllowed(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed here (allowed: %s)", r.Method, allow))
-	}
-}
+// The control APIs' shared JSON conventions (internal/controlhttp).
+var (
+	methodNotAllowed = controlhttp.MethodNotAllowed
+	writeJSON        = controlhttp.WriteJSON
+	writeError       = controlhttp.WriteError
+)
 
 // readBody reads a request body of at most maxRequestBody bytes, or writes
 // the error response and returns false.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxRequestBody))
-			return nil, false
-		}
-		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
-		return nil, false
-	}
-	return body, true
+	return controlhttp.ReadBody(w, r, maxRequestBody)
 }
 
 // writeServiceError answers an error of Create or SetPeer.
@@ -452,16 +443,4 @@ func parseCreate(body []byte, learning Learning, strict bool) (Spec, error) {
 		spec.StrictSource = *req.StrictSource
 	}
 	return spec, nil
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorJSON{Error: msg})
 }

@@ -8,6 +8,7 @@ require (
 	github.com/mediastack/mediastack/p2sp v0.0.0-00010101000000-000000000000
 	github.com/pion/rtcp v1.2.20
 	github.com/pion/rtp v1.10.6
+	golang.org/x/sys v0.49.0
 	gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237
 )
 
@@ -100,7 +101,6 @@ require (
 	golang.org/x/image v0.25.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 	gonum.org/v1/plot v0.16.0 // indirect

@@ -11,6 +11,7 @@ var serveHelp = commandHelp{
 		{"calls: timeouts and endpoint learning", []string{"timeout", "silent-timeout", "final-timeout", "endpoint-learning", "strict-source"}},
 		{"control and metrics", []string{"control", "metrics", "control-token", "control-token-file"}},
 		{"signalling (rtpengine's ng protocol)", []string{"listen-ng", "max-calls"}},
+		{"P2SP file delivery on the stack (fetches on --control)", serveP2SPFlags},
 		{"TCP offload and HTTP", []string{"tcp-offload", "http-root", "http-port"}},
 		{"diagnostics", []string{"echo", "pcap", "log-level", "log-format"}},
 	},

@@ -18,62 +18,111 @@ import (
 	"github.com/mediastack/mediastack/p2sp"
 	"github.com/mediastack/mediastack/p2sp/client"
 	"github.com/mediastack/mediastack/p2sp/playback"
+	"github.com/mediastack/mediastack/stack"
 )
 
-// managerConfig is what fetch and peer share: the origin, the cache, the
-// BitTorrent listener and the rate caps.
+// managerConfig is what fetch and peer share: the node, and the client's
+// flags.
 type managerConfig struct {
-	node      nodeConfig
-	origin    string
-	info      string
-	cache     string
-	listen    string
-	upRate    string
-	downRate  string
-	stall     time.Duration
-	listenAP  netip.AddrPort
-	up, down  int64
-	needsInfo bool
+	node nodeConfig
+	clientConfig
+}
+
+// clientConfig is a client.Manager's flags: the origin, the cache, the
+// BitTorrent listener and the rate caps. `p2sp fetch` and `p2sp peer`
+// register them bare (--origin), serve with the prefix "p2sp-"
+// (--p2sp-origin).
+type clientConfig struct {
+	prefix   string
+	origin   string
+	info     string
+	cache    string
+	listen   string
+	upRate   string
+	downRate string
+	stall    time.Duration
+	listenAP netip.AddrPort
+	up, down int64
 }
 
 func (c *managerConfig) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.origin, "origin", "", "the web server's base `URL`, http://IP[:PORT]")
-	fs.StringVar(&c.info, "info", "", "the file-info server's base `URL`, asked directly instead of through the web server (claim 4) (default: through --origin)")
-	fs.StringVar(&c.cache, "cache", "", "the cache `DIR`: verified files, their metainfo, downloads in progress under .tmp/")
-	fs.StringVar(&c.listen, "listen", "", "the BitTorrent listener, `IP:PORT` (port 0: any); the node's own address, which peers and the tracker see")
-	fs.StringVar(&c.upRate, "up-rate", "0", "cap BitTorrent upload at `RATE` bytes/s (k, M, G: ×1000) so P2P never starves voice on the link (default 0: no cap)")
-	fs.StringVar(&c.downRate, "down-rate", "0", "cap the whole download (peers and web) at `RATE` bytes/s (default 0: no cap)")
-	fs.DurationVar(&c.stall, "stall-timeout", client.DefaultStallTimeout, "end a download that makes no progress for `TIME` with a report")
+	c.clientConfig.registerFlags(fs, "")
 	c.node.registerFlags(fs)
 }
 
-var managerFlags = []string{"origin", "info", "cache", "listen", "up-rate", "down-rate", "stall-timeout"}
+func (c *clientConfig) registerFlags(fs *flag.FlagSet, prefix string) {
+	c.prefix = prefix
+	fs.StringVar(&c.origin, prefix+"origin", "", "the web server's base `URL`, http://IP[:PORT]")
+	fs.StringVar(&c.info, prefix+"info", "", "the file-info server's base `URL`, asked directly instead of through the web server (claim 4) (default: through --"+prefix+"origin)")
+	fs.StringVar(&c.cache, prefix+"cache", "", "the cache `DIR`: verified files, their metainfo, downloads in progress under .tmp/")
+	fs.StringVar(&c.listen, prefix+"listen", "", "the BitTorrent listener, `IP:PORT` (port 0: any); the node's own address, which peers and the tracker see")
+	fs.StringVar(&c.upRate, prefix+"up-rate", "0", "cap BitTorrent upload at `RATE` bytes/s (k, M, G: ×1000) so P2P never starves voice on the link (default 0: no cap)")
+	fs.StringVar(&c.downRate, prefix+"down-rate", "0", "cap the whole download (peers and web) at `RATE` bytes/s; on mediastack's stack it also limits the stack's TCP receive buffer "+
+		"to 32 ms at RATE (at least 32 KiB), so that a download at its cap arrives spread out and leaves voice on the link unqueued (default 0: no cap)")
+	fs.DurationVar(&c.stall, prefix+"stall-timeout", client.DefaultStallTimeout, "end a download that makes no progress for `TIME` with a report")
+}
 
-func (c *managerConfig) validate() error {
+// clientFlags are the flags clientConfig registers, without a prefix.
+var clientFlags = []string{"origin", "info", "cache", "listen", "up-rate", "down-rate", "stall-timeout"}
+
+// managerFlags are fetch's and peer's, for their help: the client's.
+var managerFlags = clientFlags
+
+// validate checks the flags; a listener left empty is defaultListen (none:
+// --listen is required).
+func (c *clientConfig) validate(defaultListen netip.AddrPort) error {
+	p := "--" + c.prefix
 	switch {
 	case c.origin == "":
-		return usageErrorf("--origin URL is required (the web server, e.g. http://198.51.100.10)")
+		return usageErrorf("%sorigin URL is required (the web server, e.g. http://198.51.100.10)", p)
 	case c.cache == "":
-		return usageErrorf("--cache DIR is required")
-	case c.listen == "":
-		return usageErrorf("--listen IP:PORT is required (the BitTorrent listener on the node's own address)")
+		return usageErrorf("%scache DIR is required", p)
+	case c.listen == "" && !defaultListen.IsValid():
+		return usageErrorf("%slisten IP:PORT is required (the BitTorrent listener on the node's own address)", p)
 	case c.stall <= 0:
-		return usageErrorf("--stall-timeout must be positive")
+		return usageErrorf("%sstall-timeout must be positive", p)
 	}
 	var err error
-	if c.listenAP, err = parseAddrPort("listen", c.listen); err != nil {
+	c.listenAP = defaultListen
+	if c.listen != "" {
+		if c.listenAP, err = parseAddrPort(c.prefix+"listen", c.listen); err != nil {
+			return err
+		}
+	}
+	if c.up, err = parseRate(c.prefix+"up-rate", c.upRate); err != nil {
 		return err
 	}
-	if c.up, err = parseRate("up-rate", c.upRate); err != nil {
-		return err
-	}
-	c.down, err = parseRate("down-rate", c.downRate)
+	c.down, err = parseRate(c.prefix+"down-rate", c.downRate)
 	return err
+}
+
+// options are the Manager's options on net.
+func (c *clientConfig) options(net p2sp.Network, log *slog.Logger) client.Options {
+	return client.Options{
+		Net: net, Listen: c.listenAP, Origin: c.origin, InfoServer: c.info, CacheDir: c.cache,
+		UploadRate: c.up, DownloadRate: c.down, StallTimeout: c.stall, Logger: log,
+	}
+}
+
+// limitReceiveBuffer limits st's TCP receive buffer for the download cap
+// (none: nothing): a download at its cap must arrive spread out, not in
+// window bursts that queue voice behind them on the link (p2sp/p2spsim's
+// TestCoexistence).
+func (c *clientConfig) limitReceiveBuffer(st *stack.Stack, log *slog.Logger) error {
+	if c.down <= 0 {
+		return nil
+	}
+	size := client.ReceiveBuffer(c.down)
+	if err := p2sp.LimitReceiveBuffer(st, size); err != nil {
+		return err
+	}
+	log.Info("tcp receive buffer limited for --"+c.prefix+"down-rate", "bytes", size)
+	return nil
 }
 
 // open starts the node and the manager; close closes both.
 func (c *managerConfig) open(stderr io.Writer) (m *client.Manager, n *node, log *slog.Logger, err error) {
-	if err := c.validate(); err != nil {
+	if err := c.clientConfig.validate(netip.AddrPort{}); err != nil {
 		return nil, nil, nil, err
 	}
 	if log, err = c.node.logging.logger(stderr); err != nil {
@@ -82,10 +131,13 @@ func (c *managerConfig) open(stderr io.Writer) (m *client.Manager, n *node, log 
 	if n, err = c.node.open(log, c.listenAP.Addr()); err != nil {
 		return nil, nil, nil, err
 	}
-	m, err = client.New(client.Options{
-		Net: n.net, Listen: c.listenAP, Origin: c.origin, InfoServer: c.info, CacheDir: c.cache,
-		UploadRate: c.up, DownloadRate: c.down, StallTimeout: c.stall, Logger: log,
-	})
+	if n.host != nil {
+		if err := c.limitReceiveBuffer(n.host.Stack(), log); err != nil {
+			n.close()
+			return nil, nil, nil, err
+		}
+	}
+	m, err = client.New(c.options(n.net, log))
 	if err != nil {
 		n.close()
 		return nil, nil, nil, err

@@ -30,9 +30,10 @@ type serveConfig struct {
 	vlan     uint
 	echo     bool
 	pcapFile string
-	sidecar  sidecarConfig  // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
-	hostAddr hostAddrConfig // hostaddr.go: --share-host-address
-	logging  logConfig      // logflags.go: --log-level, --log-format
+	sidecar  sidecarConfig   // sidecar.go: --rtp-ports, --reflect, --relay, --control, --metrics, --arp-*
+	hostAddr hostAddrConfig  // hostaddr.go: --share-host-address
+	p2sp     serveP2SPConfig // serve_p2sp.go: --p2sp-origin, --p2sp-cache, ...
+	logging  logConfig       // logflags.go: --log-level, --log-format
 
 	tcpOffloadMode string // serve_http.go
 	httpRoot       string
@@ -48,6 +49,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.pcapFile, "pcap", "", "record every frame the link sends or receives to this pcap `FILE`")
 	cfg.sidecar.registerFlags(fs)
 	cfg.hostAddr.registerFlags(fs)
+	cfg.p2sp.registerFlags(fs)
 	cfg.logging.registerFlags(fs)
 	fs.StringVar(&cfg.httpRoot, "http-root", "", "serve this `DIR` over HTTP (GET, HEAD, Range) from the user-space stack")
 	fs.UintVar(&cfg.httpPort, "http-port", 80, "the `PORT` of the --http-root service")
@@ -127,6 +129,9 @@ func (cfg *serveConfig) validate() (mediahost.Options, error) {
 	if err := cfg.sidecar.validate(); err != nil {
 		return opts, err
 	}
+	if err := cfg.p2sp.validate(cfg.sidecar, opts.Addrs); err != nil {
+		return opts, err
+	}
 	if cfg.sidecar.enabled() {
 		opts.Ports = mediaport.Options{PortMin: cfg.sidecar.lo, PortMax: cfg.sidecar.hi, ARP: cfg.sidecar.arp, DSCP: cfg.sidecar.dscpOption()}
 	}
@@ -198,6 +203,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 			c.Close()
 		}
 	}()
+
+	p2spAPI, closeP2SP, err := cfg.p2sp.start(st, log)
+	if err != nil {
+		return err
+	}
+	defer closeP2SP() // after the control API stops
+	cfg.sidecar.p2spAPI = p2spAPI
 
 	cfg.sidecar.ng.addrs = hostAddrs(opts.Addrs) // ng.go: the SDPs' media addresses
 	stopSidecar, err := startSidecar(host.Ports(), cfg.sidecar, log)

@@ -27,6 +27,9 @@ type sidecarConfig struct {
 	dscp     int
 	arp      policyarp.Options
 	ng       ngConfig // ng.go: --listen-ng
+	// p2spAPI, set by serve with --p2sp-origin, serves /v1/p2sp/ beside
+	// the relays on --control.
+	p2spAPI http.Handler
 	// Relay lifetimes and endpoint learning, as rtpengine names them.
 	timeout, silentTimeout, finalTimeout time.Duration
 	learning                             relay.Learning
@@ -44,7 +47,7 @@ func (c *sidecarConfig) registerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.relays, "relay", "relay between ports A and B of --rtp-ports, as `A[@IP:PORT]:B[@IP:PORT]`: a side with @IP:PORT sends to that fixed peer, "+
 		"one without latches its peer from the first datagram it receives; a relay carries one port pair, so a call's RTP (even ports) "+
 		"and its RTCP (the odd ports after them) take two: --relay 20000:20002 --relay 20001:20003 (an odd-port relay alone is warned about)")
-	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays, /healthz) on this host `ADDR`: PORT or :PORT is 127.0.0.1:PORT; "+
+	fs.StringVar(&c.control, "control", "", "serve the relay control API (HTTP+JSON, /v1/relays, /healthz; /v1/p2sp/fetches with --p2sp-origin) on this host `ADDR`: PORT or :PORT is 127.0.0.1:PORT; "+
 		"an address other hosts can reach needs --control-token")
 	fs.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics (/metrics, /healthz) on this host `ADDR`, with --control's rules (loopback unless --control-token)")
 	c.token.registerFlags(fs)
@@ -218,6 +221,12 @@ func startSidecar(m *mediaport.Manager, cfg sidecarConfig, log *slog.Logger) (st
 		var h http.Handler
 		if srv.flag == "--control" {
 			h = svc.Handler()
+			if cfg.p2spAPI != nil {
+				mux := http.NewServeMux()
+				mux.Handle("/", h)
+				mux.Handle("/v1/p2sp/", cfg.p2spAPI)
+				h = mux
+			}
 		} else {
 			mux := http.NewServeMux()
 			mux.Handle("GET /metrics", metrics.Handler(m, svc))

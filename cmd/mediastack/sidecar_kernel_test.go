@@ -51,7 +51,7 @@ func listenUDP(t testing.TB, ns *netnstest.Namespace, network, addr string) *net
 
 // nsClient is an HTTP client whose connections start in ns: it reaches the
 // sidecar's control API and metrics on the namespace's loopback.
-func nsClient(ns *netnstest.Namespace) *http.Client {
+func nsClient(ns interface{ Enter(func() error) error }) *http.Client {
 	return &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -47,6 +48,12 @@ type TCPTransfer struct {
 	recv     bytes.Buffer
 	closed   bool
 	Err      error
+
+	// ReadLimit, when set, caps the receiving side as a rate-capped reader
+	// does: each Step reads at most ReadLimit() bytes (0: nothing now) in
+	// one read, and tells OnRead how many it got.
+	ReadLimit func() int
+	OnRead    func(n int)
 }
 
 // NewTCPTransfer listens on server at addr and starts connecting from
@@ -121,7 +128,15 @@ func (t *TCPTransfer) Step() {
 		return
 	}
 	for {
-		res, err := t.server.Read(&t.recv, tcpip.ReadOptions{})
+		var dst io.Writer = &t.recv
+		if t.ReadLimit != nil {
+			limit := t.ReadLimit()
+			if limit <= 0 {
+				return
+			}
+			dst = &tcpip.LimitedWriter{W: &t.recv, N: int64(limit)}
+		}
+		res, err := t.server.Read(dst, tcpip.ReadOptions{})
 		if err != nil {
 			if _, ok := err.(*tcpip.ErrWouldBlock); !ok {
 				if _, eof := err.(*tcpip.ErrClosedForReceive); !eof {
@@ -131,6 +146,12 @@ func (t *TCPTransfer) Step() {
 			return
 		}
 		if res.Count == 0 {
+			return
+		}
+		if t.ReadLimit != nil {
+			if t.OnRead != nil {
+				t.OnRead(res.Count)
+			}
 			return
 		}
 	}

@@ -181,7 +181,7 @@ func New(opts Options) (*Manager, error) {
 		ResponseHeaderTimeout: requestTimeout,
 	}}
 	if opts.DownloadRate > 0 {
-		m.down = newLimiter(opts.DownloadRate)
+		m.down = NewDownloadLimiter(opts.DownloadRate)
 	}
 
 	cfg := torrent.NewDefaultClientConfig()
@@ -326,4 +326,30 @@ func errorBody(r io.Reader) string {
 		s = strings.Trim(strings.TrimSuffix(msg, "}"), ` "`)
 	}
 	return ": " + s
+}
+
+// downloadReadSize is the least the download cap lets the library read at
+// once: about one segment, so that each read reopens the TCP window by a
+// segment and the sender's bytes arrive spread out at the cap, not in
+// bursts that queue voice behind them on the link (TestCoexistence in
+// p2sp/p2spsim).
+const downloadReadSize = 1460
+
+// NewDownloadLimiter is the token bucket a Manager caps its download with.
+// anacrolix reads peers and web seeds through it at most a burst at a time
+// (it never asks for more at once), so the burst is small: a millisecond
+// at the rate, at least downloadReadSize.
+func NewDownloadLimiter(bytesPerSecond int64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(bytesPerSecond), int(max(bytesPerSecond/1000, downloadReadSize)))
+}
+
+// ReceiveBuffer is the TCP receive buffer that keeps a download capped at
+// bytesPerSecond from queueing voice behind it: what the cap moves in
+// 32 ms, at least 32 KiB. A larger buffer lets the sender's slow start
+// (and each burst after the window reopens) fill a link's queue before
+// the cap holds it back; a smaller one holds a connection below the cap
+// once its round trip is longer than the buffer lasts (32 ms here).
+// p2sp.LimitReceiveBuffer applies it to a stack.
+func ReceiveBuffer(bytesPerSecond int64) int {
+	return int(max(bytesPerSecond*32/1000, 32<<10))
 }

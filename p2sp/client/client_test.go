@@ -325,7 +325,7 @@ func TestSimultaneous(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	burst := int64(newLimiter(capRate).Burst())
+	burst := int64(NewDownloadLimiter(capRate).Burst())
 	minTime := time.Duration(float64(size-burst) / capRate * float64(time.Second))
 	t.Logf("capped at %d B/s: %v (at least %v): %v", capRate, cres.Elapsed.Round(time.Millisecond), minTime.Round(time.Millisecond), cres.Sources)
 	if cres.Elapsed < minTime {
