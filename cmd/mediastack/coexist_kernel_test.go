@@ -194,7 +194,7 @@ func (w voiceWindow) String() string {
 // machine disturbs alike: RTP loss 0 in every window, and each fetch
 // window's mean jitter within 1 ms of its neighbours'. What the fetch moves
 // in its window (GET's bytes at both edges) shows it at its cap. The same
-// run without a cap shows what the cap prevents: there the fetch windows'
+// run without a cap shows what the cap prevents: there a fetch window's
 // jitter must rise more than 1 ms above idle (or RTP be lost).
 func TestServeP2SPCoexistenceKernel(t *testing.T) {
 	netnstest.Require(t)
@@ -225,13 +225,20 @@ func TestServeP2SPCoexistenceKernel(t *testing.T) {
 			t.Log(w)
 		}
 		t.Logf("fetch rates in their windows (moved, the client's own at the end): %.0f B/s (no cap)", rates)
-		// The uncapped download fills the origin's tbf queue: the test sees it.
+		// The uncapped download fills the origin's tbf queue: the test sees
+		// it. One fetch window is enough to prove the test can see
+		// starvation (a busy machine raises the idle windows' jitter too, and
+		// the margin is about 1 ms); p2spsim.TestCoexistence asserts it
+		// exactly on a manual clock.
+		seen := false
 		for i := 1; i < len(windows); i += 2 {
 			idle := (windows[i-1].jitter + windows[i+1].jitter) / 2
-			if windows[i].received == windows[i].sent && windows[i].jitter <= idle+time.Millisecond {
-				t.Errorf("%s without a cap: %v, idle beside it %v and %v; want loss or jitter over 1 ms above idle (the test must see starvation)",
-					windows[i].name, windows[i], windows[i-1].jitter, windows[i+1].jitter)
+			if windows[i].received < windows[i].sent || windows[i].jitter > idle+time.Millisecond {
+				seen = true
 			}
+		}
+		if !seen {
+			t.Errorf("without a cap no fetch window lost RTP or raised its jitter over 1 ms above the idle windows beside it: the test must see starvation")
 		}
 	})
 }
