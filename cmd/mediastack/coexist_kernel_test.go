@@ -191,8 +191,8 @@ func (w voiceWindow) String() string {
 // /v1/p2sp/fetches, fetches at --p2sp-down-rate 1M (8 Mbit/s). Idle and
 // fetch windows interleave (idle, fetch, idle, fetch, idle) so that each
 // fetch window is compared with the idle windows beside it, which a busy
-// machine disturbs alike: RTP loss 0 in every window, and each fetch
-// window's mean jitter within 1 ms of its neighbours'. What the fetch moves
+// machine disturbs alike: RTP loss 0 in every window, and the fetch
+// windows' mean jitter within 1 ms of the idle windows'. What the fetch moves
 // in its window (GET's bytes at both edges) shows it at its cap. The same
 // run without a cap shows what the cap prevents: there a fetch window's
 // jitter must rise more than 1 ms above idle (or RTP be lost).
@@ -211,12 +211,24 @@ func TestServeP2SPCoexistenceKernel(t *testing.T) {
 				t.Errorf("%v: want every packet of about %d", w, coexistWindow/voiceInterval)
 			}
 		}
-		for i := 1; i < len(windows); i += 2 {
-			idle := (windows[i-1].jitter + windows[i+1].jitter) / 2
-			if windows[i].jitter > idle+time.Millisecond {
-				t.Errorf("%s: jitter %v, more than 1 ms above the idle windows beside it (%v, %v)",
-					windows[i].name, windows[i].jitter, windows[i-1].jitter, windows[i+1].jitter)
+		// The fetch run against the idle run, as the issue puts it: the
+		// mean of the fetch windows' jitter against the mean of the idle
+		// windows that bracket them. A single 4 s window on a busy machine
+		// can catch a burst of scheduling delay that has nothing to do with
+		// the fetch.
+		var idle, fetch time.Duration
+		for i, w := range windows {
+			if i%2 == 0 {
+				idle += w.jitter
+			} else {
+				fetch += w.jitter
 			}
+		}
+		idle /= time.Duration((len(windows) + 1) / 2)
+		fetch /= time.Duration(len(windows) / 2)
+		t.Logf("mean jitter: idle %v, fetching at the cap %v", idle, fetch)
+		if fetch > idle+time.Millisecond {
+			t.Errorf("jitter while fetching at the cap %v, more than 1 ms above idle %v", fetch, idle)
 		}
 	})
 	t.Run("without a cap", func(t *testing.T) {

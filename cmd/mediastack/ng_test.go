@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mediastack/mediastack/calls"
 	"github.com/mediastack/mediastack/internal/frames"
 	"github.com/mediastack/mediastack/internal/simlan"
 )
@@ -27,6 +28,7 @@ func TestListenNG(t *testing.T) {
 	free.Close()
 	c := sidecarConfig{rtpPorts: "20000-20009"}
 	c.ng.listen = free.LocalAddr().String()
+	c.ng.maxCalls = calls.DefaultMaxCalls // --max-calls' default
 	if err := c.validate(); err != nil {
 		t.Fatal(err)
 	}
