@@ -148,6 +148,11 @@ type DeviceStats struct {
 	// PACKET_STATISTICS, which resets when read: AppendDrops reads it
 	// and adds it here.
 	RxQueueFull atomic.Uint64
+	// TxDeferred counts frames written during the reader's dispatch and
+	// submitted with its next wait for a frame, in one io_uring_enter
+	// (internal/deferwrite); TxDeferredErrors those whose write failed (the
+	// writer was told it succeeded).
+	TxDeferred, TxDeferredErrors atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches.

@@ -38,7 +38,7 @@ func TestRepliesGoWithTheWait(t *testing.T) {
 		}
 	})
 	d := dev.(*tapDevice)
-	if d.ur.r == nil {
+	if d.deferred == nil {
 		t.Skip("io_uring is not available: writes stay direct")
 	}
 	ifi := kernelSide(t, dev, name)
