@@ -68,12 +68,21 @@ func (c *Case) prepare(t *testing.T) {
 func RepliesGoWithTheWait(t *testing.T, c Case) {
 	c.prepare(t)
 	sizes := make([]int, len(c.Bufs))
-	if err := c.Inject(Frame(1)); err != nil {
-		t.Fatal(err)
-	}
+	// A new interface may still have frames of the kernel's own queued
+	// (sent before its IPv6 was turned off): read until a batch with the
+	// frame sent comes back short, having emptied the queue.
 	c.Poller.SetDeadline(time.Now().Add(Guard))
-	if n, err := c.Link.ReadFrames(c.Bufs, sizes); n != 1 || err != nil || c.Bufs[0][20] != 1 {
-		t.Fatalf("ReadFrames = %d, %v; want the frame the kernel sent", n, err)
+	for emptied := false; !emptied; {
+		if err := c.Inject(Frame(1)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Link.ReadFrames(c.Bufs, sizes)
+		if err != nil {
+			t.Fatalf("ReadFrames = %d, %v; want the frame the kernel sent", n, err)
+		}
+		for i := range n {
+			emptied = emptied || (n < len(c.Bufs) && sizes[i] > 20 && c.Bufs[i][20] == 1)
+		}
 	}
 	// The reader waits through the ring only without a deadline; the
 	// hang guard is Seen's receive timeout and Close.
