@@ -29,6 +29,7 @@ func deferringSocket(t *testing.T) deferwritetest.Case {
 		Inject:   func(f []byte) error { _, err := unix.Write(peer, f); return err },
 		Seen:     peer,
 		Deferred: &stats.TxDeferred,
+		Errors:   &stats.TxDeferredErrors,
 		Bufs:     bufs,
 	}
 }
@@ -39,4 +40,11 @@ func TestRepliesGoWithTheWait(t *testing.T) {
 
 func TestDeferredRepliesAllocateNothing(t *testing.T) {
 	deferwritetest.DeferredRepliesAllocateNothing(t, deferringSocket(t))
+}
+
+func TestDeferredWriteErrorsCounted(t *testing.T) {
+	c := deferringSocket(t)
+	tooBig := deferwritetest.Frame(7)
+	tooBig = append(tooBig, make([]byte, 1600-len(tooBig))...) // the veth's MTU is 1500
+	deferwritetest.FailedWritesCounted(t, c, tooBig)
 }

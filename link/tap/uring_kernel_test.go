@@ -36,6 +36,7 @@ func deferringTAP(t *testing.T) deferwritetest.Case {
 		Inject:   func(f []byte) error { _, err := unix.Write(ifi, f); return err },
 		Seen:     netnstest.PacketSocket(t, name, htons(unix.ETH_P_ALL)),
 		Deferred: &stats.TxDeferred,
+		Errors:   &stats.TxDeferredErrors,
 		Bufs:     [][]byte{make([]byte, DefaultMTU+18), make([]byte, DefaultMTU+18)},
 	}
 }

@@ -32,8 +32,9 @@ type Case struct {
 	// Seen is an AF_PACKET socket on the kernel's side that receives
 	// (ETH_P_ALL) the frames the link writes.
 	Seen int
-	// Deferred is the link's count of deferred frames.
-	Deferred *atomic.Uint64
+	// Deferred is the link's count of deferred frames, Errors of those
+	// whose write failed.
+	Deferred, Errors *atomic.Uint64
 	// Bufs are the reader's buffers: more than one, so that a read that
 	// fills them does not find the queue empty.
 	Bufs [][]byte
@@ -68,40 +69,11 @@ func (c *Case) prepare(t *testing.T) {
 func RepliesGoWithTheWait(t *testing.T, c Case) {
 	c.prepare(t)
 	sizes := make([]int, len(c.Bufs))
-	// A new interface may still have frames of the kernel's own queued
-	// (sent before its IPv6 was turned off): read until a batch with the
-	// frame sent comes back short, having emptied the queue.
-	c.Poller.SetDeadline(time.Now().Add(Guard))
-	for emptied := false; !emptied; {
-		if err := c.Inject(Frame(1)); err != nil {
-			t.Fatal(err)
-		}
-		n, err := c.Link.ReadFrames(c.Bufs, sizes)
-		if err != nil {
-			t.Fatalf("ReadFrames = %d, %v; want the frame the kernel sent", n, err)
-		}
-		for i := range n {
-			emptied = emptied || (n < len(c.Bufs) && sizes[i] > 20 && c.Bufs[i][20] == 1)
-		}
-	}
-	// The reader waits through the ring only without a deadline; the
-	// hang guard is Seen's receive timeout and Close.
-	c.Poller.SetDeadline(time.Time{})
+	c.firstRead(t, sizes)
 	if _, err := c.Link.WriteFrames([][]byte{Frame(2)}); err != nil {
 		t.Fatal(err)
 	}
-	type read struct {
-		n   int
-		err error
-	}
-	done := make(chan read, 1)
-	readOne := func() {
-		go func() {
-			n, err := c.Link.ReadFrames(c.Bufs, sizes)
-			done <- read{n, err}
-		}()
-	}
-	readOne()
+	done := c.readOne(sizes)
 	// The reply reaches the kernel while the reader waits.
 	got := make([]byte, 2048)
 	for {
@@ -119,19 +91,7 @@ func RepliesGoWithTheWait(t *testing.T, c Case) {
 		t.Fatalf("ReadFrames returned %d, %v with no frame sent to it", r.n, r.err)
 	default:
 	}
-	if err := c.Inject(Frame(3)); err != nil {
-		c.Link.Close()
-		t.Fatal(err)
-	}
-	select {
-	case r := <-done:
-		if r.n != 1 || r.err != nil || c.Bufs[0][20] != 3 {
-			t.Fatalf("ReadFrames = %d, %v (mark %d); want the frame marked 3", r.n, r.err, c.Bufs[0][20])
-		}
-	case <-time.After(Guard):
-		c.Link.Close()
-		t.Fatal("ReadFrames did not return for the frame the kernel sent")
-	}
+	c.wakeWith(t, done, 3)
 	if got := c.Deferred.Load(); got != 1 {
 		t.Errorf("deferred frames = %d, want 1", got)
 	}
@@ -139,7 +99,7 @@ func RepliesGoWithTheWait(t *testing.T, c Case) {
 	if _, err := c.Link.WriteFrames([][]byte{Frame(4)}); err != nil {
 		t.Fatal(err)
 	}
-	readOne()
+	done = c.readOne(sizes)
 	time.Sleep(50 * time.Millisecond) // let it go to sleep (either way Close must wake it)
 	netnstest.WaitReturn(t, "Close with the reader asleep in io_uring_enter", func() { c.Link.Close() })
 	select {
@@ -150,6 +110,83 @@ func RepliesGoWithTheWait(t *testing.T, c Case) {
 	case <-time.After(Guard):
 		t.Fatal("ReadFrames did not return after Close")
 	}
+}
+
+// FailedWritesCounted: a deferred frame the kernel refuses (tooBig, longer
+// than the interface's MTU) is counted as an error; its writer was told it
+// succeeded.
+func FailedWritesCounted(t *testing.T, c Case, tooBig []byte) {
+	c.prepare(t)
+	sizes := make([]int, len(c.Bufs))
+	c.firstRead(t, sizes)
+	if _, err := c.Link.WriteFrames([][]byte{tooBig}); err != nil {
+		t.Fatalf("WriteFrames during the dispatch = %v, want it deferred", err)
+	}
+	c.wakeWith(t, c.readOne(sizes), 3)
+	if got := c.Deferred.Load(); got != 1 {
+		t.Errorf("deferred frames = %d, want 1", got)
+	}
+	if got := c.Errors.Load(); got != 1 {
+		t.Errorf("deferred frames that failed = %d, want 1", got)
+	}
+}
+
+type read struct {
+	n   int
+	err error
+}
+
+// readOne starts a ReadFrames.
+func (c *Case) readOne(sizes []int) <-chan read {
+	done := make(chan read, 1)
+	go func() {
+		n, err := c.Link.ReadFrames(c.Bufs, sizes)
+		done <- read{n, err}
+	}()
+	return done
+}
+
+// wakeWith sends the reader started by readOne the frame marked mark and
+// waits for it to return that frame.
+func (c *Case) wakeWith(t *testing.T, done <-chan read, mark byte) {
+	t.Helper()
+	if err := c.Inject(Frame(mark)); err != nil {
+		c.Link.Close()
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.n != 1 || r.err != nil || c.Bufs[0][20] != mark {
+			t.Fatalf("ReadFrames = %d, %v (mark %d); want the frame marked %d", r.n, r.err, c.Bufs[0][20], mark)
+		}
+	case <-time.After(Guard):
+		c.Link.Close()
+		t.Fatal("ReadFrames did not return for the frame the kernel sent")
+	}
+}
+
+// firstRead reads the frame that starts the first dispatch, then clears
+// the deadline: the reader waits through the ring only without one (the
+// hang guards are Seen's receive timeout and Close).
+func (c *Case) firstRead(t *testing.T, sizes []int) {
+	t.Helper()
+	// A new interface may still have frames of the kernel's own queued
+	// (sent before its IPv6 was turned off): read until a batch with the
+	// frame sent comes back short, having emptied the queue.
+	c.Poller.SetDeadline(time.Now().Add(Guard))
+	for emptied := false; !emptied; {
+		if err := c.Inject(Frame(1)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Link.ReadFrames(c.Bufs, sizes)
+		if err != nil {
+			t.Fatalf("ReadFrames = %d, %v; want the frame the kernel sent", n, err)
+		}
+		for i := range n {
+			emptied = emptied || (n < len(c.Bufs) && sizes[i] > 20 && c.Bufs[i][20] == 1)
+		}
+	}
+	c.Poller.SetDeadline(time.Time{})
 }
 
 // DeferredRepliesAllocateNothing: a relay's round on the link, the reader
