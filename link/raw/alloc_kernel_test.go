@@ -25,15 +25,18 @@ func testFrames(n, size int) [][]byte {
 // frames: what tx writes, rx reads.
 func wire(t testing.TB) (tx, rx *packetSocket) {
 	pair := netnstest.NewVethPair(t)
-	open := func(name string) *packetSocket {
-		dev, _, _, err := openSocket(name, "", new(DeviceStats), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { dev.Close() })
-		return dev.(*packetSocket)
+	return openTestSocket(t, pair.Outside, new(DeviceStats)), openTestSocket(t, pair.Inside, new(DeviceStats))
+}
+
+// openTestSocket opens a socket on interface name, closed when the test
+// ends.
+func openTestSocket(t testing.TB, name string, stats *DeviceStats) *packetSocket {
+	dev, _, _, err := openSocket(name, "", stats, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return open(pair.Outside), open(pair.Inside)
+	t.Cleanup(func() { dev.Close() })
+	return dev.(*packetSocket)
 }
 
 func readBuffers() ([][]byte, []int) {

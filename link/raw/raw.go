@@ -49,7 +49,15 @@
 // MSS-sized frames from a header template and the link sends with one
 // sendmmsg per burst.
 //
-// Sends use sendmmsg(2). Close wakes a blocked reader.
+// Sends use sendmmsg(2). Frames written while the reader dispatches a
+// batch (a relay's replies, written from the hook) are copied and written
+// with the reader's next wait for a frame, in one io_uring_enter that
+// submits the writes and a poll and then sleeps, so the wake-up the writes
+// cause does not preempt the reader on its way back from a write
+// (internal/deferwrite, as on a TAP); without io_uring, or when the reader
+// will not wait, they are written at once, in order. A failed deferred
+// write is counted in DeviceStats.TxDeferredErrors (its writer was told it
+// succeeded). Close wakes a blocked reader, asleep in poll or in the ring.
 //
 // # Interface flaps
 //
@@ -148,6 +156,11 @@ type DeviceStats struct {
 	// PACKET_STATISTICS, which resets when read: AppendDrops reads it
 	// and adds it here.
 	RxQueueFull atomic.Uint64
+	// TxDeferred counts frames written during the reader's dispatch and
+	// submitted with its next wait for a frame, in one io_uring_enter
+	// (internal/deferwrite); TxDeferredErrors those whose write failed (the
+	// writer was told it succeeded).
+	TxDeferred, TxDeferredErrors atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 
+	"github.com/mediastack/mediastack/internal/deferwrite"
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/internal/pollread"
@@ -168,6 +169,14 @@ type packetSocket struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+	// writeDirectFn is writeDirect, bound once (deferwrite's direct write).
+	writeDirectFn func(frames [][]byte) (int, error)
+
+	// deferred, when set, takes the frames written between two ReadFrames
+	// (the reader's own replies, and anything else written meanwhile) and
+	// writes them with the next wait for a frame, in one io_uring_enter
+	// (internal/deferwrite); nil without io_uring.
+	deferred *deferwrite.Writer
 }
 
 // newPacketSocket takes f, closing it on error.
@@ -180,6 +189,11 @@ func newPacketSocket(f *os.File, iface string, ifindex int, stats *DeviceStats) 
 		done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
 	s.readFn = s.readSome
 	s.writeFn = s.writeAll
+	s.writeDirectFn = s.writeDirect
+	s.deferred = deferwrite.Open(deferwrite.Options{
+		Poller: s.poll, Lock: &s.wmu, Closed: &s.closed, Write: s.writeDirectFn,
+		Deferred: &stats.TxDeferred, Errors: &stats.TxDeferredErrors,
+	})
 	return s, nil
 }
 
@@ -196,6 +210,9 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	if s.deferred != nil {
+		s.deferred.StopDeferring()
+	}
 	for {
 		if s.closed.Load() {
 			return 0, link.ErrClosed
@@ -208,6 +225,11 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 		}
 		s.rbufs, s.rsizes = nil, nil
 		if err == nil {
+			if s.deferred != nil {
+				// The reader comes back: what the dispatch writes
+				// can wait for it.
+				s.deferred.StartDeferring()
+			}
 			return n, nil
 		}
 		if !errors.Is(err, unix.ENETDOWN) || s.closed.Load() {
@@ -354,7 +376,9 @@ func (s *packetSocket) readError(err error) error {
 }
 
 // WriteFrames implements ethlink.Device with sendmmsg. It never waits: a
-// full socket buffer or queue is reported as link.ErrQueueFull.
+// full socket buffer or queue is reported as link.ErrQueueFull. Frames
+// written while the reader dispatches a batch go with its next wait
+// (internal/deferwrite).
 func (s *packetSocket) WriteFrames(frames [][]byte) (int, error) {
 	if len(frames) == 0 {
 		return 0, nil
@@ -364,6 +388,14 @@ func (s *packetSocket) WriteFrames(frames [][]byte) (int, error) {
 	if s.closed.Load() {
 		return 0, link.ErrClosed
 	}
+	if s.deferred != nil && s.deferred.Queue(frames) {
+		return len(frames), nil
+	}
+	return s.writeDirect(frames)
+}
+
+// writeDirect sends frames now, with one sendmmsg (s.wmu held).
+func (s *packetSocket) writeDirect(frames [][]byte) (int, error) {
 	s.tx.prepareSend(frames)
 	s.wcount, s.wn, s.werr = len(frames), 0, nil
 	err := s.rc.Write(s.writeFn)
@@ -426,7 +458,11 @@ func (s *packetSocket) Close() error {
 	if s.counters != nil {
 		s.counters.Close()
 	}
-	return s.file.Close()
+	err := s.file.Close()
+	if s.deferred != nil {
+		s.deferred.Close()
+	}
+	return err
 }
 
 // readQueueDrops implements device: PACKET_STATISTICS resets on read, so

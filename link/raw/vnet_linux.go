@@ -53,6 +53,12 @@ func openSegmentingSocket(s *packetSocket, ifindex int) (*segmentingSocket, erro
 func (s *segmentingSocket) WriteVnet(pkts []vnet.Packet) (int, error) {
 	s.vmu.Lock()
 	defer s.vmu.Unlock()
+	if s.deferred != nil {
+		// Frames deferred on the other socket go first, in order.
+		s.wmu.Lock()
+		s.deferred.Drain()
+		s.wmu.Unlock()
+	}
 	for i := range pkts {
 		if s.closed.Load() {
 			return i, link.ErrClosed

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/internal/netnstest"
 )
 
@@ -63,28 +62,9 @@ func kernelSide(t *testing.T, dev device, name string) int {
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fd := packetSocket(t, name, 0)
+	fd := netnstest.PacketSocket(t, name, 0)
 	netnstest.WaitCarrier(t, nil, name)
 	dev.(*tapDevice).poll.SetDeadline(time.Now().Add(netnstest.StateTimeout))
-	return fd
-}
-
-// packetSocket returns an AF_PACKET socket bound to interface name that
-// receives protocol proto (network byte order; 0: none, it only sends).
-func packetSocket(t *testing.T, name string, proto uint16) int {
-	t.Helper()
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	index, err := linkstats.InterfaceIndex(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: index}); err != nil {
-		t.Fatal(err)
-	}
 	return fd
 }
 

@@ -138,7 +138,7 @@ type DeviceStats struct {
 	RxBadVnetHdr atomic.Uint64
 	// TxDeferred counts frames written during the reader's dispatch and
 	// submitted with its next wait for a frame, in one io_uring_enter
-	// (uring.go); TxDeferredErrors those whose write failed (the writer
+	// (internal/deferwrite); TxDeferredErrors those whose write failed (the writer
 	// was told it succeeded).
 	TxDeferred, TxDeferredErrors atomic.Uint64
 }

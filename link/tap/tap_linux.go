@@ -16,6 +16,7 @@ import (
 	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
 
+	"github.com/mediastack/mediastack/internal/deferwrite"
 	"github.com/mediastack/mediastack/internal/iovec"
 	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/internal/pollread"
@@ -228,18 +229,18 @@ type tapDevice struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
-	// writeQueuedFn writes d.wiov (uring.go).
-	writeQueuedFn func(fd uintptr) bool
+	// writeDirectFn is writeDirect, bound once (deferwrite's direct write).
+	writeDirectFn func(frames [][]byte) (int, error)
 
 	// With IFF_VNET_HDR every frame read or written carries a virtio-net
 	// header (vnet_linux.go).
 	vnet vnetState
 
-	// ur, when set, takes the frames written between two ReadFrames (the
-	// reader's own replies, and anything else written meanwhile) and
+	// deferred, when set, takes the frames written between two ReadFrames
+	// (the reader's own replies, and anything else written meanwhile) and
 	// writes them with the next wait for a frame, in one io_uring_enter
-	// (uring.go).
-	ur urWriter
+	// (internal/deferwrite); nil without io_uring.
+	deferred *deferwrite.Writer
 }
 
 // newTAPDevice takes f, closing it on error.
@@ -251,13 +252,18 @@ func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapD
 	d := &tapDevice{name: name, file: file, rc: file.RawConn(), poll: file.Poller(), stats: stats}
 	d.readFn = d.readSome
 	d.writeFn = d.writeAll
-	d.writeQueuedFn = d.writeQueued
-	d.urOpen()
+	d.writeDirectFn = d.writeDirect
+	var hdr []byte
 	if vnet {
 		d.vnet.on = true
 		d.readFn = d.readSomeVnet
 		d.vnet.writePktsFn = d.writeVnetPackets
+		hdr = zeroVnetHdr[:]
 	}
+	d.deferred = deferwrite.Open(deferwrite.Options{
+		Poller: d.poll, Lock: &d.wmu, Closed: &d.closed, Header: hdr, Write: d.writeDirectFn,
+		Deferred: &stats.TxDeferred, Errors: &stats.TxDeferredErrors,
+	})
 	return d, nil
 }
 
@@ -282,9 +288,8 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 		return 0, link.ErrClosed
 	}
 	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
-	if d.ur.r != nil {
-		d.urStopDeferring()
-		defer d.urStartDeferring()
+	if d.deferred != nil {
+		d.deferred.StopDeferring()
 	}
 	err := d.file.Read(d.readFn)
 	n := d.rn
@@ -294,6 +299,11 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	d.rbufs, d.rsizes = nil, nil
 	if err != nil {
 		return n, d.readError(err)
+	}
+	if d.deferred != nil {
+		// The reader comes back: what the dispatch writes can wait for
+		// it. After an error it may not.
+		d.deferred.StartDeferring()
 	}
 	return n, nil
 }
@@ -353,12 +363,14 @@ func (d *tapDevice) WriteFrames(frames [][]byte) (int, error) {
 	if d.closed.Load() {
 		return 0, link.ErrClosed
 	}
-	if d.ur.deferring {
-		if d.urQueue(frames) {
-			return len(frames), nil
-		}
-		d.urWriteQueued() // in order, before these
+	if d.deferred != nil && d.deferred.Queue(frames) {
+		return len(frames), nil
 	}
+	return d.writeDirect(frames)
+}
+
+// writeDirect writes frames now (d.wmu held).
+func (d *tapDevice) writeDirect(frames [][]byte) (int, error) {
 	d.wframes = frames
 	n, err := d.runWrite(d.writeFn)
 	d.wframes = nil
@@ -428,7 +440,9 @@ func (d *tapDevice) Close() error {
 		d.counters.Close()
 	}
 	err := d.file.Close()
-	d.urClose()
+	if d.deferred != nil {
+		d.deferred.Close()
+	}
 	return err
 }
 

@@ -109,8 +109,8 @@ func (d *tapDevice) WriteVnet(pkts []vnet.Packet) (int, error) {
 	if d.closed.Load() {
 		return 0, link.ErrClosed
 	}
-	if d.ur.deferring {
-		d.urWriteQueued() // in order, before these
+	if d.deferred != nil {
+		d.deferred.Drain() // in order, before these
 	}
 	d.vnet.wpkts = pkts
 	n, err := d.runWrite(d.vnet.writePktsFn)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package tap
+package deferwrite
 
 import (
 	"fmt"
@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// uring is a minimal io_uring: the reader's pending TAP writes and its
-// poll for the next frame go to the kernel in one io_uring_enter that then
+// uring is a minimal io_uring: the reader's pending writes and its poll
+// for the next frame go to the kernel in one io_uring_enter that then
 // waits, so the wake-up the writes cause (the kernel's receive for their
 // destination) meets the reader asleep instead of preempting it on its way
 // back from a write.

@@ -1,0 +1,200 @@
+//go:build linux
+
+package deferwrite
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mediastack/mediastack/internal/pollread"
+)
+
+// Slots is how many frames written during one dispatch wait for the
+// reader's next io_uring_enter; SlotSize is the largest frame deferred.
+const (
+	Slots    = 64
+	SlotSize = 2048
+)
+
+// Options says what a Writer defers for.
+type Options struct {
+	// Poller is the link reader's; Open sets its Waiter.
+	Poller *pollread.Poller
+	// Lock is the link's write lock, held by Queue, Drain and the direct
+	// write.
+	Lock *sync.Mutex
+	// Closed is the link's: a closed link defers nothing.
+	Closed *atomic.Bool
+	// Header goes before every frame in the ring's writes (a TAP's
+	// virtio-net header); it must stay valid and unchanged.
+	Header []byte
+	// Write writes frames directly, in order, with Lock held, and returns
+	// how many went (the link's own write, bound once: it must not
+	// allocate). It adds Header itself.
+	Write func(frames [][]byte) (int, error)
+	// Deferred counts frames submitted with a wait; Errors the deferred
+	// frames whose write failed.
+	Deferred, Errors *atomic.Uint64
+}
+
+// Writer holds the frames written during a dispatch. The slots belong to
+// writers (under Options.Lock) while deferring is set, between a
+// StartDeferring and the next StopDeferring, and to the reader otherwise.
+type Writer struct {
+	o         Options
+	r         *uring
+	deferring bool
+	n         int
+	slots     [Slots][SlotSize]byte
+	frames    [Slots][]byte // the queued frames, in slots
+	iov       [Slots][2]unix.Iovec
+}
+
+// Open returns a Writer deferring for o and sets o.Poller's Waiter; nil
+// when io_uring is unavailable.
+func Open(o Options) *Writer {
+	r, err := newURing(2 * Slots)
+	if err != nil {
+		return nil
+	}
+	w := &Writer{o: o, r: r}
+	o.Poller.SetWaiter(w.wait)
+	return w
+}
+
+// Close releases the ring; call it once the reader has returned.
+func (w *Writer) Close() { w.r.close() }
+
+// StartDeferring begins a dispatch: the reader calls it as a read returns.
+func (w *Writer) StartDeferring() {
+	w.o.Lock.Lock()
+	w.deferring = !w.o.Closed.Load()
+	w.o.Lock.Unlock()
+}
+
+// StopDeferring ends a dispatch: the reader calls it before it reads. What
+// was queued is the reader's to write with its wait; if it will not wait
+// through the ring, it is written now, directly.
+func (w *Writer) StopDeferring() {
+	w.o.Lock.Lock()
+	defer w.o.Lock.Unlock()
+	w.deferring = false
+	if w.n > 0 && !(w.o.Poller.WillPoll() && w.o.Poller.Waits()) {
+		w.writeQueued()
+	}
+}
+
+// Queue copies frames into free slots while deferring (Lock held) and
+// reports whether it did. When they do not all fit, it writes what is
+// queued, so that the caller's direct write keeps the order.
+func (w *Writer) Queue(frames [][]byte) bool {
+	if !w.deferring {
+		return false
+	}
+	fits := w.n+len(frames) <= Slots
+	for _, f := range frames {
+		fits = fits && len(f) <= SlotSize
+	}
+	if !fits {
+		w.writeQueued()
+		return false
+	}
+	for _, f := range frames {
+		w.frames[w.n] = w.slots[w.n][:copy(w.slots[w.n][:], f)]
+		w.n++
+	}
+	return true
+}
+
+// Drain writes what is queued, directly, before a write that does not go
+// through Queue (Lock held).
+func (w *Writer) Drain() {
+	if w.deferring {
+		w.writeQueued()
+	}
+}
+
+// writeQueued writes the queued frames directly, in order, counting each
+// one that fails.
+func (w *Writer) writeQueued() {
+	for i := 0; i < w.n; {
+		n, err := w.o.Write(w.frames[i:w.n])
+		i += n
+		if err != nil {
+			w.o.Errors.Add(1)
+			i++
+		}
+	}
+	w.n = 0
+}
+
+// wait is the Poller's Waiter: with frames queued, it submits their
+// writes and polls for fd and the poller's eventfd in one io_uring_enter
+// that returns once one of the two is readable. Without, it leaves the
+// wait to poll(2).
+func (w *Writer) wait(fd, efd int) bool {
+	r, n := w.r, w.n
+	if n == 0 {
+		return false
+	}
+	w.n = 0
+	var submit uint32
+	for i := 0; i < n; i++ {
+		iov := w.iov[i][:0]
+		if len(w.o.Header) > 0 {
+			iov = append(iov, unix.Iovec{Base: &w.o.Header[0]})
+			iov[0].SetLen(len(w.o.Header))
+		}
+		iov = append(iov, unix.Iovec{Base: &w.slots[i][0]})
+		iov[len(iov)-1].SetLen(len(w.frames[i]))
+		if r.writev(fd, iov, uint64(i)) {
+			submit++
+		} else {
+			w.o.Errors.Add(1)
+		}
+	}
+	writes := submit
+	w.o.Deferred.Add(uint64(writes))
+	if !r.pollArmed && r.pollIn(fd, uringPollData) {
+		r.pollArmed = true
+		submit++
+	}
+	if !r.wakeArmed && r.pollIn(efd, uringWakeData) {
+		r.wakeArmed = true
+		submit++
+	}
+	// Wait for every write (the slots are reused once this returns) and
+	// for fd or the eventfd to be readable.
+	ready := false
+	for wait := writes + 1; wait > 0; {
+		if err := r.enter(submit, wait); err != nil {
+			w.o.Errors.Add(uint64(writes))
+			return false
+		}
+		submit = 0
+		for {
+			data, res, ok := r.next()
+			if !ok {
+				break
+			}
+			switch data {
+			case uringPollData:
+				r.pollArmed, ready = false, true
+			case uringWakeData:
+				r.wakeArmed, ready = false, true
+			default:
+				writes--
+				if res < 0 {
+					w.o.Errors.Add(1)
+				}
+			}
+		}
+		wait = writes
+		if !ready {
+			wait++
+		}
+	}
+	return true
+}
