@@ -1,11 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,25 +16,8 @@ func TestBenchP2SPShort(t *testing.T) {
 	netnstest.Require(t)
 	netnstest.RequireTUN(t)
 	netnstest.RequireTools(t, "tc", "curl")
-	jsonFile := filepath.Join(t.TempDir(), "p2sp.json")
-	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
-	defer cancel()
 	before := netnstest.MustRun(t, "ip", "netns", "list")
-	out, err := exec.CommandContext(ctx, binary(t), "bench", "--short", "--only", "p2sp", "--json", jsonFile).CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("bench --only p2sp still running after %v:\n%s", benchTimeout, out)
-	}
-	if err != nil {
-		t.Fatalf("bench --only p2sp: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, out := runBenchJSON(t, "--only", "p2sp")
 	rows := map[string]bool{}
 	for _, r := range rep.Results {
 		rows[r.Workload+" "+string(r.Path)] = true
