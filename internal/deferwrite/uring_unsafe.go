@@ -27,6 +27,26 @@ type uring struct {
 	pollArmed, wakeArmed   bool
 }
 
+// The io_uring ABI's numbers this file uses (include/uapi/linux/io_uring.h).
+const (
+	uringSetupCQSize       = 1 << 3
+	uringSetupSingleIssuer = 1 << 12
+	uringSetupDeferTaskrun = 1 << 13
+	uringOpReadMultishot   = 49
+	uringOpAsyncCancel     = 14
+	uringSQEBufferSelect   = 1 << 5
+	uringRegisterProbe     = 8
+	uringRegisterPbufRing  = 22
+	uringCQEFBuffer        = 1 << 0
+	uringCQEFMore          = 1 << 1
+	uringCQEBufferShift    = 16
+	uringProbeOpSupported  = 1
+	uringProbeOps          = 256
+	uringBufRingEntrySize  = 16 // struct io_uring_buf
+	uringBufRingTailOffset = 14 // the ring's tail, in its first entry's resv
+	uringBufRingBidOffset  = 12 // the first entry's bid, below the tail
+)
+
 type uringParams struct {
 	sqEntries, cqEntries, flags, sqThreadCPU, sqThreadIdle, features, wqFd uint32
 	resv                                                                   [3]uint32
@@ -60,15 +80,27 @@ type uringCQE struct {
 }
 
 const (
-	uringOpWritev  = 2
-	uringOpPollAdd = 6
-	uringEnterWait = 1
-	uringPollData  = 1 << 62
-	uringWakeData  = 1<<62 + 1
+	uringOpWritev   = 2
+	uringOpPollAdd  = 6
+	uringEnterWait  = 1
+	uringPollData   = 1 << 62
+	uringWakeData   = 1<<62 + 1
+	uringReadData   = 1<<62 + 2
+	uringCancelData = 1<<62 + 3
 )
 
 func newURing(entries uint32) (*uring, error) {
-	var p uringParams
+	return newURingFlags(entries, 0, 0)
+}
+
+// newURingFlags sets up a ring with setup flags and, when cqEntries is not
+// 0, a completion queue of that size.
+func newURingFlags(entries, cqEntries, flags uint32) (*uring, error) {
+	p := uringParams{flags: flags}
+	if cqEntries > 0 {
+		p.flags |= uringSetupCQSize
+		p.cqEntries = cqEntries
+	}
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(entries), uintptr(unsafe.Pointer(&p)), 0)
 	if errno != 0 {
 		return nil, fmt.Errorf("io_uring_setup: %w", errno)
@@ -128,6 +160,103 @@ func (r *uring) pollIn(fd int, data uint64) bool {
 	return r.push(uringSQE{opcode: uringOpPollAdd, fd: int32(fd), opFlags: unix.POLLIN, userData: data})
 }
 
+// readMultishot reads fd again and again, each frame into a buffer of
+// group bgid, until it fails or the group runs out of buffers.
+func (r *uring) readMultishot(fd int, bgid uint16, data uint64) bool {
+	return r.push(uringSQE{opcode: uringOpReadMultishot, flags: uringSQEBufferSelect, fd: int32(fd), bufIndex: bgid, userData: data})
+}
+
+// cancel cancels the request whose user data is target.
+func (r *uring) cancel(target, data uint64) bool {
+	return r.push(uringSQE{opcode: uringOpAsyncCancel, fd: -1, addr: target, userData: data})
+}
+
+// supports reports whether the kernel knows opcode op (IORING_REGISTER_PROBE).
+func (r *uring) supports(op uint8) bool {
+	var probe struct {
+		lastOp, opsLen uint8
+		resv           uint16
+		resv2          [3]uint32
+		ops            [uringProbeOps]struct {
+			op, resv uint8
+			flags    uint16
+			resv2    uint32
+		}
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), uringRegisterProbe, uintptr(unsafe.Pointer(&probe)), uringProbeOps, 0, 0)
+	return errno == 0 && op <= probe.lastOp && probe.ops[op].flags&uringProbeOpSupported != 0
+}
+
+// bufRing is a ring of provided buffers (IORING_REGISTER_PBUF_RING): the
+// kernel takes one for each frame a multishot read brings; add gives one
+// back. Ring and buffers are mmapped, out of Go's heap, since the kernel
+// holds their addresses.
+type bufRing struct {
+	ring, bufs []byte
+	size       int    // of one buffer
+	mask, tail uint16 // tail: the next entry add writes
+}
+
+// registerBufRing registers count buffers of size bytes (count a power of
+// two) as group bgid, all given to the kernel.
+func (r *uring) registerBufRing(bgid uint16, count, size int) (*bufRing, error) {
+	ring, err := unix.Mmap(-1, 0, count*uringBufRingEntrySize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, err
+	}
+	bufs, err := unix.Mmap(-1, 0, count*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		unix.Munmap(ring)
+		return nil, err
+	}
+	b := &bufRing{ring: ring, bufs: bufs, size: size, mask: uint16(count - 1)}
+	reg := struct {
+		ringAddr    uint64
+		ringEntries uint32
+		bgid, flags uint16
+		resv        [3]uint64
+	}{ringAddr: uint64(uintptr(unsafe.Pointer(&ring[0]))), ringEntries: uint32(count), bgid: bgid}
+	if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), uringRegisterPbufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); errno != 0 {
+		b.close()
+		return nil, fmt.Errorf("io_uring_register(PBUF_RING): %w", errno)
+	}
+	for bid := 0; bid < count; bid++ {
+		b.put(uint16(bid))
+	}
+	b.publish()
+	return b, nil
+}
+
+// buf returns buffer bid's first n bytes (n at most its size).
+func (b *bufRing) buf(bid uint16, n int) []byte {
+	off := int(bid&b.mask) * b.size
+	return b.bufs[off : off+n : off+b.size]
+}
+
+// put writes buffer bid into the ring's next entry; publish hands the
+// entries put since the last publish to the kernel.
+func (b *bufRing) put(bid uint16) {
+	e := unsafe.Pointer(&b.ring[int(b.tail&b.mask)*uringBufRingEntrySize])
+	*(*uint64)(e) = uint64(uintptr(unsafe.Pointer(&b.bufs[int(bid)*b.size])))
+	*(*uint32)(unsafe.Add(e, 8)) = uint32(b.size)
+	*(*uint16)(unsafe.Add(e, 12)) = bid
+	b.tail++
+}
+
+// publish stores the tail with release order. The tail shares its 32-bit
+// word with the first entry's bid, which only put writes: the word is
+// stored whole, with that bid as it is.
+func (b *bufRing) publish() {
+	word := (*uint32)(unsafe.Pointer(&b.ring[uringBufRingBidOffset]))
+	bid0 := uint32(*(*uint16)(unsafe.Pointer(&b.ring[uringBufRingBidOffset])))
+	atomic.StoreUint32(word, uint32(b.tail)<<16|bid0)
+}
+
+func (b *bufRing) close() {
+	unix.Munmap(b.ring)
+	unix.Munmap(b.bufs)
+}
+
 // enter submits what is queued and waits for wait completions.
 func (r *uring) enter(submit, wait uint32) error {
 	for {
@@ -150,12 +279,18 @@ func (r *uring) enter(submit, wait uint32) error {
 // next consumes one completion: its user data and result; ok is false
 // when there is none.
 func (r *uring) next() (data uint64, res int32, ok bool) {
+	data, res, _, ok = r.nextFlags()
+	return data, res, ok
+}
+
+// nextFlags is next with the completion's flags.
+func (r *uring) nextFlags() (data uint64, res int32, flags uint32, ok bool) {
 	head := *r.cqHead
 	if head == atomic.LoadUint32(r.cqTail) {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	c := (*uringCQE)(unsafe.Add(r.cqes, uintptr(head&*r.cqMask)*unsafe.Sizeof(uringCQE{})))
-	data, res = c.userData, c.res
+	data, res, flags = c.userData, c.res, c.flags
 	atomic.StoreUint32(r.cqHead, head+1)
-	return data, res, true
+	return data, res, flags, true
 }

@@ -45,6 +45,7 @@ type Options struct {
 type Writer struct {
 	o         Options
 	r         *uring
+	rd        *ringReader // set by BindReading
 	deferring bool
 	n         int
 	slots     [Slots][SlotSize]byte
@@ -65,7 +66,12 @@ func Open(o Options) *Writer {
 }
 
 // Close releases the ring; call it once the reader has returned.
-func (w *Writer) Close() { w.r.close() }
+func (w *Writer) Close() {
+	w.r.close()
+	if w.rd != nil {
+		w.rd.bufs.close()
+	}
+}
 
 // StartDeferring begins a dispatch: the reader calls it as a read returns.
 func (w *Writer) StartDeferring() {
@@ -81,7 +87,7 @@ func (w *Writer) StopDeferring() {
 	w.o.Lock.Lock()
 	defer w.o.Lock.Unlock()
 	w.deferring = false
-	if w.n > 0 && !(w.o.Poller.WillPoll() && w.o.Poller.Waits()) {
+	if w.n > 0 && w.rd == nil && !(w.o.Poller.WillPoll() && w.o.Poller.Waits()) {
 		w.writeQueued()
 	}
 }
@@ -135,12 +141,28 @@ func (w *Writer) writeQueued() {
 // that returns once one of the two is readable. Without, it leaves the
 // wait to poll(2).
 func (w *Writer) wait(fd, efd int) bool {
-	r, n := w.r, w.n
-	if n == 0 {
+	r := w.r
+	if w.n == 0 {
 		return false
 	}
+	submit, writes := w.submitQueued(fd)
+	if !r.pollArmed && r.pollIn(fd, uringPollData) {
+		r.pollArmed = true
+		submit++
+	}
+	if !r.wakeArmed && r.pollIn(efd, uringWakeData) {
+		r.wakeArmed = true
+		submit++
+	}
+	return w.reap(submit, writes, true) == nil
+}
+
+// submitQueued puts the queued frames' writes to fd on the submission
+// queue (the reader's, with the slots its own) and returns how many
+// entries it added, all writes.
+func (w *Writer) submitQueued(fd int) (submit, writes uint32) {
+	r, n := w.r, w.n
 	w.n = 0
-	var submit uint32
 	for i := 0; i < n; i++ {
 		iov := w.iov[i][:0]
 		if len(w.o.Header) > 0 {
@@ -155,27 +177,29 @@ func (w *Writer) wait(fd, efd int) bool {
 			w.o.Errors.Add(1)
 		}
 	}
-	writes := submit
-	w.o.Deferred.Add(uint64(writes))
-	if !r.pollArmed && r.pollIn(fd, uringPollData) {
-		r.pollArmed = true
-		submit++
+	w.o.Deferred.Add(uint64(submit))
+	return submit, submit
+}
+
+// reap submits submit entries and takes completions until every one of
+// writes is done (the slots are reused once it returns) and, with
+// needReady, until the descriptor is readable, a frame was read or the
+// eventfd was written.
+func (w *Writer) reap(submit, writes uint32, needReady bool) error {
+	r := w.r
+	ready := !needReady
+	wait := writes
+	if !ready {
+		wait++
 	}
-	if !r.wakeArmed && r.pollIn(efd, uringWakeData) {
-		r.wakeArmed = true
-		submit++
-	}
-	// Wait for every write (the slots are reused once this returns) and
-	// for fd or the eventfd to be readable.
-	ready := false
-	for wait := writes + 1; wait > 0; {
+	for first := true; first || wait > 0; first = false {
 		if err := r.enter(submit, wait); err != nil {
 			w.o.Errors.Add(uint64(writes))
-			return false
+			return err
 		}
 		submit = 0
 		for {
-			data, res, ok := r.next()
+			data, res, flags, ok := r.nextFlags()
 			if !ok {
 				break
 			}
@@ -184,6 +208,11 @@ func (w *Writer) wait(fd, efd int) bool {
 				r.pollArmed, ready = false, true
 			case uringWakeData:
 				r.wakeArmed, ready = false, true
+			case uringReadData:
+				if w.rd.completed(res, flags) {
+					ready = true
+				}
+			case uringCancelData:
 			default:
 				writes--
 				if res < 0 {
@@ -196,5 +225,5 @@ func (w *Writer) wait(fd, efd int) bool {
 			wait++
 		}
 	}
-	return true
+	return nil
 }

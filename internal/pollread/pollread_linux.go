@@ -351,6 +351,13 @@ func (p *Poller) Yield() {
 // read drained the queue).
 func (p *Poller) WillPoll() bool { return p.drained }
 
+// Woken reports whether Wake was called.
+func (p *Poller) Woken() bool { return p.woken.Load() }
+
+// EventFD is the descriptor Wake writes, for a reader that waits for it in
+// a way of its own (deferwrite's ring).
+func (p *Poller) EventFD() int { return p.efd }
+
 // Waits reports whether the next Read may wait through the Waiter: it has
 // one, no deadline, and was not woken.
 func (p *Poller) Waits() bool {

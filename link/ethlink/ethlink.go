@@ -25,6 +25,7 @@ package ethlink
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +54,15 @@ type BatchReader interface {
 	// bufs[i][:sizes[i]] for i < n and returns n. After Close it returns an
 	// error that wraps net.ErrClosed or os.ErrClosed or is link.ErrClosed.
 	ReadFrames(bufs [][]byte, sizes []int) (n int, err error)
+}
+
+// A ReaderBinder is a BatchReader that reads better when one goroutine,
+// locked to its OS thread, makes every ReadFrames call (a TAP reading
+// through io_uring, whose ring is one thread's). The read loop locks
+// itself to its thread and calls BindReader once, before its first
+// ReadFrames, with the size of its buffers.
+type ReaderBinder interface {
+	BindReader(bufSize int)
 }
 
 // Options configure an Endpoint. Device, MAC and MTU are required.
@@ -354,6 +364,11 @@ func (e *Endpoint) readLoop() {
 		bufs[i] = make([]byte, size)
 	}
 	sizes := make([]int, e.opts.BatchSize)
+	if b, ok := e.opts.Reader.(ReaderBinder); ok {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		b.BindReader(size)
+	}
 	for {
 		n, err := e.opts.Reader.ReadFrames(bufs, sizes)
 		e.Stats.RxFrames.Add(uint64(n)) // once per batch: no atomic per frame

@@ -21,6 +21,7 @@ import (
 	"github.com/mediastack/mediastack/internal/linkstats"
 	"github.com/mediastack/mediastack/internal/pollread"
 	"github.com/mediastack/mediastack/link"
+	"github.com/mediastack/mediastack/link/vnet"
 )
 
 // tunDevicePath is the TUN/TAP clone device; a variable so tests can point
@@ -239,8 +240,18 @@ type tapDevice struct {
 	// deferred, when set, takes the frames written between two ReadFrames
 	// (the reader's own replies, and anything else written meanwhile) and
 	// writes them with the next wait for a frame, in one io_uring_enter
-	// (internal/deferwrite); nil without io_uring.
+	// (internal/deferwrite); nil without io_uring. Once BindReader bound
+	// it, it reads the frames too (ringRead).
 	deferred *deferwrite.Writer
+	ringRead bool
+	// With ringRead the reader owns the ring, and closes it as it leaves
+	// if Close came first (ringMu guards the hand-over).
+	ringMu         sync.Mutex
+	ringReaderGone bool  // the reader left after ringErr: no more reads
+	ringErr        error // the reader's
+	// ringReadFn and takeFn are readRing and takeFrame, bound once.
+	ringReadFn func(fd uintptr) bool
+	takeFn     func(data []byte) bool
 }
 
 // newTAPDevice takes f, closing it on error.
@@ -251,6 +262,8 @@ func newTAPDevice(f *os.File, name string, stats *DeviceStats, vnet bool) (*tapD
 	}
 	d := &tapDevice{name: name, file: file, rc: file.RawConn(), poll: file.Poller(), stats: stats}
 	d.readFn = d.readSome
+	d.ringReadFn = d.readRing
+	d.takeFn = d.takeFrame
 	d.writeFn = d.writeAll
 	d.writeDirectFn = d.writeDirect
 	var hdr []byte
@@ -287,18 +300,29 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	if d.closed.Load() {
 		return 0, link.ErrClosed
 	}
+	if d.ringReaderGone {
+		return 0, d.ringErr
+	}
 	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
 	if d.deferred != nil {
 		d.deferred.StopDeferring()
 	}
-	err := d.file.Read(d.readFn)
+	read := d.readFn
+	if d.ringRead {
+		read = d.ringReadFn
+	}
+	err := d.file.Read(read)
 	n := d.rn
 	if err == nil {
 		err = d.rerr
 	}
 	d.rbufs, d.rsizes = nil, nil
 	if err != nil {
-		return n, d.readError(err)
+		err = d.readError(err)
+		if d.ringRead {
+			d.leaveRing(err)
+		}
+		return n, err
 	}
 	if d.deferred != nil {
 		// The reader comes back: what the dispatch writes can wait for
@@ -306,6 +330,86 @@ func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 		d.deferred.StartDeferring()
 	}
 	return n, nil
+}
+
+// BindReader implements ethlink.ReaderBinder: from now on the calling
+// goroutine, locked to its thread, reads through the write ring
+// (deferwrite.Writer.BindReading): a multishot read takes the frames as
+// they come, and one io_uring_enter per batch submits the batch's replies
+// and waits for the next frames, instead of a read(2) per frame. Where the
+// kernel cannot, reads stay on poll(2) and read(2).
+func (d *tapDevice) BindReader(bufSize int) {
+	if d.deferred == nil {
+		return
+	}
+	size := bufSize
+	if d.vnet.on {
+		size += vnet.HdrSize
+	}
+	d.ringMu.Lock()
+	defer d.ringMu.Unlock()
+	if d.closed.Load() {
+		return
+	}
+	var err error
+	if cerr := d.rc.Control(func(fd uintptr) { err = d.deferred.BindReading(int(fd), size) }); cerr != nil {
+		err = cerr
+	}
+	d.ringRead = err == nil
+}
+
+// leaveRing is the ring reader's last step, on its thread, after a read
+// failed with err or was woken to close: the multishot read is cancelled,
+// so the ring no longer holds the TAP, and the ring is closed if Close has
+// been. Later reads return err: the ring is the reader thread's, and the
+// errors that end it (the TAP deleted, Close) are for good.
+func (d *tapDevice) leaveRing(err error) {
+	_ = d.deferred.StopReading()
+	d.ringMu.Lock()
+	defer d.ringMu.Unlock()
+	d.ringReaderGone, d.ringErr = true, err
+	if d.closed.Load() {
+		d.deferred.Close()
+	}
+}
+
+// readRing reads through the ring (BindReader): it returns with a frame
+// or more, an error, or once woken.
+func (d *tapDevice) readRing(uintptr) bool {
+	d.rn, d.rerr = d.deferred.ReadFrames(d.poll, len(d.rbufs), d.takeFn)
+	if n := d.deferred.TakeTooBig(); n > 0 {
+		d.stats.RxTooBig.Add(uint64(n))
+	}
+	if d.rerr != nil {
+		// Before Close, waiting for this read to return, closes the
+		// descriptor: the TAP goes with it.
+		_ = d.deferred.StopReading()
+	}
+	return true
+}
+
+// takeFrame copies one frame the ring read (after its virtio-net header on
+// a vnet TAP) into the next buffer; false drops it, counted.
+func (d *tapDevice) takeFrame(data []byte) bool {
+	hdr := 0
+	if d.vnet.on {
+		hdr = vnet.HdrSize
+	}
+	if len(data) <= hdr {
+		return false
+	}
+	buf := d.rbufs[d.rn]
+	if len(data)-hdr > len(buf) {
+		d.stats.RxTooBig.Add(1)
+		return false
+	}
+	frame := buf[:copy(buf, data[hdr:])]
+	if d.vnet.on && !d.vnet.completeChecksum(data[:hdr], frame, d.stats) {
+		return false
+	}
+	d.rsizes[d.rn] = len(frame)
+	d.rn++
+	return true
 }
 
 // readSome reads what is queued: false means "nothing yet, wait".
@@ -441,7 +545,11 @@ func (d *tapDevice) Close() error {
 	}
 	err := d.file.Close()
 	if d.deferred != nil {
-		d.deferred.Close()
+		d.ringMu.Lock()
+		if !d.ringRead || d.ringReaderGone {
+			d.deferred.Close()
+		}
+		d.ringMu.Unlock()
 	}
 	return err
 }
