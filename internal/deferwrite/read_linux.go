@@ -5,6 +5,7 @@ package deferwrite
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 
 	"golang.org/x/sys/unix"
@@ -186,7 +187,11 @@ func (rd *ringReader) completed(res int32, flags uint32) bool {
 		return true
 	}
 	switch {
-	case res >= 0, res == -int32(unix.ENOBUFS):
+	case res == 0:
+		// The end of the file: nothing more will come (a TAP has none).
+		rd.err = io.EOF
+		return true
+	case res > 0, res == -int32(unix.ENOBUFS):
 		// Out of buffers (all read, none taken yet) or done: armed
 		// again with the next wait.
 		return false

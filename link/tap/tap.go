@@ -141,6 +141,10 @@ type DeviceStats struct {
 	// (internal/deferwrite); TxDeferredErrors those whose write failed (the writer
 	// was told it succeeded).
 	TxDeferred, TxDeferredErrors atomic.Uint64
+	// RxRing counts frames read through the ring (the read loop's
+	// multishot read, internal/deferwrite) rather than one read(2) each:
+	// all of them on a kernel that can (Linux 6.7 and later).
+	RxRing atomic.Uint64
 }
 
 // device is what the platform code returns: a frame device read in batches

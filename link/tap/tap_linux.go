@@ -377,6 +377,7 @@ func (d *tapDevice) leaveRing(err error) {
 // or more, an error, or once woken.
 func (d *tapDevice) readRing(uintptr) bool {
 	d.rn, d.rerr = d.deferred.ReadFrames(d.poll, len(d.rbufs), d.takeFn)
+	d.stats.RxRing.Add(uint64(d.rn))
 	if n := d.deferred.TakeTooBig(); n > 0 {
 		d.stats.RxTooBig.Add(uint64(n))
 	}
