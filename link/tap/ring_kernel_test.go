@@ -124,33 +124,46 @@ func TestRingReadWriteAllocateNothing(t *testing.T) {
 	}
 }
 
-// TestRingCloseDeletesTheTAP: Close, with the reader parked in the ring,
-// wakes it (link.ErrClosed) and, once it returns, the TAP is gone: the
-// ring's read held the TAP and was cancelled before the descriptor closed.
+// TestRingCloseDeletesTheTAP: Close wakes a reader parked in the ring, or
+// finds it dispatching (it returns at its next read), and once both have
+// returned the TAP is gone: the ring's read held the TAP and was cancelled
+// on the reader's thread.
 func TestRingCloseDeletesTheTAP(t *testing.T) {
-	d, name, ifi := ringTAP(t, false)
-	bufs, sizes := tapBufs()
-	if _, err := unix.Write(ifi, localFrame(1, 60)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.ReadFrames(bufs, sizes); err != nil {
-		t.Fatal(err)
-	}
-	closed := make(chan error, 1)
-	go func() {
-		// Close once the reader is parked in the ring (holding the
-		// file's lock), or before it: both must end the same way.
-		closed <- d.Close()
-	}()
-	_, err := d.ReadFrames(bufs, sizes)
-	if !errors.Is(err, link.ErrClosed) {
-		t.Errorf("ReadFrames during Close = %v, want link.ErrClosed", err)
-	}
-	if err := <-closed; err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if _, err := net.InterfaceByName(name); err == nil {
-		t.Errorf("TAP %s still there after Close and the reader returned", name)
+	for _, tc := range []struct {
+		name string
+		// closeDuring closes d during the reader's next ReadFrames, or
+		// before it.
+		closeDuring bool
+	}{
+		{"while reading", true},
+		{"while dispatching", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, name, ifi := ringTAP(t, false)
+			bufs, sizes := tapBufs()
+			if _, err := unix.Write(ifi, localFrame(1, 60)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.ReadFrames(bufs, sizes); err != nil {
+				t.Fatal(err)
+			}
+			closed := make(chan error, 1)
+			if tc.closeDuring {
+				// It may also come before the reader parks: the same end.
+				go func() { closed <- d.Close() }()
+			} else {
+				closed <- d.Close()
+			}
+			if _, err := d.ReadFrames(bufs, sizes); !errors.Is(err, link.ErrClosed) {
+				t.Errorf("ReadFrames = %v, want link.ErrClosed", err)
+			}
+			if err := <-closed; err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if _, err := net.InterfaceByName(name); err == nil {
+				t.Errorf("TAP %s still there after Close and the reader returned", name)
+			}
+		})
 	}
 }
 

@@ -297,11 +297,16 @@ func (d *tapDevice) setPersist() error {
 // ReadFrames implements ethlink.BatchReader: it waits for one frame, then
 // takes whatever else is already queued, up to len(bufs).
 func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
-	if d.closed.Load() {
-		return 0, link.ErrClosed
-	}
 	if d.ringReaderGone {
 		return 0, d.ringErr
+	}
+	if d.closed.Load() {
+		if d.ringRead {
+			// Closed while the reader dispatched: the ring's read
+			// still holds the TAP.
+			d.leaveRing(link.ErrClosed)
+		}
+		return 0, link.ErrClosed
 	}
 	d.rbufs, d.rsizes, d.rn, d.rerr = bufs, sizes, 0, nil
 	if d.deferred != nil {
