@@ -25,4 +25,16 @@
 // empty the queue, a deadline is set, or it was woken to close. A deferred
 // write that fails cannot be reported to its writer (it was told it
 // succeeded): it is counted in Options.Errors.
+//
+// A reader whose reads bring one frame per system call (a TAP) can read
+// through the ring too: BindReading, from the reading goroutine locked to
+// its OS thread, makes the ring that thread's (IORING_SETUP_SINGLE_ISSUER,
+// IORING_SETUP_DEFER_TASKRUN), registers a ring of provided buffers and
+// arms one multishot read on the descriptor; Writer.ReadFrames then hands
+// over the frames read, and with each io_uring_enter submits the queued
+// writes, runs the reads the kernel kept for it and, when nothing was
+// read, sleeps until a frame or the wake. StopReading cancels the read so
+// that the ring no longer holds the descriptor. Where the kernel cannot
+// (before Linux 6.7), BindReading returns ErrNoRingRead and the reader
+// stays on poll(2).
 package deferwrite

@@ -49,8 +49,9 @@ type ringReader struct {
 	tooBig  int   // frames larger than a buffer, dropped
 }
 
-// BindReading makes w read fd as well, with buffers of size bytes (the
-// most one read brings). Call it from the goroutine that will make every
+// BindReading makes w read fd as well, with buffers for reads of up to
+// size bytes (the most one read brings; a larger one is dropped, counted
+// in TakeTooBig). Call it from the goroutine that will make every
 // ReadFrames call, locked to its OS thread (runtime.LockOSThread): the
 // ring it makes is that thread's alone (IORING_SETUP_SINGLE_ISSUER), so
 // the kernel keeps the reads' work for its io_uring_enter. It returns
@@ -73,7 +74,8 @@ func (w *Writer) BindReading(fd, size int) error {
 		r.close()
 		return ErrNoRingRead
 	}
-	b, err := r.registerBufRing(0, count, size)
+	// A byte more than the largest read, so that one cut to fit shows.
+	b, err := r.registerBufRing(0, count, size+1)
 	if err != nil {
 		r.close()
 		return fmt.Errorf("%w: %w", ErrNoRingRead, err)
@@ -116,16 +118,14 @@ func (w *Writer) ReadFrames(p *pollread.Poller, max int, take func(data []byte) 
 		}
 		// The slots are the reader's: StopDeferring ended the dispatch.
 		r := w.r
-		submit, writes := w.submitQueued(rd.fd)
+		writes := w.submitQueued(rd.fd)
 		if !rd.armed && r.readMultishot(rd.fd, 0, uringReadData) {
 			rd.armed = true
-			submit++
 		}
 		if !r.wakeArmed && r.pollIn(p.EventFD(), uringWakeData) {
 			r.wakeArmed = true
-			submit++
 		}
-		if err := w.reap(submit, writes, n == 0); err != nil {
+		if err := w.reap(writes, n == 0); err != nil {
 			return n, fmt.Errorf("io_uring_enter: %w", err)
 		}
 	}
@@ -140,15 +140,11 @@ func (w *Writer) StopReading() error {
 	if rd == nil || !rd.armed {
 		return nil
 	}
-	submit := uint32(0)
-	if r.cancel(uringReadData, uringCancelData) {
-		submit++
-	}
+	r.cancel(uringReadData, uringCancelData)
 	for rd.armed {
-		if err := r.enter(submit, 1); err != nil {
+		if err := r.enter(1); err != nil {
 			return fmt.Errorf("io_uring_enter: %w", err)
 		}
-		submit = 0
 		for {
 			data, res, flags, ok := r.nextFlags()
 			if !ok {
@@ -191,12 +187,11 @@ func (rd *ringReader) completed(res int32, flags uint32) bool {
 		// The end of the file: nothing more will come (a TAP has none).
 		rd.err = io.EOF
 		return true
-	case res > 0, res == -int32(unix.ENOBUFS):
-		// Out of buffers (all read, none taken yet) or done: armed
-		// again with the next wait.
-		return false
-	case res == -int32(unix.EINTR), res == -int32(unix.EAGAIN), res == -int32(unix.ECANCELED):
-		return false
+	case res > 0, res == -int32(unix.ENOBUFS), res == -int32(unix.EINTR), res == -int32(unix.EAGAIN), res == -int32(unix.ECANCELED):
+		// Out of buffers (all read, none taken yet), or ended without a
+		// frame: a final completion ends the wait, so that ReadFrames
+		// arms the read again.
+		return !rd.armed
 	}
 	rd.err = unix.Errno(-res)
 	return true
@@ -209,8 +204,9 @@ func (rd *ringReader) take(max int, take func(data []byte) bool) int {
 		i := rd.head
 		rd.head = (rd.head + 1) % len(rd.bid)
 		bid, size := rd.bid[i], int(rd.size[i])
-		if size > rd.bufs.size {
-			// The kernel gives a cut frame's whole length.
+		if size >= rd.bufs.size {
+			// A read fills at most the buffer, a byte more than the
+			// largest frame: a full one held a frame cut to fit.
 			rd.tooBig++
 		} else if take(rd.bufs.buf(bid, size)) {
 			n++

@@ -3,6 +3,7 @@
 package deferwrite
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -321,5 +322,26 @@ func TestRingReadAllocatesNothing(t *testing.T) {
 	round()
 	if allocs := testing.AllocsPerRun(200, round); allocs != 0 {
 		t.Errorf("a round through the ring allocated %v times, want 0", allocs)
+	}
+}
+
+// TestRingDropsWhatDoesNotFit: a record longer than the reads' size is
+// dropped and counted, not handed over cut; one of exactly that size
+// passes whole.
+func TestRingDropsWhatDoesNotFit(t *testing.T) {
+	l := newRingLink(t, 100)
+	fits := record(2, 100)
+	if err := l.send(record(1, 101), record(3, 400), fits); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || !bytes.Equal(l.bufs[0], fits) {
+		t.Errorf("ReadFrames = %d frames, first %x; want only the 100-byte record", n, l.bufs[0][:4])
+	}
+	if tooBig := l.w.TakeTooBig(); tooBig != 2 {
+		t.Errorf("TakeTooBig = %d, want 2", tooBig)
 	}
 }

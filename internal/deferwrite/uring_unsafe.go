@@ -245,31 +245,44 @@ func (b *bufRing) put(bid uint16) {
 
 // publish stores the tail with release order. The tail shares its 32-bit
 // word with the first entry's bid, which only put writes: the word is
-// stored whole, with that bid as it is.
+// stored whole, with that bid as it is, each half where the machine's byte
+// order puts it.
 func (b *bufRing) publish() {
 	word := (*uint32)(unsafe.Pointer(&b.ring[uringBufRingBidOffset]))
 	bid0 := uint32(*(*uint16)(unsafe.Pointer(&b.ring[uringBufRingBidOffset])))
-	atomic.StoreUint32(word, uint32(b.tail)<<16|bid0)
+	if littleEndian {
+		atomic.StoreUint32(word, uint32(b.tail)<<16|bid0)
+	} else {
+		atomic.StoreUint32(word, bid0<<16|uint32(b.tail))
+	}
 }
+
+// littleEndian: the low half of a 32-bit word is at its lower address.
+var littleEndian = func() bool {
+	w := uint32(1)
+	return *(*byte)(unsafe.Pointer(&w)) == 1
+}()
 
 func (b *bufRing) close() {
 	unix.Munmap(b.ring)
 	unix.Munmap(b.bufs)
 }
 
-// enter submits what is queued and waits for wait completions.
-func (r *uring) enter(submit, wait uint32) error {
+// enter submits every entry queued and not yet submitted (the kernel's
+// head says which: an earlier enter that failed may have left some) and
+// waits for wait completions.
+func (r *uring) enter(wait uint32) error {
 	for {
 		flags := uintptr(0)
 		if wait > 0 {
 			flags = uringEnterWait
 		}
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(submit), uintptr(wait), flags, 0, 0)
+		queued := *r.sqTail - atomic.LoadUint32(r.sqHead)
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(queued), uintptr(wait), flags, 0, 0)
 		switch errno {
 		case 0:
 			return nil
 		case unix.EINTR:
-			submit = 0
 			continue
 		}
 		return errno

@@ -145,22 +145,20 @@ func (w *Writer) wait(fd, efd int) bool {
 	if w.n == 0 {
 		return false
 	}
-	submit, writes := w.submitQueued(fd)
+	writes := w.submitQueued(fd)
 	if !r.pollArmed && r.pollIn(fd, uringPollData) {
 		r.pollArmed = true
-		submit++
 	}
 	if !r.wakeArmed && r.pollIn(efd, uringWakeData) {
 		r.wakeArmed = true
-		submit++
 	}
-	return w.reap(submit, writes, true) == nil
+	return w.reap(writes, true) == nil
 }
 
 // submitQueued puts the queued frames' writes to fd on the submission
-// queue (the reader's, with the slots its own) and returns how many
-// entries it added, all writes.
-func (w *Writer) submitQueued(fd int) (submit, writes uint32) {
+// queue (the reader's, with the slots its own) and returns how many it
+// added.
+func (w *Writer) submitQueued(fd int) (writes uint32) {
 	r, n := w.r, w.n
 	w.n = 0
 	for i := 0; i < n; i++ {
@@ -172,20 +170,20 @@ func (w *Writer) submitQueued(fd int) (submit, writes uint32) {
 		iov = append(iov, unix.Iovec{Base: &w.slots[i][0]})
 		iov[len(iov)-1].SetLen(len(w.frames[i]))
 		if r.writev(fd, iov, uint64(i)) {
-			submit++
+			writes++
 		} else {
 			w.o.Errors.Add(1)
 		}
 	}
-	w.o.Deferred.Add(uint64(submit))
-	return submit, submit
+	w.o.Deferred.Add(uint64(writes))
+	return writes
 }
 
-// reap submits submit entries and takes completions until every one of
+// reap submits what is queued and takes completions until every one of
 // writes is done (the slots are reused once it returns) and, with
 // needReady, until the descriptor is readable, a frame was read or the
 // eventfd was written.
-func (w *Writer) reap(submit, writes uint32, needReady bool) error {
+func (w *Writer) reap(writes uint32, needReady bool) error {
 	r := w.r
 	ready := !needReady
 	wait := writes
@@ -193,11 +191,10 @@ func (w *Writer) reap(submit, writes uint32, needReady bool) error {
 		wait++
 	}
 	for first := true; first || wait > 0; first = false {
-		if err := r.enter(submit, wait); err != nil {
+		if err := r.enter(wait); err != nil {
 			w.o.Errors.Add(uint64(writes))
 			return err
 		}
-		submit = 0
 		for {
 			data, res, flags, ok := r.nextFlags()
 			if !ok {

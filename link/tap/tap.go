@@ -23,7 +23,14 @@
 // writes cause does not preempt the reader on its way back from a write;
 // without io_uring, or when the reader will not wait, they are written at
 // once, in order. A failed deferred write is counted in
-// DeviceStats.TxDeferredErrors (its writer was told it succeeded). A TAP
+// DeviceStats.TxDeferredErrors (its writer was told it succeeded). On Linux
+// 6.7 and later the endpoint's reader, locked to its thread, reads through
+// the same ring as well (DeviceStats.RxRing): one multishot read takes the
+// frames into the ring's buffers as they come, and one io_uring_enter per
+// batch submits its replies, runs the reads pending and, with nothing read,
+// sleeps: no read(2) per frame, and no write(2) per frame when frames
+// queue up. Close cancels that read on the reader's thread before the
+// descriptor closes, so the TAP still goes with Close. A TAP
 // deleted while in use makes the reader stop and report the error to
 // Options.OnReadError exactly once.
 //

@@ -249,6 +249,7 @@ type tapDevice struct {
 	ringMu         sync.Mutex
 	ringReaderGone bool  // the reader left after ringErr: no more reads
 	ringErr        error // the reader's
+	ringCloseSeen  bool  // Close came to hand the ring over
 	// ringReadFn and takeFn are readRing and takeFrame, bound once.
 	ringReadFn func(fd uintptr) bool
 	takeFn     func(data []byte) bool
@@ -373,7 +374,7 @@ func (d *tapDevice) leaveRing(err error) {
 	d.ringMu.Lock()
 	defer d.ringMu.Unlock()
 	d.ringReaderGone, d.ringErr = true, err
-	if d.closed.Load() {
+	if d.ringCloseSeen {
 		d.deferred.Close()
 	}
 }
@@ -395,7 +396,8 @@ func (d *tapDevice) readRing(uintptr) bool {
 }
 
 // takeFrame copies one frame the ring read (after its virtio-net header on
-// a vnet TAP) into the next buffer; false drops it, counted.
+// a vnet TAP) into the next buffer; false drops it (counted, but for a
+// read no longer than the header, which holds no frame).
 func (d *tapDevice) takeFrame(data []byte) bool {
 	hdr := 0
 	if d.vnet.on {
@@ -551,7 +553,10 @@ func (d *tapDevice) Close() error {
 	}
 	err := d.file.Close()
 	if d.deferred != nil {
+		// Whichever of Close and the leaving reader comes second closes
+		// the ring.
 		d.ringMu.Lock()
+		d.ringCloseSeen = true
 		if !d.ringRead || d.ringReaderGone {
 			d.deferred.Close()
 		}
