@@ -80,11 +80,32 @@ func (w *Writer) BindReading(fd, size int) error {
 		r.close()
 		return fmt.Errorf("%w: %w", ErrNoRingRead, err)
 	}
+	w.handover.Lock()
+	defer w.handover.Unlock()
+	if w.closeSeen {
+		b.close()
+		r.close()
+		return errors.New("deferwrite: closed")
+	}
 	// The old ring's polls, if any were armed, go with it.
 	old := w.r
 	w.r, w.rd = r, &ringReader{fd: fd, bufs: b}
 	old.close()
 	return nil
+}
+
+// LeaveReading is the bound reader's last step, on its thread, once it
+// will read no more (it was woken to close, or its descriptor failed): it
+// cancels the read (StopReading), so that the ring holds the descriptor no
+// more, and releases the ring if Close came first.
+func (w *Writer) LeaveReading() {
+	_ = w.StopReading()
+	w.handover.Lock()
+	defer w.handover.Unlock()
+	w.left = true
+	if w.closeSeen {
+		w.release()
+	}
 }
 
 // Reading reports whether BindReading bound w.

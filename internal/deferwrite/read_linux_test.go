@@ -64,9 +64,7 @@ func newRingLink(t *testing.T, size int) *ringLink {
 		requireRing(t, err.Error())
 	}
 	t.Cleanup(func() {
-		if err := l.w.StopReading(); err != nil {
-			t.Errorf("StopReading: %v", err)
-		}
+		l.w.LeaveReading()
 		l.w.Close()
 		unix.Close(l.fd)
 		l.poller.Close()

@@ -43,14 +43,19 @@ type Options struct {
 // writers (under Options.Lock) while deferring is set, between a
 // StartDeferring and the next StopDeferring, and to the reader otherwise.
 type Writer struct {
-	o         Options
-	r         *uring
-	rd        *ringReader // set by BindReading
-	deferring bool
-	n         int
-	slots     [Slots][SlotSize]byte
-	frames    [Slots][]byte // the queued frames, in slots
-	iov       [Slots][2]unix.Iovec
+	o  Options
+	r  *uring
+	rd *ringReader // set by BindReading
+	// A bound ring is its reader thread's: Close leaves it to the reader
+	// when the reader has not left (LeaveReading); whichever comes second
+	// releases it (handover guards these).
+	handover             sync.Mutex
+	closeSeen, left, off bool
+	deferring            bool
+	n                    int
+	slots                [Slots][SlotSize]byte
+	frames               [Slots][]byte // the queued frames, in slots
+	iov                  [Slots][2]unix.Iovec
 }
 
 // Open returns a Writer deferring for o and sets o.Poller's Waiter; nil
@@ -65,8 +70,24 @@ func Open(o Options) *Writer {
 	return w
 }
 
-// Close releases the ring; call it once the reader has returned.
+// Close releases the ring; call it once the reader has returned, or, with
+// a reader bound (BindReading), once it was woken: if it has not left yet
+// (LeaveReading), it releases the ring as it does.
 func (w *Writer) Close() {
+	w.handover.Lock()
+	defer w.handover.Unlock()
+	w.closeSeen = true
+	if w.rd == nil || w.left {
+		w.release()
+	}
+}
+
+// release closes the ring and unmaps its buffers, once (handover held).
+func (w *Writer) release() {
+	if w.off {
+		return
+	}
+	w.off = true
 	w.r.close()
 	if w.rd != nil {
 		w.rd.bufs.close()

@@ -244,12 +244,10 @@ type tapDevice struct {
 	// it, it reads the frames too (ringRead).
 	deferred *deferwrite.Writer
 	ringRead bool
-	// With ringRead the reader owns the ring, and closes it as it leaves
-	// if Close came first (ringMu guards the hand-over).
-	ringMu         sync.Mutex
-	ringReaderGone bool  // the reader left after ringErr: no more reads
-	ringErr        error // the reader's
-	ringCloseSeen  bool  // Close came to hand the ring over
+	// ringGone: the ring's reader left after ringErr (no more reads; the
+	// reader goroutine's alone).
+	ringGone bool
+	ringErr  error
 	// ringReadFn and takeFn are readRing and takeFrame, bound once.
 	ringReadFn func(fd uintptr) bool
 	takeFn     func(data []byte) bool
@@ -298,7 +296,7 @@ func (d *tapDevice) setPersist() error {
 // ReadFrames implements ethlink.BatchReader: it waits for one frame, then
 // takes whatever else is already queued, up to len(bufs).
 func (d *tapDevice) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
-	if d.ringReaderGone {
+	if d.ringGone {
 		return 0, d.ringErr
 	}
 	if d.closed.Load() {
@@ -352,8 +350,6 @@ func (d *tapDevice) BindReader(bufSize int) {
 	if d.vnet.on {
 		size += vnet.HdrSize
 	}
-	d.ringMu.Lock()
-	defer d.ringMu.Unlock()
 	if d.closed.Load() {
 		return
 	}
@@ -366,17 +362,12 @@ func (d *tapDevice) BindReader(bufSize int) {
 
 // leaveRing is the ring reader's last step, on its thread, after a read
 // failed with err or was woken to close: the multishot read is cancelled,
-// so the ring no longer holds the TAP, and the ring is closed if Close has
-// been. Later reads return err: the ring is the reader thread's, and the
-// errors that end it (the TAP deleted, Close) are for good.
+// so the ring no longer holds the TAP (deferwrite.Writer.LeaveReading).
+// Later reads return err: the ring is the reader thread's, and the errors
+// that end it (the TAP deleted, Close) are for good.
 func (d *tapDevice) leaveRing(err error) {
-	_ = d.deferred.StopReading()
-	d.ringMu.Lock()
-	defer d.ringMu.Unlock()
-	d.ringReaderGone, d.ringErr = true, err
-	if d.ringCloseSeen {
-		d.deferred.Close()
-	}
+	d.ringGone, d.ringErr = true, err
+	d.deferred.LeaveReading()
 }
 
 // readRing reads through the ring (BindReader): it returns with a frame
@@ -553,14 +544,9 @@ func (d *tapDevice) Close() error {
 	}
 	err := d.file.Close()
 	if d.deferred != nil {
-		// Whichever of Close and the leaving reader comes second closes
-		// the ring.
-		d.ringMu.Lock()
-		d.ringCloseSeen = true
-		if !d.ringRead || d.ringReaderGone {
-			d.deferred.Close()
-		}
-		d.ringMu.Unlock()
+		// A ring bound to the reader is released by the reader as it
+		// leaves, if it has not yet.
+		d.deferred.Close()
 	}
 	return err
 }
