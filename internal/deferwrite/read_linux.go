@@ -3,6 +3,7 @@
 package deferwrite
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,11 @@ type ringReader struct {
 	fd    int
 	bufs  *bufRing
 	armed bool // the multishot read is on
+	// With recvmsg, msg gives the room for each message's name and
+	// control data; nameLen and controlLen are that room.
+	recvmsg             bool
+	msg                 unix.Msghdr
+	nameLen, controlLen int
 	// The frames read and not taken: buffer ids and sizes, a FIFO.
 	bid     [readBufs]uint16
 	size    [readBufs]int32
@@ -57,6 +63,60 @@ type ringReader struct {
 // the kernel keeps the reads' work for its io_uring_enter. It returns
 // ErrNoRingRead, w unchanged, where the kernel cannot.
 func (w *Writer) BindReading(fd, size int) error {
+	return w.bind(&ringReader{fd: fd}, size)
+}
+
+// BindRecvMsg is BindReading for a socket whose messages come with a
+// name and control data (an AF_PACKET socket's sockaddr_ll and
+// PACKET_AUXDATA): a multishot recvmsg takes each message into a buffer
+// holding the kernel's io_uring_recvmsg_out, nameLen bytes for the name,
+// controlLen for the control data and up to size bytes of payload; take
+// gets the whole of it, which ParseRecvMsg splits (Linux 6.0 and later,
+// which the ring's setup implies).
+func (w *Writer) BindRecvMsg(fd, size, nameLen, controlLen int) error {
+	rd := &ringReader{fd: fd, recvmsg: true, nameLen: nameLen, controlLen: controlLen}
+	rd.msg.Namelen = uint32(nameLen)
+	rd.msg.SetControllen(controlLen)
+	return w.bind(rd, uringRecvMsgOutSize+nameLen+controlLen+size)
+}
+
+// RecvMsg is one message a multishot recvmsg brought (BindRecvMsg).
+type RecvMsg struct {
+	// Name and Control are the message's name and control data, cut to
+	// the room they had.
+	Name, Control []byte
+	// Payload is what was received of the payload; PayloadLen the
+	// payload's whole length, more when it was cut (Flags has
+	// MSG_TRUNC).
+	Payload    []byte
+	PayloadLen int
+	Flags      uint32
+}
+
+// ParseRecvMsg splits a buffer a multishot recvmsg filled (what take got)
+// into its parts; false when it is too short to hold them.
+func (w *Writer) ParseRecvMsg(data []byte) (RecvMsg, bool) {
+	rd := w.rd
+	head := uringRecvMsgOutSize + rd.nameLen + rd.controlLen
+	if len(data) < head {
+		return RecvMsg{}, false
+	}
+	ne := binary.NativeEndian
+	nameLen := min(int(ne.Uint32(data[0:])), rd.nameLen)
+	controlLen := min(int(ne.Uint32(data[4:])), rd.controlLen)
+	name := data[uringRecvMsgOutSize:]
+	control := name[rd.nameLen:]
+	return RecvMsg{
+		Name:       name[:nameLen],
+		Control:    control[:controlLen],
+		Payload:    data[head:],
+		PayloadLen: int(ne.Uint32(data[8:])),
+		Flags:      ne.Uint32(data[12:]),
+	}, true
+}
+
+// bind makes the ring that reads for rd, with reads of up to size bytes.
+func (w *Writer) bind(rd *ringReader, size int) error {
 	if size <= 0 || size > 1<<16 {
 		return fmt.Errorf("deferwrite: read buffer size %d out of range", size)
 	}
@@ -87,10 +147,15 @@ func (w *Writer) BindReading(fd, size int) error {
 		r.close()
 		return errors.New("deferwrite: closed")
 	}
-	// The old ring's polls, if any were armed, go with it.
-	old := w.r
-	w.r, w.rd = r, &ringReader{fd: fd, bufs: b}
+	// The old ring's polls, if any were armed, go with it (and its
+	// buffers, bound again).
+	old, oldRd := w.r, w.rd
+	rd.bufs = b
+	w.r, w.rd = r, rd
 	old.close()
+	if oldRd != nil {
+		oldRd.bufs.close()
+	}
 	return nil
 }
 
@@ -140,7 +205,7 @@ func (w *Writer) ReadFrames(p *pollread.Poller, max int, take func(data []byte) 
 		// The slots are the reader's: StopDeferring ended the dispatch.
 		r := w.r
 		writes := w.submitQueued(rd.fd)
-		if !rd.armed && r.readMultishot(rd.fd, 0, uringReadData) {
+		if !rd.armed && rd.arm(r) {
 			rd.armed = true
 		}
 		if !r.wakeArmed && r.pollIn(p.EventFD(), uringWakeData) {
@@ -150,6 +215,14 @@ func (w *Writer) ReadFrames(p *pollread.Poller, max int, take func(data []byte) 
 			return n, fmt.Errorf("io_uring_enter: %w", err)
 		}
 	}
+}
+
+// arm queues the multishot read or recvmsg.
+func (rd *ringReader) arm(r *uring) bool {
+	if rd.recvmsg {
+		return r.recvMsgMultishot(rd.fd, 0, &rd.msg, uringReadData)
+	}
+	return r.readMultishot(rd.fd, 0, uringReadData)
 }
 
 // StopReading, on the bound thread, cancels the multishot read and waits

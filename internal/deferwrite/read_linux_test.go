@@ -343,3 +343,53 @@ func TestRingDropsWhatDoesNotFit(t *testing.T) {
 		t.Errorf("TakeTooBig = %d, want 2", tooBig)
 	}
 }
+
+// TestRingRecvMsg: bound with recvmsg, each record comes with its control
+// data (here SCM_CREDENTIALS, which SO_PASSCRED adds to every message), in
+// order, the payload whole.
+func TestRingRecvMsg(t *testing.T) {
+	l := newRingLink(t, 512)
+	if err := unix.SetsockoptInt(l.fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		t.Fatal(err)
+	}
+	controlLen := unix.CmsgSpace(unix.SizeofUcred)
+	// Bind again, with recvmsg: the ring made by newRingLink goes.
+	l.w.LeaveReading()
+	l.w.left = false
+	if err := l.w.BindRecvMsg(l.fd, 512, 16, controlLen); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []RecvMsg
+	l.takeFn = func(data []byte) bool {
+		m, ok := l.w.ParseRecvMsg(data)
+		if !ok {
+			t.Errorf("ParseRecvMsg(%d bytes): too short", len(data))
+			return false
+		}
+		m.Name, m.Control, m.Payload = bytes.Clone(m.Name), bytes.Clone(m.Control), bytes.Clone(m.Payload)
+		msgs = append(msgs, m)
+		return true
+	}
+	want := [][]byte{record(1, 100), record(2, 200), record(3, 300)}
+	if err := l.send(want...); err != nil {
+		t.Fatal(err)
+	}
+	for len(msgs) < len(want) {
+		if _, err := l.read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, m := range msgs {
+		if !bytes.Equal(m.Payload, want[i]) || m.PayloadLen != len(want[i]) || m.Flags != 0 {
+			t.Errorf("message %d: payload %d bytes (of %d), flags %#x; want record %d whole", i, len(m.Payload), m.PayloadLen, m.Flags, i+1)
+		}
+		cmsgs, err := unix.ParseSocketControlMessage(m.Control)
+		if err != nil || len(cmsgs) != 1 {
+			t.Fatalf("message %d: control data %x: %v", i, m.Control, err)
+		}
+		cred, err := unix.ParseUnixCredentials(&cmsgs[0])
+		if err != nil || cred.Pid != int32(os.Getpid()) {
+			t.Errorf("message %d: credentials %+v, %v; want this process's", i, cred, err)
+		}
+	}
+}

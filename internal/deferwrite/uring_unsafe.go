@@ -34,6 +34,9 @@ const (
 	uringSetupDeferTaskrun = 1 << 13
 	uringOpReadMultishot   = 49
 	uringOpAsyncCancel     = 14
+	uringOpRecvMsg         = 10
+	uringRecvMultishot     = 1 << 1 // in the SQE's ioprio
+	uringRecvMsgOutSize    = 16     // struct io_uring_recvmsg_out
 	uringSQEBufferSelect   = 1 << 5
 	uringRegisterProbe     = 8
 	uringRegisterPbufRing  = 22
@@ -164,6 +167,15 @@ func (r *uring) pollIn(fd int, data uint64) bool {
 // group bgid, until it fails or the group runs out of buffers.
 func (r *uring) readMultishot(fd int, bgid uint16, data uint64) bool {
 	return r.push(uringSQE{opcode: uringOpReadMultishot, flags: uringSQEBufferSelect, fd: int32(fd), bufIndex: bgid, userData: data})
+}
+
+// recvMsgMultishot receives messages on socket fd again and again, each
+// into a buffer of group bgid laid out as io_uring_recvmsg_out, the name,
+// the control data and the payload (msg says how much room the name and
+// the control data get; the kernel copies it when it takes the entry).
+func (r *uring) recvMsgMultishot(fd int, bgid uint16, msg *unix.Msghdr, data uint64) bool {
+	return r.push(uringSQE{opcode: uringOpRecvMsg, flags: uringSQEBufferSelect, ioprio: uringRecvMultishot, fd: int32(fd),
+		addr: uint64(uintptr(unsafe.Pointer(msg))), len: 1, bufIndex: bgid, userData: data})
 }
 
 // cancel cancels the request whose user data is target.

@@ -79,9 +79,17 @@ func (b *mmsgBatch) auxdata(i int) (unix.TpacketAuxdata, bool) {
 	if int(b.msgs[i].hdr.Controllen) < unix.CmsgLen(sizeofAuxdata) {
 		return unix.TpacketAuxdata{}, false
 	}
-	ctrl := b.ctrl[i*auxdataSpace : (i+1)*auxdataSpace]
+	return auxdataIn(b.ctrl[i*auxdataSpace : (i+1)*auxdataSpace])
+}
+
+// auxdataIn returns the PACKET_AUXDATA that control data ctrl starts
+// with, if it does.
+func auxdataIn(ctrl []byte) (unix.TpacketAuxdata, bool) {
+	if len(ctrl) < unix.CmsgLen(sizeofAuxdata) {
+		return unix.TpacketAuxdata{}, false
+	}
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
-	if h.Level != unix.SOL_PACKET || h.Type != unix.PACKET_AUXDATA {
+	if h.Level != unix.SOL_PACKET || h.Type != unix.PACKET_AUXDATA || int(h.Len) < unix.CmsgLen(sizeofAuxdata) {
 		return unix.TpacketAuxdata{}, false
 	}
 	return *(*unix.TpacketAuxdata)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)])), true
@@ -104,4 +112,13 @@ func sendmmsg(fd int, msgs []mmsghdr) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
+}
+
+// pkttypeIn returns the packet type of a received frame's sockaddr_ll
+// name; 0 (PACKET_HOST) when name is too short to hold one.
+func pkttypeIn(name []byte) uint8 {
+	if len(name) < unix.SizeofSockaddrLinklayer {
+		return unix.PACKET_HOST
+	}
+	return (*unix.RawSockaddrLinklayer)(unsafe.Pointer(&name[0])).Pkttype
 }

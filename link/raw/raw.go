@@ -144,6 +144,10 @@ type DeviceStats struct {
 	RxTruncated atomic.Uint64
 	// RxOutgoing counts our own frames looped back to the socket, dropped.
 	RxOutgoing atomic.Uint64
+	// RxRing counts frames received through the ring (the read loop's
+	// multishot recvmsg, internal/deferwrite) rather than by recvmmsg: all
+	// of them on a kernel that can (Linux 6.7 and later).
+	RxRing atomic.Uint64
 	// RxChecksumCompleted counts frames whose TCP or UDP checksum the
 	// kernel left to offload and the reader filled in.
 	RxChecksumCompleted atomic.Uint64

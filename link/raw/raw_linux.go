@@ -175,8 +175,16 @@ type packetSocket struct {
 	// deferred, when set, takes the frames written between two ReadFrames
 	// (the reader's own replies, and anything else written meanwhile) and
 	// writes them with the next wait for a frame, in one io_uring_enter
-	// (internal/deferwrite); nil without io_uring.
+	// (internal/deferwrite); nil without io_uring. Once BindReader bound
+	// it, it receives the frames too (ringRead); ringGone: the ring's
+	// reader left after ringErr (the reader goroutine's alone).
 	deferred *deferwrite.Writer
+	ringRead bool
+	ringGone bool
+	ringErr  error
+	// ringReadFn and takeFn are readRing and takeFrame, bound once.
+	ringReadFn func(fd uintptr) bool
+	takeFn     func(data []byte) bool
 }
 
 // newPacketSocket takes f, closing it on error.
@@ -188,6 +196,8 @@ func newPacketSocket(f *os.File, iface string, ifindex int, stats *DeviceStats) 
 	s := &packetSocket{iface: iface, ifindex: ifindex, file: file, rc: file.RawConn(), poll: file.Poller(),
 		done: make(chan struct{}), stats: stats, rx: newRecvBatch(batchSize)}
 	s.readFn = s.readSome
+	s.ringReadFn = s.readRing
+	s.takeFn = s.takeFrame
 	s.writeFn = s.writeAll
 	s.writeDirectFn = s.writeDirect
 	s.deferred = deferwrite.Open(deferwrite.Options{
@@ -210,15 +220,22 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	if s.ringGone {
+		return 0, s.ringErr
+	}
 	if s.deferred != nil {
 		s.deferred.StopDeferring()
 	}
+	read := s.readFn
+	if s.ringRead {
+		read = s.ringReadFn
+	}
 	for {
 		if s.closed.Load() {
-			return 0, link.ErrClosed
+			return 0, s.leaveRing(link.ErrClosed)
 		}
 		s.rbufs, s.rsizes, s.rn, s.rerr = bufs, sizes, 0, nil
-		err := s.file.Read(s.readFn)
+		err := s.file.Read(read)
 		n := s.rn
 		if err == nil {
 			err = s.rerr
@@ -233,13 +250,81 @@ func (s *packetSocket) ReadFrames(bufs [][]byte, sizes []int) (int, error) {
 			return n, nil
 		}
 		if !errors.Is(err, unix.ENETDOWN) || s.closed.Load() {
-			return n, s.readError(err)
+			return n, s.leaveRing(s.readError(err))
 		}
 		s.stats.InterfaceDown.Add(1)
 		if werr := s.waitUp(); werr != nil {
-			return 0, s.readError(errors.Join(err, werr))
+			return 0, s.leaveRing(s.readError(errors.Join(err, werr)))
 		}
 	}
+}
+
+// BindReader implements ethlink.ReaderBinder: from now on the calling
+// goroutine, locked to its thread, receives through the write ring
+// (deferwrite.Writer.BindRecvMsg): a multishot recvmsg takes the frames,
+// their sockaddr_ll and PACKET_AUXDATA as they come, and one
+// io_uring_enter per batch submits the batch's replies and waits for the
+// next frames, instead of a recvmmsg and a sendmmsg or io_uring_enter.
+// Where the kernel cannot, reads stay on poll(2) and recvmmsg.
+func (s *packetSocket) BindReader(bufSize int) {
+	if s.deferred == nil || s.closed.Load() {
+		return
+	}
+	var err error
+	if cerr := s.rc.Control(func(fd uintptr) {
+		err = s.deferred.BindRecvMsg(int(fd), bufSize, unix.SizeofSockaddrLinklayer, auxdataSpace)
+	}); cerr != nil {
+		err = cerr
+	}
+	s.ringRead = err == nil
+}
+
+// leaveRing is the ring reader's last step, on its thread, when it reads
+// no more (err, which it returns): the multishot recvmsg is cancelled, so
+// the ring no longer holds the socket (deferwrite.Writer.LeaveReading).
+// Later reads return err. Without the ring it only returns err.
+func (s *packetSocket) leaveRing(err error) error {
+	if s.ringRead && !s.ringGone {
+		s.ringGone, s.ringErr = true, err
+		s.deferred.LeaveReading()
+	}
+	return err
+}
+
+// readRing receives through the ring (BindReader): it returns with a
+// frame or more, an error, or once woken.
+func (s *packetSocket) readRing(uintptr) bool {
+	s.rn, s.rerr = s.deferred.ReadFrames(s.poll, len(s.rbufs), s.takeFn)
+	s.stats.RxRing.Add(uint64(s.rn))
+	if n := s.deferred.TakeTooBig(); n > 0 {
+		s.stats.RxTruncated.Add(uint64(n))
+	}
+	if s.rerr != nil && !errors.Is(s.rerr, unix.ENETDOWN) {
+		// Before Close, waiting for this read to return, closes the
+		// descriptor.
+		_ = s.deferred.StopReading()
+	}
+	return true
+}
+
+// takeFrame copies one frame the ring received into the next buffer,
+// checked as readSome checks its own; false drops it, counted.
+func (s *packetSocket) takeFrame(data []byte) bool {
+	m, ok := s.deferred.ParseRecvMsg(data)
+	if !ok {
+		s.stats.RxTruncated.Add(1)
+		return false
+	}
+	buf := s.rbufs[s.rn]
+	truncated := m.Flags&unix.MSG_TRUNC != 0 || m.PayloadLen > len(m.Payload) || len(m.Payload) > len(buf)
+	aux, auxOK := auxdataIn(m.Control)
+	size, ok := s.frameIn(buf, copy(buf, m.Payload), truncated, pkttypeIn(m.Name), aux, auxOK)
+	if !ok {
+		return false
+	}
+	s.rsizes[s.rn] = size
+	s.rn++
+	return true
 }
 
 // interfacePoll is how often a reader whose interface went down looks
@@ -311,26 +396,10 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 		kept := 0
 		for i := 0; i < got; i++ {
 			m := &s.rx.msgs[i]
-			if m.hdr.Flags&unix.MSG_TRUNC != 0 {
-				s.stats.RxTruncated.Add(1)
+			aux, auxOK := s.rx.auxdata(i)
+			size, ok := s.frameIn(s.rbufs[i], int(m.len), m.hdr.Flags&unix.MSG_TRUNC != 0, s.rx.names[i].Pkttype, aux, auxOK)
+			if !ok {
 				continue
-			}
-			if s.rx.names[i].Pkttype == unix.PACKET_OUTGOING {
-				s.stats.RxOutgoing.Add(1)
-				continue
-			}
-			size := int(m.len)
-			aux, ok := s.rx.auxdata(i)
-			if ok && aux.Status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-				if vnet.CompleteChecksum(s.rbufs[i][:size]) {
-					s.stats.RxChecksumCompleted.Add(1)
-				}
-			}
-			if ok && aux.Status&unix.TP_STATUS_VLAN_VALID != 0 {
-				if size = retag(s.rbufs[i], size, aux); size == 0 {
-					s.stats.RxTruncated.Add(1)
-					continue
-				}
 			}
 			s.rbufs[kept], s.rbufs[i] = s.rbufs[i], s.rbufs[kept]
 			s.rsizes[kept] = size
@@ -341,6 +410,33 @@ func (s *packetSocket) readSome(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// frameIn checks a frame read into buf (size bytes, cut to fit when
+// truncated) with the packet type and auxiliary data it came with: it
+// completes a checksum the kernel left partial, puts back a VLAN tag the
+// kernel took off, and returns the frame's size; false drops it, counted.
+func (s *packetSocket) frameIn(buf []byte, size int, truncated bool, pkttype uint8, aux unix.TpacketAuxdata, auxOK bool) (int, bool) {
+	if truncated {
+		s.stats.RxTruncated.Add(1)
+		return 0, false
+	}
+	if pkttype == unix.PACKET_OUTGOING {
+		s.stats.RxOutgoing.Add(1)
+		return 0, false
+	}
+	if auxOK && aux.Status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+		if vnet.CompleteChecksum(buf[:size]) {
+			s.stats.RxChecksumCompleted.Add(1)
+		}
+	}
+	if auxOK && aux.Status&unix.TP_STATUS_VLAN_VALID != 0 {
+		if size = retag(buf, size, aux); size == 0 {
+			s.stats.RxTruncated.Add(1)
+			return 0, false
+		}
+	}
+	return size, true
 }
 
 // retag puts back the 802.1Q tag that the kernel took off a frame of
