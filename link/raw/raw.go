@@ -33,7 +33,15 @@
 //     kernel left to offload), with no ring geometry to tune against the
 //     MTU.
 //
-// A batch of up to 32 frames costs one syscall either way.
+// A batch of up to 32 frames costs one syscall either way. On Linux 6.7
+// and later the endpoint's reader, locked to its thread, receives through
+// io_uring instead (internal/deferwrite; DeviceStats.RxRing): one multishot
+// recvmsg takes each frame with its sockaddr_ll and PACKET_AUXDATA into a
+// provided buffer as it comes, and one io_uring_enter per batch submits
+// the batch's replies and waits for the next frames, where recvmmsg and
+// the writes made two system calls per batch; the frames are copied out
+// of the ring's buffers as they would be out of a PACKET_MMAP ring, but
+// handed over as they come, not by block.
 //
 // # Offloads
 //
