@@ -244,12 +244,7 @@ func (w *Writer) StopReading() error {
 			if !ok {
 				break
 			}
-			switch data {
-			case uringReadData:
-				rd.completed(res, flags)
-			case uringWakeData:
-				r.wakeArmed = false
-			}
+			w.completed(data, res, flags)
 		}
 	}
 	rd.take(len(rd.bid), func([]byte) bool { return false })

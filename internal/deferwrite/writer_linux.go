@@ -200,6 +200,29 @@ func (w *Writer) submitQueued(fd int) (writes uint32) {
 	return writes
 }
 
+// completed takes one completion: a write's (its failure counted), a
+// poll's, the wake's, the read's or the cancel's. It reports whether the
+// wait may end for it (the descriptor readable, a frame read, the wake).
+func (w *Writer) completed(data uint64, res int32, flags uint32) bool {
+	r := w.r
+	switch data {
+	case uringPollData:
+		r.pollArmed = false
+		return true
+	case uringWakeData:
+		r.wakeArmed = false
+		return true
+	case uringReadData:
+		return w.rd.completed(res, flags)
+	case uringCancelData:
+		return false
+	}
+	if res < 0 {
+		w.o.Errors.Add(1)
+	}
+	return false
+}
+
 // reap submits what is queued and takes completions until every one of
 // writes is done (the slots are reused once it returns) and, with
 // needReady, until the descriptor is readable, a frame was read or the
@@ -221,21 +244,10 @@ func (w *Writer) reap(writes uint32, needReady bool) error {
 			if !ok {
 				break
 			}
-			switch data {
-			case uringPollData:
-				r.pollArmed, ready = false, true
-			case uringWakeData:
-				r.wakeArmed, ready = false, true
-			case uringReadData:
-				if w.rd.completed(res, flags) {
-					ready = true
-				}
-			case uringCancelData:
-			default:
+			if w.completed(data, res, flags) {
+				ready = true
+			} else if data < Slots {
 				writes--
-				if res < 0 {
-					w.o.Errors.Add(1)
-				}
 			}
 		}
 		wait = writes
