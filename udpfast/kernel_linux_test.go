@@ -253,9 +253,13 @@ func TestKernelPeer(t *testing.T) {
 	kp := newKernelPeer(t)
 	oldMAC := kp.kernelMAC()
 
-	// 1. Checksums, IPv4 and IPv6: the first datagram of each goes through
-	// netstack (and resolves), the other 49 fast.
+	// 1. Checksums, IPv4 and IPv6: the first datagram of each finds no
+	// entry and starts netstack's resolution, the rest go fast. The first
+	// goes through netstack, unless the kernel's answer came back before
+	// the sender went on (seen on a busy machine: the TAP's reader ran the
+	// answer in while the sender waited for a CPU), when it goes fast too.
 	const perFamily = 50
+	fast := 0
 	c := kp.capture(fmt.Sprintf("udp dst port %d", sink), 2*perFamily)
 	for _, v6 := range []bool{false, true} {
 		snd := kp.snd4
@@ -263,14 +267,22 @@ func TestKernelPeer(t *testing.T) {
 		if v6 {
 			snd, port = kp.snd6, rtp+1
 		}
+		resolutions := kp.table.Stats().Resolutions
 		kp.send(snd, kp.dst(v6))
 		kp.waitEntry(port, kp.dst(v6), "resolution", func(e *policyarp.Entry) bool { return e.State == policyarp.Valid })
 		for i := 1; i < perFamily; i++ {
 			kp.send(snd, kp.dst(v6))
 		}
-		if st := snd.Stats(); st.Fast != perFamily-1 || st.FallbackTotal() != 1 {
-			t.Fatalf("v6=%v: stats %+v", v6, st)
+		st := snd.Stats()
+		if got := kp.table.Stats().Resolutions - resolutions; got != 1 {
+			t.Errorf("v6=%v: the table started %d resolutions, want 1", v6, got)
 		}
+		if st.Fast+st.FallbackTotal() != perFamily || st.FallbackTotal() > 1 || (st.FallbackTotal() == 1 && st.Fallback(udpfast.ReasonNoEntry) != 1) {
+			t.Fatalf("v6=%v: stats %+v; want %d fast and the first through netstack for want of an entry, or all %d fast; "+
+				"netstack's neighbours: %s; the kernel's: %s", v6, st, perFamily-1, perFamily, kp.neighbors(), kp.ns.MustIP("neigh", "show", "dev", kp.ifc))
+		}
+		fast += int(st.Fast)
+		t.Logf("v6=%v: %d of %d fast, %d through netstack", v6, st.Fast, perFamily, st.FallbackTotal())
 	}
 	c.wait(t)
 	rows := kp.decode(c)
@@ -300,7 +312,7 @@ func TestKernelPeer(t *testing.T) {
 	if v4n != perFamily || v6n != perFamily {
 		t.Fatalf("%d IPv4 and %d IPv6 frames, want %d each", v4n, v6n, perFamily)
 	}
-	t.Logf("tshark verified the IP and UDP checksums of %d IPv4 and %d IPv6 frames (%d of them fast)", v4n, v6n, 2*(perFamily-1))
+	t.Logf("tshark verified the IP and UDP checksums of %d IPv4 and %d IPv6 frames (%d of them fast)", v4n, v6n, fast)
 
 	// 2. New MAC, announced: the kernel's gratuitous ARP reaches the fast
 	// filter, the entry is invalidated, netstack resolves again.
@@ -382,6 +394,23 @@ func diffFallbacks(a, b udpfast.Stats) map[string]uint64 {
 		}
 	}
 	return m
+}
+
+// neighbors lists netstack's neighbour entries, both families.
+func (kp *kernelPeer) neighbors() string {
+	var b strings.Builder
+	now := kp.st.Netstack().Clock().NowMonotonic()
+	for _, proto := range []tcpip.NetworkProtocolNumber{header.IPv4ProtocolNumber, header.IPv6ProtocolNumber} {
+		nbrs, err := kp.st.Netstack().Neighbors(kp.st.NICID(0), proto)
+		if err != nil {
+			fmt.Fprintf(&b, "[%v: %s] ", proto, err)
+			continue
+		}
+		for _, n := range nbrs {
+			fmt.Fprintf(&b, "[%s %s %s updated %v ago] ", n.Addr, n.State, n.LinkAddr, now.Sub(n.UpdatedAt))
+		}
+	}
+	return b.String()
 }
 
 // neighborState describes netstack's neighbour entry for addr.
