@@ -39,7 +39,8 @@ import (
 // does no IP or UDP work on the way out; it paces with nanosleep (the Go
 // runtime's timers wake about a millisecond late here). Replies come back
 // to an ordinary UDP socket bound to the frames' source, read in batches
-// with recvmmsg (golang.org/x/net's ReadBatch): the kernel is the peer. When
+// with recvmmsg (golang.org/x/net's ReadBatch) and UDP_GRO, so a reply
+// train comes in as one message: the kernel is the peer. When
 // it cannot send at the rate asked for, or its own socket dropped replies,
 // it says so: genReply.Limited.
 
@@ -182,6 +183,12 @@ func (g *generator) socket(src netip.AddrPort) (*genSocket, error) {
 		_ = rc.Control(func(fd uintptr) {
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 8<<20)
+			// A reflector's UDP train (a TAP's GSO frame, a kernel
+			// socket's UDP_SEGMENT send) arrives as one message, cut
+			// apart by receive: without it the kernel cuts it and the
+			// generator takes every datagram singly, which made it,
+			// not the path, the limit (Linux 5.0 and later).
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1)
 		})
 	}
 	s := &genSocket{conn: conn, g: g}
@@ -199,8 +206,12 @@ func (s *genSocket) receive() {
 	msgs := make([]ipv4.Message, 64)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
 	for {
+		for i := range msgs {
+			msgs[i].OOB = msgs[i].OOB[:cap(msgs[i].OOB)]
+		}
 		n, err := s.pc.ReadBatch(msgs, 0)
 		if err != nil {
 			return // closed
@@ -209,15 +220,28 @@ func (s *genSocket) receive() {
 		s.mu.Lock()
 		for _, m := range msgs[:n] {
 			b := m.Buffers[0][:m.N]
-			if len(b) < probeHeaderLen || binary.BigEndian.Uint32(b) != probeMagic || binary.BigEndian.Uint32(b[4:]) != s.epoch {
-				continue // not ours, or a late reply of an earlier step
+			seg := groSize(m.OOB[:m.NN])
+			if seg <= 0 {
+				seg = len(b)
 			}
-			s.received++
-			if s.latency {
-				s.rtts = append(s.rtts, time.Duration(now-int64(binary.BigEndian.Uint64(b[16:]))))
+			for len(b) > 0 {
+				d := b[:min(seg, len(b))]
+				b = b[len(d):]
+				s.count(d, now)
 			}
 		}
 		s.mu.Unlock()
+	}
+}
+
+// count counts reply d, if it is one of this step's; s.mu is held.
+func (s *genSocket) count(d []byte, now int64) {
+	if len(d) < probeHeaderLen || binary.BigEndian.Uint32(d) != probeMagic || binary.BigEndian.Uint32(d[4:]) != s.epoch {
+		return // not ours, or a late reply of an earlier step
+	}
+	s.received++
+	if s.latency {
+		s.rtts = append(s.rtts, time.Duration(now-int64(binary.BigEndian.Uint64(d[16:]))))
 	}
 }
 

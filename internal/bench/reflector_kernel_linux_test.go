@@ -111,3 +111,77 @@ func TestKernelReflectorTrains(t *testing.T) {
 func describe(got, want []byte) string {
 	return fmt.Sprintf("got %d bytes starting %x, want %d bytes starting %x", len(got), got[:min(8, len(got))], len(want), want[:min(8, len(want))])
 }
+
+// TestGeneratorCountsTrainsBySegment: the generator's reply socket takes a
+// reply train (UDP_SEGMENT here, a TAP's GSO frame in the bench) as one
+// message and counts every datagram in it, as it counts single replies,
+// and not those of another step.
+func TestGeneratorCountsTrainsBySegment(t *testing.T) {
+	netnstest.Require(t)
+	ns := netnstest.NewNamespace(t)
+	ns.MustIP("link", "set", "lo", "up")
+	g := &generator{start: time.Now(), sockets: map[netip.AddrPort]*genSocket{}}
+	var s *genSocket
+	var client *net.UDPConn
+	err := ns.Enter(func() error {
+		var err error
+		if s, err = g.socket(netip.MustParseAddrPort("127.0.0.1:40000")); err != nil {
+			return err
+		}
+		client, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.conn.Close()
+	defer client.Close()
+	const epoch, n, size = 7, 10, 172
+	s.mu.Lock()
+	s.epoch, s.latency = epoch, true
+	s.mu.Unlock()
+	reply := func(step uint32, seq int) []byte {
+		b := make([]byte, size)
+		binary.BigEndian.PutUint32(b, probeMagic)
+		binary.BigEndian.PutUint32(b[4:], step)
+		binary.BigEndian.PutUint64(b[8:], uint64(seq))
+		binary.BigEndian.PutUint64(b[16:], uint64(g.now()))
+		return b
+	}
+	var train []byte
+	for i := range n {
+		train = append(train, reply(epoch, i)...)
+	}
+	seg := make([]byte, unix.CmsgSpace(2))
+	putCmsgHeader(seg, unix.CmsgLen(2), unix.SOL_UDP, unix.UDP_SEGMENT)
+	binary.NativeEndian.PutUint16(seg[unix.CmsgLen(0):], size)
+	to := s.conn.LocalAddr().(*net.UDPAddr)
+	if _, _, err := client.WriteMsgUDP(train, seg, to); err != nil {
+		t.Fatalf("sending a UDP_SEGMENT train: %v", err)
+	}
+	for _, p := range [][]byte{reply(epoch, n), reply(epoch-1, n+1), reply(epoch, n+2)[:probeHeaderLen-1]} {
+		if _, err := client.WriteToUDP(p, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last datagram is one more of this step's: once it is counted,
+	// every earlier one has been read.
+	if _, err := client.WriteToUDP(reply(epoch, n+3), to); err != nil {
+		t.Fatal(err)
+	}
+	const want = n + 2
+	netnstest.WaitFor(t, netnstest.StateTimeout, fmt.Sprintf("the generator to count %d replies", want), func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.received < want {
+			return fmt.Errorf("%d counted: %w", s.received, netnstest.ErrNotYet)
+		}
+		return nil
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.received != want || len(s.rtts) != want {
+		t.Errorf("counted %d replies with %d round trips, want %d of each (a train of %d, 2 singles; not another step's, not a cut one)",
+			s.received, len(s.rtts), want, n)
+	}
+}
