@@ -145,7 +145,11 @@ func comparisonPlot(rep *Report, suite, title, xLabel string, paths []Path, metr
 				vals[y] = r.PacketsPerSecond * scale
 				maxX = max(maxX, vals[y])
 				ends.XYs = append(ends.XYs, plotter.XY{X: vals[y], Y: float64(y)})
-				ends.Labels = append(ends.Labels, " "+si(r.PacketsPerSecond))
+				bound := ""
+				if r.GeneratorLimited {
+					bound = "≥" // as in the table: the generator was the limit
+				}
+				ends.Labels = append(ends.Labels, " "+bound+si(r.PacketsPerSecond))
 			}
 		}
 		if len(ends.XYs) == 0 {
