@@ -33,13 +33,7 @@ func Checksum(b []byte, initial uint16) uint16 {
 		return checksum.Checksum(b, initial)
 	}
 	n := len(b) &^ (vectorBlock - 1)
-	// The vector loop loads native (little-endian) words. The ones'
-	// complement sum is byte-order independent (RFC 1071 1.2.B): fold it
-	// to 16 bits and swap the bytes to get the big-endian sum.
-	le := Fold(sumVector(b[:n]))
-	// n is a multiple of vectorBlock, so the tail (under 4 bytes) starts on
-	// a word boundary.
-	return checksum.Combine(bits.ReverseBytes16(le), Fold(tailSum(b[n:], uint64(initial))))
+	return finish(sumVector(b[:n]), b[n:], initial)
 }
 
 // Copy copies src into dst, which must be at least as long, and returns
@@ -56,29 +50,30 @@ func Copy(dst, src []byte, initial uint16) uint16 {
 		return checksum.Checksum(src, initial)
 	}
 	n := len(src) &^ (vectorBlock - 1)
-	le := Fold(copySumVector(dst[:n], src[:n]))
+	le := copySumVector(dst[:n], src[:n])
 	for i := n; i < len(src); i++ { // at most 3 bytes: no memmove call
 		dst[i] = src[i]
 	}
-	return checksum.Combine(bits.ReverseBytes16(le), Fold(tailSum(src[n:], uint64(initial))))
+	return finish(le, src[n:], initial)
 }
 
-// tailSum adds the big-endian words of a short tail to acc; an odd last
-// byte is the high half of a word. It does the few loads netstack's code
-// would, without the alignment preamble.
-func tailSum(b []byte, acc uint64) uint64 {
-	for len(b) >= 4 {
-		acc += uint64(binary.BigEndian.Uint32(b)) // no overflow: under 2^31 words
-		b = b[4:]
+// finish adds the tail (under vectorBlock bytes, starting on a word
+// boundary) and initial to the vector loop's sum and folds it. The vector
+// loop loads native (little-endian) words; the ones' complement sum is
+// byte-order independent (RFC 1071 1.2.B), so the tail and initial join it
+// byte-swapped, and one fold and one swap of the total give the big-endian
+// sum: a fold fewer than summing each order apart.
+func finish(le uint64, tail []byte, initial uint16) uint16 {
+	add := uint64(bits.ReverseBytes16(initial))
+	if len(tail) >= 2 {
+		add += uint64(binary.LittleEndian.Uint16(tail))
+		tail = tail[2:]
 	}
-	if len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
+	if len(tail) == 1 {
+		add += uint64(tail[0]) // the high byte of a big-endian word
 	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	return acc
+	sum, carry := bits.Add64(le, add, 0)
+	return bits.ReverseBytes16(Fold(sum + carry))
 }
 
 // Fold reduces a 64-bit ones' complement accumulator to 16 bits, adding the

@@ -21,7 +21,7 @@ func sumVector(b []byte) uint64 {
 	// partial sums with end-around carry.
 	var acc uint64
 	for len(b) > 0 {
-		n := min(len(b), 1<<30)
+		n := min(len(b), maxVectorRun)
 		var carry uint64
 		acc, carry = bits.Add64(acc, sumAVX2(&b[0], n), 0)
 		acc += carry
@@ -34,12 +34,24 @@ func sumVector(b []byte) uint64 {
 func sumAVX2(p *byte, n int) uint64
 
 // copySumVector copies src to dst (as long, at least) and returns what
-// sumVector(src) would. len(src) is a multiple of vectorBlock.
+// sumVector(src) would. len(src) is a multiple of vectorBlock, and not 0.
 func copySumVector(dst, src []byte) uint64 {
-	dst = dst[:len(src)] // bounds check: the assembly writes len(src) bytes
+	if len(src) <= maxVectorRun { // every datagram: one call, no loop
+		dst = dst[:len(src)] // bounds check: the assembly writes len(src) bytes
+		return copySumAVX2(&dst[0], &src[0], len(src))
+	}
+	return copySumVectorLong(dst, src)
+}
+
+// maxVectorRun is the most the assembly sums at once: its plain 64-bit
+// total of 32-bit words cannot overflow under 2^34 bytes.
+const maxVectorRun = 1 << 30
+
+func copySumVectorLong(dst, src []byte) uint64 {
+	dst = dst[:len(src)]
 	var acc uint64
 	for len(src) > 0 {
-		n := min(len(src), 1<<30)
+		n := min(len(src), maxVectorRun)
 		var carry uint64
 		acc, carry = bits.Add64(acc, copySumAVX2(&dst[0], &src[0], n), 0)
 		acc += carry
