@@ -145,11 +145,11 @@ func comparisonPlot(rep *Report, suite, title, xLabel string, paths []Path, metr
 				vals[y] = r.PacketsPerSecond * scale
 				maxX = max(maxX, vals[y])
 				ends.XYs = append(ends.XYs, plotter.XY{X: vals[y], Y: float64(y)})
-				bound := ""
-				if r.GeneratorLimited {
-					bound = "≥" // as in the table: the generator was the limit
+				label := si(r.PacketsPerSecond)
+				if r.Suite == "link" {
+					label = lossFreeRate(r) // as in the table: "≥" where the generator was the limit
 				}
-				ends.Labels = append(ends.Labels, " "+bound+si(r.PacketsPerSecond))
+				ends.Labels = append(ends.Labels, " "+label)
 			}
 		}
 		if len(ends.XYs) == 0 {
