@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/mediastack/mediastack/internal/deferwrite/deferwritetest"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link"
 )
@@ -49,29 +48,9 @@ func TestRingReceivesFramesInOrder(t *testing.T) {
 		binary.BigEndian.PutUint32(f[14:], uint32(i))
 		want[i] = append(f, make([]byte, i%1400)...)
 	}
-	bufs, sizes := readBuffers()
-	var got [][]byte
-	for sent := 0; len(got) < total; {
-		// Keep up to 300 frames ahead of the reads: more than the
-		// ring's buffers, within the socket's receive buffer.
-		if sent < total && sent < len(got)+300 {
-			end := min(len(got)+300, total)
-			if _, err := tx.WriteFrames(want[sent:end]); err != nil {
-				t.Fatal(err)
-			}
-			sent = end
-		}
-		n, err := rx.ReadFrames(bufs, sizes)
-		if err != nil {
-			t.Fatalf("ReadFrames after %d frames: %v", len(got), err)
-		}
-		for i := 0; i < n; i++ {
-			got = append(got, append([]byte(nil), bufs[i][:sizes[i]]...))
-		}
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("frames received (-want +got):\n%s", diff)
-	}
+	bufs, _ := readBuffers()
+	send := func(frames [][]byte) error { _, err := tx.WriteFrames(frames); return err }
+	deferwritetest.ReadsInOrder(t, want, 300, send, rx.ReadFrames, bufs)
 	if n := rx.stats.RxRing.Load(); n != total {
 		t.Errorf("RxRing = %d, want %d", n, total)
 	}

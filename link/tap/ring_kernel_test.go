@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/mediastack/mediastack/internal/deferwrite/deferwritetest"
 	"github.com/mediastack/mediastack/internal/netnstest"
 	"github.com/mediastack/mediastack/link"
 )
@@ -70,30 +70,20 @@ func TestRingReadsFramesInOrder(t *testing.T) {
 		t.Run(map[bool]string{false: "plain", true: "vnet"}[vnet], func(t *testing.T) {
 			d, _, ifi := ringTAP(t, vnet)
 			const total = 600
-			var want, got [][]byte
+			var want [][]byte
 			for i := 0; i < total; i++ {
 				want = append(want, localFrame(i, 60+i%1400))
 			}
-			bufs, sizes := tapBufs()
-			for sent := 0; len(got) < total; {
-				// Keep up to 300 frames ahead of the reads: more than the
-				// ring's buffers, within the TAP's queue (1000).
-				for ; sent < total && sent < len(got)+300; sent++ {
-					if _, err := unix.Write(ifi, want[sent]); err != nil {
-						t.Fatal(err)
+			bufs, _ := tapBufs()
+			send := func(frames [][]byte) error { // a TAP takes one frame per write
+				for _, f := range frames {
+					if _, err := unix.Write(ifi, f); err != nil {
+						return err
 					}
 				}
-				n, err := d.ReadFrames(bufs, sizes)
-				if err != nil {
-					t.Fatalf("ReadFrames after %d frames: %v", len(got), err)
-				}
-				for i := 0; i < n; i++ {
-					got = append(got, append([]byte(nil), bufs[i][:sizes[i]]...))
-				}
+				return nil
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("frames read (-want +got):\n%s", diff)
-			}
+			deferwritetest.ReadsInOrder(t, want, 300, send, d.ReadFrames, bufs)
 			if n := d.stats.RxRing.Load(); n != total {
 				t.Errorf("RxRing = %d, want %d", n, total)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/mediastack/mediastack/internal/netnstest"
@@ -228,5 +229,34 @@ func DeferredRepliesAllocateNothing(t *testing.T, c Case) {
 	}
 	if n := c.Deferred.Load() - before; n < rounds {
 		t.Errorf("%d of %d replies went with a wait, want all", n, rounds)
+	}
+}
+
+// ReadsInOrder has send hand the link's reader the frames of want, at most
+// ahead of them in front of the reads (more than the ring's buffers, within
+// the kernel's queue), reads them with read into bufs, and fails unless
+// they all come, whole and in order.
+func ReadsInOrder(t *testing.T, want [][]byte, ahead int, send func(frames [][]byte) error,
+	read func(bufs [][]byte, sizes []int) (int, error), bufs [][]byte) {
+	t.Helper()
+	sizes := make([]int, len(bufs))
+	var got [][]byte
+	for sent := 0; len(got) < len(want); {
+		if end := min(len(got)+ahead, len(want)); sent < end {
+			if err := send(want[sent:end]); err != nil {
+				t.Fatalf("sending frames %d to %d: %v", sent, end, err)
+			}
+			sent = end
+		}
+		n, err := read(bufs, sizes)
+		if err != nil {
+			t.Fatalf("ReadFrames after %d frames: %v", len(got), err)
+		}
+		for i := range n {
+			got = append(got, bytes.Clone(bufs[i][:sizes[i]]))
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("frames read (-want +got):\n%s", diff)
 	}
 }
